@@ -1,0 +1,1 @@
+"""The orchestrator-free core of artifact_plugins."""

@@ -1,0 +1,256 @@
+"""The Artifact builder: a draft that collects files, references and tables before it is logged."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat as stat_mod
+import tempfile
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from .errors import ArtifactFinalizedError, InvalidInputError
+from .hashing import ChecksumCache, hash_file
+from .manifest import Manifest, ManifestEntry
+from .metadata import validate_description, validate_metadata
+from .naming import join_entry_path, normalize_entry_path, validate_name
+from .references import handler_for
+from .table import Table
+
+if TYPE_CHECKING:
+    from .version import ArtifactVersion
+
+HASH_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class PendingEntry:
+    """A manifest entry plus, for local files, where its bytes come from and the stat they were hashed at."""
+
+    entry: ManifestEntry
+    source: str | None = None
+    stat: os.stat_result | None = None
+
+
+def hash_local_files(paths: Sequence[str], checksum_cache: ChecksumCache | None) -> list[tuple[str, os.stat_result]]:
+    """Digest and stat of each file, skipping rehashing for files the checksum cache knows unchanged."""
+    try:
+        stats = [os.stat(p) for p in paths]
+    except OSError as exc:
+        raise InvalidInputError(f"cannot add {exc.filename!r}: {exc.strerror}") from None
+    known = checksum_cache.lookup(stats) if checksum_cache is not None else [None] * len(paths)
+    todo = [i for i, d in enumerate(known) if d is None]
+    results: list[tuple[str, os.stat_result] | None] = [
+        (d, s) if d is not None else None for d, s in zip(known, stats, strict=True)
+    ]
+    if todo:
+        if len(todo) > 16:
+            with ThreadPoolExecutor(HASH_WORKERS) as pool:
+                hashed = list(pool.map(lambda i: hash_file(paths[i], stats[i]), todo))
+        else:
+            hashed = [hash_file(paths[i], stats[i]) for i in todo]
+        for i, res in zip(todo, hashed, strict=True):
+            results[i] = res
+        if checksum_cache is not None:
+            checksum_cache.remember((st, d) for d, st in hashed)
+    return [r for r in results if r is not None]
+
+
+class Artifact:
+    """A draft artifact: name, type, description, metadata and a set of entries.
+
+    Entries are hashed when added, so the builder always knows its digest. Logging it
+    (``run.log_artifact``) commits a new version or, if the content already exists, reuses it.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        type: str = "dataset",
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = validate_name(name, "artifact name")
+        self.type = validate_name(type, "artifact type")
+        self.description = validate_description(description)
+        self.metadata: dict[str, Any] = validate_metadata(metadata)
+        self._entries: dict[str, PendingEntry] = {}
+        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
+        self._logged: ArtifactVersion | None = None
+        self._checksum_cache: ChecksumCache | None = None
+        self.base: ArtifactVersion | None = None
+
+    def __repr__(self) -> str:
+        return f"<Artifact draft {self.name!r} type={self.type!r} entries={len(self._entries)}>"
+
+    # -- state -----------------------------------------------------------------------------------
+
+    @property
+    def logged_version(self) -> ArtifactVersion | None:
+        """The committed version once this draft was logged."""
+        return self._logged
+
+    def _check_open(self) -> None:
+        if self._logged is not None:
+            raise ArtifactFinalizedError(
+                f"artifact {self.name!r} was already logged as {self._logged.version}; "
+                "call .new_draft() on the version to change it"
+            )
+
+    def _cache(self) -> ChecksumCache | None:
+        if self._checksum_cache is None:
+            from .client import default_checksum_cache
+
+            self._checksum_cache = default_checksum_cache()
+        return self._checksum_cache
+
+    def _put(self, pending: PendingEntry, overwrite: bool) -> ManifestEntry:
+        path = pending.entry.path
+        old = self._entries.get(path)
+        if old is not None and old.entry.digest != pending.entry.digest and not overwrite:
+            raise InvalidInputError(
+                f"artifact {self.name!r} already has a different entry at {path!r}; "
+                "pass overwrite=True to replace it or choose another name"
+            )
+        self._entries[path] = pending
+        return pending.entry
+
+    # -- adding content ------------------------------------------------------------------------
+
+    def add_file(
+        self, local_path: str | os.PathLike[str], name: str | None = None, *, overwrite: bool = False
+    ) -> ManifestEntry:
+        """Add one local file at entry path ``name`` (default: the file's name)."""
+        self._check_open()
+        path = os.fspath(local_path)
+        if not os.path.isfile(path):
+            raise InvalidInputError(f"cannot add file {path!r}: it does not exist or is not a regular file")
+        entry_path = normalize_entry_path(name if name is not None else os.path.basename(path))
+        ((digest, st),) = hash_local_files([path], self._cache())
+        entry = ManifestEntry.model_construct(path=entry_path, digest=digest, size=st.st_size, ref=None, extra={})
+        return self._put(PendingEntry(entry, os.path.abspath(path), st), overwrite)
+
+    def add_dir(
+        self, local_path: str | os.PathLike[str], name: str | None = None, *, overwrite: bool = False
+    ) -> list[ManifestEntry]:
+        """Add every regular file under a directory, recursively, under prefix ``name``.
+
+        Symlinks to files are followed when they stay inside the directory; symlinks that leave
+        it, directory symlinks (loops) and special files (FIFOs, sockets, devices) are skipped.
+        """
+        self._check_open()
+        root = os.path.abspath(os.fspath(local_path))
+        if not os.path.isdir(root):
+            raise InvalidInputError(f"cannot add directory {root!r}: it does not exist or is not a directory")
+        real_root = os.path.realpath(root)
+        files: list[tuple[str, str]] = []
+        for dirpath, dirs, names in os.walk(root):  # followlinks=False: no directory-symlink loops
+            dirs.sort()
+            for fname in sorted(names):
+                full = os.path.join(dirpath, fname)
+                try:
+                    st = os.stat(full)
+                except OSError:
+                    continue  # dangling symlink
+                if not stat_mod.S_ISREG(st.st_mode):
+                    continue
+                if os.path.islink(full) and os.path.commonpath([os.path.realpath(full), real_root]) != real_root:
+                    continue
+                rel = os.path.relpath(full, root).replace(os.sep, "/")
+                files.append((full, join_entry_path(name, rel)))
+        hashed = hash_local_files([f for f, _ in files], self._cache())
+        out = []
+        for (full, entry_path), (digest, st) in zip(files, hashed, strict=True):
+            entry = ManifestEntry.model_construct(path=entry_path, digest=digest, size=st.st_size, ref=None, extra={})
+            out.append(self._put(PendingEntry(entry, full, st), overwrite))
+        return out
+
+    @contextmanager
+    def new_file(self, name: str, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+        """Open a new file that is added at entry path ``name`` when the block exits."""
+        self._check_open()
+        entry_path = normalize_entry_path(name)
+        if self._tmpdir is None:
+            self._tmpdir = tempfile.TemporaryDirectory(prefix="artifact-plugins-")
+        local = Path(self._tmpdir.name) / f"{len(self._entries)}-{os.path.basename(entry_path)}"
+        with open(local, mode, encoding=None if "b" in mode else encoding) as f:
+            yield f
+        self.add_file(local, entry_path, overwrite=True)
+
+    def add_reference(
+        self,
+        uri: str,
+        name: str | None = None,
+        *,
+        checksum: bool = True,
+        max_objects: int | None = 10_000,
+        overwrite: bool = False,
+    ) -> list[ManifestEntry]:
+        """Track an external object or prefix (``file://``, and with extras ``s3://``, ``gs://``, ``http(s)://``)."""
+        self._check_open()
+        entries = handler_for(uri).entries(uri, name, checksum, max_objects)
+        return [self._put(PendingEntry(e), overwrite) for e in entries]
+
+    def add(self, obj: Table, name: str, *, overwrite: bool = False) -> ManifestEntry:
+        """Store a :class:`Table` (or other serialisable object) as ``<name>.table.json``."""
+        if not isinstance(obj, Table):
+            raise InvalidInputError(f"cannot add {type(obj).__name__} objects; supported: Table")
+        path = name if name.endswith(obj.suffix) else name + obj.suffix
+        with self.new_file(path, "wb") as f:
+            f.write(obj.serialize())
+        return self._entries[normalize_entry_path(path)].entry
+
+    def remove(self, path_or_prefix: str) -> int:
+        """Remove the entry at a path, or every entry under a directory prefix; returns how many."""
+        self._check_open()
+        p = normalize_entry_path(path_or_prefix.rstrip("/"))
+        doomed = [k for k in self._entries if k == p or k.startswith(p + "/")]
+        if not doomed:
+            raise InvalidInputError(f"artifact {self.name!r} has no entry at or under {path_or_prefix!r}")
+        for k in doomed:
+            del self._entries[k]
+        return len(doomed)
+
+    def _add_pending(self, pending: PendingEntry) -> None:
+        self._entries[pending.entry.path] = pending
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    @property
+    def entries(self) -> dict[str, ManifestEntry]:
+        """Entries keyed by path."""
+        return {k: v.entry for k, v in self._entries.items()}
+
+    @property
+    def pending(self) -> list[PendingEntry]:
+        """Entries with their local sources (for the commit pipeline)."""
+        return list(self._entries.values())
+
+    def manifest(self) -> Manifest:
+        """The manifest this draft would commit."""
+        return Manifest(p.entry for p in self._entries.values())
+
+    @property
+    def digest(self) -> str:
+        """The version digest this draft would have."""
+        return self.manifest().digest()
+
+    @property
+    def size(self) -> int:
+        """Total bytes of the entries."""
+        return sum(p.entry.size for p in self._entries.values())
+
+    def _mark_logged(self, version: ArtifactVersion) -> None:
+        self._logged = version
+        if self._tmpdir is not None:
+            self._tmpdir.cleanup()
+            self._tmpdir = None
+
+    def __del__(self) -> None:
+        tmp = getattr(self, "_tmpdir", None)
+        if tmp is not None:
+            shutil.rmtree(tmp.name, ignore_errors=True)

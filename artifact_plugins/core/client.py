@@ -1,0 +1,87 @@
+"""The per-process handle on one configuration: its store, registry and caches.
+
+``Run`` and ``Api`` share the same :class:`Client` for equal settings, so a process opens each
+registry and store once. After ``fork`` a fresh client is built (database connections must
+not cross process boundaries).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import cached_property
+from pathlib import Path
+
+from .cache import DownloadCache
+from .config import Settings
+from .hashing import ChecksumCache
+from .manifest import Manifest
+from .registry import Registry, VersionRecord
+from .storage import BlobStore, manifest_key, open_store
+
+
+class Client:
+    """Store + registry + caches for one :class:`Settings`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._manifests: dict[str, Manifest] = {}
+
+    @cached_property
+    def store(self) -> BlobStore:
+        """The blob store."""
+        return open_store(self.settings.store)
+
+    @cached_property
+    def registry(self) -> Registry:
+        """The metadata registry (migrated on first use)."""
+        return Registry(self.settings.registry)
+
+    @cached_property
+    def checksum_cache(self) -> ChecksumCache:
+        """Stat-keyed digests of local files."""
+        return ChecksumCache(Path(self.settings.cache_dir) / "checksums.sqlite")
+
+    @cached_property
+    def download_cache(self) -> DownloadCache:
+        """The bounded cache of fetched remote blobs."""
+        return DownloadCache(self.settings.cache_dir, self.settings.cache_max_bytes)
+
+    def manifest(self, version: VersionRecord) -> Manifest:
+        """The validated manifest of a committed version (memoised; manifests are immutable)."""
+        cached = self._manifests.get(version.digest)
+        if cached is None:
+            cached = Manifest.from_bytes(self.store.get_bytes(version.manifest_key), expected_digest=version.digest)
+            if len(self._manifests) > 64:
+                self._manifests.clear()
+            self._manifests[version.digest] = cached
+        return cached
+
+    def put_manifest(self, manifest: Manifest) -> str:
+        """Store a manifest (if not already there) and return its key."""
+        digest = manifest.digest()
+        key = manifest_key(digest)
+        if not self.store.has(key):
+            self.store.put_bytes(key, manifest.to_bytes())
+        self._manifests[digest] = manifest
+        return key
+
+
+_clients: dict[tuple[Settings, int], Client] = {}
+_lock = threading.Lock()
+
+
+def get_client(settings: Settings | None = None) -> Client:
+    """The shared client for ``settings`` (default: resolved from the environment)."""
+    settings = settings or Settings.resolve()
+    key = (settings, os.getpid())
+    with _lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = Client(settings)
+        return client
+
+
+def default_checksum_cache() -> ChecksumCache:
+    """The checksum cache of the default settings (used by drafts before they know their run)."""
+    return get_client().checksum_cache

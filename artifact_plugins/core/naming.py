@@ -1,0 +1,171 @@
+"""Names, aliases, references and entry paths: parsing and validation.
+
+Every refusal raises a :class:`~artifact_plugins.core.errors.InvalidInputError` subclass whose
+message names the offending value and the rule it broke.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from .errors import InvalidAliasError, InvalidNameError, InvalidPathError, InvalidRefError
+
+NAME_RULE = "1-128 characters from letters, digits, '_', '-' and '.'"
+_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
+_VERSION_RE = re.compile(r"v(\d+)")
+_DIGEST_RE = re.compile(r"blake3:[0-9a-f]{64}")
+MAX_PATH_BYTES = 1024
+LATEST = "latest"
+
+
+def validate_name(value: object, what: str = "artifact name") -> str:
+    """Return ``value`` if it is a valid name (also used for types, projects and entities)."""
+    if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
+        raise InvalidNameError(f"invalid {what} {value!r}: must be {NAME_RULE}")
+    if value in {".", ".."}:
+        raise InvalidNameError(f"invalid {what} {value!r}: '.' and '..' are reserved")
+    return value
+
+
+def validate_alias(value: object) -> str:
+    """Return ``value`` if it is a valid alias: the name alphabet, and never ``v<digits>``."""
+    if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
+        raise InvalidAliasError(f"invalid alias {value!r}: must be {NAME_RULE}")
+    if _VERSION_RE.fullmatch(value):
+        raise InvalidAliasError(f"invalid alias {value!r}: 'v<digits>' is reserved for version numbers")
+    return value
+
+
+def validate_digest(value: object) -> str:
+    """Return ``value`` if it is a ``blake3:<64 lowercase hex>`` digest."""
+    if not isinstance(value, str) or not _DIGEST_RE.fullmatch(value):
+        raise InvalidRefError(f"invalid digest {value!r}: must be 'blake3:' followed by 64 lowercase hex digits")
+    return value
+
+
+def parse_version(value: str) -> int | None:
+    """``"v3"`` -> 3; anything else -> ``None``."""
+    m = _VERSION_RE.fullmatch(value)
+    return int(m.group(1)) if m else None
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A parsed reference ``[[entity/]project/]name[:vN|:alias|@blake3:<hex>]``.
+
+    Exactly one of ``version``, ``alias`` or ``digest`` is set; a bare name means ``:latest``.
+    """
+
+    name: str
+    project: str | None = None
+    entity: str | None = None
+    version: int | None = None
+    alias: str | None = None
+    digest: str | None = None
+
+    @property
+    def selector(self) -> str:
+        """The part after the name, as written in a ref (``:v3``, ``:latest``, ``@blake3:...``)."""
+        if self.digest is not None:
+            return f"@{self.digest}"
+        if self.version is not None:
+            return f":v{self.version}"
+        return f":{self.alias}"
+
+    def __str__(self) -> str:
+        prefix = "/".join(p for p in (self.entity, self.project) if p)
+        return f"{prefix + '/' if prefix else ''}{self.name}{self.selector}"
+
+
+def parse_ref(ref: object) -> Ref:
+    """Parse a reference string; raises :class:`InvalidRefError` naming the ref when it does not parse."""
+    if not isinstance(ref, str) or not ref:
+        raise InvalidRefError(
+            f"invalid artifact ref {ref!r}: expected '[[entity/]project/]name[:vN|:alias|@blake3:<hex>]'"
+        )
+    body, digest, selector = ref, None, None
+    if "@" in body:
+        body, digest = body.split("@", 1)
+        if ":" in body:
+            raise InvalidRefError(f"invalid artifact ref {ref!r}: use either ':version/alias' or '@digest', not both")
+        try:
+            validate_digest(digest)
+        except InvalidRefError as exc:
+            raise InvalidRefError(f"invalid artifact ref {ref!r}: {exc}") from None
+    elif ":" in body:
+        body, selector = body.split(":", 1)
+        if not selector:
+            raise InvalidRefError(f"invalid artifact ref {ref!r}: nothing after ':'")
+    parts = body.split("/")
+    if len(parts) > 3:
+        raise InvalidRefError(f"invalid artifact ref {ref!r}: at most 'entity/project/name' before the version")
+    try:
+        for p in parts:
+            validate_name(p, "name in ref")
+    except InvalidNameError as exc:
+        raise InvalidRefError(f"invalid artifact ref {ref!r}: {exc}") from None
+    name = parts[-1]
+    project = parts[-2] if len(parts) >= 2 else None
+    entity = parts[-3] if len(parts) == 3 else None
+    if digest is not None:
+        return Ref(name, project, entity, digest=digest)
+    if selector is None:
+        return Ref(name, project, entity, alias=LATEST)
+    version = parse_version(selector)
+    if version is not None:
+        return Ref(name, project, entity, version=version)
+    try:
+        validate_alias(selector)
+    except InvalidAliasError as exc:
+        raise InvalidRefError(f"invalid artifact ref {ref!r}: {exc}") from None
+    return Ref(name, project, entity, alias=selector)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def normalize_entry_path(path: object) -> str:
+    """Return the canonical form of an entry path, or raise :class:`InvalidPathError`.
+
+    Entry paths are relative POSIX paths in Unicode NFC. Refused: empty, absolute, ``..``
+    segments, empty segments (``a//b``), NUL or other control characters, backslashes, over
+    1024 bytes in UTF-8. ``./`` segments are dropped.
+    """
+    if not isinstance(path, str):
+        raise InvalidPathError(f"invalid entry path {path!r}: must be a string")
+    rule = None
+    if not path:
+        rule = "must not be empty"
+    elif _CONTROL.search(path):
+        rule = "must not contain NUL or control characters"
+    elif "\\" in path:
+        rule = "must use '/' separators, not backslashes"
+    elif path.startswith("/"):
+        rule = "must be relative, not absolute"
+    elif re.match(r"[A-Za-z]:", path):
+        rule = "must be relative, not a drive path"
+    if rule is None:
+        segments = [s for s in path.split("/") if s != "."]
+        if path.endswith("/"):
+            rule = "must name a file, not end with '/'"
+        elif any(s == "" for s in segments):
+            rule = "must not contain empty segments ('//')"
+        elif any(s == ".." for s in segments):
+            rule = "must not contain '..' segments"
+        elif not segments:
+            rule = "must name a file"
+        else:
+            normal = unicodedata.normalize("NFC", "/".join(segments))
+            if len(normal.encode("utf-8")) > MAX_PATH_BYTES:
+                rule = f"must be at most {MAX_PATH_BYTES} bytes in UTF-8"
+            else:
+                return normal
+    raise InvalidPathError(f"invalid entry path {path!r}: {rule}")
+
+
+def join_entry_path(prefix: str | None, rest: str) -> str:
+    """Join an optional prefix and a relative path into a normalised entry path."""
+    return normalize_entry_path(posixpath.join(prefix, rest) if prefix else rest)

@@ -1,0 +1,52 @@
+"""Reference handlers: entries that point at objects which stay where they are.
+
+A handler turns a URI (a single object or a prefix) into manifest entries that record the
+object's size and remote identity, fetches the exact recorded object later, and reports drift.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from typing import Literal
+
+from ..errors import ArtifactPluginsError
+from ..hashing import digest_bytes
+from ..manifest import ManifestEntry
+
+Drift = Literal["unchanged", "changed", "missing"]
+
+
+class ReferenceChangedError(ArtifactPluginsError):
+    """A referenced object no longer matches what was recorded when it was logged."""
+
+    exit_code = 6
+
+
+class TooManyObjectsError(ArtifactPluginsError, ValueError):
+    """A reference prefix expands to more objects than ``max_objects`` allows."""
+
+    exit_code = 2
+
+
+def identity_digest(uri: str, *identity: object) -> str:
+    """A digest derived from a URI and its remote identity (etag, version, size ...)."""
+    return digest_bytes("\0".join(["ref", uri, *(str(i) for i in identity)]).encode())
+
+
+class ReferenceHandler(ABC):
+    """Tracks objects of one or more URI schemes."""
+
+    schemes: tuple[str, ...] = ()
+
+    @abstractmethod
+    def entries(self, uri: str, name: str | None, checksum: bool, max_objects: int | None) -> list[ManifestEntry]:
+        """Manifest entries for ``uri`` (one object, or every object under a prefix)."""
+
+    @abstractmethod
+    def fetch(self, entry: ManifestEntry, dest: str | os.PathLike[str]) -> None:
+        """Write the exact recorded object to ``dest``; raise :class:`ReferenceChangedError` if it drifted."""
+
+    @abstractmethod
+    def check(self, entry: ManifestEntry) -> Drift:
+        """Compare the live object with the recorded identity, without downloading it."""

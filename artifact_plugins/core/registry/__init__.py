@@ -1,0 +1,14 @@
+"""The metadata registry: SQLAlchemy models, Alembic migrations, and the operations on them."""
+
+from .records import AliasEventRecord, CollectionRecord, CommitResult, EdgeRecord, RunRecord, VersionRecord
+from .registry import Registry
+
+__all__ = [
+    "AliasEventRecord",
+    "CollectionRecord",
+    "CommitResult",
+    "EdgeRecord",
+    "Registry",
+    "RunRecord",
+    "VersionRecord",
+]

@@ -1,0 +1,157 @@
+"""Engines, transactions and schema migrations for the registry database.
+
+SQLite (embedded default) runs in WAL mode; write transactions start with ``BEGIN IMMEDIATE``
+so concurrent writers from many processes queue instead of failing half-way. PostgreSQL
+(team mode) gets a pre-pinged pool and row locks taken by the callers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from ..errors import InvalidConfigError, RegistryError
+from ..redact import redact_uri
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+SQLITE_BUSY_TIMEOUT_S = 60
+
+
+def create_registry_engine(url: str) -> Engine:
+    """An engine for ``url`` configured for many concurrent processes."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise InvalidConfigError(
+            f"invalid registry URL {redact_uri(url)!r}: expected an SQLAlchemy URL such as "
+            "'sqlite:///path/registry.db' or 'postgresql+psycopg://host/db'"
+        ) from None
+    kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        db = parsed.database
+        if db and db != ":memory:":
+            Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
+    else:
+        kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=5, pool_recycle=1800)
+        if parsed.get_backend_name() == "postgresql":
+            kwargs["connect_args"] = {"options": "-c statement_timeout=60000 -c lock_timeout=30000"}
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise InvalidConfigError(
+            f"registry URL {redact_uri(url)!r} needs a database driver that is not installed ({exc}); "
+            "for PostgreSQL install artifact-plugins[postgres]"
+        ) from None
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+@contextmanager
+def transaction(engine: Engine, write: bool) -> Iterator[Connection]:
+    """A connection inside one transaction; ``write=True`` takes SQLite's write lock up front."""
+    with engine.connect() as conn:
+        if write and engine.dialect.name == "sqlite":
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+        with conn.begin():
+            yield conn
+
+
+def _alembic_config(conn: Connection) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest migration revision shipped with this version of the package."""
+    from alembic.script import ScriptDirectory
+
+    cfg = _alembic_config(None)  # type: ignore[arg-type]
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (``None`` for an empty database)."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply migrations up to ``revision``, holding a lock so that concurrent processes take turns."""
+    from alembic import command
+
+    with _migration_lock(engine), engine.connect() as conn:
+        cfg = _alembic_config(conn)
+        command.upgrade(cfg, revision)
+        conn.commit()
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    if engine.dialect.name == "sqlite":
+        from filelock import FileLock
+
+        db = engine.url.database
+        lock_path = f"{db}.migrate.lock" if db and db != ":memory:" else os.devnull + ".lock"
+        with FileLock(lock_path, timeout=120):
+            yield
+    elif engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(727274)"))
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(727274)"))
+                conn.commit()
+    else:
+        yield
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Migrate an empty or older database to the head revision; refuse a newer one."""
+    head = head_revision()
+    current = current_revision(engine)
+    if current == head:
+        return
+    from alembic.script import ScriptDirectory
+
+    known = {s.revision for s in ScriptDirectory.from_config(_alembic_config(None)).walk_revisions()}  # type: ignore[arg-type]
+    if current is not None and current not in known:
+        raise RegistryError(
+            f"registry {redact_uri(str(engine.url))} is at schema revision {current}, which this version of "
+            "artifact_plugins does not know; upgrade artifact_plugins"
+        )
+    upgrade(engine)

@@ -1,0 +1,852 @@
+"""Registry operations: the only place that reads or writes artifact metadata.
+
+Every write is one short transaction (never held open around blob transfers). Version
+allocation, dedup and alias moves are serialised per collection: SQLite writers queue on
+``BEGIN IMMEDIATE``; PostgreSQL writers lock the collection row. Unique constraints back both,
+and transactions that lose a race on them are retried.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from ..errors import (
+    AliasConflictError,
+    AliasedVersionError,
+    ArtifactNotFoundError,
+    RegistryError,
+    RunNotFoundError,
+    TypeMismatchError,
+)
+from ..naming import LATEST, Ref
+from ..redact import redact_uri
+from . import models as m
+from .db import create_registry_engine, ensure_schema, transaction
+from .records import (
+    AliasEventRecord,
+    CollectionRecord,
+    CommitResult,
+    EdgeRecord,
+    RunRecord,
+    VersionRecord,
+    as_utc,
+    now,
+    utc,
+)
+
+T = TypeVar("T")
+COMMITTED = "committed"
+DELETED = "deleted"
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, SAIntegrityError):
+        return True  # lost a race creating a project/collection/run: re-read and go again
+    if isinstance(exc, OperationalError | DBAPIError):
+        msg = str(exc.orig).lower() if getattr(exc, "orig", None) else str(exc).lower()
+        return any(s in msg for s in ("deadlock", "could not serialize", "connection", "server closed", "terminat"))
+    return False
+
+
+_retry = retry(
+    retry=retry_if_exception(_retryable),
+    stop=stop_after_attempt(8),
+    wait=wait_random_exponential(multiplier=0.05, max=2),
+    reraise=True,
+)
+
+
+class Registry:
+    """Metadata of projects, collections, versions, aliases, runs and lineage edges."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_registry_engine(url)
+        try:
+            ensure_schema(self.engine)
+        except OperationalError as exc:
+            raise RegistryError(f"cannot open registry {redact_uri(url)}: {exc.orig}") from None
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _run(self, write: bool, fn: Callable[[Connection], T]) -> T:
+        @_retry
+        def attempt() -> T:
+            with transaction(self.engine, write) as conn:
+                return fn(conn)
+
+        try:
+            return attempt()
+        except OperationalError as exc:
+            raise RegistryError(
+                f"registry {redact_uri(self.url)} failed: {exc.orig}; nothing was committed, retry the operation"
+            ) from None
+
+    def read(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in a read transaction."""
+        return self._run(False, fn)
+
+    def write(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in a write transaction, retried on races and transient failures."""
+        return self._run(True, fn)
+
+    # -- projects, collections ----------------------------------------------------------------
+
+    @staticmethod
+    def _project_id(conn: Connection, entity: str, project: str, create: bool) -> int | None:
+        pid = conn.execute(select(m.Project.id).where(m.Project.entity == entity, m.Project.name == project)).scalar()
+        if pid is None and create:
+            pid = conn.execute(
+                insert(m.Project).values(entity=entity, name=project, created_at=now())
+            ).inserted_primary_key[0]  # type: ignore[index]
+        return pid
+
+    @staticmethod
+    def _collection(conn: Connection, project_id: int, name: str, lock: bool = False) -> Any:
+        q = select(m.Collection.__table__).where(m.Collection.project_id == project_id, m.Collection.name == name)
+        if lock and conn.dialect.name == "postgresql":
+            q = q.with_for_update()
+        return conn.execute(q).first()
+
+    def _collection_for_write(self, conn: Connection, entity: str, project: str, name: str, type_: str) -> Any:
+        pid = self._project_id(conn, entity, project, create=True)
+        assert pid is not None
+        row = self._collection(conn, pid, name, lock=True)
+        if row is None:
+            conn.execute(
+                insert(m.Collection).values(project_id=pid, name=name, type=type_, next_index=0, created_at=now())
+            )
+            row = self._collection(conn, pid, name, lock=True)
+        if row.type != type_:
+            raise TypeMismatchError(
+                f"artifact {entity}/{project}/{name} already exists with type {row.type!r}, not {type_!r}; "
+                "use another name or the existing type"
+            )
+        return row
+
+    # -- versions ------------------------------------------------------------------------------
+
+    def _version_query(self) -> Any:
+        v, c, p = m.Version, m.Collection, m.Project
+        return (
+            select(v, c.name, c.type, p.entity, p.name.label("project"))
+            .join(c, c.id == v.collection_id)
+            .join(p, p.id == c.project_id)
+        )
+
+    def _records(self, conn: Connection, rows: Sequence[Any]) -> list[VersionRecord]:
+        if not rows:
+            return []
+        ids = [r.id for r in rows]
+        aliases: dict[int, list[str]] = {}
+        tags: dict[int, list[str]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for vid, alias in conn.execute(
+                select(m.Alias.version_id, m.Alias.alias).where(m.Alias.version_id.in_(chunk)).order_by(m.Alias.alias)
+            ):
+                aliases.setdefault(vid, []).append(alias)
+            for vid, tag in conn.execute(
+                select(m.Tag.version_id, m.Tag.tag).where(m.Tag.version_id.in_(chunk)).order_by(m.Tag.tag)
+            ):
+                tags.setdefault(vid, []).append(tag)
+        return [
+            VersionRecord(
+                id=r.id,
+                entity=r.entity,
+                project=r.project,
+                name=r.name,
+                type=r.type,
+                index=r.index,
+                digest=r.digest,
+                manifest_key=r.manifest_key,
+                size=r.size,
+                file_count=r.file_count,
+                state=r.state,
+                description=r.description,
+                metadata=dict(r.metadata or {}),
+                created_at=as_utc(r.created_at),
+                ttl_seconds=r.ttl_seconds,
+                created_by=r.created_by,
+                collection_id=r.collection_id,
+                aliases=tuple(sorted(aliases.get(r.id, []), key=lambda a: (a != LATEST, a))),
+                tags=tuple(tags.get(r.id, [])),
+            )
+            for r in rows
+        ]
+
+    def _version_by_id(self, conn: Connection, version_id: int) -> VersionRecord:
+        rows = conn.execute(self._version_query().where(m.Version.id == version_id)).all()
+        if not rows:
+            raise ArtifactNotFoundError(f"version id {version_id} does not exist")
+        return self._records(conn, rows)[0]
+
+    def version(self, version_id: int) -> VersionRecord:
+        """A version by its registry id."""
+        return self.read(lambda conn: self._version_by_id(conn, version_id))
+
+    def _move_alias(
+        self, conn: Connection, collection_id: int, alias: str, version_id: int | None, run_id: str | None
+    ) -> tuple[str, int | None, int | None] | None:
+        current = conn.execute(
+            select(m.Alias.version_id).where(m.Alias.collection_id == collection_id, m.Alias.alias == alias)
+        ).scalar()
+        if current == version_id:
+            return None
+        at = now()
+        if current is not None:
+            conn.execute(delete(m.Alias).where(m.Alias.collection_id == collection_id, m.Alias.alias == alias))
+        if version_id is not None:
+            conn.execute(
+                insert(m.Alias).values(collection_id=collection_id, alias=alias, version_id=version_id, updated_at=at)
+            )
+        conn.execute(
+            insert(m.AliasEvent).values(
+                collection_id=collection_id,
+                alias=alias,
+                version_id=version_id,
+                previous_version_id=current,
+                at=at,
+                run_id=run_id,
+            )
+        )
+        return alias, version_id, current
+
+    def _newest_committed(self, conn: Connection, collection_id: int) -> int | None:
+        return conn.execute(
+            select(m.Version.id)
+            .where(m.Version.collection_id == collection_id, m.Version.state == COMMITTED)
+            .order_by(m.Version.index.desc())
+            .limit(1)
+        ).scalar()
+
+    def commit_version(
+        self,
+        *,
+        entity: str,
+        project: str,
+        name: str,
+        type: str,
+        digest: str,
+        manifest_key: str,
+        size: int,
+        file_count: int,
+        description: str | None,
+        metadata: dict[str, Any],
+        aliases: Iterable[str],
+        tags: Iterable[str],
+        run_id: str | None,
+        ttl_seconds: int | None = None,
+    ) -> CommitResult:
+        """Step (3) of the commit protocol: dedup or allocate the next index, move aliases, record lineage."""
+        aliases = [a for a in dict.fromkeys(aliases) if a != LATEST]
+        tags = list(dict.fromkeys(tags))
+
+        def fn(conn: Connection) -> CommitResult:
+            coll = self._collection_for_write(conn, entity, project, name, type)
+            existing = conn.execute(
+                select(m.Version.id)
+                .where(m.Version.collection_id == coll.id, m.Version.digest == digest, m.Version.state == COMMITTED)
+                .order_by(m.Version.index.desc())
+            ).scalar()
+            created = existing is None
+            moves = []
+            if created:
+                index = coll.next_index
+                conn.execute(update(m.Collection).where(m.Collection.id == coll.id).values(next_index=index + 1))
+                vid = conn.execute(
+                    insert(m.Version).values(
+                        collection_id=coll.id,
+                        index=index,
+                        digest=digest,
+                        manifest_key=manifest_key,
+                        size=size,
+                        file_count=file_count,
+                        state=COMMITTED,
+                        description=description,
+                        metadata=metadata,
+                        created_at=now(),
+                        ttl_seconds=ttl_seconds,
+                        created_by=run_id,
+                    )
+                ).inserted_primary_key[0]  # type: ignore[index]
+                moves.append(self._move_alias(conn, coll.id, LATEST, vid, run_id))
+            else:
+                vid = existing
+                if description is not None or metadata:
+                    values: dict[str, Any] = {}
+                    if description is not None:
+                        values["description"] = description
+                    if metadata:
+                        current_meta = conn.execute(select(m.Version.metadata_).where(m.Version.id == vid)).scalar()
+                        values["metadata"] = {**(current_meta or {}), **metadata}
+                    conn.execute(update(m.Version).where(m.Version.id == vid).values(**values))
+            for alias in aliases:
+                moves.append(self._move_alias(conn, coll.id, alias, vid, run_id))
+            self._add_tags(conn, vid, tags)
+            if run_id is not None:
+                self._edge(conn, run_id, vid, "logged")
+            return CommitResult(self._version_by_id(conn, vid), created, [mv for mv in moves if mv])
+
+        return self.write(fn)
+
+    @staticmethod
+    def _add_tags(conn: Connection, version_id: int, tags: Iterable[str]) -> None:
+        have = set(conn.execute(select(m.Tag.tag).where(m.Tag.version_id == version_id)).scalars())
+        for t in tags:
+            if t not in have:
+                conn.execute(insert(m.Tag).values(version_id=version_id, tag=t))
+
+    @staticmethod
+    def _edge(conn: Connection, run_id: str, version_id: int, kind: str) -> None:
+        exists = conn.execute(
+            select(m.Edge.run_id).where(m.Edge.run_id == run_id, m.Edge.version_id == version_id, m.Edge.kind == kind)
+        ).first()
+        if exists is None:
+            conn.execute(insert(m.Edge).values(run_id=run_id, version_id=version_id, kind=kind, at=now()))
+
+    def resolve(self, ref: Ref, entity: str, project: str) -> VersionRecord:
+        """The committed version a ref points at; the error names the ref and the nearest versions."""
+        ent, proj = ref.entity or entity, ref.project or project
+
+        def fn(conn: Connection) -> VersionRecord:
+            q = self._version_query().where(
+                m.Project.entity == ent,
+                m.Project.name == proj,
+                m.Collection.name == ref.name,
+                m.Version.state == COMMITTED,
+            )
+            if ref.digest is not None:
+                q = q.where(m.Version.digest == ref.digest).order_by(m.Version.index.desc()).limit(1)
+            elif ref.version is not None:
+                q = q.where(m.Version.index == ref.version)
+            else:
+                q = q.join(m.Alias, and_(m.Alias.version_id == m.Version.id, m.Alias.alias == ref.alias))
+            rows = conn.execute(q).all()
+            if not rows:
+                raise ArtifactNotFoundError(self._not_found_message(conn, ref, ent, proj))
+            return self._records(conn, rows)[0]
+
+        return self.read(fn)
+
+    def _not_found_message(self, conn: Connection, ref: Ref, entity: str, project: str) -> str:
+        qualified = f"{entity}/{project}/{ref.name}{ref.selector}"
+        rows = conn.execute(
+            select(m.Version.index, m.Alias.alias)
+            .join(m.Collection, m.Collection.id == m.Version.collection_id)
+            .join(m.Project, m.Project.id == m.Collection.project_id)
+            .outerjoin(m.Alias, m.Alias.version_id == m.Version.id)
+            .where(
+                m.Project.entity == entity,
+                m.Project.name == project,
+                m.Collection.name == ref.name,
+                m.Version.state == COMMITTED,
+            )
+            .order_by(m.Version.index.desc())
+        ).all()
+        if not rows:
+            names = (
+                conn.execute(
+                    select(m.Collection.name)
+                    .join(m.Project, m.Project.id == m.Collection.project_id)
+                    .where(m.Project.entity == entity, m.Project.name == project)
+                    .order_by(m.Collection.name)
+                )
+                .scalars()
+                .all()
+            )
+            close = sorted(names, key=lambda n: _distance(n, ref.name))[:5]
+            hint = (
+                f"; artifacts in {entity}/{project}: {', '.join(close)}" if close else f"; {entity}/{project} is empty"
+            )
+            return f"artifact {qualified} not found: no artifact named {ref.name!r}{hint}"
+        versions: dict[int, list[str]] = {}
+        for idx, alias in rows:
+            versions.setdefault(idx, [])
+            if alias:
+                versions[idx].append(alias)
+        target = ref.version if ref.version is not None else max(versions)
+        nearest = sorted(versions, key=lambda i: (abs(i - target), -i))[:5]
+        shown = ", ".join(
+            f"v{i}" + (f" ({', '.join(sorted(versions[i]))})" if versions[i] else "") for i in sorted(nearest)
+        )
+        return f"artifact {qualified} not found; nearest existing versions: {shown}"
+
+    def versions(self, entity: str, project: str, name: str, include_deleted: bool = False) -> list[VersionRecord]:
+        """All versions of a collection, oldest first."""
+
+        def fn(conn: Connection) -> list[VersionRecord]:
+            q = self._version_query().where(
+                m.Project.entity == entity, m.Project.name == project, m.Collection.name == name
+            )
+            if not include_deleted:
+                q = q.where(m.Version.state == COMMITTED)
+            return self._records(conn, conn.execute(q.order_by(m.Version.index)).all())
+
+        return self.read(fn)
+
+    def versions_by_ids(self, ids: Iterable[int]) -> list[VersionRecord]:
+        """Versions by registry id (missing ids are skipped)."""
+        ids = list(ids)
+
+        def fn(conn: Connection) -> list[VersionRecord]:
+            out: list[Any] = []
+            for start in range(0, len(ids), 500):
+                out += conn.execute(self._version_query().where(m.Version.id.in_(ids[start : start + 500]))).all()
+            return self._records(conn, out)
+
+        return self.read(fn) if ids else []
+
+    def collections(self, entity: str, project: str | None, type: str | None) -> list[CollectionRecord]:
+        """Collections of a project (or of every project of the entity), optionally of one type."""
+
+        def fn(conn: Connection) -> list[CollectionRecord]:
+            c, p, v = m.Collection, m.Project, m.Version
+            counts = (
+                select(v.collection_id, func.count().label("n"), func.max(v.index).label("latest"))
+                .where(v.state == COMMITTED)
+                .group_by(v.collection_id)
+                .subquery()
+            )
+            q = (
+                select(c, p.entity, p.name.label("project"), counts.c.n, counts.c.latest)
+                .join(p, p.id == c.project_id)
+                .outerjoin(counts, counts.c.collection_id == c.id)
+                .where(p.entity == entity)
+                .order_by(p.name, c.type, c.name)
+            )
+            if project is not None:
+                q = q.where(p.name == project)
+            if type is not None:
+                q = q.where(c.type == type)
+            return [
+                CollectionRecord(
+                    id=r.id,
+                    entity=r.entity,
+                    project=r.project,
+                    name=r.name,
+                    type=r.type,
+                    description=r.description,
+                    created_at=r.created_at if r.created_at.tzinfo else as_utc(r.created_at),
+                    version_count=r.n or 0,
+                    latest_index=r.latest,
+                )
+                for r in conn.execute(q)
+            ]
+
+        return self.read(fn)
+
+    def projects(self) -> list[tuple[str, str]]:
+        """Every (entity, project)."""
+        return self.read(
+            lambda conn: [
+                (r[0], r[1]) for r in conn.execute(select(m.Project.entity, m.Project.name).order_by(m.Project.id))
+            ]
+        )
+
+    # -- aliases -------------------------------------------------------------------------------
+
+    def set_alias(
+        self,
+        version: VersionRecord,
+        alias: str,
+        *,
+        expected: str | None = None,
+        check: bool = False,
+        run_id: str | None = None,
+    ) -> tuple[str, int | None, int | None] | None:
+        """Point ``alias`` at ``version``; with ``check``, only if it currently points at ``expected``."""
+
+        def fn(conn: Connection) -> tuple[str, int | None, int | None] | None:
+            if conn.dialect.name == "postgresql":
+                conn.execute(select(m.Collection.id).where(m.Collection.id == version.collection_id).with_for_update())
+            state = conn.execute(select(m.Version.state).where(m.Version.id == version.id)).scalar()
+            if state != COMMITTED:
+                raise ArtifactNotFoundError(f"{version.collection}:{version.version} was deleted")
+            if check:
+                current = self._alias_target_index(conn, version.collection_id, alias)
+                cur = f"v{current}" if current is not None else None
+                if cur != expected:
+                    raise AliasConflictError(alias, cur, expected, version.collection)
+            return self._move_alias(conn, version.collection_id, alias, version.id, run_id)
+
+        return self.write(fn)
+
+    def remove_alias(
+        self,
+        collection_id: int,
+        collection: str,
+        alias: str,
+        *,
+        expected: str | None = None,
+        check: bool = False,
+        run_id: str | None = None,
+    ) -> tuple[str, int | None, int | None] | None:
+        """Remove ``alias`` from a collection (compare-and-swap with ``check``)."""
+
+        def fn(conn: Connection) -> tuple[str, int | None, int | None] | None:
+            if check:
+                current = self._alias_target_index(conn, collection_id, alias)
+                cur = f"v{current}" if current is not None else None
+                if cur != expected:
+                    raise AliasConflictError(alias, cur, expected, collection)
+            return self._move_alias(conn, collection_id, alias, None, run_id)
+
+        return self.write(fn)
+
+    @staticmethod
+    def _alias_target_index(conn: Connection, collection_id: int, alias: str) -> int | None:
+        return conn.execute(
+            select(m.Version.index)
+            .join(m.Alias, m.Alias.version_id == m.Version.id)
+            .where(m.Alias.collection_id == collection_id, m.Alias.alias == alias)
+        ).scalar()
+
+    def alias_history(self, collection_id: int, alias: str | None = None) -> list[AliasEventRecord]:
+        """Every move of ``alias`` (or of every alias) in a collection, oldest first."""
+
+        def fn(conn: Connection) -> list[AliasEventRecord]:
+            idx = {
+                vid: i
+                for vid, i in conn.execute(
+                    select(m.Version.id, m.Version.index).where(m.Version.collection_id == collection_id)
+                )
+            }
+            q = select(m.AliasEvent).where(m.AliasEvent.collection_id == collection_id)
+            if alias is not None:
+                q = q.where(m.AliasEvent.alias == alias)
+            return [
+                AliasEventRecord(
+                    alias=e.alias,
+                    version=f"v{idx[e.version_id]}" if e.version_id is not None else None,
+                    previous=f"v{idx[e.previous_version_id]}" if e.previous_version_id is not None else None,
+                    at=as_utc(e.at),
+                    run_id=e.run_id,
+                )
+                for e in conn.execute(q.order_by(m.AliasEvent.at, m.AliasEvent.id))
+            ]
+
+        return self.read(fn)
+
+    # -- editing and deleting versions -----------------------------------------------------------
+
+    def update_version(
+        self,
+        version: VersionRecord,
+        *,
+        description: str | None,
+        metadata: dict[str, Any],
+        aliases: Sequence[str],
+        tags: Sequence[str],
+        run_id: str | None = None,
+    ) -> tuple[VersionRecord, list[tuple[str, int | None, int | None]]]:
+        """Persist description, metadata, aliases and tags of a version (alias list replaces)."""
+
+        def fn(conn: Connection) -> tuple[VersionRecord, list[tuple[str, int | None, int | None]]]:
+            conn.execute(
+                update(m.Version).where(m.Version.id == version.id).values(description=description, metadata=metadata)
+            )
+            current = set(conn.execute(select(m.Alias.alias).where(m.Alias.version_id == version.id)).scalars())
+            wanted = set(aliases)
+            moves = []
+            for a in sorted(current - wanted - {LATEST}):
+                moves.append(self._move_alias(conn, version.collection_id, a, None, run_id))
+            for a in sorted(wanted - current - {LATEST}):
+                moves.append(self._move_alias(conn, version.collection_id, a, version.id, run_id))
+            conn.execute(delete(m.Tag).where(m.Tag.version_id == version.id))
+            self._add_tags(conn, version.id, tags)
+            return self._version_by_id(conn, version.id), [mv for mv in moves if mv]
+
+        return self.write(fn)
+
+    def delete_version(self, version: VersionRecord, delete_aliases: bool) -> None:
+        """Mark a version deleted (its blobs are reclaimed only by gc). ``latest`` falls back."""
+
+        def fn(conn: Connection) -> None:
+            aliases = list(conn.execute(select(m.Alias.alias).where(m.Alias.version_id == version.id)).scalars())
+            user_aliases = [a for a in aliases if a != LATEST]
+            if user_aliases and not delete_aliases:
+                raise AliasedVersionError(
+                    f"{version.collection}:{version.version} still has aliases {sorted(user_aliases)}; "
+                    "pass delete_aliases=True to remove them with it"
+                )
+            for a in aliases:
+                self._move_alias(conn, version.collection_id, a, None, None)
+            conn.execute(update(m.Version).where(m.Version.id == version.id).values(state=DELETED))
+            if LATEST in aliases:
+                newest = self._newest_committed(conn, version.collection_id)
+                if newest is not None:
+                    self._move_alias(conn, version.collection_id, LATEST, newest, None)
+
+        self.write(fn)
+
+    # -- runs and lineage -----------------------------------------------------------------------
+
+    def ensure_run(
+        self,
+        *,
+        run_key: str,
+        orchestrator: str,
+        job_type: str,
+        name: str,
+        group: str | None,
+        entity: str,
+        project: str,
+        url: str | None,
+        group_url: str | None,
+        step: dict[str, Any],
+    ) -> RunRecord:
+        """The run with ``run_key``, created on first use (one row per step execution)."""
+
+        def fn(conn: Connection) -> RunRecord:
+            row = conn.execute(select(m.Run.id).where(m.Run.run_key == run_key)).scalar()
+            if row is None:
+                pid = self._project_id(conn, entity, project, create=True)
+                rid = str(uuid.uuid4())
+                conn.execute(
+                    insert(m.Run).values(
+                        id=rid,
+                        run_key=run_key,
+                        orchestrator=orchestrator,
+                        job_type=job_type,
+                        name=name,
+                        group_key=group,
+                        project_id=pid,
+                        url=url,
+                        group_url=group_url,
+                        step=step,
+                        status="running",
+                        started_at=now(),
+                    )
+                )
+            else:
+                rid = row
+                conn.execute(update(m.Run).where(m.Run.id == rid).values(status="running", finished_at=None))
+            return self._run_by_id(conn, rid)
+
+        return self.write(fn)
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        """Record the end of a run."""
+        self.write(
+            lambda conn: conn.execute(update(m.Run).where(m.Run.id == run_id).values(status=status, finished_at=now()))
+        )
+
+    def _run_query(self) -> Any:
+        return select(m.Run, m.Project.entity, m.Project.name.label("project")).join(
+            m.Project, m.Project.id == m.Run.project_id
+        )
+
+    @staticmethod
+    def _run_record(r: Any) -> RunRecord:
+        return RunRecord(
+            id=r.id,
+            run_key=r.run_key,
+            orchestrator=r.orchestrator,
+            job_type=r.job_type,
+            name=r.name,
+            group=r.group_key,
+            entity=r.entity,
+            project=r.project,
+            url=r.url,
+            group_url=r.group_url,
+            step=dict(r.step or {}),
+            status=r.status,
+            started_at=as_utc(r.started_at),
+            finished_at=utc(r.finished_at),
+        )
+
+    def _run_by_id(self, conn: Connection, run_id: str) -> RunRecord:
+        r = conn.execute(self._run_query().where(m.Run.id == run_id)).first()
+        if r is None:
+            raise RunNotFoundError(f"run {run_id!r} does not exist")
+        return self._run_record(r)
+
+    def run(self, run_id: str) -> RunRecord:
+        """A run by id."""
+        return self.read(lambda conn: self._run_by_id(conn, run_id))
+
+    def runs(
+        self,
+        *,
+        entity: str | None = None,
+        project: str | None = None,
+        group: str | None = None,
+        orchestrator: str | None = None,
+        job_type: str | None = None,
+        ids: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        """Runs matching every given filter, newest first."""
+
+        def fn(conn: Connection) -> list[RunRecord]:
+            q = self._run_query()
+            if entity is not None:
+                q = q.where(m.Project.entity == entity)
+            if project is not None:
+                q = q.where(m.Project.name == project)
+            if group is not None:
+                q = q.where(m.Run.group == group)
+            if orchestrator is not None:
+                q = q.where(m.Run.orchestrator == orchestrator)
+            if job_type is not None:
+                q = q.where(m.Run.job_type == job_type)
+            if ids is not None:
+                q = q.where(m.Run.id.in_(list(ids)))
+            q = q.order_by(m.Run.started_at.desc())
+            if limit is not None:
+                q = q.limit(limit)
+            return [self._run_record(r) for r in conn.execute(q)]
+
+        return self.read(fn)
+
+    def record_use(self, run_id: str, version_id: int) -> None:
+        """Record that a run used a version."""
+        self.write(lambda conn: self._edge(conn, run_id, version_id, "used"))
+
+    def edges(self, *, run_ids: Iterable[str] = (), version_ids: Iterable[int] = ()) -> list[EdgeRecord]:
+        """Every edge touching the given runs or versions."""
+        run_ids, version_ids = list(run_ids), list(version_ids)
+
+        def fn(conn: Connection) -> list[EdgeRecord]:
+            conds = []
+            if run_ids:
+                conds.append(m.Edge.run_id.in_(run_ids))
+            if version_ids:
+                conds.append(m.Edge.version_id.in_(version_ids))
+            if not conds:
+                return []
+            return [
+                EdgeRecord(e.run_id, e.version_id, e.kind, as_utc(e.at))
+                for e in conn.execute(select(m.Edge).where(or_(*conds)).order_by(m.Edge.at))
+            ]
+
+        return self.read(fn)
+
+    def group_run_ids(self, groups: Iterable[str]) -> dict[str, list[str]]:
+        """Run ids per group key."""
+        groups = [g for g in set(groups) if g]
+
+        def fn(conn: Connection) -> dict[str, list[str]]:
+            out: dict[str, list[str]] = {}
+            for rid, g in conn.execute(select(m.Run.id, m.Run.group).where(m.Run.group.in_(groups))):
+                if g is not None:
+                    out.setdefault(g, []).append(rid)
+            return out
+
+        return self.read(fn) if groups else {}
+
+    # -- distributed parts ------------------------------------------------------------------------
+
+    def add_part(
+        self,
+        *,
+        entity: str,
+        project: str,
+        name: str,
+        type: str,
+        distributed_id: str,
+        digest: str,
+        manifest_key: str,
+        run_id: str | None,
+    ) -> None:
+        """Record one upserted part (idempotent per content)."""
+
+        def fn(conn: Connection) -> None:
+            coll = self._collection_for_write(conn, entity, project, name, type)
+            exists = conn.execute(
+                select(m.Part.id).where(
+                    m.Part.collection_id == coll.id, m.Part.distributed_id == distributed_id, m.Part.digest == digest
+                )
+            ).first()
+            if exists is None:
+                conn.execute(
+                    insert(m.Part).values(
+                        collection_id=coll.id,
+                        distributed_id=distributed_id,
+                        digest=digest,
+                        manifest_key=manifest_key,
+                        run_id=run_id,
+                        state="open",
+                        created_at=now(),
+                    )
+                )
+
+        self.write(fn)
+
+    def parts(self, entity: str, project: str, name: str, distributed_id: str) -> list[tuple[str, str, str | None]]:
+        """(digest, manifest key, run id) of every open part of a distributed artifact."""
+
+        def fn(conn: Connection) -> list[tuple[str, str, str | None]]:
+            pid = self._project_id(conn, entity, project, create=False)
+            if pid is None:
+                return []
+            coll = self._collection(conn, pid, name)
+            if coll is None:
+                return []
+            return [
+                (r.digest, r.manifest_key, r.run_id)
+                for r in conn.execute(
+                    select(m.Part)
+                    .where(
+                        m.Part.collection_id == coll.id,
+                        m.Part.distributed_id == distributed_id,
+                        m.Part.state == "open",
+                    )
+                    .order_by(m.Part.id)
+                )
+            ]
+
+        return self.read(fn)
+
+    def close_parts(self, entity: str, project: str, name: str, distributed_id: str) -> None:
+        """Mark a distributed artifact's parts as merged."""
+
+        def fn(conn: Connection) -> None:
+            pid = self._project_id(conn, entity, project, create=False)
+            coll = self._collection(conn, pid, name) if pid is not None else None
+            if coll is not None:
+                conn.execute(
+                    update(m.Part)
+                    .where(m.Part.collection_id == coll.id, m.Part.distributed_id == distributed_id)
+                    .values(state="finished")
+                )
+
+        self.write(fn)
+
+    def referenced_keys(self) -> set[str]:
+        """Manifest keys of committed versions and open parts (gc's mark set root)."""
+
+        def fn(conn: Connection) -> set[str]:
+            keys = set(conn.execute(select(m.Version.manifest_key).where(m.Version.state == COMMITTED)).scalars())
+            keys |= set(conn.execute(select(m.Part.manifest_key).where(m.Part.state == "open")).scalars())
+            return keys
+
+        return self.read(fn)
+
+    def as_of(self, collection_id: int, alias: str, at: datetime) -> str | None:
+        """Where ``alias`` pointed at time ``at`` (``None`` if nowhere)."""
+        history = [e for e in self.alias_history(collection_id, alias) if e.at <= at]
+        return history[-1].version if history else None
+
+
+def _distance(a: str, b: str) -> int:
+    """Levenshtein distance, for 'did you mean' hints."""
+    if a == b:
+        return 0
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]

@@ -1,0 +1,417 @@
+"""Runs: one step execution that uses and logs artifacts, and :func:`init` to start one.
+
+Inside a Prefect task or an Airflow task instance, an installed run-context provider tells
+:func:`init` which step is running, and the run binds to it (same step -> same run record).
+In a plain script, each :func:`init` is its own run.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import socket
+import sys
+import threading
+import uuid
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any
+
+from .artifact import Artifact
+from .client import Client, get_client
+from .config import Settings
+from .errors import DistributedConflictError, InvalidInputError
+from .manifest import Manifest
+from .naming import parse_ref, validate_alias, validate_name
+from .registry import RunRecord, VersionRecord
+from .run_context import AliasMove, RunContext, RunContextProvider, current_run_context
+from .transfer import upload_blobs
+from .version import ArtifactVersion
+
+logger = logging.getLogger("artifact_plugins")
+
+
+def _script_context(job_type: str | None, name: str | None, group: str | None) -> RunContext:
+    script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
+    key = f"script:{uuid.uuid4()}"
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = "unknown"
+    return RunContext(
+        orchestrator="script",
+        run_key=key,
+        name=name or f"{script}-{key[-8:]}",
+        job_type=job_type or script.removesuffix(".py") or "script",
+        group=group,
+        step={"host": socket.gethostname(), "pid": os.getpid(), "user": user, "argv0": script},
+    )
+
+
+class Run:
+    """A step execution: records what it used and what it logged."""
+
+    def __init__(
+        self,
+        client: Client,
+        context: RunContext,
+        provider: RunContextProvider | None,
+        entity: str,
+        project: str,
+    ) -> None:
+        self._client = client
+        self._context = context
+        self._provider = provider
+        self.entity = entity
+        self.project = project
+        self._record: RunRecord = client.registry.ensure_run(
+            run_key=context.run_key,
+            orchestrator=context.orchestrator,
+            job_type=context.job_type,
+            name=context.name,
+            group=context.group,
+            entity=entity,
+            project=project,
+            url=context.url,
+            group_url=context.group_url,
+            step=dict(context.step),
+        )
+        self._finished = False
+
+    # -- identity ---------------------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """Registry id of the run."""
+        return self._record.id
+
+    @property
+    def job_type(self) -> str:
+        """What kind of step this is (``train``, ``preprocess``...)."""
+        return self._record.job_type
+
+    @property
+    def orchestrator(self) -> str:
+        """``prefect``, ``airflow`` or ``script``."""
+        return self._record.orchestrator
+
+    @property
+    def name(self) -> str:
+        """Display name."""
+        return self._record.name
+
+    @property
+    def group(self) -> str | None:
+        """The flow run / DAG run this step belongs to."""
+        return self._record.group
+
+    @property
+    def url(self) -> str | None:
+        """Deep link into the orchestrator UI."""
+        return self._record.url
+
+    @property
+    def status(self) -> str:
+        """``running``, ``finished`` or ``failed``."""
+        return self._record.status
+
+    @property
+    def context(self) -> RunContext:
+        """The run context this run is bound to."""
+        return self._context
+
+    @property
+    def settings(self) -> Settings:
+        """The configuration this run writes to."""
+        return self._client.settings
+
+    def __repr__(self) -> str:
+        return f"<Run {self.id} {self.orchestrator}:{self.job_type} {self.name!r}>"
+
+    # -- context manager --------------------------------------------------------------------------
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.finish("failed" if exc_type else "finished")
+
+    def finish(self, status: str = "finished") -> None:
+        """Mark the run finished (or failed). Idempotent."""
+        if not self._finished:
+            self._finished = True
+            self._client.registry.finish_run(self.id, status)
+            self._record = self._client.registry.run(self.id)
+            if _current.get() is self:
+                _current.set(None)
+
+    # -- logging ----------------------------------------------------------------------------------
+
+    def log_artifact(
+        self,
+        artifact: Artifact,
+        aliases: Iterable[str] | None = None,
+        tags: Iterable[str] | None = None,
+        *,
+        ttl_seconds: int | None = None,
+    ) -> ArtifactVersion:
+        """Commit ``artifact`` as a new version (or reuse the version with the same content) and record lineage."""
+        alias_list = [validate_alias(a) if a != "latest" else a for a in (aliases or [])]
+        tag_list = [validate_name(t, "tag") for t in (tags or [])]
+        manifest = artifact.manifest()
+        upload_blobs(self._client, artifact.pending, artifact.name)
+        key = self._client.put_manifest(manifest)
+        result = self._client.registry.commit_version(
+            entity=self.entity,
+            project=self.project,
+            name=artifact.name,
+            type=artifact.type,
+            digest=manifest.digest(),
+            manifest_key=key,
+            size=manifest.size,
+            file_count=len(manifest),
+            description=artifact.description,
+            metadata=artifact.metadata,
+            aliases=alias_list,
+            tags=tag_list,
+            run_id=self.id,
+            ttl_seconds=ttl_seconds,
+        )
+        version = ArtifactVersion(self._client, result.version, self)
+        artifact._mark_logged(version)
+        if not result.created:
+            logger.info("%s already exists with the same content; no new version created", version.qualified_name)
+        self._notify("on_logged", version, created=result.created)
+        notify_alias_moves(self._client, result.version, result.moves, self)
+        return version
+
+    def use_artifact(self, artifact_or_ref: str | Artifact | ArtifactVersion) -> ArtifactVersion:
+        """Resolve a ref (or log a never-logged draft first), record the use, and return the version."""
+        if isinstance(artifact_or_ref, Artifact):
+            version = artifact_or_ref.logged_version or self._log_quietly(artifact_or_ref)
+        elif isinstance(artifact_or_ref, ArtifactVersion):
+            version = ArtifactVersion(self._client, artifact_or_ref._record, self)
+        else:
+            record = self._client.registry.resolve(parse_ref(artifact_or_ref), self.entity, self.project)
+            version = ArtifactVersion(self._client, record, self)
+        self._client.registry.record_use(self.id, version.id)
+        self._notify("on_used", version)
+        return version
+
+    def _log_quietly(self, artifact: Artifact) -> ArtifactVersion:
+        """Commit a draft that is being *used*: idempotent, and not recorded as this run's output."""
+        manifest = artifact.manifest()
+        upload_blobs(self._client, artifact.pending, artifact.name)
+        key = self._client.put_manifest(manifest)
+        result = self._client.registry.commit_version(
+            entity=self.entity,
+            project=self.project,
+            name=artifact.name,
+            type=artifact.type,
+            digest=manifest.digest(),
+            manifest_key=key,
+            size=manifest.size,
+            file_count=len(manifest),
+            description=artifact.description,
+            metadata=artifact.metadata,
+            aliases=[],
+            tags=[],
+            run_id=None,
+        )
+        version = ArtifactVersion(self._client, result.version, self)
+        artifact._mark_logged(version)
+        notify_alias_moves(self._client, result.version, result.moves, self)
+        return version
+
+    def _distributed_id(self, distributed_id: str | None) -> str:
+        did = distributed_id or self._context.default_distributed_id or self._context.group
+        if not did:
+            raise InvalidInputError(
+                "distributed_id is required outside an orchestrator run: pass the same distributed_id "
+                "to every upsert_artifact and to finish_artifact"
+            )
+        return did
+
+    def upsert_artifact(self, artifact: Artifact, distributed_id: str | None = None) -> None:
+        """Contribute a part to a distributed artifact; parts are merged by :meth:`finish_artifact`."""
+        did = self._distributed_id(distributed_id)
+        manifest = artifact.manifest()
+        upload_blobs(self._client, artifact.pending, artifact.name)
+        key = self._client.put_manifest(manifest)
+        self._client.registry.add_part(
+            entity=self.entity,
+            project=self.project,
+            name=artifact.name,
+            type=artifact.type,
+            distributed_id=did,
+            digest=manifest.digest(),
+            manifest_key=key,
+            run_id=self.id,
+        )
+
+    def finish_artifact(
+        self,
+        artifact: Artifact,
+        distributed_id: str | None = None,
+        aliases: Iterable[str] | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> ArtifactVersion:
+        """Merge every part upserted under ``distributed_id`` (plus ``artifact``'s own entries) into one version."""
+        did = self._distributed_id(distributed_id)
+        parts = self._client.registry.parts(self.entity, self.project, artifact.name, did)
+        owner: dict[str, str] = {p.entry.path: "the finishing artifact" for p in artifact.pending}
+        merged = {p.entry.path: p.entry for p in artifact.pending}
+        for digest, key, run_id in parts:
+            part = Manifest.from_bytes(self._client.store.get_bytes(key), expected_digest=digest)
+            who = f"part {digest[:19]}… (run {run_id})"
+            for e in part:
+                prior = merged.get(e.path)
+                if prior is not None and prior.digest != e.digest:
+                    raise DistributedConflictError(
+                        f"distributed artifact {artifact.name!r} ({did}): path {e.path!r} has digest {prior.digest} "
+                        f"in {owner[e.path]} and {e.digest} in {who}"
+                    )
+                merged[e.path] = e
+                owner.setdefault(e.path, who)
+        final = Artifact(artifact.name, artifact.type, artifact.description, artifact.metadata)
+        from .artifact import PendingEntry
+
+        sources = {p.entry.path: p for p in artifact.pending}
+        for path, e in merged.items():
+            final._add_pending(sources.get(path) or PendingEntry(e))
+        version = self.log_artifact(final, aliases=aliases, tags=tags)
+        self._client.registry.close_parts(self.entity, self.project, artifact.name, did)
+        artifact._mark_logged(version)
+        return version
+
+    # -- queries ----------------------------------------------------------------------------------
+
+    def _edge_versions(self, kind: str) -> list[ArtifactVersion]:
+        edges = [e for e in self._client.registry.edges(run_ids=[self.id]) if e.kind == kind]
+        records = {r.id: r for r in self._client.registry.versions_by_ids(e.version_id for e in edges)}
+        return [ArtifactVersion(self._client, records[e.version_id], self) for e in edges if e.version_id in records]
+
+    def logged_artifacts(self) -> list[ArtifactVersion]:
+        """Versions this run logged, in order."""
+        return self._edge_versions("logged")
+
+    def used_artifacts(self) -> list[ArtifactVersion]:
+        """Versions this run used, in order."""
+        return self._edge_versions("used")
+
+    def _notify(self, hook: str, version: ArtifactVersion, **kwargs: Any) -> None:
+        if self._provider is None:
+            return
+        try:
+            getattr(self._provider, hook)(self, version, **kwargs)
+        except Exception as exc:  # orchestrator side effects must never fail the log itself
+            logger.warning("%s hook %s failed: %s", type(self._provider).__name__, hook, exc)
+
+
+def notify_alias_moves(
+    client: Client, record: VersionRecord, moves: list[tuple[str, int | None, int | None]], run: Run | None = None
+) -> None:
+    """Tell the active run-context provider about alias moves (for orchestrator events)."""
+    if not moves:
+        return
+    found = current_run_context() if run is None else ((run._provider, run.context) if run._provider else None)
+    if not found:
+        return
+    provider = found[0]
+    ids = {i for _, a, b in moves for i in (a, b) if i is not None}
+    index = {r.id: r for r in client.registry.versions_by_ids(ids)}
+    for alias, new, old in moves:
+        target = index.get(new) if new is not None else None
+        move = AliasMove(
+            qualified_collection=record.collection,
+            alias=alias,
+            version=target.version if target else None,
+            previous=index[old].version if old is not None and old in index else None,
+            digest=target.digest if target else None,
+        )
+        try:
+            provider.on_alias_moved(run, move)
+        except Exception as exc:
+            logger.warning("%s alias hook failed: %s", type(provider).__name__, exc)
+
+
+class _CurrentRun(threading.local):
+    run: Run | None = None
+
+    def get(self) -> Run | None:
+        return self.run
+
+    def set(self, run: Run | None) -> None:
+        self.run = run
+
+
+_current = _CurrentRun()
+
+
+def init(
+    job_type: str | None = None,
+    project: str | None = None,
+    entity: str | None = None,
+    name: str | None = None,
+    group: str | None = None,
+    settings: Settings | None = None,
+    **overrides: Any,
+) -> Run:
+    """Start (or, inside an orchestrator step, bind to) a run. Use as a context manager.
+
+    ``settings`` or keyword overrides (``store=``, ``registry=``...) take precedence over the
+    environment and config file.
+    """
+    settings = settings or Settings.resolve(project=project, entity=entity, **overrides)
+    client = get_client(settings)
+    found = current_run_context()
+    if found is not None:
+        provider, ctx = found
+        if job_type or name or group:
+            ctx = RunContext(
+                orchestrator=ctx.orchestrator,
+                run_key=ctx.run_key,
+                name=name or ctx.name,
+                job_type=job_type or ctx.job_type,
+                group=group or ctx.group,
+                url=ctx.url,
+                group_url=ctx.group_url,
+                step=ctx.step,
+                default_distributed_id=ctx.default_distributed_id,
+            )
+        run = Run(client, ctx, provider, entity or settings.entity, project or settings.project)
+    else:
+        run = Run(
+            client, _script_context(job_type, name, group), None, entity or settings.entity, project or settings.project
+        )
+    _current.set(run)
+    return run
+
+
+def current_run() -> Run | None:
+    """The run most recently started by :func:`init` in this thread, if still open."""
+    return _current.get()
+
+
+def _implicit_run() -> Run:
+    run = _current.get()
+    if run is not None:
+        found = current_run_context()
+        if found is None or found[1].run_key == run.context.run_key:
+            return run
+    return init()
+
+
+def log_artifact(
+    artifact: Artifact, aliases: Iterable[str] | None = None, tags: Iterable[str] | None = None
+) -> ArtifactVersion:
+    """Log ``artifact`` from the current run (binding to the orchestrator step, or starting a script run)."""
+    return _implicit_run().log_artifact(artifact, aliases=aliases, tags=tags)
+
+
+def use_artifact(artifact_or_ref: str | Artifact | ArtifactVersion) -> ArtifactVersion:
+    """Use an artifact from the current run (binding to the orchestrator step, or starting a script run)."""
+    return _implicit_run().use_artifact(artifact_or_ref)

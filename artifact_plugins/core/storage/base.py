@@ -1,0 +1,81 @@
+"""The blob-store interface: one small surface for local disk, S3 and GCS.
+
+Layout, identical on every backend::
+
+    blobs/blake3/<aa>/<hex>               content of a file, named by its digest
+    manifests/blake3/<aa>/<hex>.json.gz   a version's manifest, named by the version digest
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from ..hashing import hex_of
+
+
+def blob_key(digest: str) -> str:
+    """Store key of a blob."""
+    h = hex_of(digest)
+    return f"blobs/blake3/{h[:2]}/{h}"
+
+
+def manifest_key(digest: str) -> str:
+    """Store key of the manifest of the version whose digest is ``digest``."""
+    h = hex_of(digest)
+    return f"manifests/blake3/{h[:2]}/{h}.json.gz"
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """A listed object: its key, size and modification time (seconds since the epoch)."""
+
+    key: str
+    size: int
+    mtime: float
+
+
+class BlobStore(ABC):
+    """Content-addressed storage of blobs and manifests. Writes are atomic and idempotent."""
+
+    uri: str
+    #: True when blobs are plain local files that can be copied without a download cache.
+    is_local: bool = False
+
+    @abstractmethod
+    def has(self, key: str) -> bool:
+        """Whether an object exists at ``key``."""
+
+    def missing(self, keys: Iterable[str]) -> set[str]:
+        """The subset of ``keys`` that is not stored yet."""
+        return {k for k in keys if not self.has(k)}
+
+    @abstractmethod
+    def put_file(self, key: str, src: str | os.PathLike[str], expect: os.stat_result | None = None) -> None:
+        """Store the file ``src`` at ``key``; with ``expect``, fail if the file changed since that stat."""
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Store ``data`` at ``key``."""
+
+    @abstractmethod
+    def get_bytes(self, key: str) -> bytes:
+        """Read the whole object at ``key``."""
+
+    @abstractmethod
+    def get_file(self, key: str, dest: str | os.PathLike[str]) -> None:
+        """Write the object at ``key`` to ``dest`` (the caller makes ``dest`` atomic)."""
+
+    @abstractmethod
+    def iter_objects(self, prefix: str) -> Iterator[StoredObject]:
+        """Every object whose key starts with ``prefix``."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object at ``key`` (no error if absent)."""
+
+    def local_path(self, key: str) -> str | None:
+        """A filesystem path holding the object, for stores that have one."""
+        return None

@@ -1,0 +1,137 @@
+"""Moving bytes: uploading a draft's blobs, and materialising a version's entries on disk."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .artifact import PendingEntry
+from .client import Client
+from .errors import InvalidPathError
+from .hashing import hash_file
+from .manifest import ManifestEntry
+from .naming import normalize_entry_path
+from .progress import progress_for
+from .references import handler_for
+from .storage import blob_key
+
+TRANSFER_WORKERS = 8
+
+
+def _parallel(fn: Callable[[object], None], items: Sequence[object], workers: int = TRANSFER_WORKERS) -> None:
+    if len(items) <= 4:
+        for it in items:
+            fn(it)
+        return
+    with ThreadPoolExecutor(min(workers, len(items))) as pool:
+        for _ in pool.map(fn, items):
+            pass
+
+
+def upload_blobs(client: Client, pending: Iterable[PendingEntry], label: str) -> int:
+    """Step (1) of the commit protocol: send every blob the store does not have. Returns bytes sent."""
+    store = client.store
+    by_key: dict[str, PendingEntry] = {}
+    for p in pending:
+        if p.source is not None:
+            by_key.setdefault(blob_key(p.entry.digest), p)
+    missing = sorted(store.missing(by_key))
+    todo = [by_key[k] for k in missing]
+    total = sum(p.entry.size for p in todo)
+    with progress_for(f"uploading {label}", total, len(todo)) as progress:
+
+        def put(item: object) -> None:
+            assert isinstance(item, PendingEntry) and item.source is not None
+            store.put_file(blob_key(item.entry.digest), item.source, expect=item.stat)
+            progress.advance(item.entry.size)
+
+        _parallel(put, todo)
+    return total
+
+
+def safe_destination(root: Path, entry_path: str) -> Path:
+    """The on-disk path of an entry under ``root``, re-validated so nothing can escape ``root``."""
+    if normalize_entry_path(entry_path) != entry_path:
+        raise InvalidPathError(f"entry path {entry_path!r} is not canonical; refusing to write it")
+    dest = root / entry_path
+    if os.path.commonpath([os.path.abspath(dest), os.path.abspath(root)]) != os.path.abspath(root):
+        raise InvalidPathError(f"entry path {entry_path!r} would be written outside {root}")
+    return dest
+
+
+def materialize(
+    client: Client, entries: Sequence[ManifestEntry], root: Path, label: str, verify: bool = False
+) -> list[Path]:
+    """Write ``entries`` under ``root``; files already there with the right digest are kept.
+
+    Every path is validated before any byte is written. Files appear under their final names
+    only when complete (temp file + rename).
+    """
+    dests = [safe_destination(root, e.path) for e in entries]
+    cache = client.checksum_cache
+    present: list[bool] = [False] * len(entries)
+    existing = [(i, os.stat(d)) for i, d in enumerate(dests) if os.path.isfile(d)]
+    if existing:
+        known = cache.lookup([st for _, st in existing])
+        rehash = []
+        for (i, st), digest in zip(existing, known, strict=True):
+            if digest is not None:
+                present[i] = digest == entries[i].digest
+            elif st.st_size == entries[i].size:
+                rehash.append((i, st))
+        if rehash:
+            results = [hash_file(dests[i], st) for i, st in rehash]
+            cache.remember((st, d) for d, st in results)
+            for (i, _), (d, _) in zip(rehash, results, strict=True):
+                present[i] = d == entries[i].digest
+    todo = [i for i in range(len(entries)) if not present[i]]
+    total = sum(entries[i].size for i in todo)
+    made: set[Path] = set()
+    for i in todo:
+        parent = dests[i].parent
+        if parent not in made:
+            parent.mkdir(parents=True, exist_ok=True)
+            made.add(parent)
+    written: list[tuple[os.stat_result, str]] = []
+    with progress_for(f"downloading {label}", total, len(todo)) as progress:
+
+        def fetch(item: object) -> None:
+            assert isinstance(item, int)
+            entry, dest = entries[item], dests[item]
+            tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:12]}"
+            try:
+                fetch_entry(client, entry, tmp, verify)
+                os.replace(tmp, dest)
+            finally:
+                tmp.unlink(missing_ok=True)
+            written.append((os.stat(dest), entry.digest))
+            progress.advance(entry.size)
+
+        _parallel(fetch, todo)
+    cache.remember(written)
+    return dests
+
+
+def fetch_entry(client: Client, entry: ManifestEntry, dest: Path, verify: bool = False) -> None:
+    """Write one entry's bytes to ``dest`` (not atomic: callers write to a temp name)."""
+    if entry.ref is not None:
+        handler_for(entry.ref).fetch(entry, dest)
+        return
+    store = client.store
+    key = blob_key(entry.digest)
+    if store.is_local:
+        store.get_file(key, dest)
+    else:
+        cached = client.download_cache.fetch(entry.digest, lambda tmp: store.get_file(key, tmp))
+        from .storage.local import copy_file
+
+        copy_file(cached, dest)
+    if verify:
+        from .errors import IntegrityError
+
+        actual, _ = hash_file(dest)
+        if actual != entry.digest:
+            raise IntegrityError(f"{entry.path}: stored bytes hash to {actual}, manifest says {entry.digest}")

@@ -1,0 +1,297 @@
+"""ArtifactVersion (a committed version) and Entry (one of its files)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import EntryNotFoundError
+from .manifest import ManifestEntry
+from .metadata import validate_description, validate_metadata
+from .naming import normalize_entry_path, validate_alias, validate_name
+from .registry import RunRecord, VersionRecord
+from .table import TABLE_SUFFIX
+
+if TYPE_CHECKING:
+    from .artifact import Artifact
+    from .client import Client
+    from .lineage import LineageGraph
+    from .run import Run
+
+
+def default_root(version: VersionRecord) -> Path:
+    """``./artifacts/<name>-v<N>`` (``-`` rather than ``:`` so the path is valid everywhere)."""
+    return Path("artifacts") / f"{version.name}-v{version.index}"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file of a committed version; ``download()`` fetches just this file."""
+
+    version: ArtifactVersion
+    entry: ManifestEntry
+
+    @property
+    def path(self) -> str:
+        """The entry's path inside the artifact."""
+        return self.entry.path
+
+    @property
+    def digest(self) -> str:
+        """``blake3:<hex>`` of the content."""
+        return self.entry.digest
+
+    @property
+    def size(self) -> int:
+        """Bytes."""
+        return self.entry.size
+
+    @property
+    def ref(self) -> str | None:
+        """The URI for reference entries, else ``None``."""
+        return self.entry.ref
+
+    def download(self, root: str | os.PathLike[str] | None = None) -> Path:
+        """Fetch this file under ``root`` (default: the version's download root) and return its path."""
+        from .transfer import materialize
+
+        base = Path(root) if root is not None else default_root(self.version._record)
+        (path,) = materialize(self.version._client, [self.entry], base, f"{self.version.qualified_name}/{self.path}")
+        return path
+
+
+class ArtifactVersion:
+    """A committed, immutable version. Description, metadata, aliases and tags are editable via :meth:`save`."""
+
+    def __init__(self, client: Client, record: VersionRecord, run: Run | None = None) -> None:
+        self._client = client
+        self._record = record
+        self._run = run
+        self.description: str | None = record.description
+        self.metadata: dict[str, Any] = dict(record.metadata)
+        self.aliases: list[str] = list(record.aliases)
+        self.tags: list[str] = list(record.tags)
+
+    def __repr__(self) -> str:
+        return f"<ArtifactVersion {self.qualified_name} {self.digest[:19]}… aliases={self.aliases}>"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, ArtifactVersion)
+            and other._record.id == self._record.id
+            and (other._client.settings.registry == self._client.settings.registry)
+        )
+
+    def __hash__(self) -> int:
+        return hash((self._record.id, self._client.settings.registry))
+
+    # -- identity ---------------------------------------------------------------------------------
+
+    @property
+    def id(self) -> int:
+        """Registry id."""
+        return self._record.id
+
+    @property
+    def name(self) -> str:
+        """Collection name, e.g. ``bike-dataset``."""
+        return self._record.name
+
+    @property
+    def entity(self) -> str:
+        """Entity."""
+        return self._record.entity
+
+    @property
+    def project(self) -> str:
+        """Project."""
+        return self._record.project
+
+    @property
+    def type(self) -> str:
+        """Artifact type, e.g. ``dataset``."""
+        return self._record.type
+
+    @property
+    def version(self) -> str:
+        """``v<index>``."""
+        return self._record.version
+
+    @property
+    def version_index(self) -> int:
+        """The version number."""
+        return self._record.index
+
+    @property
+    def qualified_name(self) -> str:
+        """``entity/project/name:vN``."""
+        return f"{self._record.collection}:{self.version}"
+
+    @property
+    def digest(self) -> str:
+        """Content digest ``blake3:<hex>``."""
+        return self._record.digest
+
+    @property
+    def size(self) -> int:
+        """Total bytes, references included."""
+        return self._record.size
+
+    @property
+    def file_count(self) -> int:
+        """Number of entries."""
+        return self._record.file_count
+
+    @property
+    def created_at(self) -> datetime:
+        """Commit time (UTC)."""
+        return self._record.created_at
+
+    @property
+    def state(self) -> str:
+        """``committed`` or ``deleted``."""
+        return self._record.state
+
+    @property
+    def ttl_seconds(self) -> int | None:
+        """Time-to-live, if set."""
+        return self._record.ttl_seconds
+
+    # -- content ----------------------------------------------------------------------------------
+
+    def manifest(self) -> dict[str, ManifestEntry]:
+        """Entries keyed by path."""
+        return self._client.manifest(self._record).entries
+
+    def files(self, path_prefix: str | None = None) -> list[Entry]:
+        """Entries, optionally only those under ``path_prefix``."""
+        return [Entry(self, e) for e in self._select(path_prefix)]
+
+    def _select(self, path_prefix: str | None) -> list[ManifestEntry]:
+        entries = list(self._client.manifest(self._record))
+        if path_prefix:
+            entries = [e for e in entries if e.path.startswith(path_prefix)]
+        return entries
+
+    def get_entry(self, name: str) -> Entry:
+        """The entry at ``name`` (``my_table`` also finds ``my_table.table.json``)."""
+        manifest = self._client.manifest(self._record)
+        path = normalize_entry_path(name)
+        found = manifest.get(path) or manifest.get(path + TABLE_SUFFIX)
+        if found is None:
+            sample = ", ".join(sorted(manifest.entries)[:5])
+            raise EntryNotFoundError(f"{self.qualified_name} has no entry {name!r}; entries include: {sample}")
+        return Entry(self, found)
+
+    get_path = get_entry
+
+    def download(
+        self, root: str | os.PathLike[str] | None = None, path_prefix: str | None = None, verify: bool = False
+    ) -> Path:
+        """Materialise the version (or the entries under ``path_prefix``) under ``root`` and return ``root``."""
+        from .transfer import materialize
+
+        base = Path(root) if root is not None else default_root(self._record)
+        base.mkdir(parents=True, exist_ok=True)
+        materialize(self._client, self._select(path_prefix), base, self.qualified_name, verify=verify)
+        if not self._client.store.is_local:
+            self._client.download_cache.evict()
+        return base
+
+    def get(self, name: str) -> Any:
+        """Load a stored object (a :class:`~artifact_plugins.Table`) by entry name."""
+        from .table import Table
+
+        entry = self.get_entry(name)
+        return Table.load(entry.download())
+
+    # -- lineage ----------------------------------------------------------------------------------
+
+    def logged_by(self) -> RunRecord | None:
+        """The run that first committed this version."""
+        rid = self._record.created_by
+        return self._client.registry.run(rid) if rid else None
+
+    def used_by(self) -> list[RunRecord]:
+        """Runs that used this version, oldest first."""
+        edges = [e for e in self._client.registry.edges(version_ids=[self.id]) if e.kind == "used"]
+        runs = {r.id: r for r in self._client.registry.runs(ids=[e.run_id for e in edges])}
+        return [runs[e.run_id] for e in edges if e.run_id in runs]
+
+    def lineage(self, direction: str = "both", depth: int | None = None, collapse: str = "group") -> LineageGraph:
+        """The lineage graph around this version."""
+        from .lineage import build_lineage
+
+        return build_lineage(self._client.registry, [self.id], [], direction, depth, collapse)
+
+    def alias_history(self, alias: str | None = None) -> list[Any]:
+        """Every move of ``alias`` (or of all aliases) in this version's collection."""
+        return self._client.registry.alias_history(self._record.collection_id, alias)
+
+    # -- editing ----------------------------------------------------------------------------------
+
+    def save(self) -> ArtifactVersion:
+        """Persist changes to ``description``, ``metadata``, ``aliases`` and ``tags``."""
+        description = validate_description(self.description)
+        metadata = validate_metadata(self.metadata)
+        aliases = [a for a in dict.fromkeys(self.aliases) if a == "latest" or validate_alias(a)]
+        tags = [validate_name(t, "tag") for t in dict.fromkeys(self.tags)]
+        record, moves = self._client.registry.update_version(
+            self._record,
+            description=description,
+            metadata=metadata,
+            aliases=aliases,
+            tags=tags,
+            run_id=self._run.id if self._run else None,
+        )
+        self._refresh(record)
+        from .run import notify_alias_moves
+
+        notify_alias_moves(self._client, self._record, moves)
+        return self
+
+    def _refresh(self, record: VersionRecord) -> None:
+        self._record = record
+        self.description = record.description
+        self.metadata = dict(record.metadata)
+        self.aliases = list(record.aliases)
+        self.tags = list(record.tags)
+
+    def delete(self, delete_aliases: bool = False) -> None:
+        """Soft-delete this version (refused while it has aliases unless ``delete_aliases``); gc frees its bytes."""
+        self._client.registry.delete_version(self._record, delete_aliases)
+        self._refresh(self._client.registry.version(self.id))
+
+    def new_draft(self) -> Artifact:
+        """A draft pre-filled with this version's entries; log it to make an incremental version."""
+        from .artifact import Artifact, PendingEntry
+
+        draft = Artifact(self.name, self.type, self.description, self.metadata)
+        for e in self._client.manifest(self._record):
+            draft._add_pending(PendingEntry(e))
+        draft.base = self
+        return draft
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly summary."""
+        return {
+            "qualified_name": self.qualified_name,
+            "name": self.name,
+            "entity": self.entity,
+            "project": self.project,
+            "type": self.type,
+            "version": self.version,
+            "version_index": self.version_index,
+            "digest": self.digest,
+            "size": self.size,
+            "file_count": self.file_count,
+            "aliases": self.aliases,
+            "tags": self.tags,
+            "description": self.description,
+            "metadata": self.metadata,
+            "created_at": self.created_at.isoformat(),
+            "state": self.state,
+        }

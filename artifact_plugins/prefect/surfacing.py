@@ -1,0 +1,381 @@
+"""What a logged or used artifact version looks like from Prefect's side.
+
+Called by :class:`~artifact_plugins.prefect.context.PrefectRunContextProvider` hooks, only
+inside a Prefect flow run or task run. Every entry point is wrapped by :func:`guarded`: the
+version is already committed when these run, so a failure here must never fail the user's task.
+
+Per logged/used version this records:
+
+* a **keyed markdown artifact** per collection (key slugged from ``project-name``): the
+  version table and a Mermaid lineage chart with plain links under it (the open-source UI
+  shows the key's history as a timeline, one entry per task run that logged or used it);
+* an **inputs card** (unkeyed markdown artifact) on each consuming run;
+* **asset events** keyed ``artifact://<entity>/<project>/<name>``: inside a task run through the
+  task's ``AssetContext`` (so Prefect propagates the asset to downstream tasks and emits the
+  materialization when the task ends), otherwise emitted directly;
+* ``artifact_plugins.version.created`` / ``artifact_plugins.alias.moved`` events for automations.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .context import flow_run_url, task_run_url
+
+if TYPE_CHECKING:
+    from artifact_plugins.core.run import Run
+    from artifact_plugins.core.run_context import AliasMove
+    from artifact_plugins.core.version import ArtifactVersion
+
+logger = logging.getLogger(__name__)
+
+EVENT_VERSION_CREATED = "artifact_plugins.version.created"
+EVENT_ALIAS_MOVED = "artifact_plugins.alias.moved"
+ASSET_MATERIALIZED = "prefect.asset.materialization.succeeded"
+ASSET_REFERENCED = "prefect.asset.referenced"
+MATERIALIZED_BY = "artifact_plugins"
+LABEL = "artifact_plugins"
+CARD_VERSIONS = 20  # rows of the version table on a collection card
+LINEAGE_DEPTH = 2  # hops drawn around the newest version on a collection card
+
+_SLUG_RE = re.compile(r"[^a-z0-9]+")
+
+
+# --------------------------------------------------------------------------- names and keys
+
+
+def artifact_key(entity: str, project: str, name: str) -> str:
+    """Prefect artifact key of a collection: ``project-name`` slugged to ``[a-z0-9-]``.
+
+    The entity is prefixed when it is not ``default`` so two entities never share a key.
+    """
+    parts = (project, name) if entity == "default" else (entity, project, name)
+    return _SLUG_RE.sub("-", "-".join(parts).lower()).strip("-") or "artifact"
+
+
+def asset_uri(entity: str, project: str, name: str) -> str:
+    """The Prefect asset key of a collection: ``artifact://<entity>/<project>/<name>``."""
+    return f"artifact://{entity}/{project}/{name}"
+
+
+def collection_resource_id(entity: str, project: str, name: str) -> str:
+    """Event resource id of a collection: ``artifact_plugins.artifact.<entity>.<project>.<name>``."""
+    return f"{LABEL}.artifact.{entity}.{project}.{name}"
+
+
+def alias_resource(alias: str) -> dict[str, str]:
+    """A related resource naming an alias, for ``match_related`` in automation triggers."""
+    return {
+        "prefect.resource.id": f"{LABEL}.alias.{alias}",
+        "prefect.resource.role": "alias",
+        "prefect.resource.name": alias,
+    }
+
+
+def _split_collection(qualified: str) -> tuple[str, str, str]:
+    """``entity/project/name[:vN]`` -> (entity, project, name)."""
+    entity, project, rest = qualified.split("/", 2)
+    return entity, project, rest.split(":", 1)[0].split("@", 1)[0]
+
+
+# --------------------------------------------------------------------------- guard
+
+
+def guarded(fn: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+    """Run ``fn``; any exception becomes a warning in the run's log instead of a task failure."""
+    try:
+        fn(*args, **kwargs)
+    except Exception as exc:
+        _run_logger().warning(
+            "artifact_plugins: could not show this in Prefect (%s: %s); the artifact itself is stored",
+            type(exc).__name__,
+            exc,
+        )
+        logger.debug("Prefect surfacing failed", exc_info=True)
+
+
+def _run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    try:
+        from prefect.logging import get_run_logger
+
+        return get_run_logger()
+    except Exception:
+        return logger
+
+
+# --------------------------------------------------------------------------- hooks
+
+
+def version_logged(run: Run, version: ArtifactVersion, *, created: bool) -> None:
+    """Surface a committed (``created``) or deduplicated version logged by ``run``."""
+    payload = version_payload(version, created=created)
+    _step(_materialize_asset, run, version, payload)
+    if created:
+        _step(_emit_version_created, run, version, payload)
+    _step(publish_collection_card, run, version)
+
+
+def version_used(run: Run, version: ArtifactVersion) -> None:
+    """Surface that ``run`` used ``version``."""
+    _step(_reference_asset, version)
+    _step(publish_inputs_card, version)
+    _step(publish_collection_card, run, version)
+
+
+def alias_moved(run: Run | None, move: AliasMove) -> None:
+    """Emit ``artifact_plugins.alias.moved``; refresh the card when the move was not part of a log."""
+    _step(_emit_alias_moved, run, move)
+    if run is None and move.version is not None:
+        from artifact_plugins.core.api import Api
+
+        entity, project, name = _split_collection(move.qualified_collection)
+        version = Api().artifact(f"{entity}/{project}/{name}:{move.version}")
+        _step(publish_collection_card, None, version)
+
+
+def _step(fn: Callable[..., None], *args: Any) -> None:
+    """One independent side effect: a failure is reported and the others still happen."""
+    guarded(fn, *args)
+
+
+# --------------------------------------------------------------------------- payloads
+
+
+def version_payload(version: ArtifactVersion, *, created: bool | None = None) -> dict[str, Any]:
+    """JSON-safe facts about a version, used as asset metadata and event payload."""
+    payload: dict[str, Any] = {
+        "qualified_name": version.qualified_name,
+        "version": version.version,
+        "digest": version.digest,
+        "type": version.type,
+        "aliases": list(version.aliases),
+        "size": int(version.size or 0),
+        "file_count": int(version.file_count or 0),
+    }
+    if created is not None:
+        payload["created"] = created
+    return payload
+
+
+def _run_payload(run: Run | None) -> dict[str, Any]:
+    if run is None:
+        return {}
+    return {"run_id": str(run.id), "run_name": run.name, "run_url": run.url}
+
+
+# --------------------------------------------------------------------------- assets
+
+
+def _asset(version: ArtifactVersion) -> Any:
+    from prefect.assets import Asset, AssetProperties
+
+    description = version.description or f"{version.type} artifact"
+    return Asset(
+        key=asset_uri(version.entity, version.project, version.name),
+        properties=AssetProperties(name=f"{version.project}/{version.name}", description=description[:2500]),
+    )
+
+
+def _task_asset_context() -> Any:
+    """The running task's ``AssetContext``, or ``None`` at flow level / outside a task."""
+    from prefect.context import AssetContext, TaskRunContext
+
+    task_ctx = TaskRunContext.get()
+    asset_ctx = AssetContext.get()
+    if task_ctx is None or asset_ctx is None or asset_ctx.task_run_id != task_ctx.task_run.id:
+        return None
+    return asset_ctx
+
+
+def _materialize_asset(run: Run, version: ArtifactVersion, payload: dict[str, Any]) -> None:
+    asset = _asset(version)
+    asset_ctx = _task_asset_context()
+    if asset_ctx is not None:
+        # Prefect emits the materialization (with upstream assets as related resources) when
+        # the task run ends, and passes the asset on to tasks that consume this task's result.
+        asset_ctx.downstream_assets.add(asset)
+        if asset_ctx.materialized_by is None:
+            asset_ctx.materialized_by = MATERIALIZED_BY
+        asset_ctx.add_asset_metadata(asset.key, payload)
+        asset_ctx.update_tracked_assets()
+        return
+    from prefect.context import AssetContext
+    from prefect.events import emit_event
+
+    upstream = [_asset(v) for v in run.used_artifacts()]
+    emit_event(
+        ASSET_MATERIALIZED,
+        resource=AssetContext.asset_as_resource(asset),
+        related=[AssetContext.asset_as_related(a) for a in upstream]
+        + [AssetContext.related_materialized_by(MATERIALIZED_BY)],
+        payload=payload,
+    )
+
+
+def _reference_asset(version: ArtifactVersion) -> None:
+    from prefect.context import AssetContext
+    from prefect.events import emit_event
+
+    asset = _asset(version)
+    asset_ctx = _task_asset_context()
+    if asset_ctx is not None:
+        # Recorded as a direct dependency: downstream tasks inherit it, and a materialization in
+        # this task lists it as upstream.
+        asset_ctx.direct_asset_dependencies.add(asset)
+        asset_ctx.update_tracked_assets()
+    # Prefect only emits references for tasks that also materialize something; a pure consumer
+    # still deserves one, with the version it resolved to.
+    emit_event(ASSET_REFERENCED, resource=AssetContext.asset_as_resource(asset), payload=version_payload(version))
+
+
+# --------------------------------------------------------------------------- plugin events
+
+
+def _emit_version_created(run: Run, version: ArtifactVersion, payload: dict[str, Any]) -> None:
+    from prefect.events import emit_event
+
+    resource = {
+        "prefect.resource.id": collection_resource_id(version.entity, version.project, version.name),
+        "prefect.resource.name": f"{version.entity}/{version.project}/{version.name}",
+        f"{LABEL}.version": version.version,
+        f"{LABEL}.digest": version.digest,
+        f"{LABEL}.type": version.type,
+        f"{LABEL}.qualified_name": version.qualified_name,
+    }
+    related = [alias_resource(a) for a in version.aliases]
+    related.append(
+        {
+            "prefect.resource.id": asset_uri(version.entity, version.project, version.name),
+            "prefect.resource.role": "asset",
+        }
+    )
+    emit_event(EVENT_VERSION_CREATED, resource=resource, related=related, payload=payload | _run_payload(run))
+
+
+def _emit_alias_moved(run: Run | None, move: AliasMove) -> None:
+    from prefect.events import emit_event
+
+    entity, project, name = _split_collection(move.qualified_collection)
+    resource = {
+        "prefect.resource.id": collection_resource_id(entity, project, name),
+        "prefect.resource.name": f"{entity}/{project}/{name}",
+        f"{LABEL}.alias": move.alias,
+        f"{LABEL}.version": move.version or "",
+        f"{LABEL}.previous": move.previous or "",
+        f"{LABEL}.digest": move.digest or "",
+        f"{LABEL}.qualified_name": f"{entity}/{project}/{name}:{move.version}" if move.version else "",
+    }
+    payload = {
+        "collection": f"{entity}/{project}/{name}",
+        "alias": move.alias,
+        "version": move.version,
+        "previous": move.previous,
+        "digest": move.digest,
+    }
+    emit_event(EVENT_ALIAS_MOVED, resource=resource, related=[alias_resource(move.alias)], payload=payload | _run_payload(run))
+
+
+# --------------------------------------------------------------------------- Prefect artifacts
+
+
+def _create_markdown(markdown: str, description: str, key: str | None = None, meta: dict[str, str] | None = None) -> None:
+    """Create a markdown artifact attached to the current flow run / task run."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import ArtifactCreate
+    from prefect.utilities.context import get_task_and_flow_run_ids
+
+    task_run_id, flow_run_id = get_task_and_flow_run_ids()
+    # The synchronous client works from sync and async tasks alike.
+    with get_client(sync_client=True) as client:
+        client.create_artifact(
+            ArtifactCreate(
+                key=key,
+                type="markdown",
+                description=description,
+                data=markdown,
+                metadata_=meta,
+                task_run_id=task_run_id,
+                flow_run_id=flow_run_id,
+            )
+        )
+
+
+def publish_collection_card(run: Run | None, version: ArtifactVersion) -> None:
+    """(Re)publish the keyed card of ``version``'s collection: version table + lineage chart."""
+    from . import cards
+
+    api = _api_for(run)
+    collection = f"{version.entity}/{version.project}/{version.name}"
+    versions = cards.recent_versions(api, version, CARD_VERSIONS)
+    latest = versions[0] if versions else version
+    markdown = cards.collection_markdown(api, collection, version.type, versions, lineage_depth=LINEAGE_DEPTH)
+    description = f"{collection}: {latest.version} ({_short(latest.digest)}), {len(versions)} version(s) shown"
+    _create_markdown(
+        markdown,
+        description,
+        key=artifact_key(version.entity, version.project, version.name),
+        meta={
+            "collection": collection,
+            "latest_version": latest.version,
+            "latest_digest": latest.digest,
+            "updated_for": version.version,
+        },
+    )
+
+
+def publish_inputs_card(version: ArtifactVersion) -> None:
+    """Attach an inputs card to the consuming run: what it used and who produced it."""
+    from . import cards
+
+    _create_markdown(
+        cards.inputs_markdown(version),
+        f"input artifact {version.qualified_name} ({_short(version.digest)})",
+        meta={"qualified_name": version.qualified_name, "digest": version.digest},
+    )
+
+
+def _api_for(run: Run | None) -> Any:
+    """An :class:`Api` on the same settings as ``run`` (the store the version lives in)."""
+    from artifact_plugins.core.api import Api
+
+    settings = getattr(run, "settings", None) if run is not None else None
+    return Api(settings=settings)
+
+
+def _short(digest: str) -> str:
+    return digest.split(":", 1)[-1][:12]
+
+
+def run_links(run_info: Any) -> tuple[str | None, str | None]:
+    """(task run page, flow run page) of a recorded run, rebuilt from its step identity."""
+    if run_info is None:
+        return None, None
+    step = getattr(run_info, "step", None) or {}
+    if getattr(run_info, "orchestrator", None) != "prefect":
+        return getattr(run_info, "url", None), None
+    task_run_id = step.get("task_run_id")
+    flow_run_id = step.get("flow_run_id")
+    task_url = task_run_url(task_run_id) if task_run_id else None
+    flow_url = flow_run_url(flow_run_id) if flow_run_id else None
+    return task_url or getattr(run_info, "url", None), flow_url
+
+
+def join(items: Iterable[str], sep: str = ", ") -> str:
+    """Join non-empty strings."""
+    return sep.join(i for i in items if i)
+
+
+__all__: Sequence[str] = (
+    "EVENT_ALIAS_MOVED",
+    "EVENT_VERSION_CREATED",
+    "alias_moved",
+    "artifact_key",
+    "asset_uri",
+    "collection_resource_id",
+    "guarded",
+    "version_logged",
+    "version_used",
+)

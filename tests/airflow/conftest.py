@@ -1,0 +1,119 @@
+"""Fixtures for the Airflow adapter tests.
+
+Airflow reads its configuration when first imported, so this module points AIRFLOW_HOME (and the
+metadata DB, auth manager, base URL) at a fresh temporary folder *before* anything imports
+Airflow. Integration tests run real DAG runs with ``dag.test()`` against that SQLite metadata DB
+(migrated once per session with ``airflow db migrate``); every test gets its own artifact store
+and registry through ``ARTIFACT_PLUGINS_STORE`` / ``ARTIFACT_PLUGINS_REGISTRY``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="ap-airflow-home-"))
+(AIRFLOW_HOME / "dags").mkdir()
+(AIRFLOW_HOME / "plugins").mkdir()
+ADMIN_USER, ADMIN_PASSWORD = "admin", "admin-pw-for-tests"
+(AIRFLOW_HOME / "passwords.json").write_text(json.dumps({ADMIN_USER: ADMIN_PASSWORD}))
+BASE_URL = "http://airflow.test:8080"
+
+_AIRFLOW_ENV = {
+    "AIRFLOW_HOME": str(AIRFLOW_HOME),
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
+    "AIRFLOW__CORE__DAGS_FOLDER": str(AIRFLOW_HOME / "dags"),
+    "AIRFLOW__CORE__PLUGINS_FOLDER": str(AIRFLOW_HOME / "plugins"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+    "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(AIRFLOW_HOME / "passwords.json"),
+    "AIRFLOW__API__BASE_URL": BASE_URL,
+    "AIRFLOW__API_AUTH__JWT_SECRET": "jwt-signing-key-for-tests-only-0123456789",
+    "AIRFLOW__OPENLINEAGE__DISABLED": "True",
+}
+os.environ.update(_AIRFLOW_ENV)
+# Nothing from a developer's shell may leak into the artifact settings of a test.
+for _key in [k for k in os.environ if k.startswith("ARTIFACT_PLUGINS_")]:
+    del os.environ[_key]
+_DEFAULT_ARTIFACTS = Path(tempfile.mkdtemp(prefix="ap-airflow-artifacts-"))
+os.environ["ARTIFACT_PLUGINS_STORE"] = str(_DEFAULT_ARTIFACTS / "store")
+os.environ["ARTIFACT_PLUGINS_REGISTRY"] = f"sqlite:///{_DEFAULT_ARTIFACTS / 'registry.db'}"
+os.environ["ARTIFACT_PLUGINS_CACHE_DIR"] = str(_DEFAULT_ARTIFACTS / "cache")
+os.environ["ARTIFACT_PLUGINS_CONFIG"] = str(_DEFAULT_ARTIFACTS / "no-config.toml")
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "dags_examples"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove the temporary Airflow home and default artifact folders."""
+    shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
+    shutil.rmtree(_DEFAULT_ARTIFACTS, ignore_errors=True)
+
+
+@pytest.fixture
+def artifact_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A private artifact store, registry and cache for one test."""
+    env = {
+        "ARTIFACT_PLUGINS_STORE": str(tmp_path / "store"),
+        "ARTIFACT_PLUGINS_REGISTRY": f"sqlite:///{tmp_path / 'registry.db'}",
+        "ARTIFACT_PLUGINS_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+def api(artifact_env: dict[str, str]) -> Any:
+    """The core API on the test's private registry."""
+    import artifact_plugins as ap
+
+    return ap.Api()
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """The migrated Airflow metadata DB (``airflow db migrate``, once per session)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        env={**os.environ, **_AIRFLOW_ENV},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return AIRFLOW_HOME / "airflow.db"
+
+
+@pytest.fixture
+def run_dag(airflow_db: Path) -> Iterator[Any]:
+    """Register a DAG in the metadata DB and run it with ``dag.test()``; returns the DagRun."""
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+    def _run(dag: Any, **kwargs: Any) -> Any:
+        bag = DagBag(dag_folder=os.devnull, include_examples=False)
+        bag.bag_dag(dag)
+        sync_bag_to_db(bag, bundle_name="dags-folder", bundle_version=None)
+        return dag.test(**kwargs)
+
+    yield _run
+
+
+def load_example(filename: str, dag_id: str) -> Any:
+    """Parse one DAG file of ``dags_examples/`` the way the DAG processor does."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(EXAMPLES / filename), include_examples=False)
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags[dag_id]

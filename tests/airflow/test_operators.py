@@ -1,0 +1,319 @@
+"""Fast tests: operators' ``execute()`` with a hand-built context and Airflow's real outlet accessors."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from airflow.sdk import Asset
+from airflow.sdk.execution_time.context import OutletEventAccessors, TriggeringAssetEventsAccessor
+
+import artifact_plugins as ap
+from artifact_plugins.airflow import (
+    AirflowRunContextProvider,
+    ArtifactLink,
+    FinishArtifactOperator,
+    LogArtifactOperator,
+    UseArtifactOperator,
+    artifact_asset,
+)
+from artifact_plugins.airflow.context import current_task_context, event_extra
+
+DAG_ID, RUN_ID = "unit_dag", "manual__2026-01-01T00:00:00+00:00"
+BASE_URL = "http://airflow.test:8080"
+
+
+def make_context(op: Any, *, try_number: int = 1, map_index: int = -1, **extra: Any) -> dict[str, Any]:
+    """The part of an Airflow task context the operators read, with the real outlet accessors."""
+    ti = SimpleNamespace(
+        dag_id=DAG_ID, run_id=RUN_ID, task_id=op.task_id, map_index=map_index, try_number=try_number,
+        id=uuid.uuid4(), dag_version_id=uuid.uuid4(), task=op,
+    )
+    return {"ti": ti, "task_instance": ti, "task": op, "run_id": RUN_ID,
+            "outlet_events": OutletEventAccessors(), **extra}
+
+
+@pytest.fixture
+def dataset_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "rentals.csv").write_text("hour,rentals\n1,10\n2,12\n")
+    (folder / "README.txt").write_text("bikes\n")
+    return folder
+
+
+def log_op(dataset_dir: Path, **kwargs: Any) -> LogArtifactOperator:
+    params: dict[str, Any] = {
+        "task_id": "log_dataset", "name": "bike-dataset", "type": "dataset", "paths": [str(dataset_dir)],
+        "aliases": ["raw"], "metadata": {"rows": 2}, "outlets": [artifact_asset("bike-dataset")],
+    }
+    params.update(kwargs)
+    return LogArtifactOperator(**params)
+
+
+def test_artifact_asset_identity() -> None:
+    asset = artifact_asset("bike-dataset", project="bikes", entity="acme")
+    assert isinstance(asset, Asset)
+    assert asset.uri == "artifact://acme/bikes/bike-dataset"
+    assert asset.name == "acme/bikes/bike-dataset"
+    assert asset.group == "artifact"
+    assert artifact_asset("bike-dataset").uri == "artifact://default/default/bike-dataset"
+    with pytest.raises(ValueError, match="bad/name"):
+        artifact_asset("bad/name")
+
+
+def test_log_emits_asset_event_and_records_ti_run(api: Any, dataset_dir: Path) -> None:
+    op = log_op(dataset_dir)
+    ctx = make_context(op, try_number=2)
+    result = op.execute(ctx)
+
+    version = api.artifact("bike-dataset:latest")
+    assert result["version"] == version.version == "v1"
+    assert result["digest"] == version.digest and result["digest"].startswith("blake3:")
+    assert result["qualified_name"] == "default/default/bike-dataset:v1"
+    assert result["file_count"] == 2 and "raw" in result["aliases"]
+
+    extra = ctx["outlet_events"][artifact_asset("bike-dataset")].extra
+    assert extra["version"] == "v1" and extra["digest"] == version.digest
+    assert extra["qualified_name"] == version.qualified_name
+    assert "raw" in extra["aliases"] and extra["try_number"] == 2 and extra["map_index"] == -1
+    assert extra["ti_id"] == str(ctx["ti"].id)
+    assert not [k for k in extra if any(w in k.lower() for w in ("token", "password", "secret"))]
+
+    (run,) = api.runs(group=f"{DAG_ID}/{RUN_ID}")
+    assert run.orchestrator == "airflow" and run.job_type == DAG_ID and run.name == "log_dataset"
+    assert dict(run.step) == {"dag_id": DAG_ID, "run_id": RUN_ID, "task_id": "log_dataset",
+                              "map_index": -1, "try_number": 2}
+    assert run.url == f"{BASE_URL}/dags/{DAG_ID}/runs/manual__2026-01-01T00%3A00%3A00%2B00%3A00/tasks/log_dataset"
+    assert version.logged_by().id == run.id
+
+
+def test_extra_link_points_to_the_version_page(api: Any, dataset_dir: Path) -> None:
+    op = log_op(dataset_dir)
+    op.execute(make_context(op))
+    link = ArtifactLink().get_link(op, ti_key=SimpleNamespace())  # type: ignore[arg-type]
+    assert link == f"{BASE_URL}/artifacts/versions/default/default/bike-dataset/v1"
+    assert ArtifactLink().get_link(log_op(dataset_dir), ti_key=SimpleNamespace()) == ""  # type: ignore[arg-type]
+    assert any(isinstance(link, ArtifactLink) for link in op.operator_extra_links)
+
+
+def test_no_event_unless_the_asset_is_declared(api: Any, dataset_dir: Path, caplog: Any) -> None:
+    op = log_op(dataset_dir, outlets=[])
+    ctx = make_context(op)
+    op.execute(ctx)
+    assert len(ctx["outlet_events"]) == 0
+
+    other = log_op(dataset_dir, task_id="other", outlets=[artifact_asset("bike-dataset", project="elsewhere")])
+    ctx = make_context(other)
+    with caplog.at_level(logging.WARNING):
+        other.execute(ctx)
+    assert len(ctx["outlet_events"]) == 0
+    assert "no asset event" in caplog.text
+
+
+def test_retried_try_deduplicates_and_keeps_both_runs(api: Any, dataset_dir: Path) -> None:
+    first = log_op(dataset_dir)
+    first.execute(make_context(first, try_number=1))
+    second = log_op(dataset_dir)
+    ctx = make_context(second, try_number=2)
+    result = second.execute(ctx)
+    assert result["version"] == "v1"
+    assert [v.version for v in api.artifact_versions("dataset", "bike-dataset")] == ["v1"]
+    runs = api.runs(group=f"{DAG_ID}/{RUN_ID}")
+    assert sorted(r.step["try_number"] for r in runs) == [1, 2]
+    assert ctx["outlet_events"][artifact_asset("bike-dataset")].extra["created"] is False
+
+
+def test_failing_log_leaves_no_version(api: Any, dataset_dir: Path) -> None:
+    op = log_op(dataset_dir, paths=[str(dataset_dir), str(dataset_dir / "missing.csv")])
+    ctx = make_context(op)
+    with pytest.raises(FileNotFoundError, match=r"missing\.csv"):
+        op.execute(ctx)
+    assert len(ctx["outlet_events"]) == 0
+    with pytest.raises(ap.errors.ArtifactNotFoundError):
+        api.artifact("bike-dataset:latest")
+    (run,) = api.runs(group=f"{DAG_ID}/{RUN_ID}")
+    assert run.status == "failed"
+
+
+def test_use_downloads_and_records_lineage(api: Any, dataset_dir: Path, tmp_path: Path) -> None:
+    log = log_op(dataset_dir)
+    log.execute(make_context(log))
+    use = UseArtifactOperator(task_id="use_dataset", artifact="bike-dataset:latest", root=str(tmp_path / "dl"))
+    result = use.execute(make_context(use))
+    assert result["version"] == "v1" and result["qualified_name"] == "default/default/bike-dataset:v1"
+    assert result["ref"] == "bike-dataset:latest"
+    path = Path(result["path"])
+    assert (path / "rentals.csv").read_text() == (dataset_dir / "rentals.csv").read_text()
+
+    version = api.artifact("bike-dataset:v1")
+    (consumer,) = version.used_by()
+    assert consumer.step["task_id"] == "use_dataset" and consumer.group == f"{DAG_ID}/{RUN_ID}"
+    assert ArtifactLink().get_link(use, ti_key=SimpleNamespace()).endswith(  # type: ignore[arg-type]
+        "/artifacts/versions/default/default/bike-dataset/v1"
+    )
+
+
+def test_use_without_download(api: Any, dataset_dir: Path) -> None:
+    log = log_op(dataset_dir)
+    log.execute(make_context(log))
+    use = UseArtifactOperator(task_id="peek", artifact="bike-dataset:raw", download=False)
+    result = use.execute(make_context(use))
+    assert result["path"] is None and result["version"] == "v1"
+
+
+def test_missing_artifact_fails_naming_the_ref(api: Any) -> None:
+    use = UseArtifactOperator(task_id="use_missing", artifact="no-such-dataset:v4")
+    with pytest.raises(ap.errors.ArtifactNotFoundError, match="no-such-dataset"):
+        use.execute(make_context(use))
+
+
+def test_use_by_asset_pins_the_triggering_version(api: Any, dataset_dir: Path) -> None:
+    log = log_op(dataset_dir)
+    first = log.execute(make_context(log))
+    (dataset_dir / "rentals.csv").write_text("hour,rentals\n1,11\n")
+    second = log.execute(make_context(log))
+    assert (first["version"], second["version"]) == ("v1", "v2")
+
+    from airflow.sdk.api.datamodels._generated import AssetEventDagRunReference
+    from airflow.sdk.execution_time.comms import AssetEventDagRunReferenceResult
+
+    asset = artifact_asset("bike-dataset")
+    event = AssetEventDagRunReferenceResult.from_asset_event_dag_run_reference(
+        AssetEventDagRunReference.model_validate({
+            "asset": {"name": asset.name, "uri": asset.uri, "extra": {}},
+            "extra": {"qualified_name": first["qualified_name"], "version": "v1"},
+            "source_task_id": "log_dataset", "source_dag_id": DAG_ID, "source_run_id": "earlier",
+            "source_map_index": -1, "source_aliases": [], "timestamp": "2026-01-01T00:00:00Z",
+        })
+    )
+    use = UseArtifactOperator(task_id="consume", artifact=asset, download=False)
+    triggered = use.execute(make_context(use, triggering_asset_events=TriggeringAssetEventsAccessor.build([event])))
+    assert triggered["version"] == "v1" and triggered["ref"] == first["qualified_name"]
+
+    manual = use.execute(make_context(use, triggering_asset_events=TriggeringAssetEventsAccessor.build([])))
+    assert manual["version"] == "v2" and manual["ref"] == "default/default/bike-dataset:latest"
+
+
+def test_distributed_parts_commit_one_version(api: Any, tmp_path: Path) -> None:
+    shards = []
+    for index in range(3):
+        shard = tmp_path / f"shard-{index}.csv"
+        shard.write_text(f"part {index}\n")
+        shards.append(shard)
+    for index, shard in enumerate(shards):
+        part = LogArtifactOperator(task_id="write_part", name="bike-shards", type="dataset", distributed=True,
+                                   paths=[{"path": str(shard), "name": f"shards/{shard.name}"}])
+        ctx = make_context(part, map_index=index)
+        result = part.execute(ctx)
+        assert result["part"] is True and result["distributed_id"] == f"{DAG_ID}/{RUN_ID}"
+        assert len(ctx["outlet_events"]) == 0
+    with pytest.raises(ap.errors.ArtifactNotFoundError):
+        api.artifact("bike-shards:latest")
+
+    finish = FinishArtifactOperator(task_id="finish", name="bike-shards", type="dataset", aliases=["complete"],
+                                    outlets=[artifact_asset("bike-shards")])
+    ctx = make_context(finish)
+    result = finish.execute(ctx)
+    version = api.artifact("bike-shards:complete")
+    assert result["version"] == version.version == "v1"
+    assert sorted(e.path for e in version.files()) == [f"shards/shard-{i}.csv" for i in range(3)]
+    assert ctx["outlet_events"][artifact_asset("bike-shards")].extra["digest"] == version.digest
+    parts = [r for r in api.runs(group=f"{DAG_ID}/{RUN_ID}") if r.step["task_id"] == "write_part"]
+    assert sorted(r.step["map_index"] for r in parts) == [0, 1, 2]
+
+
+def test_distributed_part_refuses_aliases(api: Any, dataset_dir: Path) -> None:
+    op = log_op(dataset_dir, distributed=True)
+    with pytest.raises(ValueError, match="FinishArtifactOperator"):
+        op.execute(make_context(op))
+
+
+def test_ap_init_inside_a_task_binds_to_the_task_instance(api: Any, dataset_dir: Path) -> None:
+    from airflow.sdk.execution_time.context import set_current_context
+
+    holder = log_op(dataset_dir, task_id="train")
+    ctx = make_context(holder, map_index=3, try_number=1)
+    assert current_task_context() is None and AirflowRunContextProvider().current() is None
+    with set_current_context(ctx):  # type: ignore[arg-type]
+        with ap.init() as run:
+            art = ap.Artifact("bike-model", "model")
+            with art.new_file("model.json") as fh:
+                fh.write("{}")
+            version = run.log_artifact(art)
+        assert run.orchestrator == "airflow" and run.group == f"{DAG_ID}/{RUN_ID}" and run.job_type == DAG_ID
+        assert run.url.endswith("/tasks/train/mapped/3")
+    assert version.logged_by().step == {"dag_id": DAG_ID, "run_id": RUN_ID, "task_id": "train",
+                                        "map_index": 3, "try_number": 1}
+    assert len(ctx["outlet_events"]) == 0  # the task's outlet is bike-dataset, not bike-model
+
+
+def test_templated_fields_are_declared() -> None:
+    assert {"name", "type", "paths", "references", "aliases", "metadata", "description", "distributed_id"} <= set(
+        LogArtifactOperator.template_fields
+    )
+    assert {"artifact", "root"} <= set(UseArtifactOperator.template_fields)
+    assert {"name", "distributed_id", "aliases"} <= set(FinishArtifactOperator.template_fields)
+
+
+def test_event_extra_is_json_and_secret_free(api: Any, dataset_dir: Path) -> None:
+    import json
+
+    op = log_op(dataset_dir)
+    op.execute(make_context(op))
+    extra = event_extra(api.artifact("bike-dataset:v1"), make_context(op), created=True, inputs=["a/b/c:v1"])
+    assert json.loads(json.dumps(extra)) == extra
+    assert extra["inputs"] == ["a/b/c:v1"]
+
+
+def test_openlineage_facets_carry_the_digest(api: Any, dataset_dir: Path) -> None:
+    op = log_op(dataset_dir)
+    result = op.execute(make_context(op))
+    lineage = op.get_openlineage_facets_on_complete(None)
+    (output,) = lineage.outputs
+    assert (output.namespace, output.name) == ("artifact://default/default", "bike-dataset")
+    assert output.facets["version"].datasetVersion == result["digest"]
+    assert [i.namespace for i in lineage.inputs] == ["file"]
+
+    use = UseArtifactOperator(task_id="use", artifact="bike-dataset:v1", download=False)
+    use.execute(make_context(use))
+    (used,) = use.get_openlineage_facets_on_complete(None).inputs
+    assert used.facets["version"].datasetVersion == result["digest"]
+
+
+def test_connection_settings_never_leak(artifact_env: dict[str, str], dataset_dir: Path, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
+    import json
+
+    secret = "Pa55-w0rd-" + uuid.uuid4().hex
+    store, registry = tmp_path / "conn-store", tmp_path / "conn-registry.db"
+    monkeypatch.setenv("AIRFLOW_CONN_ARTIFACT_STORE", json.dumps({
+        "conn_type": "generic", "login": "svc", "password": secret,
+        "extra": {"store": str(store), "registry": f"sqlite:///{registry}", "project": "bikes"},
+    }))
+    op = log_op(dataset_dir, artifact_conn_id="artifact_store", outlets=[artifact_asset("bike-dataset", "bikes")])
+    ctx = make_context(op)
+    with caplog.at_level(logging.DEBUG):
+        result = op.execute(ctx)
+    assert result["qualified_name"] == "default/bikes/bike-dataset:v1"
+    assert registry.exists() and store.exists()
+    event = ctx["outlet_events"][artifact_asset("bike-dataset", "bikes")].extra
+    blobs = b"".join(p.read_bytes() for p in store.rglob("*") if p.is_file()) + registry.read_bytes()
+    for text in (json.dumps(result), json.dumps(event), caplog.text):
+        assert secret not in text
+    assert secret.encode() not in blobs
+
+
+def test_provider_module_imports_without_airflow() -> None:
+    code = (
+        "import sys, artifact_plugins.airflow.context as c;"
+        "assert 'airflow' not in sys.modules, 'airflow imported';"
+        "assert c.AirflowRunContextProvider().current() is None"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

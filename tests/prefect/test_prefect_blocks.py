@@ -1,0 +1,50 @@
+"""The ArtifactStore Block: registered through the collections entry point, a configuration source."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from prefect import flow
+from prefect.blocks.core import Block
+from prefect.plugins import load_prefect_collections
+
+import artifact_plugins as ap
+from artifact_plugins.prefect import ArtifactStore, log_artifact
+
+
+def test_block_is_registered_through_the_collections_entry_point() -> None:
+    assert "artifact_plugins" in load_prefect_collections()
+    assert Block.get_block_class_from_key("artifact-store") is ArtifactStore
+
+
+def test_block_settings_override_the_environment(store: ap.Settings, tmp_path: Path) -> None:
+    block = ArtifactStore(
+        store=str(tmp_path / "block-store"),
+        registry=f"sqlite:///{tmp_path / 'block.db'}",
+        project="from-block",
+    )
+    settings = block.settings()
+    assert settings.store == str(tmp_path / "block-store")
+    assert settings.registry == f"sqlite:///{tmp_path / 'block.db'}"
+    assert settings.project == "from-block"
+    assert settings.cache_dir == store.cache_dir  # unset fields fall through to the environment
+    assert block.settings(project="override").project == "override"
+    assert "block.db" not in repr(block)  # the registry URL is a secret
+
+
+@flow
+def block_flow(path: str, block_name: str) -> str:
+    return log_artifact("via-block", "dataset", path, store_block=block_name).qualified_name
+
+
+def test_tasks_read_a_saved_block(api: ap.Api, tmp_path: Path, make_files: Callable[..., Path]) -> None:
+    block_settings = {"store": str(tmp_path / "team-store"), "registry": f"sqlite:///{tmp_path / 'team.db'}"}
+    ArtifactStore(project="team", **block_settings).save("team-store", overwrite=True)  # type: ignore[arg-type]
+    loaded = ArtifactStore.load("team-store")
+    assert loaded.registry is not None and loaded.registry.get_secret_value() == block_settings["registry"]
+
+    path = make_files("b", {"b.txt": "b"}) / "b.txt"
+    assert block_flow(str(path), "team-store") == "default/team/via-block:v1"
+    assert ap.Api(settings=loaded.settings()).artifact("team/via-block:v1").file_count == 1
+    assert api.artifact_collections() == []  # nothing went to the environment's store

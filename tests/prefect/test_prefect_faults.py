@@ -1,0 +1,113 @@
+"""Bad input and faults: failures leave nothing behind, retries do not duplicate, errors name refs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from prefect import flow, task
+from prefect.runtime import flow_run as runtime_flow_run
+from prefect.states import State
+from prefect_helpers import read_events
+
+import artifact_plugins as ap
+from artifact_plugins.prefect import log_artifact, use_artifact
+from artifact_plugins.prefect import surfacing
+from artifact_plugins.prefect.surfacing import collection_resource_id
+
+
+@flow
+def log_flow(paths: list[str]) -> State:
+    return log_artifact("broken", "dataset", paths, return_state=True)
+
+
+def test_failing_log_task_leaves_no_version(api: ap.Api, make_files: Callable[..., Path], tmp_path: Path) -> None:
+    good = make_files("good", {"a.txt": "a"}) / "a.txt"
+    state = log_flow([str(good), str(tmp_path / "missing.txt")])
+    assert state.is_failed()
+    assert "missing.txt" in (state.message or "")
+    with pytest.raises(ap.errors.ArtifactNotFoundError):
+        api.artifact("broken:latest")
+    assert api.artifact_collections() == []
+
+
+ATTEMPTS: list[int] = []
+
+
+@task(retries=2, retry_delay_seconds=0)
+def flaky_writer(path: str) -> str:
+    """Logs a version, then fails on the first attempt; the retry logs the same content again."""
+    ATTEMPTS.append(1)
+    with ap.init() as run:
+        art = ap.Artifact("flaky", type="dataset")
+        art.add_file(path)
+        version = run.log_artifact(art)
+    if len(ATTEMPTS) == 1:
+        raise RuntimeError("transient failure after logging")
+    return version.qualified_name
+
+
+@flow
+def retry_flow(path: str) -> tuple[str, str]:
+    return flaky_writer(path), str(runtime_flow_run.id)
+
+
+def test_retried_task_does_not_duplicate_the_version(api: ap.Api, make_files: Callable[..., Path]) -> None:
+    ATTEMPTS.clear()
+    path = make_files("flaky", {"f.txt": "same bytes"}) / "f.txt"
+    qualified, flow_run_id = retry_flow(str(path))
+    assert len(ATTEMPTS) == 2
+    assert qualified == "default/default/flaky:v1"
+    versions = api.artifact_versions("dataset", "flaky")
+    assert [v.version for v in versions] == ["v1"]
+    producer = versions[0].logged_by()
+    assert producer is not None and producer.orchestrator == "prefect" and producer.group == flow_run_id
+    created = read_events(
+        ["artifact_plugins.version.created"],
+        flow_run_id=flow_run_id,
+        resource_id=collection_resource_id("default", "default", "flaky"),
+        settle=2.0,
+    )
+    assert len(created) == 1
+
+
+@flow
+def missing_flow(ref: str) -> State:
+    return use_artifact(ref, return_state=True)
+
+
+def test_missing_artifact_fails_naming_the_ref_and_nearest_versions(
+    api: ap.Api, make_files: Callable[..., Path]
+) -> None:
+    for i in range(2):
+        art = ap.Artifact("present", type="dataset")
+        with art.new_file("x.txt") as fh:
+            fh.write(str(i))
+        with ap.init() as run:
+            run.log_artifact(art)
+    state = missing_flow("present:v7")
+    assert state.is_failed()
+    message = state.message or ""
+    assert "present:v7" in message
+    assert "v2" in message  # the nearest existing version is named
+    with pytest.raises(ap.errors.ArtifactNotFoundError):
+        state.result()
+
+
+@flow
+def hook_failure_flow(path: str) -> str:
+    return log_artifact("survivor", "dataset", path).qualified_name
+
+
+def test_a_failing_prefect_side_effect_does_not_fail_the_task(
+    api: ap.Api, make_files: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("Prefect API unreachable")
+
+    monkeypatch.setattr(surfacing, "publish_collection_card", boom)
+    monkeypatch.setattr(surfacing, "_emit_version_created", boom)
+    path = make_files("s", {"s.txt": "s"}) / "s.txt"
+    assert hook_failure_flow(str(path)) == "default/default/survivor:v1"
+    assert api.artifact("survivor:latest").version == "v1"
