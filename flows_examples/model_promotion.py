@@ -120,7 +120,8 @@ def _wait_for_triggered_run(deployment_id: UUID, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
-            runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
+            only_this = DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+            runs = client.read_flow_runs(deployment_filter=only_this)
             if runs:
                 print(f"automation created flow run {runs[0].name} with parameters {runs[0].parameters}")
                 return

@@ -316,6 +316,6 @@ class UseArtifactOperator(_ArtifactOperator):
             path = version.download(root=self.root, path_prefix=self.path_prefix) if self.download else None
         payload = self.remember_version(version, produced=False)
         payload["ref"] = ref
-        payload["path"] = str(path) if path is not None else None
+        payload["path"] = str(Path(path).resolve()) if path is not None else None
         self.log.info("Using artifact %s (%s) for ref %s", version.qualified_name, version.digest, ref)
         return payload

@@ -39,7 +39,17 @@ _EXPORTS = {
     "PrefectRunContextProvider": "context",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ArtifactDigests",
+    "ArtifactPart",
+    "ArtifactRef",
+    "ArtifactStore",
+    "PrefectRunContextProvider",
+    "finish_artifact",
+    "log_artifact",
+    "upsert_artifact",
+    "use_artifact",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -25,6 +25,7 @@ from prefect.utilities.hashing import hash_objects
 
 from .refs import ArtifactRef
 
+
 @dataclass
 class ArtifactDigests(CachePolicy):
     """Cache key from the digests of the artifact inputs (plus the other inputs, by default).

@@ -98,10 +98,7 @@ class PrefectRunContextProvider:
         flow_run = flow_ctx.flow_run if flow_ctx is not None else None
         flow_name = flow_ctx.flow.name if flow_ctx is not None else None
         flow_run_id = str(task_run.flow_run_id) if task_run.flow_run_id else None
-        if task_name in ADAPTER_TASK_NAMES and flow_name:
-            job_type = flow_name
-        else:
-            job_type = task_name
+        job_type = flow_name if task_name in ADAPTER_TASK_NAMES and flow_name else task_name
         step: dict[str, Any] = {
             "flow_run_id": flow_run_id,
             "task_run_id": str(task_run.id),

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .context import flow_run_url, task_run_url
-
 if TYPE_CHECKING:
+    from artifact_plugins.core.api import Api
     from artifact_plugins.core.run import Run
     from artifact_plugins.core.run_context import AliasMove
     from artifact_plugins.core.version import ArtifactVersion
@@ -275,13 +274,17 @@ def _emit_alias_moved(run: Run | None, move: AliasMove) -> None:
         "previous": move.previous,
         "digest": move.digest,
     }
-    emit_event(EVENT_ALIAS_MOVED, resource=resource, related=[alias_resource(move.alias)], payload=payload | _run_payload(run))
+    emit_event(
+        EVENT_ALIAS_MOVED, resource=resource, related=[alias_resource(move.alias)], payload=payload | _run_payload(run)
+    )
 
 
 # --------------------------------------------------------------------------- Prefect artifacts
 
 
-def _create_markdown(markdown: str, description: str, key: str | None = None, meta: dict[str, str] | None = None) -> None:
+def _create_markdown(
+    markdown: str, description: str, key: str | None = None, meta: dict[str, str] | None = None
+) -> None:
     """Create a markdown artifact attached to the current flow run / task run."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import ArtifactCreate
@@ -309,18 +312,25 @@ def publish_collection_card(run: Run | None, version: ArtifactVersion) -> None:
 
     api = _api_for(run)
     collection = f"{version.entity}/{version.project}/{version.name}"
-    versions = cards.recent_versions(api, version, CARD_VERSIONS)
-    latest = versions[0] if versions else version
-    markdown = cards.collection_markdown(api, collection, version.type, versions, lineage_depth=LINEAGE_DEPTH)
-    description = f"{collection}: {latest.version} ({_short(latest.digest)}), {len(versions)} version(s) shown"
+    every = api.artifact_versions(None, collection)
+    shown = list(reversed(every))[:CARD_VERSIONS] or [version]
+    newest = shown[0]
+    markdown = cards.collection_markdown(
+        collection,
+        newest.type,
+        shown,
+        total=len(every),
+        lineage=cards.chart_for(newest, LINEAGE_DEPTH),
+        artifact_key=artifact_key,
+    )
     _create_markdown(
         markdown,
-        description,
+        f"{collection}: {newest.version} ({cards.short_digest(newest.digest)}) of {len(every)} version(s)",
         key=artifact_key(version.entity, version.project, version.name),
         meta={
             "collection": collection,
-            "latest_version": latest.version,
-            "latest_digest": latest.digest,
+            "latest_version": newest.version,
+            "latest_digest": newest.digest,
             "updated_for": version.version,
         },
     )
@@ -331,41 +341,17 @@ def publish_inputs_card(version: ArtifactVersion) -> None:
     from . import cards
 
     _create_markdown(
-        cards.inputs_markdown(version),
-        f"input artifact {version.qualified_name} ({_short(version.digest)})",
+        cards.inputs_markdown(version, artifact_key(version.entity, version.project, version.name)),
+        f"input artifact {version.qualified_name} ({cards.short_digest(version.digest)})",
         meta={"qualified_name": version.qualified_name, "digest": version.digest},
     )
 
 
-def _api_for(run: Run | None) -> Any:
+def _api_for(run: Run | None) -> Api:
     """An :class:`Api` on the same settings as ``run`` (the store the version lives in)."""
     from artifact_plugins.core.api import Api
 
-    settings = getattr(run, "settings", None) if run is not None else None
-    return Api(settings=settings)
-
-
-def _short(digest: str) -> str:
-    return digest.split(":", 1)[-1][:12]
-
-
-def run_links(run_info: Any) -> tuple[str | None, str | None]:
-    """(task run page, flow run page) of a recorded run, rebuilt from its step identity."""
-    if run_info is None:
-        return None, None
-    step = getattr(run_info, "step", None) or {}
-    if getattr(run_info, "orchestrator", None) != "prefect":
-        return getattr(run_info, "url", None), None
-    task_run_id = step.get("task_run_id")
-    flow_run_id = step.get("flow_run_id")
-    task_url = task_run_url(task_run_id) if task_run_id else None
-    flow_url = flow_run_url(flow_run_id) if flow_run_id else None
-    return task_url or getattr(run_info, "url", None), flow_url
-
-
-def join(items: Iterable[str], sep: str = ", ") -> str:
-    """Join non-empty strings."""
-    return sep.join(i for i in items if i)
+    return Api(settings=run.settings if run is not None else None)
 
 
 __all__: Sequence[str] = (

@@ -71,6 +71,7 @@ def artifact_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)  # default download roots are relative to the working directory
     return env
 
 
@@ -99,10 +100,13 @@ def airflow_db() -> Path:
 @pytest.fixture
 def run_dag(airflow_db: Path) -> Iterator[Any]:
     """Register a DAG in the metadata DB and run it with ``dag.test()``; returns the DagRun."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
 
+    DagBundlesManager().sync_bundles_to_db()
+
     def _run(dag: Any, **kwargs: Any) -> Any:
-        bag = DagBag(dag_folder=os.devnull, include_examples=False)
+        bag = DagBag(dag_folder=os.devnull)
         bag.bag_dag(dag)
         sync_bag_to_db(bag, bundle_name="dags-folder", bundle_version=None)
         return dag.test(**kwargs)
@@ -114,6 +118,65 @@ def load_example(filename: str, dag_id: str) -> Any:
     """Parse one DAG file of ``dags_examples/`` the way the DAG processor does."""
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(EXAMPLES / filename), include_examples=False)
+    bag = DagBag(dag_folder=str(EXAMPLES / filename))
     assert not bag.import_errors, bag.import_errors
     return bag.dags[dag_id]
+
+
+class AirflowRecords:
+    """Reads what a DAG run left in the Airflow metadata DB."""
+
+    def asset_events(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """Asset events emitted by the run, oldest first, with their asset's URI, name and group."""
+        from airflow.models.asset import AssetEvent, AssetModel
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            rows = session.execute(
+                select(AssetEvent, AssetModel)
+                .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+                .where(AssetEvent.source_dag_id == dag_id, AssetEvent.source_run_id == run_id)
+                .order_by(AssetEvent.id)
+            ).all()
+            return [
+                {"uri": a.uri, "name": a.name, "group": a.group, "extra": dict(e.extra or {}),
+                 "task_id": e.source_task_id, "map_index": e.source_map_index}
+                for e, a in rows
+            ]
+
+    def xcoms(self, dag_id: str, run_id: str, key: str = "return_value") -> dict[tuple[str, int], Any]:
+        """XCom values of ``key`` by (task_id, map_index)."""
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            rows = session.scalars(
+                select(XComModel).where(XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == key)
+            ).all()
+            return {(r.task_id, r.map_index): XComModel.deserialize_value(r) for r in rows}
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[tuple[str, int], tuple[str | None, int]]:
+        """Final (state, try_number) of every task instance of the run."""
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            rows = session.scalars(
+                select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+            ).all()
+            return {(t.task_id, t.map_index): (t.state, t.try_number) for t in rows}
+
+
+@pytest.fixture
+def records(airflow_db: Path) -> AirflowRecords:
+    """Queries over the Airflow metadata DB."""
+    return AirflowRecords()
+
+
+@pytest.fixture
+def example_dag() -> Any:
+    """Load a DAG from ``dags_examples/`` by file name and dag_id."""
+    return load_example

@@ -74,13 +74,13 @@ def test_log_emits_asset_event_and_records_ti_run(api: Any, dataset_dir: Path) -
     result = op.execute(ctx)
 
     version = api.artifact("bike-dataset:latest")
-    assert result["version"] == version.version == "v1"
+    assert result["version"] == version.version == "v0"
     assert result["digest"] == version.digest and result["digest"].startswith("blake3:")
-    assert result["qualified_name"] == "default/default/bike-dataset:v1"
+    assert result["qualified_name"] == "default/default/bike-dataset:v0"
     assert result["file_count"] == 2 and "raw" in result["aliases"]
 
     extra = ctx["outlet_events"][artifact_asset("bike-dataset")].extra
-    assert extra["version"] == "v1" and extra["digest"] == version.digest
+    assert extra["version"] == "v0" and extra["digest"] == version.digest
     assert extra["qualified_name"] == version.qualified_name
     assert "raw" in extra["aliases"] and extra["try_number"] == 2 and extra["map_index"] == -1
     assert extra["ti_id"] == str(ctx["ti"].id)
@@ -98,7 +98,7 @@ def test_extra_link_points_to_the_version_page(api: Any, dataset_dir: Path) -> N
     op = log_op(dataset_dir)
     op.execute(make_context(op))
     link = ArtifactLink().get_link(op, ti_key=SimpleNamespace())  # type: ignore[arg-type]
-    assert link == f"{BASE_URL}/artifacts/versions/default/default/bike-dataset/v1"
+    assert link == f"{BASE_URL}/artifacts/versions/default/default/bike-dataset/v0"
     assert ArtifactLink().get_link(log_op(dataset_dir), ti_key=SimpleNamespace()) == ""  # type: ignore[arg-type]
     assert any(isinstance(link, ArtifactLink) for link in op.operator_extra_links)
 
@@ -123,8 +123,8 @@ def test_retried_try_deduplicates_and_keeps_both_runs(api: Any, dataset_dir: Pat
     second = log_op(dataset_dir)
     ctx = make_context(second, try_number=2)
     result = second.execute(ctx)
-    assert result["version"] == "v1"
-    assert [v.version for v in api.artifact_versions("dataset", "bike-dataset")] == ["v1"]
+    assert result["version"] == "v0"
+    assert [v.version for v in api.artifact_versions("dataset", "bike-dataset")] == ["v0"]
     runs = api.runs(group=f"{DAG_ID}/{RUN_ID}")
     assert sorted(r.step["try_number"] for r in runs) == [1, 2]
     assert ctx["outlet_events"][artifact_asset("bike-dataset")].extra["created"] is False
@@ -147,16 +147,16 @@ def test_use_downloads_and_records_lineage(api: Any, dataset_dir: Path, tmp_path
     log.execute(make_context(log))
     use = UseArtifactOperator(task_id="use_dataset", artifact="bike-dataset:latest", root=str(tmp_path / "dl"))
     result = use.execute(make_context(use))
-    assert result["version"] == "v1" and result["qualified_name"] == "default/default/bike-dataset:v1"
+    assert result["version"] == "v0" and result["qualified_name"] == "default/default/bike-dataset:v0"
     assert result["ref"] == "bike-dataset:latest"
     path = Path(result["path"])
     assert (path / "rentals.csv").read_text() == (dataset_dir / "rentals.csv").read_text()
 
-    version = api.artifact("bike-dataset:v1")
+    version = api.artifact("bike-dataset:v0")
     (consumer,) = version.used_by()
     assert consumer.step["task_id"] == "use_dataset" and consumer.group == f"{DAG_ID}/{RUN_ID}"
     assert ArtifactLink().get_link(use, ti_key=SimpleNamespace()).endswith(  # type: ignore[arg-type]
-        "/artifacts/versions/default/default/bike-dataset/v1"
+        "/artifacts/versions/default/default/bike-dataset/v0"
     )
 
 
@@ -165,7 +165,7 @@ def test_use_without_download(api: Any, dataset_dir: Path) -> None:
     log.execute(make_context(log))
     use = UseArtifactOperator(task_id="peek", artifact="bike-dataset:raw", download=False)
     result = use.execute(make_context(use))
-    assert result["path"] is None and result["version"] == "v1"
+    assert result["path"] is None and result["version"] == "v0"
 
 
 def test_missing_artifact_fails_naming_the_ref(api: Any) -> None:
@@ -179,7 +179,7 @@ def test_use_by_asset_pins_the_triggering_version(api: Any, dataset_dir: Path) -
     first = log.execute(make_context(log))
     (dataset_dir / "rentals.csv").write_text("hour,rentals\n1,11\n")
     second = log.execute(make_context(log))
-    assert (first["version"], second["version"]) == ("v1", "v2")
+    assert (first["version"], second["version"]) == ("v0", "v1")
 
     from airflow.sdk.api.datamodels._generated import AssetEventDagRunReference
     from airflow.sdk.execution_time.comms import AssetEventDagRunReferenceResult
@@ -188,17 +188,17 @@ def test_use_by_asset_pins_the_triggering_version(api: Any, dataset_dir: Path) -
     event = AssetEventDagRunReferenceResult.from_asset_event_dag_run_reference(
         AssetEventDagRunReference.model_validate({
             "asset": {"name": asset.name, "uri": asset.uri, "extra": {}},
-            "extra": {"qualified_name": first["qualified_name"], "version": "v1"},
+            "extra": {"qualified_name": first["qualified_name"], "version": "v0"},
             "source_task_id": "log_dataset", "source_dag_id": DAG_ID, "source_run_id": "earlier",
             "source_map_index": -1, "source_aliases": [], "timestamp": "2026-01-01T00:00:00Z",
         })
     )
     use = UseArtifactOperator(task_id="consume", artifact=asset, download=False)
     triggered = use.execute(make_context(use, triggering_asset_events=TriggeringAssetEventsAccessor.build([event])))
-    assert triggered["version"] == "v1" and triggered["ref"] == first["qualified_name"]
+    assert triggered["version"] == "v0" and triggered["ref"] == first["qualified_name"]
 
     manual = use.execute(make_context(use, triggering_asset_events=TriggeringAssetEventsAccessor.build([])))
-    assert manual["version"] == "v2" and manual["ref"] == "default/default/bike-dataset:latest"
+    assert manual["version"] == "v1" and manual["ref"] == "default/default/bike-dataset:latest"
 
 
 def test_distributed_parts_commit_one_version(api: Any, tmp_path: Path) -> None:
@@ -222,7 +222,7 @@ def test_distributed_parts_commit_one_version(api: Any, tmp_path: Path) -> None:
     ctx = make_context(finish)
     result = finish.execute(ctx)
     version = api.artifact("bike-shards:complete")
-    assert result["version"] == version.version == "v1"
+    assert result["version"] == version.version == "v0"
     assert sorted(e.path for e in version.files()) == [f"shards/shard-{i}.csv" for i in range(3)]
     assert ctx["outlet_events"][artifact_asset("bike-shards")].extra["digest"] == version.digest
     parts = [r for r in api.runs(group=f"{DAG_ID}/{RUN_ID}") if r.step["task_id"] == "write_part"]
@@ -267,9 +267,9 @@ def test_event_extra_is_json_and_secret_free(api: Any, dataset_dir: Path) -> Non
 
     op = log_op(dataset_dir)
     op.execute(make_context(op))
-    extra = event_extra(api.artifact("bike-dataset:v1"), make_context(op), created=True, inputs=["a/b/c:v1"])
+    extra = event_extra(api.artifact("bike-dataset:v0"), make_context(op), created=True, inputs=["a/b/c:v0"])
     assert json.loads(json.dumps(extra)) == extra
-    assert extra["inputs"] == ["a/b/c:v1"]
+    assert extra["inputs"] == ["a/b/c:v0"]
 
 
 def test_openlineage_facets_carry_the_digest(api: Any, dataset_dir: Path) -> None:
@@ -281,7 +281,7 @@ def test_openlineage_facets_carry_the_digest(api: Any, dataset_dir: Path) -> Non
     assert output.facets["version"].datasetVersion == result["digest"]
     assert [i.namespace for i in lineage.inputs] == ["file"]
 
-    use = UseArtifactOperator(task_id="use", artifact="bike-dataset:v1", download=False)
+    use = UseArtifactOperator(task_id="use", artifact="bike-dataset:v0", download=False)
     use.execute(make_context(use))
     (used,) = use.get_openlineage_facets_on_complete(None).inputs
     assert used.facets["version"].datasetVersion == result["digest"]
@@ -301,7 +301,7 @@ def test_connection_settings_never_leak(artifact_env: dict[str, str], dataset_di
     ctx = make_context(op)
     with caplog.at_level(logging.DEBUG):
         result = op.execute(ctx)
-    assert result["qualified_name"] == "default/bikes/bike-dataset:v1"
+    assert result["qualified_name"] == "default/bikes/bike-dataset:v0"
     assert registry.exists() and store.exists()
     event = ctx["outlet_events"][artifact_asset("bike-dataset", "bikes")].extra
     blobs = b"".join(p.read_bytes() for p in store.rglob("*") if p.is_file()) + registry.read_bytes()

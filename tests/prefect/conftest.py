@@ -20,9 +20,9 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="ap-prefect-home-")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
 
-from prefect.testing.utilities import prefect_test_harness  # noqa: E402
+from prefect.testing.utilities import prefect_test_harness
 
-import artifact_plugins as ap  # noqa: E402
+import artifact_plugins as ap
 
 
 @pytest.fixture(scope="session", autouse=True)

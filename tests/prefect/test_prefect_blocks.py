@@ -45,6 +45,6 @@ def test_tasks_read_a_saved_block(api: ap.Api, tmp_path: Path, make_files: Calla
     assert loaded.registry is not None and loaded.registry.get_secret_value() == block_settings["registry"]
 
     path = make_files("b", {"b.txt": "b"}) / "b.txt"
-    assert block_flow(str(path), "team-store") == "default/team/via-block:v1"
-    assert ap.Api(settings=loaded.settings()).artifact("team/via-block:v1").file_count == 1
+    assert block_flow(str(path), "team-store") == "default/team/via-block:v0"
+    assert ap.Api(settings=loaded.settings()).artifact("team/via-block:v0").file_count == 1
     assert api.artifact_collections() == []  # nothing went to the environment's store

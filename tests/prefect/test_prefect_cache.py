@@ -48,13 +48,13 @@ def _log(text: str) -> str:
 def test_cache_follows_input_digests_not_refs(api: ap.Api) -> None:
     RUNS.clear()
     token = uuid.uuid4().hex  # unique content: no cache record from another test can match
-    assert _log(f"{token}\none\n") == "v1"
-    assert _log(f"{token}\none\ntwo\n") == "v2"
+    assert _log(f"{token}\none\n") == "v0"
+    assert _log(f"{token}\none\ntwo\n") == "v1"
 
-    states = [by_ref("cached-input:v2"), by_ref("cached-input:latest"), by_ref("cached-input:v1")]
+    states = [by_ref("cached-input:v1"), by_ref("cached-input:latest"), by_ref("cached-input:v0")]
     assert [s.name for s in states] == ["Completed", "Cached", "Completed"]
     assert [s.result() for s in states] == [3, 3, 2]
-    assert RUNS == ["v2", "v1"]  # the body ran only when the content differed
+    assert RUNS == ["v1", "v0"]  # the body ran only when the content differed
 
 
 def test_ref_string_parameters_are_resolved_to_digests(api: ap.Api) -> None:
@@ -62,9 +62,9 @@ def test_ref_string_parameters_are_resolved_to_digests(api: ap.Api) -> None:
     token = uuid.uuid4().hex
     _log(f"{token}-a")
     _log(f"{token}-b")
-    states = [by_string("cached-input:v2"), by_string("cached-input:latest"), by_string("cached-input:v1")]
+    states = [by_string("cached-input:v1"), by_string("cached-input:latest"), by_string("cached-input:v0")]
     assert [s.name for s in states] == ["Completed", "Cached", "Completed"]
-    assert RUNS == ["cached-input:v2", "cached-input:v1"]
+    assert RUNS == ["cached-input:v1", "cached-input:v0"]
 
 
 def test_missing_ref_disables_caching_instead_of_failing() -> None:

@@ -12,8 +12,7 @@ from prefect.states import State
 from prefect_helpers import read_events
 
 import artifact_plugins as ap
-from artifact_plugins.prefect import log_artifact, use_artifact
-from artifact_plugins.prefect import surfacing
+from artifact_plugins.prefect import log_artifact, surfacing, use_artifact
 from artifact_plugins.prefect.surfacing import collection_resource_id
 
 
@@ -58,9 +57,9 @@ def test_retried_task_does_not_duplicate_the_version(api: ap.Api, make_files: Ca
     path = make_files("flaky", {"f.txt": "same bytes"}) / "f.txt"
     qualified, flow_run_id = retry_flow(str(path))
     assert len(ATTEMPTS) == 2
-    assert qualified == "default/default/flaky:v1"
+    assert qualified == "default/default/flaky:v0"
     versions = api.artifact_versions("dataset", "flaky")
-    assert [v.version for v in versions] == ["v1"]
+    assert [v.version for v in versions] == ["v0"]
     producer = versions[0].logged_by()
     assert producer is not None and producer.orchestrator == "prefect" and producer.group == flow_run_id
     created = read_events(
@@ -90,7 +89,7 @@ def test_missing_artifact_fails_naming_the_ref_and_nearest_versions(
     assert state.is_failed()
     message = state.message or ""
     assert "present:v7" in message
-    assert "v2" in message  # the nearest existing version is named
+    assert "v1" in message  # the nearest existing version is named
     with pytest.raises(ap.errors.ArtifactNotFoundError):
         state.result()
 
@@ -109,5 +108,5 @@ def test_a_failing_prefect_side_effect_does_not_fail_the_task(
     monkeypatch.setattr(surfacing, "publish_collection_card", boom)
     monkeypatch.setattr(surfacing, "_emit_version_created", boom)
     path = make_files("s", {"s.txt": "s"}) / "s.txt"
-    assert hook_failure_flow(str(path)) == "default/default/survivor:v1"
-    assert api.artifact("survivor:latest").version == "v1"
+    assert hook_failure_flow(str(path)) == "default/default/survivor:v0"
+    assert api.artifact("survivor:latest").version == "v0"

@@ -20,7 +20,7 @@ def test_task_fn_outside_a_run_uses_the_store_only(
 ) -> None:
     data = make_files("plain", {"a.txt": "a", "sub/b.txt": "b"})
     ref = log_artifact.fn("plain", "dataset", data, aliases=["first"], project="offline")
-    assert ref.qualified_name == "default/offline/plain:v1" and ref.file_count == 2
+    assert ref.qualified_name == "default/offline/plain:v0" and ref.file_count == 2
     assert set(ref.aliases) == {"first", "latest"}
 
     used = use_artifact.fn("offline/plain:first", root=tmp_path / "dl")
@@ -28,7 +28,7 @@ def test_task_fn_outside_a_run_uses_the_store_only(
     meta = use_artifact.fn(ref, download=False)
     assert meta.path is None and meta.digest == ref.digest
 
-    version = api.artifact("offline/plain:v1")
+    version = api.artifact("offline/plain:v0")
     producer = version.logged_by()
     assert producer is not None and producer.orchestrator == "script" and producer.group is None
     assert [r.orchestrator for r in version.used_by()] == ["script", "script"]

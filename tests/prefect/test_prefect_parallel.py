@@ -30,11 +30,11 @@ def test_mapped_writers_finish_into_one_version(api: ap.Api, make_files: Callabl
 
     assert len(parts) == 4 and {p.distributed_id for p in parts} == {flow_run_id}
     assert sorted(e for p in parts for e in p.entries) == [f"shard-{i}.txt" for i in range(4)]
-    assert version.qualified_name == "default/default/shards:v1" and version.file_count == 4
+    assert version.qualified_name == "default/default/shards:v0" and version.file_count == 4
     assert "complete" in version.aliases
 
     versions = api.artifact_versions("dataset", "shards")
-    assert [v.version for v in versions] == ["v1"]
+    assert [v.version for v in versions] == ["v0"]
     stored = versions[0]
     assert sorted(e.path for e in stored.files()) == [f"shard-{i}.txt" for i in range(4)]
     finisher = stored.logged_by()
@@ -48,7 +48,7 @@ def test_mapped_writers_finish_into_one_version(api: ap.Api, make_files: Callabl
         settle=2.0,
     )
     assert len(created) == 1
-    assert created[0].resource["artifact_plugins.version"] == "v1"
+    assert created[0].resource["artifact_plugins.version"] == "v0"
     assert prefect_artifacts(artifact_key("default", "default", "shards"), flow_run_id)
 
 
@@ -64,4 +64,4 @@ def test_parts_of_another_distributed_id_are_refused(api: ap.Api, make_files: Ca
     else:
         raise AssertionError("mixed distributed ids were accepted")
     done = finish_artifact.fn("solo", "dataset", parts=[part])
-    assert done.qualified_name == "default/default/solo:v1" and done.file_count == 1
+    assert done.qualified_name == "default/default/solo:v0" and done.file_count == 1

@@ -47,9 +47,9 @@ def test_pipeline_records_lineage_and_surfaces_it(
     raw, cleaned, used = result["raw"], result["clean"], result["used"]
 
     # -- refs are dataclasses with the committed identity
-    assert isinstance(raw, ArtifactRef) and raw.qualified_name == "default/default/raw:v1"
+    assert isinstance(raw, ArtifactRef) and raw.qualified_name == "default/default/raw:v0"
     assert raw.aliases == ("latest",) and raw.digest.startswith("blake3:") and raw.file_count == 1
-    assert cleaned.qualified_name == "default/default/clean:v1" and "best" in cleaned.aliases
+    assert cleaned.qualified_name == "default/default/clean:v0" and "best" in cleaned.aliases
     assert used.digest == cleaned.digest and used.path is not None
     assert (used.path / "clean.csv").read_text() == "A,B\n1,2\n"
 
@@ -73,7 +73,7 @@ def test_pipeline_records_lineage_and_surfaces_it(
     assert consumers[0].group == flow_run_id
 
     # lineage across the flow run: raw -> (flow run) -> clean
-    graph = api.lineage("raw:v1", direction="downstream", collapse="group")
+    graph = api.lineage("raw:v0", direction="downstream", collapse="group")
     assert _reachable(graph, "raw", "clean")
 
     # -- Prefect: keyed collection cards
@@ -82,8 +82,8 @@ def test_pipeline_records_lineage_and_surfaces_it(
     latest_card = cards[0]
     assert latest_card.type == "markdown" and "default/default/raw" in (latest_card.description or "")
     data = str(latest_card.data)
-    assert "```mermaid" in data and "| v1 |" in data and raw.digest.split(":")[1][:12] in data
-    assert latest_card.metadata_ is not None and latest_card.metadata_["latest_version"] == "v1"
+    assert "```mermaid" in data and "| v0 |" in data and raw.digest.split(":")[1][:12] in data
+    assert latest_card.metadata_ is not None and latest_card.metadata_["latest_version"] == "v0"
     assert {str(c.task_run_id) for c in cards} >= {producer.step["task_run_id"], transformer.step["task_run_id"]}
 
     clean_cards = prefect_artifacts(artifact_key("default", "default", "clean"), flow_run_id)
@@ -92,14 +92,14 @@ def test_pipeline_records_lineage_and_surfaces_it(
     # -- Prefect: inputs cards on the consuming task runs
     inputs = [a for a in run_artifacts(flow_run_id) if a.key is None]
     by_task = {str(a.task_run_id): a for a in inputs}
-    assert "default/default/raw:v1" in (by_task[transformer.step["task_run_id"]].description or "")
-    assert "default/default/clean:v1" in (by_task[consumers[0].step["task_run_id"]].description or "")
+    assert "default/default/raw:v0" in (by_task[transformer.step["task_run_id"]].description or "")
+    assert "default/default/clean:v0" in (by_task[consumers[0].step["task_run_id"]].description or "")
 
     # -- Prefect: plugin events and asset events
     created = read_events(["artifact_plugins.version.created"], flow_run_id=flow_run_id, expect=2)
     by_resource = {e.resource.id: e for e in created}
     raw_event = by_resource[collection_resource_id("default", "default", "raw")]
-    assert raw_event.resource["artifact_plugins.version"] == "v1"
+    assert raw_event.resource["artifact_plugins.version"] == "v0"
     assert raw_event.resource["artifact_plugins.digest"] == raw.digest
     assert raw_event.resource["prefect.resource.name"] == "default/default/raw"
     assert raw_event.payload["digest"] == raw.digest
@@ -111,7 +111,7 @@ def test_pipeline_records_lineage_and_surfaces_it(
 
     materialized = read_events(["prefect.asset.materialization.succeeded"], flow_run_id=flow_run_id, expect=2)
     mats = {e.resource.id: e for e in materialized}
-    assert mats[asset_uri("default", "default", "raw")].payload["version"] == "v1"
+    assert mats[asset_uri("default", "default", "raw")].payload["version"] == "v0"
     clean_mat = mats[asset_uri("default", "default", "clean")]
     assert clean_mat.payload["digest"] == cleaned.digest
     assert asset_uri("default", "default", "raw") in {r.id for r in clean_mat.related if r.role == "asset"}

@@ -1,0 +1,340 @@
+"""The ``artifacts`` command: inspect, log, fetch and manage artifacts from the shell.
+
+Exit codes: 0 ok, 1 unexpected failure, 2 invalid input, 3 not found, 4 conflict,
+5 file changed while logging, 6 integrity failure, 7 store failure, 8 registry failure.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from .core.errors import ArtifactPluginsError, InvalidInputError
+
+app = typer.Typer(help="Versioned, content-addressed artifacts with lineage.", no_args_is_help=True)
+alias_app = typer.Typer(help="Move, remove and inspect aliases.", no_args_is_help=True)
+cache_app = typer.Typer(help="The local download cache.", no_args_is_help=True)
+db_app = typer.Typer(help="The registry database.", no_args_is_help=True)
+app.add_typer(alias_app, name="alias")
+app.add_typer(cache_app, name="cache")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+ProjectOpt = Annotated[str | None, typer.Option("--project", "-p", help="Project (default: configured).")]
+EntityOpt = Annotated[str | None, typer.Option("--entity", "-e", help="Entity (default: configured).")]
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except ArtifactPluginsError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
+def _api(project: str | None = None, entity: str | None = None) -> Any:
+    from .core.api import Api
+
+    return Api(project=project, entity=entity)
+
+
+def _emit(data: Any) -> None:
+    out.print_json(json.dumps(data, default=str))
+
+
+def _install_progress() -> None:
+    if not err.is_terminal:
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from .core.progress import set_progress_factory
+
+    class RichProgress:
+        def __init__(self, label: str, total_bytes: int, total_files: int) -> None:
+            self._p = Progress(
+                TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                console=err, transient=True,
+            )
+            self._task = self._p.add_task(label, total=total_bytes)
+            self._show = total_bytes > 8 * 2**20 or total_files > 200
+
+        def __enter__(self) -> RichProgress:
+            if self._show:
+                self._p.start()
+            return self
+
+        def advance(self, nbytes: int, files: int = 1) -> None:
+            self._p.advance(self._task, nbytes)
+
+        def __exit__(self, *exc: object) -> None:
+            if self._show:
+                self._p.stop()
+
+    set_progress_factory(RichProgress)
+
+
+def _version_row(v: Any) -> list[str]:
+    from .core.progress import human_bytes
+
+    return [v.version, ", ".join(v.aliases), v.digest[:23] + "…", human_bytes(v.size), str(v.file_count),
+            v.created_at.strftime("%Y-%m-%d %H:%M:%S")]
+
+
+@app.command("ls")
+def ls(project: ProjectOpt = None, entity: EntityOpt = None, type: Annotated[str | None, typer.Option()] = None,
+       all_projects: Annotated[bool, typer.Option("--all", help="Every project.")] = False,
+       as_json: JsonOpt = False) -> None:
+    """List artifact collections."""
+    with _errors():
+        cols = _api(project, entity).artifact_collections("*" if all_projects else project, type)
+        if as_json:
+            _emit([c.__dict__ for c in cols])
+            return
+        t = RichTable("project", "type", "name", "versions", "latest")
+        for c in cols:
+            t.add_row(c.project, c.type, c.name, str(c.version_count),
+                      f"v{c.latest_index}" if c.latest_index is not None else "-")
+        out.print(t)
+
+
+@app.command()
+def versions(name: str, project: ProjectOpt = None, entity: EntityOpt = None, as_json: JsonOpt = False) -> None:
+    """List the versions of a collection."""
+    with _errors():
+        api = _api(project, entity)
+        vs = api.artifact_versions(None, name)
+        if not vs:
+            api.artifact(name)  # raises a not-found error with hints
+        if as_json:
+            _emit([v.to_dict() for v in vs])
+            return
+        t = RichTable("version", "aliases", "digest", "size", "files", "created")
+        for v in vs:
+            t.add_row(*_version_row(v))
+        out.print(t)
+
+
+@app.command()
+def show(ref: str, project: ProjectOpt = None, entity: EntityOpt = None,
+         files: Annotated[bool, typer.Option("--files", help="List entries.")] = False,
+         as_json: JsonOpt = False) -> None:
+    """Show one version: digest, size, aliases, metadata, producer and consumers."""
+    with _errors():
+        v = _api(project, entity).artifact(ref)
+        producer = v.logged_by()
+        consumers = v.used_by()
+        data = v.to_dict()
+        data["logged_by"] = producer.__dict__ if producer else None
+        data["used_by"] = [r.__dict__ for r in consumers]
+        if files:
+            data["files"] = [e.entry.to_json() for e in v.files()]
+        if as_json:
+            _emit(data)
+            return
+        out.print(f"[bold]{v.qualified_name}[/bold]  ({v.type})", highlight=False)
+        for key in ("digest", "size", "file_count", "aliases", "tags", "description", "created_at"):
+            out.print(f"  {key:12} {data[key]}", highlight=False)
+        out.print(f"  {'metadata':12} {json.dumps(v.metadata)}", highlight=False)
+        if producer:
+            out.print(f"  {'logged by':12} {producer.job_type} {producer.name} {producer.url or ''}", highlight=False)
+        for r in consumers:
+            out.print(f"  {'used by':12} {r.job_type} {r.name} {r.url or ''}", highlight=False)
+        for e in data.get("files", []):
+            out.print(f"    {e['path']}  {e['size']}  {e['digest'][:23]}…", highlight=False)
+
+
+@app.command()
+def put(paths: Annotated[list[Path], typer.Argument(help="Files and directories to log.")],
+        name: Annotated[str, typer.Option("--name", "-n")],
+        type: Annotated[str, typer.Option("--type", "-t")] = "dataset",
+        alias: Annotated[list[str] | None, typer.Option("--alias", "-a")] = None,
+        tag: Annotated[list[str] | None, typer.Option("--tag")] = None,
+        description: Annotated[str | None, typer.Option()] = None,
+        metadata: Annotated[str | None, typer.Option(help="JSON object.")] = None,
+        job_type: Annotated[str, typer.Option()] = "cli",
+        project: ProjectOpt = None, entity: EntityOpt = None, as_json: JsonOpt = False) -> None:
+    """Log files and directories as a new version (dedup: identical content reuses the version)."""
+    with _errors():
+        from .core.artifact import Artifact
+        from .core.run import init
+
+        meta = None
+        if metadata is not None:
+            try:
+                meta = json.loads(metadata)
+            except ValueError as exc:
+                raise InvalidInputError(f"--metadata {metadata!r} is not valid JSON: {exc}") from None
+        art = Artifact(name, type, description=description, metadata=meta)
+        for p in paths:
+            if p.is_dir():
+                art.add_dir(p, name=p.name if len(paths) > 1 else None)
+            else:
+                art.add_file(p)
+        _install_progress()
+        with init(job_type=job_type, project=project, entity=entity) as run:
+            v = run.log_artifact(art, aliases=alias or [], tags=tag or [])
+        if as_json:
+            _emit(v.to_dict())
+        else:
+            out.print(f"logged {v.qualified_name} {v.digest} aliases={v.aliases}", highlight=False)
+
+
+@app.command()
+def get(ref: str, root: Annotated[Path | None, typer.Option(help="Download root.")] = None,
+        prefix: Annotated[str | None, typer.Option("--prefix", help="Only entries under this path.")] = None,
+        verify: Annotated[bool, typer.Option(help="Re-hash what was written.")] = False,
+        project: ProjectOpt = None, entity: EntityOpt = None, as_json: JsonOpt = False) -> None:
+    """Download a version (or part of it)."""
+    with _errors():
+        _install_progress()
+        v = _api(project, entity).artifact(ref)
+        path = v.download(root, path_prefix=prefix, verify=verify)
+        if as_json:
+            _emit({"qualified_name": v.qualified_name, "digest": v.digest, "path": str(path.resolve())})
+        else:
+            out.print(f"{v.qualified_name} -> {path}", highlight=False)
+
+
+@alias_app.command("set")
+def alias_set(ref: str, alias: str,
+              expect: Annotated[str | None, typer.Option("--expect", help="Only if the alias is at this version.")] = None,
+              project: ProjectOpt = None, entity: EntityOpt = None, as_json: JsonOpt = False) -> None:
+    """Point ALIAS at the version REF resolves to (compare-and-swap with --expect vN)."""
+    with _errors():
+        v = _api(project, entity).set_alias(ref, alias, expected=expect)
+        if as_json:
+            _emit(v.to_dict())
+        else:
+            out.print(f"{alias} -> {v.qualified_name}", highlight=False)
+
+
+@alias_app.command("rm")
+def alias_rm(name: str, alias: str,
+             expect: Annotated[str | None, typer.Option("--expect")] = None,
+             project: ProjectOpt = None, entity: EntityOpt = None) -> None:
+    """Remove ALIAS from collection NAME."""
+    with _errors():
+        _api(project, entity).remove_alias(name, alias, expected=expect)
+        out.print(f"removed {alias} from {name}", highlight=False)
+
+
+@alias_app.command("history")
+def alias_history(name: str, alias: Annotated[str | None, typer.Argument()] = None,
+                  project: ProjectOpt = None, entity: EntityOpt = None, as_json: JsonOpt = False) -> None:
+    """Every move of ALIAS (or of all aliases) of collection NAME."""
+    with _errors():
+        events = _api(project, entity).alias_history(name, alias)
+        if as_json:
+            _emit([e.__dict__ for e in events])
+            return
+        t = RichTable("at", "alias", "from", "to")
+        for e in events:
+            t.add_row(e.at.isoformat(timespec="seconds"), e.alias, e.previous or "-", e.version or "(removed)")
+        out.print(t)
+
+
+@app.command()
+def lineage(ref: str,
+            format: Annotated[str, typer.Option("--format", "-f", help="text, json, mermaid or dot")] = "text",
+            direction: Annotated[str, typer.Option(help="upstream, downstream or both")] = "both",
+            depth: Annotated[int | None, typer.Option()] = None,
+            collapse: Annotated[str, typer.Option(help="explode, group or type")] = "group",
+            project: ProjectOpt = None, entity: EntityOpt = None) -> None:
+    """Print the lineage graph around a version."""
+    with _errors():
+        renderers: dict[str, Callable[[Any], str]] = {
+            "text": lambda g: g.to_text(), "json": lambda g: g.to_json(indent=2),
+            "mermaid": lambda g: g.to_mermaid(), "dot": lambda g: g.to_dot(),
+        }
+        if format not in renderers:
+            raise InvalidInputError(f"invalid --format {format!r}: expected one of {sorted(renderers)}")
+        graph = _api(project, entity).lineage(ref, direction=direction, depth=depth, collapse=collapse)
+        print(renderers[format](graph))
+
+
+@cache_app.command("info")
+def cache_info(as_json: JsonOpt = False) -> None:
+    """Size and location of the download cache."""
+    with _errors():
+        from .core.client import get_client
+        from .core.progress import human_bytes
+
+        info = get_client().download_cache.info()
+        if as_json:
+            _emit(info.__dict__)
+        else:
+            out.print(f"{info.path}: {info.files} blobs, {human_bytes(info.bytes)} of {human_bytes(info.max_bytes)}",
+                      highlight=False)
+
+
+@cache_app.command("clean")
+def cache_clean(max_bytes: Annotated[str, typer.Option("--max-bytes", help="Target size, e.g. 10GiB or 0.")] = "0",
+                as_json: JsonOpt = False) -> None:
+    """Evict least recently used blobs until the cache is at most --max-bytes."""
+    with _errors():
+        from .core.client import get_client
+        from .core.config import parse_size
+        from .core.progress import human_bytes
+
+        cache = get_client().download_cache
+        files, freed = cache.evict(parse_size(max_bytes))
+        cache.clean_stale_temp()
+        if as_json:
+            _emit({"files": files, "bytes": freed})
+        else:
+            out.print(f"freed {files} blobs, {human_bytes(freed)}", highlight=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(registry: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: configured).")] = None,
+               revision: Annotated[str, typer.Option()] = "head") -> None:
+    """Apply registry schema migrations."""
+    with _errors():
+        from .core.config import Settings
+        from .core.redact import redact_uri
+        from .core.registry.db import create_registry_engine, current_revision, upgrade
+
+        url = registry or Settings.resolve().registry
+        engine = create_registry_engine(url)
+        before = current_revision(engine)
+        upgrade(engine, revision)
+        out.print(f"{redact_uri(url)}: {before or 'empty'} -> {current_revision(engine)}", highlight=False)
+
+
+@app.command()
+def demo(workdir: Annotated[Path, typer.Option(help="Where the demo writes its files.")] = Path("demo-work"),
+         format: Annotated[str, typer.Option("--format", "-f", help="text or mermaid")] = "text") -> None:
+    """Run the walkthrough pipeline (preprocess -> train -> evaluate) and print the lineage."""
+    with _errors():
+        from .core.config import Settings
+        from .demo import run_demo
+
+        settings = Settings.resolve()
+        err.print(f"store: {settings.describe()['store']}\nregistry: {settings.describe()['registry']}",
+                  highlight=False)
+        graph = run_demo(workdir)
+        print(graph.to_mermaid() if format == "mermaid" else graph.to_text())
+
+
+def main() -> None:
+    """Entry point of the ``artifacts`` command."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
