@@ -39,6 +39,7 @@ ALIAS_MOVED = "artifact_plugins.alias.moved"
 def train_candidate(mae: float, workdir: str | None = None) -> ArtifactRef:
     """Log a (toy) model version tagged ``candidate`` with its mean absolute error."""
     out = Path(workdir or tempfile.mkdtemp(prefix="promo-model-")) / "model.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"weights": [mae, 1.0]}))
     return log_artifact(MODEL, "model", out, project=PROJECT, aliases=["candidate"], metadata={"mae": mae})
 

@@ -111,17 +111,28 @@ def _ti_identity(context: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _run_key(step: Mapping[str, Any]) -> str:
+    return (
+        f"airflow:{step['dag_id']}/{step['run_id']}/{step['task_id']}/{step['map_index']}/{step['try_number']}"
+    )
+
+
+def run_key_for(task_instance: Any) -> str:
+    """The registry run key of a task-instance try (what :func:`run_context_from` binds runs to)."""
+    return _run_key(_ti_identity({"ti": task_instance}))
+
+
 def run_context_from(context: Mapping[str, Any], base_url: str | None = None) -> RunContext:
     """Build the core's :class:`RunContext` for the task-instance try described by ``context``."""
     step = _ti_identity(context)
     dag_id, run_id, task_id = step["dag_id"], step["run_id"], step["task_id"]
-    map_index, try_number = step["map_index"], step["try_number"]
+    map_index = step["map_index"]
     base = api_base_url() if base_url is None else base_url.rstrip("/")
     group = f"{dag_id}/{run_id}"
     name = task_id if map_index < 0 else f"{task_id}[{map_index}]"
     return RunContext(
         orchestrator=ORCHESTRATOR,
-        run_key=f"airflow:{dag_id}/{run_id}/{task_id}/{map_index}/{try_number}",
+        run_key=_run_key(step),
         name=name,
         job_type=dag_id,
         group=group,

@@ -20,6 +20,7 @@ from typing import Any
 from airflow.sdk.plugins_manager import AirflowPlugin
 
 from .links import WEB_PREFIX
+from .listener import ArtifactRunListener
 
 ASGIApp = Callable[..., Any]
 
@@ -108,9 +109,10 @@ def _shared_gate() -> Any:
 
 
 class ArtifactPlugin(AirflowPlugin):
-    """Shows artifacts in the Airflow UI: an "Artifacts" nav entry and tabs on DAG runs and task instances."""
+    """Shows artifacts in the Airflow UI (nav entry, DAG-run and task-instance tabs) and closes runs of ended tries."""
 
     name = "artifact_plugins"
+    listeners = [ArtifactRunListener()]
     external_views = [
         {"name": "Artifacts", "href": NAV_HREF, "destination": "nav", "url_route": "artifacts"},
         {

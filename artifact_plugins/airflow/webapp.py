@@ -38,13 +38,8 @@ def _version_refs(versions: Iterable[Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _call_list(obj: Any, method: str) -> list[Any]:
-    fn = getattr(obj, method, None)
-    return list(fn()) if callable(fn) else []
-
-
-def run_json(run: Any) -> dict[str, Any]:
-    """A run (``RunInfo``) with what it logged and used, as JSON."""
+def run_json(api: Any, run: Any) -> dict[str, Any]:
+    """A registry run with what it logged and used, as JSON."""
     return {
         "id": str(run.id),
         "name": run.name,
@@ -55,8 +50,8 @@ def run_json(run: Any) -> dict[str, Any]:
         "status": run.status,
         "step": dict(getattr(run, "step", None) or {}),
         "started_at": _iso(getattr(run, "started_at", None)),
-        "logged": _version_refs(_call_list(run, "logged_artifacts")),
-        "used": _version_refs(_call_list(run, "used_artifacts")),
+        "logged": _version_refs(api.run_logged_artifacts(run.id)),
+        "used": _version_refs(api.run_used_artifacts(run.id)),
     }
 
 
@@ -99,7 +94,7 @@ def select_runs(api: Any, dag_id: str | None, run_id: str | None, group: str | N
         if not dag_id or not run_id:
             raise HTTPException(status_code=400, detail="give group, or dag_id and run_id")
         group = f"{dag_id}/{run_id}"
-    runs = list(api.runs(group=group))
+    runs = list(api.runs(group=group, limit=None))
     index = _parse_map_index(map_index)
     if task_id is not None:
         runs = [r for r in runs if (getattr(r, "step", None) or {}).get("task_id") == task_id]
@@ -131,7 +126,8 @@ def create_app(settings: Any | None = None) -> FastAPI:
     @app.get("/api/runs")
     def api_runs(dag_id: str | None = None, run_id: str | None = None, group: str | None = None,
                  task_id: str | None = None, map_index: str | None = None) -> list[dict[str, Any]]:
-        return [run_json(r) for r in select_runs(_api(settings), dag_id, run_id, group, task_id, map_index)]
+        api = _api(settings)
+        return [run_json(api, r) for r in select_runs(api, dag_id, run_id, group, task_id, map_index)]
 
     @app.get("/api/versions/{entity}/{project}/{name}/{version}")
     def api_version(entity: str, project: str, name: str, version: str) -> dict[str, Any]:
@@ -148,7 +144,8 @@ def create_app(settings: Any | None = None) -> FastAPI:
     @app.get("/runs", response_class=HTMLResponse)
     def runs_page(dag_id: str | None = None, run_id: str | None = None, group: str | None = Query(None),
                   task_id: str | None = None, map_index: str | None = None) -> HTMLResponse:
-        runs = [run_json(r) for r in select_runs(_api(settings), dag_id, run_id, group, task_id, map_index)]
+        api = _api(settings)
+        runs = [run_json(api, r) for r in select_runs(api, dag_id, run_id, group, task_id, map_index)]
         rows = "".join(
             "<tr><td>" + html.escape(r["name"] or "") + "</td><td>" + html.escape(str(r["status"]))
             + "</td><td>" + _links(r["used"], ".") + "</td><td>" + _links(r["logged"], ".") + "</td></tr>"

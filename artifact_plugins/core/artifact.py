@@ -7,7 +7,6 @@ import shutil
 import stat as stat_mod
 import tempfile
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +22,6 @@ from .table import Table
 
 if TYPE_CHECKING:
     from .version import ArtifactVersion
-
-HASH_WORKERS = 8
-
 
 @dataclass(frozen=True)
 class PendingEntry:
@@ -48,11 +44,9 @@ def hash_local_files(paths: Sequence[str], checksum_cache: ChecksumCache | None)
         (d, s) if d is not None else None for d, s in zip(known, stats, strict=True)
     ]
     if todo:
-        if len(todo) > 16:
-            with ThreadPoolExecutor(HASH_WORKERS) as pool:
-                hashed = list(pool.map(lambda i: hash_file(paths[i], stats[i]), todo))
-        else:
-            hashed = [hash_file(paths[i], stats[i]) for i in todo]
+        # Serial: small files are syscall-bound (threads only add GIL hand-offs) and large files
+        # are hashed by BLAKE3's own thread pool.
+        hashed = [hash_file(paths[i], stats[i]) for i in todo]
         for i, res in zip(todo, hashed, strict=True):
             results[i] = res
         if checksum_cache is not None:

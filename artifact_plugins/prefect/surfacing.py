@@ -18,8 +18,10 @@ Per logged/used version this records:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -114,25 +116,20 @@ def version_logged(run: Run, version: ArtifactVersion, *, created: bool) -> None
     _step(_materialize_asset, run, version, payload)
     if created:
         _step(_emit_version_created, run, version, payload)
-    _step(publish_collection_card, run, version)
+    _step(publish_collection_card, run, version.entity, version.project, version.name)
 
 
 def version_used(run: Run, version: ArtifactVersion) -> None:
     """Surface that ``run`` used ``version``."""
     _step(_reference_asset, version)
     _step(publish_inputs_card, version)
-    _step(publish_collection_card, run, version)
+    _step(publish_collection_card, run, version.entity, version.project, version.name)
 
 
 def alias_moved(run: Run | None, move: AliasMove) -> None:
-    """Emit ``artifact_plugins.alias.moved``; refresh the card when the move was not part of a log."""
+    """Emit ``artifact_plugins.alias.moved`` and refresh the collection card (a no-op if unchanged)."""
     _step(_emit_alias_moved, run, move)
-    if run is None and move.version is not None:
-        from artifact_plugins.core.api import Api
-
-        entity, project, name = _split_collection(move.qualified_collection)
-        version = Api().artifact(f"{entity}/{project}/{name}:{move.version}")
-        _step(publish_collection_card, None, version)
+    _step(publish_collection_card, run, *_split_collection(move.qualified_collection))
 
 
 def _step(fn: Callable[..., None], *args: Any) -> None:
@@ -306,14 +303,19 @@ def _create_markdown(
         )
 
 
-def publish_collection_card(run: Run | None, version: ArtifactVersion) -> None:
-    """(Re)publish the keyed card of ``version``'s collection: version table + lineage chart."""
+def publish_collection_card(run: Run | None, entity: str, project: str, name: str) -> None:
+    """(Re)publish the keyed card of a collection: version table + lineage chart.
+
+    Several hooks fire for one log (the version, then each alias move); a card identical to the
+    one the current task run (or flow run) last published for the collection is skipped.
+    """
     from . import cards
 
-    api = _api_for(run)
-    collection = f"{version.entity}/{version.project}/{version.name}"
-    every = api.artifact_versions(None, collection)
-    shown = list(reversed(every))[:CARD_VERSIONS] or [version]
+    collection = f"{entity}/{project}/{name}"
+    every = _api_for(run).artifact_versions(None, collection)
+    if not every:
+        return
+    shown = list(reversed(every))[:CARD_VERSIONS]
     newest = shown[0]
     markdown = cards.collection_markdown(
         collection,
@@ -323,17 +325,33 @@ def publish_collection_card(run: Run | None, version: ArtifactVersion) -> None:
         lineage=cards.chart_for(newest, LINEAGE_DEPTH),
         artifact_key=artifact_key,
     )
+    key = artifact_key(entity, project, name)
+    scope = _card_scope(key, markdown)
+    with _published_lock:
+        if _published.get(scope[0]) == scope[1]:
+            return
     _create_markdown(
         markdown,
         f"{collection}: {newest.version} ({cards.short_digest(newest.digest)}) of {len(every)} version(s)",
-        key=artifact_key(version.entity, version.project, version.name),
-        meta={
-            "collection": collection,
-            "latest_version": newest.version,
-            "latest_digest": newest.digest,
-            "updated_for": version.version,
-        },
+        key=key,
+        meta={"collection": collection, "latest_version": newest.version, "latest_digest": newest.digest},
     )
+    with _published_lock:
+        if len(_published) > 4096:
+            _published.clear()
+        _published[scope[0]] = scope[1]
+
+
+_published: dict[tuple[str, str], str] = {}
+_published_lock = threading.Lock()
+
+
+def _card_scope(key: str, markdown: str) -> tuple[tuple[str, str], str]:
+    """((current task run or flow run, card key), fingerprint of the card's markdown)."""
+    from prefect.utilities.context import get_task_and_flow_run_ids
+
+    task_run_id, flow_run_id = get_task_and_flow_run_ids()
+    return (str(task_run_id or flow_run_id), key), hashlib.blake2b(markdown.encode(), digest_size=16).hexdigest()
 
 
 def publish_inputs_card(version: ArtifactVersion) -> None:

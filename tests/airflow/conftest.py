@@ -39,7 +39,7 @@ _AIRFLOW_ENV = {
     "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
     "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(AIRFLOW_HOME / "passwords.json"),
     "AIRFLOW__API__BASE_URL": BASE_URL,
-    "AIRFLOW__API_AUTH__JWT_SECRET": "jwt-signing-key-for-tests-only-0123456789",
+    "AIRFLOW__API_AUTH__JWT_SECRET": "jwt-signing-key-for-the-airflow-adapter-tests-only-0123456789abcdef",
     "AIRFLOW__OPENLINEAGE__DISABLED": "True",
 }
 os.environ.update(_AIRFLOW_ENV)
@@ -180,3 +180,9 @@ def records(airflow_db: Path) -> AirflowRecords:
 def example_dag() -> Any:
     """Load a DAG from ``dags_examples/`` by file name and dag_id."""
     return load_example
+
+
+@pytest.fixture(scope="session")
+def admin_credentials() -> tuple[str, str]:
+    """Username and password of the simple auth manager's admin user."""
+    return ADMIN_USER, ADMIN_PASSWORD

@@ -129,11 +129,54 @@ def _reachable(graph: Any, source_name: str, target_name: str) -> bool:
     adjacency: dict[str, set[str]] = {}
     for edge in graph.edges:
         adjacency.setdefault(edge.source, set()).add(edge.target)
-    start = [i for i, n in ids.items() if getattr(n, "name", None) == source_name]
+    start = [i for i, n in ids.items() if n.label.startswith(f"{source_name}:")]
     seen, stack = set(start), list(start)
     while stack:
         for nxt in adjacency.get(stack.pop(), ()):
             if nxt not in seen:
                 seen.add(nxt)
                 stack.append(nxt)
-    return any(getattr(ids[i], "name", None) == target_name for i in seen if i in ids)
+    return any(ids[i].label.startswith(f"{target_name}:") for i in seen if i in ids)
+
+
+@task
+async def async_writer(text: str) -> ArtifactRef:
+    """An async user task logging through the module-level shortcut."""
+    art = ap.Artifact("async-out", type="report")
+    with art.new_file("out.txt") as fh:
+        fh.write(text)
+    return ArtifactRef.from_version(ap.log_artifact(art, aliases=["fresh"]))
+
+
+@flow(name="submitting")
+async def submitting(path: str) -> dict[str, Any]:
+    logged = log_artifact.submit("submitted", "dataset", path, aliases=["first", "second"])
+    used = use_artifact.submit(logged)
+    written = await async_writer(used.result().digest)
+    return {"used": used.result(), "written": written, "flow_run_id": str(runtime_flow_run.id)}
+
+
+def test_submit_and_async_tasks(api: ap.Api, make_files: Callable[..., Path]) -> None:
+    import asyncio
+
+    path = make_files("sub", {"s.txt": "s"}) / "s.txt"
+    result = asyncio.run(submitting(str(path)))
+    used, written, flow_run_id = result["used"], result["written"], result["flow_run_id"]
+    assert used.qualified_name == "default/default/submitted:v0" and used.path is not None
+    assert written.qualified_name == "default/default/async-out:v0"
+    producer = api.artifact("async-out:fresh").logged_by()
+    assert producer is not None and producer.job_type == "async_writer" and producer.group == flow_run_id
+
+    # one log with three alias moves publishes one card from the logging task run
+    logger_run = api.artifact("submitted:v0").logged_by()
+    assert logger_run is not None
+    cards = prefect_artifacts(artifact_key("default", "default", "submitted"), flow_run_id)
+    from_logger = [c for c in cards if str(c.task_run_id) == logger_run.step["task_run_id"]]
+    assert len(from_logger) == 1
+    assert "`first`" in str(from_logger[0].data) and "`second`" in str(from_logger[0].data)
+
+    created = read_events(["artifact_plugins.version.created"], flow_run_id=flow_run_id, expect=2)
+    assert {e.resource.id for e in created} == {
+        collection_resource_id("default", "default", "submitted"),
+        collection_resource_id("default", "default", "async-out"),
+    }

@@ -9,8 +9,13 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from blake3 import blake3
+
 from ..errors import FileChangedError, StoreError
+from ..hashing import PREFIX
 from .base import BlobStore, StoredObject
+
+SMALL_FILE = 1 * 2**20
 
 
 def copy_file(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
@@ -18,34 +23,65 @@ def copy_file(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None
     shutil.copyfile(src, dest)
 
 
+def write_new_file(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> None:
+    """Create ``path`` (which must not exist) holding ``data``, with as few system calls as possible."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
 class LocalStore(BlobStore):
-    """Blobs as files under a root directory; writes go to a temp name and are renamed into place."""
+    """Blobs as read-only files under a root directory; writes go to a temp name and are renamed into place."""
 
     is_local = True
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().resolve()
         self.uri = self.root.as_uri()
-        self._made: set[Path] = set()
 
     def _path(self, key: str) -> Path:
         return self.root / key
 
-    def _tmp_for(self, final: Path) -> Path:
-        parent = final.parent
-        if parent not in self._made:
-            parent.mkdir(parents=True, exist_ok=True)
-            self._made.add(parent)
-        return parent / f".tmp-{uuid.uuid4().hex}"
-
     def has(self, key: str) -> bool:
         return os.path.exists(self._path(key))
 
-    def put_file(self, key: str, src: str | os.PathLike[str], expect: os.stat_result | None = None) -> None:
+    def _place(self, key: str, write_tmp: object) -> None:
+        """Write via ``write_tmp(tmp_path)`` then rename to ``key``; creates missing directories once."""
         final = self._path(key)
+        tmp = f"{final.parent}/.tmp-{uuid.uuid4().hex}"
+        assert callable(write_tmp)
         try:
-            tmp = self._tmp_for(final)
             try:
+                write_tmp(tmp)
+            except FileNotFoundError:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                write_tmp(tmp)
+            os.replace(tmp, final)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+
+    def put_file(self, key: str, src: str | os.PathLike[str], expect: os.stat_result | None = None) -> None:
+        try:
+            if expect is not None and expect.st_size < SMALL_FILE:
+                # Small files: read once, check the bytes still hash to the key, write them.
+                with open(src, "rb") as f:
+                    data = f.read()
+                if PREFIX + blake3(data).hexdigest() != PREFIX + key.rsplit("/", 1)[1]:
+                    raise FileChangedError(
+                        f"{os.fspath(src)!r} changed since it was added; log it again once it is stable"
+                    )
+                self._place(key, lambda tmp: write_new_file(tmp, data, 0o444))
+                return
+
+            def copy(tmp: str) -> None:
                 copy_file(src, tmp)
                 if expect is not None:
                     now = os.stat(src)
@@ -54,25 +90,14 @@ class LocalStore(BlobStore):
                             f"{os.fspath(src)!r} changed while it was being stored; log it again once it is stable"
                         )
                 os.chmod(tmp, 0o444)
-                os.replace(tmp, final)
-            finally:
-                if tmp.exists():
-                    tmp.unlink()
+
+            self._place(key, copy)
         except OSError as exc:
             raise self._error("store", key, exc) from exc
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        final = self._path(key)
         try:
-            tmp = self._tmp_for(final)
-            try:
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                os.chmod(tmp, 0o444)
-                os.replace(tmp, final)
-            finally:
-                if tmp.exists():
-                    tmp.unlink()
+            self._place(key, lambda tmp: write_new_file(tmp, data, 0o444))
         except OSError as exc:
             raise self._error("store", key, exc) from exc
 
@@ -84,7 +109,11 @@ class LocalStore(BlobStore):
 
     def get_file(self, key: str, dest: str | os.PathLike[str]) -> None:
         try:
-            copy_file(self._path(key), dest)
+            src = self._path(key)
+            if os.stat(src).st_size < SMALL_FILE:
+                write_new_file(dest, src.read_bytes())
+            else:
+                copy_file(src, dest)
         except OSError as exc:
             raise self._error("read", key, exc) from exc
 

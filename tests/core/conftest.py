@@ -1,0 +1,89 @@
+"""Fixtures for the orchestrator-free core: every test gets its own store, registry and caches.
+
+The environment variables point the embedded default at ``tmp_path``; the process-level client
+cache and the current run are cleared so no state leaks between tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from core_helpers import api_versions, registry_dump, store_files
+
+import artifact_plugins as ap
+from artifact_plugins.core import client as client_mod
+from artifact_plugins.core import run as run_mod
+
+ENV_VARS = ("STORE", "REGISTRY", "CACHE_DIR", "CONFIG", "ENTITY", "PROJECT", "CACHE_MAX_BYTES")
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh store, registry, cache dir and working directory under ``tmp_path``."""
+    for name in ENV_VARS:
+        monkeypatch.delenv(f"ARTIFACT_PLUGINS_{name}", raising=False)
+    monkeypatch.setenv("ARTIFACT_PLUGINS_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("ARTIFACT_PLUGINS_REGISTRY", f"sqlite:///{tmp_path / 'registry.db'}")
+    monkeypatch.setenv("ARTIFACT_PLUGINS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("ARTIFACT_PLUGINS_CONFIG", str(tmp_path / "no-such-config.toml"))
+    monkeypatch.chdir(tmp_path)
+    client_mod._clients.clear()
+    run_mod._current.set(None)
+    yield tmp_path
+    run_mod._current.set(None)
+    for c in list(client_mod._clients.values()):
+        if "registry" in c.__dict__:
+            c.registry.engine.dispose()
+    client_mod._clients.clear()
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Path:
+    """The blob store root of this test."""
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def registry_db(tmp_path: Path) -> Path:
+    """The SQLite registry file of this test."""
+    return tmp_path / "registry.db"
+
+
+@pytest.fixture
+def api() -> ap.Api:
+    """An Api on this test's configuration."""
+    return ap.Api()
+
+
+@pytest.fixture
+def make_tree(tmp_path: Path) -> Callable[[str, dict[str, str | bytes]], Path]:
+    """``make_tree("src", {"a.txt": "x", "d/b.bin": b"..."})`` writes files and returns the directory."""
+
+    def make(name: str, files: dict[str, str | bytes]) -> Path:
+        root = tmp_path / name
+        for rel, content in files.items():
+            p = root / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                p.write_bytes(content)
+            else:
+                p.write_text(content, encoding="utf-8")
+        root.mkdir(parents=True, exist_ok=True)
+        return root
+
+    return make
+
+
+@pytest.fixture
+def snapshot(store_dir: Path, registry_db: Path) -> Callable[[], tuple[Any, ...]]:
+    """A comparable snapshot of the registry (Api view + raw rows) and the store's files."""
+
+    def take() -> tuple[Any, ...]:
+        return api_versions(ap.Api()), registry_dump(registry_db), store_files(store_dir)
+
+    return take
+
+

@@ -1,0 +1,92 @@
+"""Helpers shared by the core tests (files, snapshots, subprocesses)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import artifact_plugins as ap
+
+
+def age_files(root: Path, seconds: float = 120.0) -> None:
+    """Set mtimes of every file under ``root`` (or of ``root`` itself) into the past (checksum-cache eligible)."""
+    t = time.time() - seconds
+    paths = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+    for p in paths:
+        os.utime(p, (t, t))
+
+
+def store_files(store: Path) -> set[str]:
+    """Relative paths of every file in the blob store."""
+    if not store.exists():
+        return set()
+    return {p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file()}
+
+
+def registry_dump(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every registry table, sorted (a byte-for-byte view of the metadata)."""
+    if not db.exists():
+        return {}
+    conn = sqlite3.connect(db)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+        return {t: sorted(conn.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr) for t in tables}
+    finally:
+        conn.close()
+
+
+def api_versions(api: ap.Api) -> list[tuple[Any, ...]]:
+    """Every committed version of every collection, as the public Api reports them."""
+    out: list[tuple[Any, ...]] = []
+    for c in api.artifact_collections("*"):
+        for v in api.artifact_versions(None, f"{c.project}/{c.name}"):
+            out.append((v.qualified_name, v.digest, tuple(v.aliases), tuple(v.tags), v.description, v.metadata))
+    return out
+
+
+def run_python(code: str, *, timeout: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter with this test's environment; fail loudly on error."""
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=os.environ.copy(),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, f"subprocess failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def start_python(code: str, *, cwd: Path | None = None) -> subprocess.Popen[str]:
+    """Start ``code`` in a fresh interpreter with this test's environment."""
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=os.environ.copy(),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_all(procs: list[subprocess.Popen[str]], timeout: float = 120) -> list[str]:
+    """Wait for every process; assert they all succeeded; return their stdouts."""
+    outs = []
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        try:
+            out, err = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            raise
+        assert p.returncode == 0, f"worker failed ({p.returncode}):\n{out}\n{err}"
+        outs.append(out)
+    return outs

@@ -1,0 +1,129 @@
+"""The stat-keyed checksum cache: unchanged files are not rehashed, changed files are."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+from core_helpers import age_files
+
+import artifact_plugins as ap
+from artifact_plugins.core import artifact as artifact_mod
+from artifact_plugins.core import hashing
+from artifact_plugins.core.hashing import ChecksumCache, digest_bytes
+
+
+@pytest.fixture
+def hash_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every path hashed through ``hashing.hash_file`` (wherever it was imported)."""
+    calls: list[str] = []
+    lock = threading.Lock()
+    real = hashing.hash_file
+
+    def counting(path, st=None):
+        with lock:
+            calls.append(os.fspath(path))
+        return real(path, st)
+
+    monkeypatch.setattr(hashing, "hash_file", counting)
+    monkeypatch.setattr(artifact_mod, "hash_file", counting)
+    return calls
+
+
+def test_relog_of_unchanged_files_does_not_rehash(make_tree, hash_calls, api):
+    files = {f"d{i % 3}/f{i}.txt": f"content {i}" for i in range(30)}
+    src = make_tree("data", files)
+    age_files(src)
+
+    first = ap.Artifact("ds", "dataset")
+    first.add_dir(src)
+    assert len(hash_calls) == 30
+    with ap.init() as run:
+        v0 = run.log_artifact(first)
+
+    hash_calls.clear()
+    second = ap.Artifact("ds", "dataset")
+    second.add_dir(src)
+    assert hash_calls == []
+    assert second.digest == v0.digest
+    with ap.init() as run:
+        again = run.log_artifact(second)
+    assert again == v0
+    assert len(api.artifact_versions(None, "ds")) == 1
+
+
+def test_modified_file_is_rehashed(make_tree, hash_calls):
+    src = make_tree("data", {"a.txt": "alpha", "b.txt": "beta", "c.txt": "gamma"})
+    age_files(src)
+    art = ap.Artifact("ds", "dataset")
+    art.add_dir(src)
+    old_digest = art.entries["b.txt"].digest
+
+    (src / "b.txt").write_text("beta, edited")
+    age_files(src / "b.txt", seconds=60)  # a different mtime, still outside the racy window
+    hash_calls.clear()
+    art2 = ap.Artifact("ds", "dataset")
+    art2.add_dir(src)
+    assert [os.path.basename(p) for p in hash_calls] == ["b.txt"]
+    assert art2.entries["b.txt"].digest == digest_bytes(b"beta, edited") != old_digest
+    assert art2.entries["a.txt"].digest == digest_bytes(b"alpha")
+
+
+def test_same_size_rewrite_with_new_mtime_is_rehashed(make_tree, hash_calls):
+    src = make_tree("data", {"a.txt": "1111"})
+    age_files(src, seconds=300)
+    ap.Artifact("ds", "dataset").add_dir(src)
+    (src / "a.txt").write_text("2222")
+    age_files(src, seconds=200)
+    hash_calls.clear()
+    art = ap.Artifact("ds", "dataset")
+    art.add_dir(src)
+    assert len(hash_calls) == 1
+    assert art.entries["a.txt"].digest == digest_bytes(b"2222")
+
+
+def test_recently_modified_files_are_not_cached(make_tree, hash_calls):
+    src = make_tree("data", {"fresh.txt": "just written"})  # mtime is now: inside the racy window
+    ap.Artifact("ds", "dataset").add_dir(src)
+    ap.Artifact("ds", "dataset").add_dir(src)
+    assert len(hash_calls) == 2
+
+
+def test_cache_is_shared_across_processes(make_tree, hash_calls, tmp_path):
+    """A file hashed by another process (same cache dir) is not hashed again here."""
+    from core_helpers import run_python
+
+    src = make_tree("data", {"big.bin": os.urandom(64 * 1024)})
+    age_files(src)
+    run_python(
+        f"""
+        import artifact_plugins as ap
+        ap.Artifact("ds", "dataset").add_dir({str(src)!r})
+        """
+    )
+    art = ap.Artifact("ds", "dataset")
+    art.add_dir(src)
+    assert hash_calls == []
+    assert art.entries["big.bin"].digest == digest_bytes((src / "big.bin").read_bytes())
+
+
+def test_checksum_cache_unit(tmp_path):
+    cache = ChecksumCache(tmp_path / "cs.sqlite")
+    f = tmp_path / "x.bin"
+    f.write_bytes(b"x" * 10)
+    t = time.time() - 100
+    os.utime(f, (t, t))
+    st = os.stat(f)
+    assert cache.lookup([st]) == [None]
+    cache.remember([(st, digest_bytes(b"x" * 10))])
+    assert cache.lookup([st]) == [digest_bytes(b"x" * 10)]
+    # another ChecksumCache on the same file sees it (shared by processes through SQLite)
+    assert ChecksumCache(tmp_path / "cs.sqlite").lookup([st]) == [digest_bytes(b"x" * 10)]
+    os.utime(f, (t + 1, t + 1))
+    assert cache.lookup([os.stat(f)]) == [None]
+    # a broken cache file never fails a lookup
+    broken = tmp_path / "broken.sqlite"
+    broken.write_bytes(b"this is not a database" * 100)
+    assert ChecksumCache(broken).lookup([st]) == [None]

@@ -1,0 +1,101 @@
+"""Eight real processes logging to one collection at once on the embedded SQLite registry."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from core_helpers import start_python, wait_all
+
+import artifact_plugins as ap
+
+N = 8
+
+LOGGER = """
+import json, os, sys, time
+from pathlib import Path
+import artifact_plugins as ap
+i, same = int(os.environ["AP_WORKER"]), os.environ["AP_SAME"] == "1"
+art = ap.Artifact("shared", "dataset")
+with art.new_file("data.txt") as f:
+    f.write("identical content" if same else f"content of worker {i}")
+with art.new_file("common.txt") as f:
+    f.write("the same in every worker")
+go = Path("go")
+deadline = time.time() + 60
+while not go.exists() and time.time() < deadline:
+    time.sleep(0.002)
+with ap.init(job_type=f"worker-{i}") as run:
+    v = run.log_artifact(art, aliases=[f"w{i}"])
+print(json.dumps({"worker": i, "version": v.version, "digest": v.digest, "run": run.id}))
+"""
+
+
+def launch(tmp_path, monkeypatch, same: bool) -> list[dict]:
+    import json
+
+    monkeypatch.setenv("AP_SAME", "1" if same else "0")
+    procs = []
+    for i in range(N):
+        monkeypatch.setenv("AP_WORKER", str(i))
+        procs.append(start_python(LOGGER, cwd=tmp_path))
+    (tmp_path / "go").touch()
+    return [json.loads(line) for line in wait_all(procs, timeout=150)]
+
+
+def alias_rows(registry_db) -> list[tuple[str, int]]:
+    conn = sqlite3.connect(registry_db)
+    try:
+        return conn.execute(
+            "SELECT a.alias, v.\"index\" FROM aliases a JOIN versions v ON v.id = a.version_id ORDER BY a.alias"
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_different_contents_get_unique_gap_free_indices(tmp_path, monkeypatch, registry_db):
+    # The registry does not exist yet: the workers also race to create and migrate it.
+    assert not registry_db.exists()
+    results = launch(tmp_path, monkeypatch, same=False)
+    api = ap.Api()
+    versions = api.artifact_versions("dataset", "shared")
+    assert sorted(v.version_index for v in versions) == list(range(N))
+    assert len({v.digest for v in versions}) == N
+    # each worker got the version holding its content, and its alias points there
+    by_digest = {v.digest: v for v in versions}
+    for r in results:
+        v = by_digest[r["digest"]]
+        assert v.version == r["version"]
+        assert api.artifact(f"shared:w{r['worker']}") == v
+        assert api.run_logged_artifacts(r["run"]) == [v]
+    assert sorted(r["version"] for r in results) == [f"v{i}" for i in range(N)]
+    # latest is on the highest index, exactly once
+    latest = api.artifact("shared:latest")
+    assert latest.version_index == N - 1
+    rows = alias_rows(registry_db)
+    assert sorted(a for a, _ in rows) == sorted(["latest", *[f"w{i}" for i in range(N)]])
+    assert dict(rows)["latest"] == N - 1
+    # every alias move is in the history, and the history of latest is monotonic
+    history = api.alias_history("shared", "latest")
+    assert [e.version for e in history] == [f"v{i}" for i in range(N)]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_identical_contents_dedupe_to_one_version(tmp_path, monkeypatch, registry_db):
+    ap.Api()  # registry created before the race this time
+    results = launch(tmp_path, monkeypatch, same=True)
+    api = ap.Api()
+    versions = api.artifact_versions("dataset", "shared")
+    assert [v.version for v in versions] == ["v0"]
+    assert {r["version"] for r in results} == {"v0"}
+    assert {r["digest"] for r in results} == {versions[0].digest}
+    assert set(versions[0].aliases) == {"latest", *[f"w{i}" for i in range(N)]}
+    rows = alias_rows(registry_db)
+    assert all(index == 0 for _, index in rows) and len(rows) == N + 1
+    # every worker's run is recorded as having logged that one version
+    v = versions[0]
+    for r in results:
+        assert api.run_logged_artifacts(r["run"]) == [v]

@@ -1,0 +1,138 @@
+"""Distributed writers: parts upserted under one distributed_id merge into one version at finish."""
+
+from __future__ import annotations
+
+import pytest
+from core_helpers import start_python, wait_all
+
+import artifact_plugins as ap
+from artifact_plugins.core.errors import DistributedConflictError, InvalidInputError
+from artifact_plugins.core.hashing import digest_bytes
+
+
+def part(tmp_path, name: str, files: dict[str, str], tag: str) -> ap.Artifact:
+    art = ap.Artifact(name, "dataset")
+    for rel, content in files.items():
+        p = tmp_path / "parts-src" / tag / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(content)
+        art.add_file(p, name=rel)
+    return art
+
+
+def test_parts_merge_into_one_version(tmp_path, api):
+    for i in range(3):
+        with ap.init(job_type="writer") as run:
+            run.upsert_artifact(
+                part(tmp_path, "parallel", {f"parts/{i}.txt": f"part {i}", "common/README": "shared"}, f"w{i}"),
+                distributed_id="g1",
+            )
+    assert api.artifact_versions(None, "parallel") == []  # nothing is visible before finish
+
+    finisher = part(tmp_path, "parallel", {"index.json": "{}"}, "fin")
+    with ap.init(job_type="finish") as run:
+        v = run.finish_artifact(finisher, distributed_id="g1", aliases=["complete"])
+    assert v.version == "v0"
+    assert set(v.aliases) == {"latest", "complete"}
+    assert sorted(v.manifest()) == ["common/README", "index.json", "parts/0.txt", "parts/1.txt", "parts/2.txt"]
+    assert [x.version for x in api.artifact_versions("dataset", "parallel")] == ["v0"]
+    out = v.download(tmp_path / "out")
+    assert (out / "parts" / "2.txt").read_text() == "part 2"
+    assert (out / "common" / "README").read_text() == "shared"
+    assert finisher.logged_version == v
+    assert run.logged_artifacts() == [v]
+
+
+def test_group_is_the_default_distributed_id(tmp_path, api):
+    """The walkthrough pattern: writers and finisher share a group and never name a distributed_id."""
+    group = "writer-group-1"
+    for i in range(3):
+        with ap.init(group=group) as run:
+            art = ap.Artifact("parallel-artifact", "dataset")
+            art.add(ap.Table(columns=["a", "b", "c"], data=[[i, i * 2, 2**i]]), f"parts/table_{i}")
+            run.upsert_artifact(art)
+    with ap.init(group=group) as run:
+        v = run.finish_artifact(ap.Artifact("parallel-artifact", "dataset"))
+    assert sorted(v.manifest()) == [f"parts/table_{i}.table.json" for i in range(3)]
+    assert v.get("parts/table_2") == ap.Table(columns=["a", "b", "c"], data=[[2, 4, 4]])
+
+
+def test_conflicting_parts_name_both_digests(tmp_path, api):
+    with ap.init() as run:
+        run.upsert_artifact(part(tmp_path, "clash", {"same/path.txt": "from A"}, "a"), distributed_id="g")
+        run.upsert_artifact(part(tmp_path, "clash", {"same/path.txt": "from B"}, "b"), distributed_id="g")
+        with pytest.raises(DistributedConflictError) as info:
+            run.finish_artifact(ap.Artifact("clash", "dataset"), distributed_id="g")
+    msg = str(info.value)
+    assert "same/path.txt" in msg
+    assert digest_bytes(b"from A") in msg and digest_bytes(b"from B") in msg
+    assert api.artifact_versions(None, "clash") == []
+
+
+def test_finishing_artifact_conflicting_with_a_part_is_refused(tmp_path, api):
+    with ap.init() as run:
+        run.upsert_artifact(part(tmp_path, "clash2", {"x.txt": "part"}, "a"), distributed_id="g")
+        with pytest.raises(DistributedConflictError) as info:
+            run.finish_artifact(part(tmp_path, "clash2", {"x.txt": "finisher"}, "f"), distributed_id="g")
+    msg = str(info.value)
+    assert "x.txt" in msg and digest_bytes(b"part") in msg and digest_bytes(b"finisher") in msg
+    assert api.artifact_versions(None, "clash2") == []
+
+
+def test_distributed_ids_are_separate(tmp_path):
+    with ap.init() as run:
+        run.upsert_artifact(part(tmp_path, "multi", {"a.txt": "a"}, "a"), distributed_id="one")
+        run.upsert_artifact(part(tmp_path, "multi", {"b.txt": "b"}, "b"), distributed_id="two")
+        v = run.finish_artifact(ap.Artifact("multi", "dataset"), distributed_id="one")
+    assert sorted(v.manifest()) == ["a.txt"]
+
+
+def test_missing_distributed_id_outside_an_orchestrator(tmp_path, api):
+    with ap.init() as run:
+        with pytest.raises(InvalidInputError, match="distributed_id"):
+            run.upsert_artifact(part(tmp_path, "orphan", {"a.txt": "a"}, "a"))
+        with pytest.raises(InvalidInputError, match="distributed_id"):
+            run.finish_artifact(ap.Artifact("orphan", "dataset"))
+    assert api.artifact_versions(None, "orphan") == []
+
+
+WRITER = """
+import os, sys, time
+from pathlib import Path
+import artifact_plugins as ap
+i = int(sys.argv[1]) if len(sys.argv) > 1 else int(os.environ["AP_WORKER"])
+go = Path("go")
+deadline = time.time() + 60
+while not go.exists() and time.time() < deadline:
+    time.sleep(0.01)
+with ap.init(job_type="writer", group="proc-group") as run:
+    art = ap.Artifact("shards", "dataset")
+    with art.new_file(f"shards/{i:02d}.txt") as f:
+        f.write(f"shard {i}\\n" * 100)
+    with art.new_file("common/LICENSE") as f:
+        f.write("same for everyone")
+    run.upsert_artifact(art, distributed_id="d-proc")
+print("ok", i)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_parts_from_real_processes(tmp_path, api, monkeypatch):
+    ap.Api()  # migrate the registry up front so the workers race only on parts
+    procs = []
+    for i in range(4):
+        monkeypatch.setenv("AP_WORKER", str(i))
+        procs.append(start_python(WRITER, cwd=tmp_path))
+    (tmp_path / "go").touch()
+    outs = wait_all(procs)
+    assert sorted(o.strip() for o in outs) == [f"ok {i}" for i in range(4)]
+
+    with ap.init(job_type="finish", group="proc-group") as run:
+        v = run.finish_artifact(ap.Artifact("shards", "dataset"), distributed_id="d-proc")
+    assert sorted(v.manifest()) == ["common/LICENSE"] + [f"shards/{i:02d}.txt" for i in range(4)]
+    out = v.download(tmp_path / "out")
+    assert (out / "shards" / "03.txt").read_text() == "shard 3\n" * 100
+    assert [x.version for x in api.artifact_versions("dataset", "shards")] == ["v0"]
+    assert {r.job_type for r in api.runs(group="proc-group")} == {"writer", "finish"}
+    assert len(api.runs(group="proc-group")) == 5
