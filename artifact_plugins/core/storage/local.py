@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -62,10 +63,8 @@ class LocalStore(BlobStore):
                 write_tmp(tmp)
             os.replace(tmp, final)
         except BaseException:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-            except FileNotFoundError:
-                pass
             raise
 
     def put_file(self, key: str, src: str | os.PathLike[str], expect: os.stat_result | None = None) -> None:
