@@ -12,7 +12,7 @@ from airflow.sdk import dag, task
 
 from artifact_plugins.airflow import UseArtifactOperator, artifact_asset
 
-BIKE_DATASET = artifact_asset("bike-dataset")
+BIKE_DATASET = artifact_asset("bike-dataset", project="bikes")
 
 
 @task

@@ -15,6 +15,8 @@ from airflow.sdk import dag, task
 
 from artifact_plugins.airflow import FinishArtifactOperator, LogArtifactOperator, artifact_asset
 
+PROJECT = "bikes"
+
 
 @task
 def make_shards(count: int = 3) -> list[list[dict[str, Any]]]:
@@ -32,14 +34,15 @@ def make_shards(count: int = 3) -> list[list[dict[str, Any]]]:
 def artifact_parallel_writers() -> None:
     """Three mapped writers, one finished version."""
     write = LogArtifactOperator.partial(
-        task_id="write_part", name="bike-shards", type="dataset", distributed=True
+        task_id="write_part", name="bike-shards", type="dataset", distributed=True, project=PROJECT
     ).expand(paths=make_shards())
     finish = FinishArtifactOperator(
         task_id="finish",
         name="bike-shards",
         type="dataset",
         aliases=["complete"],
-        outlets=[artifact_asset("bike-shards")],
+        project=PROJECT,
+        outlets=[artifact_asset("bike-shards", project=PROJECT)],
     )
     write >> finish
 

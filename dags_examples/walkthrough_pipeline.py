@@ -19,6 +19,8 @@ from airflow.sdk import dag, task
 import artifact_plugins as ap
 from artifact_plugins.airflow import LogArtifactOperator, UseArtifactOperator, artifact_asset
 
+PROJECT = "bikes"  # the Prefect walkthrough logs to the same project: one lineage graph for both
+
 
 @task
 def make_dataset(rows: int = 200, seed: int = 7) -> str:
@@ -35,18 +37,18 @@ def make_dataset(rows: int = 200, seed: int = 7) -> str:
     return str(folder)
 
 
-@task(outlets=[artifact_asset("bike-model")])
+@task(outlets=[artifact_asset("bike-model", project=PROJECT)])
 def train(dataset: dict[str, Any]) -> str:
     """Fit rentals ~ temperature on the dataset version used upstream and log the model.
 
-    ``ap.init()`` needs no arguments here: inside an Airflow task it binds to the task instance.
+    ``ap.init()`` needs no run identity here: inside an Airflow task it binds to the task instance.
     """
     with (Path(dataset["path"]) / "rentals.csv").open() as fh:
         rows = [(float(r["temperature"]), float(r["rentals"])) for r in csv.DictReader(fh)]
     mean_t = sum(t for t, _ in rows) / len(rows)
     mean_r = sum(r for _, r in rows) / len(rows)
     slope = sum((t - mean_t) * (r - mean_r) for t, r in rows) / sum((t - mean_t) ** 2 for t, _ in rows)
-    with ap.init() as run:
+    with ap.init(project=PROJECT) as run:
         run.use_artifact(dataset["qualified_name"])
         model = ap.Artifact("bike-model", type="model", metadata={"slope": round(slope, 4)})
         with model.new_file("model.json") as fh:
@@ -66,10 +68,14 @@ def artifact_walkthrough() -> None:
         aliases=["raw"],
         metadata={"source": "synthetic", "run": "{{ run_id }}"},
         description="Hourly bike rentals",
-        outlets=[artifact_asset("bike-dataset")],
+        project=PROJECT,
+        outlets=[artifact_asset("bike-dataset", project=PROJECT)],
     )
     use_dataset = UseArtifactOperator(
-        task_id="use_dataset", artifact="bike-dataset:latest", inlets=[artifact_asset("bike-dataset")]
+        task_id="use_dataset",
+        artifact="bike-dataset:latest",
+        project=PROJECT,
+        inlets=[artifact_asset("bike-dataset", project=PROJECT)],
     )
     log_dataset >> use_dataset
     train(use_dataset.output)

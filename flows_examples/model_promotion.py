@@ -14,11 +14,12 @@ automation creates (start a worker or ``deploy_model.serve()`` to execute it).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import tempfile
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
 
@@ -114,7 +115,7 @@ def production_automation(deployment_id: UUID, alias: str = "production",
     )
 
 
-def _wait_for_triggered_run(deployment_id: UUID, timeout: float = 60.0) -> None:
+def _wait_for_triggered_run(deployment_id: UUID, since: datetime, timeout: float = 30.0) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
@@ -122,12 +123,12 @@ def _wait_for_triggered_run(deployment_id: UUID, timeout: float = 60.0) -> None:
     with get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
             only_this = DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
-            runs = client.read_flow_runs(deployment_filter=only_this)
+            runs = [r for r in client.read_flow_runs(deployment_filter=only_this) if r.created and r.created >= since]
             if runs:
                 print(f"automation created flow run {runs[0].name} with parameters {runs[0].parameters}")
                 return
             time.sleep(1)
-    print("the automation did not fire within the timeout")
+    print("no deployment run was triggered (did production move? it may already point at the candidate)")
 
 
 if __name__ == "__main__":
@@ -135,9 +136,13 @@ if __name__ == "__main__":
     deployment_id = None
     if with_automation:
         deployment_id = deploy_model.to_deployment(name="deploy-production").apply()
-        production_automation(deployment_id).create()
+        automation = production_automation(deployment_id)
+        with contextlib.suppress(ValueError):  # re-running the example replaces the automation
+            Automation.read(name=automation.name).delete()
+        automation.create()
+    started = datetime.now(UTC)
     candidate = train_candidate(mae=4.2)
     print("candidate:", candidate.qualified_name)
     print("promoted:", promote_model())
     if deployment_id is not None:
-        _wait_for_triggered_run(deployment_id)
+        _wait_for_triggered_run(deployment_id, started)

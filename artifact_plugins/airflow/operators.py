@@ -90,14 +90,22 @@ class _ArtifactOperator(BaseOperator):
         self._lineage_outputs: list[LineageDataset] = []
 
     @contextlib.contextmanager
-    def artifact_run(self, context: Context) -> Iterator[Run]:
-        """An artifact run bound to this task-instance try, finished (or failed) on exit."""
+    def artifact_run(
+        self, context: Context, *, project: str | None = None, entity: str | None = None
+    ) -> Iterator[Run]:
+        """An artifact run bound to this task-instance try, finished (or failed) on exit.
+
+        ``project``/``entity`` are fallbacks for when the operator was given none.
+        """
         import artifact_plugins as ap
 
         self._lineage_inputs, self._lineage_outputs = [], []
         settings = resolve_settings(self.artifact_conn_id)
         with bound_context(context), ap.init(
-            job_type=self.job_type, project=self.project, entity=self.entity, settings=settings
+            job_type=self.job_type,
+            project=self.project or project,
+            entity=self.entity or entity,
+            settings=settings,
         ) as run:
             yield run
 
@@ -217,6 +225,11 @@ def default_distributed_id(context: Mapping[str, Any]) -> str:
     return f"{ti.dag_id}/{ti.run_id}"
 
 
+def _has_open_parts(run: Run, name: str, distributed_id: str) -> bool:
+    # The core has no public query for open parts yet; the run's registry answers it.
+    return bool(run._client.registry.parts(run.entity, run.project, name, distributed_id))
+
+
 class FinishArtifactOperator(_ArtifactOperator):
     """Commit the parts upserted by distributed :class:`LogArtifactOperator` tasks as one version.
 
@@ -276,10 +289,16 @@ class FinishArtifactOperator(_ArtifactOperator):
 
         distributed_id = self.distributed_id or default_distributed_id(context)
         with self.artifact_run(context) as run:
-            previous = self.committed_by_earlier_try(run, context)
+            has_parts = _has_open_parts(run, self.name, distributed_id)
+            previous = None if has_parts else self.committed_by_earlier_try(run, context)
             if previous is not None:
                 self.log.info("An earlier try already finished %s; logging it again", previous.qualified_name)
                 version = run.log_artifact(previous.new_draft(), aliases=_opt_list(self.aliases))
+            elif not has_parts:
+                raise ValueError(
+                    f"artifact {self.name!r}: no parts were upserted under distributed id {distributed_id!r}; "
+                    "nothing to finish"
+                )
             else:
                 art = ap.Artifact(
                     self.name, self.type, description=self.description, metadata=dict(self.metadata or {})
@@ -339,7 +358,10 @@ class UseArtifactOperator(_ArtifactOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Use the artifact; download it when ``download`` is set."""
         ref = self.resolve_ref(context)
-        with self.artifact_run(context) as run:
+        entity = project = None
+        if isinstance(self.artifact, Asset):  # record the use in the asset's project by default
+            entity, project, _ = parse_asset_uri(self.artifact.uri)
+        with self.artifact_run(context, project=project, entity=entity) as run:
             version = run.use_artifact(ref)
             path = version.download(root=self.root, path_prefix=self.path_prefix) if self.download else None
         payload = self.remember_version(version, produced=False)

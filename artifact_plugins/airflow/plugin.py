@@ -30,11 +30,9 @@ TASK_INSTANCE_HREF = "artifacts/runs?dag_id={DAG_ID}&run_id={RUN_ID}&task_id={TA
 
 
 def load_web_app() -> ASGIApp:
-    """The artifacts web app: ``artifact_plugins.web.create_app()`` when present, else the built-in one."""
-    try:
-        from artifact_plugins.web import create_app  # type: ignore[attr-defined]
-    except ImportError:
-        from .webapp import create_app
+    """The artifacts web app (``artifact_plugins.web``), showing the registry configured on the API server."""
+    from artifact_plugins.web import create_app
+
     return create_app()
 
 

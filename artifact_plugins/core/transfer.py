@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .artifact import PendingEntry
@@ -14,23 +13,42 @@ from .errors import InvalidPathError
 from .hashing import hash_file
 from .manifest import ManifestEntry
 from .naming import normalize_entry_path
-from .progress import progress_for
+from .progress import Progress, progress_for
 from .references import handler_for
-from .storage import BlobStore, blob_key
+from .storage import BlobStore, RemoteStore, blob_key, parallel_map
 from .storage.local import SMALL_FILE
 
 TRANSFER_WORKERS = 4
 
 
 def _parallel(fn: Callable[[object], None], items: Sequence[object], workers: int = TRANSFER_WORKERS) -> None:
-    """Run ``fn`` over ``items`` on a bounded thread pool (serially when that cannot help)."""
-    if len(items) <= 4 or workers <= 1:
+    """Run ``fn`` over ``items`` on a bounded thread pool (serially when that cannot help).
+
+    The first failure stops the transfer: work not yet started is cancelled, not retried to death.
+    """
+    if len(items) <= 1 or workers <= 1:
         for it in items:
             fn(it)
         return
-    with ThreadPoolExecutor(min(workers, len(items))) as pool:
-        for _ in pool.map(fn, items):
-            pass
+    parallel_map(fn, items, workers)
+
+
+class _FileProgress:
+    """One file's share of a transfer's progress: bytes as a remote store moves them, then the file.
+
+    Squares the account when the file is done, so retries and skipped (already present) bytes
+    never leave the total off.
+    """
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress, self.moved = progress, 0
+
+    def __call__(self, nbytes: int) -> None:
+        self.moved += nbytes
+        self.progress.advance(nbytes, 0)
+
+    def done(self, size: int) -> None:
+        self.progress.advance(size - self.moved, 1)
 
 
 def upload_blobs(client: Client, pending: Iterable[PendingEntry], label: str) -> int:
@@ -47,8 +65,13 @@ def upload_blobs(client: Client, pending: Iterable[PendingEntry], label: str) ->
 
         def put(item: object) -> None:
             assert isinstance(item, PendingEntry) and item.source is not None
-            store.put_file(blob_key(item.entry.digest), item.source, expect=item.stat)
-            progress.advance(item.entry.size)
+            if isinstance(store, RemoteStore):
+                counted = _FileProgress(progress)
+                store.put_file(blob_key(item.entry.digest), item.source, expect=item.stat, on_bytes=counted)
+                counted.done(item.entry.size)
+            else:
+                store.put_file(blob_key(item.entry.digest), item.source, expect=item.stat)
+                progress.advance(item.entry.size)
 
         _parallel(put, todo, _workers(store, total, len(todo)))
     return total
@@ -57,9 +80,11 @@ def upload_blobs(client: Client, pending: Iterable[PendingEntry], label: str) ->
 def _workers(store: BlobStore, total_bytes: int, files: int) -> int:
     """Threads only pay off for network stores or large files: small local copies are
     syscall-bound and extra threads just trade the GIL back and forth (measured: slower)."""
+    if isinstance(store, RemoteStore):
+        return store.transfer_workers
     if not store.is_local:
         return TRANSFER_WORKERS
-    return TRANSFER_WORKERS if files and total_bytes / files >= SMALL_FILE else 1
+    return TRANSFER_WORKERS if files > 4 and total_bytes / files >= SMALL_FILE else 1
 
 
 def safe_destination(root: Path, entry_path: str) -> Path:
@@ -112,21 +137,31 @@ def materialize(
             assert isinstance(item, int)
             entry, dest = entries[item], dests[item]
             tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:12]}"
+            counted = _FileProgress(progress)
             try:
-                fetch_entry(client, entry, tmp, verify)
+                fetch_entry(client, entry, tmp, verify, on_bytes=counted)
                 os.replace(tmp, dest)
             finally:
                 tmp.unlink(missing_ok=True)
             written.append((os.stat(dest), entry.digest))
-            progress.advance(entry.size)
+            counted.done(entry.size)
 
         _parallel(fetch, todo, _workers(client.store, total, len(todo)))
     cache.remember(written)
     return dests
 
 
-def fetch_entry(client: Client, entry: ManifestEntry, dest: Path, verify: bool = False) -> None:
-    """Write one entry's bytes to ``dest`` (not atomic: callers write to a temp name)."""
+def fetch_entry(
+    client: Client,
+    entry: ManifestEntry,
+    dest: Path,
+    verify: bool = False,
+    on_bytes: Callable[[int], None] | None = None,
+) -> None:
+    """Write one entry's bytes to ``dest`` (not atomic: callers write to a temp name).
+
+    ``on_bytes`` hears about bytes as a remote store downloads them (cache hits report nothing).
+    """
     if entry.ref is not None:
         handler_for(entry.ref).fetch(entry, dest)
         return
@@ -135,7 +170,13 @@ def fetch_entry(client: Client, entry: ManifestEntry, dest: Path, verify: bool =
     if store.is_local:
         store.get_file(key, dest)
     else:
-        cached = client.download_cache.fetch(entry.digest, lambda tmp: store.get_file(key, tmp))
+        if isinstance(store, RemoteStore):
+            remote = store
+            cached = client.download_cache.fetch(
+                entry.digest, lambda tmp: remote.get_file(key, tmp, size=entry.size, on_bytes=on_bytes)
+            )
+        else:
+            cached = client.download_cache.fetch(entry.digest, lambda tmp: store.get_file(key, tmp))
         from .storage.local import copy_file
 
         copy_file(cached, dest)

@@ -63,4 +63,5 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
+    """Module attributes including the lazily loaded public names."""
     return sorted(set(globals()) | set(_EXPORTS))

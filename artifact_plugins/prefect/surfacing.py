@@ -14,6 +14,10 @@ Per logged/used version this records:
   task's ``AssetContext`` (so Prefect propagates the asset to downstream tasks and emits the
   materialization when the task ends), otherwise emitted directly;
 * ``artifact_plugins.version.created`` / ``artifact_plugins.alias.moved`` events for automations.
+
+With ``ProcessPoolTaskRunner`` Prefect does not carry assets from one task to the next, so
+asset events lose their upstream links; the lineage in our registry is unaffected (it joins
+runs through the flow run id).
 """
 
 from __future__ import annotations
@@ -51,7 +55,8 @@ _SLUG_RE = re.compile(r"[^a-z0-9]+")
 def artifact_key(entity: str, project: str, name: str) -> str:
     """Prefect artifact key of a collection: ``project-name`` slugged to ``[a-z0-9-]``.
 
-    The entity is prefixed when it is not ``default`` so two entities never share a key.
+    The entity is prefixed when it is not ``default``. Names that differ only in case or in
+    ``_``/``.`` share a slug (and so a card); the card's description names the exact collection.
     """
     parts = (project, name) if entity == "default" else (entity, project, name)
     return _SLUG_RE.sub("-", "-".join(parts).lower()).strip("-") or "artifact"
@@ -186,13 +191,19 @@ def _task_asset_context() -> Any:
     return asset_ctx
 
 
+def _add_once(assets: set[Any], asset: Any) -> None:
+    """Add ``asset`` unless one with its key is there (Asset equality also compares properties)."""
+    if all(a.key != asset.key for a in assets):
+        assets.add(asset)
+
+
 def _materialize_asset(run: Run, version: ArtifactVersion, payload: dict[str, Any]) -> None:
     asset = _asset(version)
     asset_ctx = _task_asset_context()
     if asset_ctx is not None:
         # Prefect emits the materialization (with upstream assets as related resources) when
         # the task run ends, and passes the asset on to tasks that consume this task's result.
-        asset_ctx.downstream_assets.add(asset)
+        _add_once(asset_ctx.downstream_assets, asset)
         if asset_ctx.materialized_by is None:
             asset_ctx.materialized_by = MATERIALIZED_BY
         asset_ctx.add_asset_metadata(asset.key, payload)
@@ -220,7 +231,7 @@ def _reference_asset(version: ArtifactVersion) -> None:
     if asset_ctx is not None:
         # Recorded as a direct dependency: downstream tasks inherit it, and a materialization in
         # this task lists it as upstream.
-        asset_ctx.direct_asset_dependencies.add(asset)
+        _add_once(asset_ctx.direct_asset_dependencies, asset)
         asset_ctx.update_tracked_assets()
     # Prefect only emits references for tasks that also materialize something; a pure consumer
     # still deserves one, with the version it resolved to.

@@ -72,6 +72,7 @@ def artifact_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.chdir(tmp_path)  # default download roots are relative to the working directory
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the example DAGs write their data to mkdtemp()
     return env
 
 

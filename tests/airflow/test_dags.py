@@ -25,8 +25,8 @@ def test_walkthrough_then_asset_consumer(api: Any, run_dag: Any, records: Any, e
     dr = run_dag(dag)
     assert dr.state == "success", records.task_states(dag.dag_id, dr.run_id)
 
-    dataset = api.artifact("bike-dataset:latest")
-    model = api.artifact("bike-model:candidate")
+    dataset = api.artifact("bikes/bike-dataset:latest")
+    model = api.artifact("bikes/bike-model:candidate")
     assert dataset.metadata["run"] == dr.run_id  # templated metadata was rendered
     assert "raw" in dataset.aliases
 
@@ -34,7 +34,7 @@ def test_walkthrough_then_asset_consumer(api: Any, run_dag: Any, records: Any, e
     events = {e["task_id"]: e for e in records.asset_events(dag.dag_id, dr.run_id)}
     assert set(events) == {"log_dataset", "train"}
     ds_event = events["log_dataset"]
-    assert ds_event["uri"] == "artifact://default/default/bike-dataset" and ds_event["group"] == "artifact"
+    assert ds_event["uri"] == "artifact://default/bikes/bike-dataset" and ds_event["group"] == "artifact"
     assert ds_event["extra"]["version"] == dataset.version
     assert ds_event["extra"]["digest"] == dataset.digest
     assert ds_event["extra"]["qualified_name"] == dataset.qualified_name
@@ -50,7 +50,7 @@ def test_walkthrough_then_asset_consumer(api: Any, run_dag: Any, records: Any, e
     assert xcoms[("train", -1)] == model.qualified_name
 
     links = records.xcoms(dag.dag_id, dr.run_id, key="_link_ArtifactLink")
-    page = f"{BASE_URL}/artifacts/versions/default/default/bike-dataset/{dataset.version}"
+    page = f"{BASE_URL}/artifacts/versions/default/bikes/bike-dataset/{dataset.version}"
     assert links[("log_dataset", -1)] == page and links[("use_dataset", -1)] == page
 
     # Registry side: one run per task-instance try, grouped by the DAG run.
@@ -90,12 +90,12 @@ def test_mapped_parallel_writers(api: Any, run_dag: Any, records: Any, example_d
     assert dr.state == "success", states
     assert {k for k in states if k[0] == "write_part"} == {("write_part", i) for i in range(3)}
 
-    version = api.artifact("bike-shards:complete")
+    version = api.artifact("bikes/bike-shards:complete")
     assert sorted(e.path for e in version.files()) == [f"shards/shard-{i}.csv" for i in range(3)]
-    assert [v.version for v in api.artifact_versions("dataset", "bike-shards")] == [version.version]
+    assert version.version_index == 0 and version.file_count == 3
 
     (event,) = records.asset_events(dag.dag_id, dr.run_id)
-    assert event["task_id"] == "finish" and event["uri"] == "artifact://default/default/bike-shards"
+    assert event["task_id"] == "finish" and event["uri"] == "artifact://default/bikes/bike-shards"
     assert event["extra"]["digest"] == version.digest and "complete" in event["extra"]["aliases"]
 
     xcoms = records.xcoms(dag.dag_id, dr.run_id)
@@ -104,12 +104,50 @@ def test_mapped_parallel_writers(api: Any, run_dag: Any, records: Any, example_d
         assert part["part"] is True and part["distributed_id"] == _group(dr)
     assert xcoms[("finish", -1)]["digest"] == version.digest
     links = records.xcoms(dag.dag_id, dr.run_id, key="_link_ArtifactLink")
-    assert links[("finish", -1)].endswith(f"/artifacts/versions/default/default/bike-shards/{version.version}")
+    assert links[("finish", -1)].endswith(f"/artifacts/versions/default/bikes/bike-shards/{version.version}")
 
     parts = [r for r in api.runs(group=_group(dr)) if r.step["task_id"] == "write_part"]
     assert sorted(r.step["map_index"] for r in parts) == [0, 1, 2]
     assert all(r.url.endswith(f"/tasks/write_part/mapped/{r.step['map_index']}") for r in parts)
     assert version.logged_by().step["task_id"] == "finish"
+
+
+def test_mapped_log_and_use_per_map_index(api: Any, run_dag: Any, records: Any, tmp_path: Path) -> None:
+    from airflow.sdk import dag
+
+    from artifact_plugins.airflow import LogArtifactOperator, UseArtifactOperator, artifact_asset
+
+    cities = ["city-a", "city-b"]
+    for city in cities:
+        (tmp_path / f"{city}.csv").write_text(f"{city}\n")
+
+    @dag(dag_id="artifact_mapped_each", schedule=None)
+    def mapped_each() -> None:
+        logs = LogArtifactOperator.partial(
+            task_id="log_each", type="dataset", outlets=[artifact_asset(c) for c in cities]
+        ).expand_kwargs([{"name": c, "paths": [str(tmp_path / f"{c}.csv")]} for c in cities])
+        uses = UseArtifactOperator.partial(task_id="use_each", download=False).expand(
+            artifact=[f"{c}:latest" for c in cities]
+        )
+        logs >> uses
+
+    dr = run_dag(mapped_each())
+    assert dr.state == "success", records.task_states("artifact_mapped_each", dr.run_id)
+    # Airflow emits an event for every declared outlet of a successful task instance; only the
+    # asset of the artifact the instance logged carries the version.
+    events = [e for e in records.asset_events("artifact_mapped_each", dr.run_id) if e["extra"]]
+    assert sorted((e["map_index"], e["uri"]) for e in events) == [
+        (i, f"artifact://default/default/{c}") for i, c in enumerate(cities)
+    ]
+    assert all(e["extra"]["map_index"] == e["map_index"] and e["extra"]["version"] for e in events)
+    xcoms = records.xcoms("artifact_mapped_each", dr.run_id)
+    links = records.xcoms("artifact_mapped_each", dr.run_id, key="_link_ArtifactLink")
+    for index, city in enumerate(cities):
+        version = api.artifact(f"{city}:latest")
+        assert xcoms[("use_each", index)]["digest"] == version.digest
+        assert links[("use_each", index)].endswith(f"/artifacts/versions/default/default/{city}/{version.version}")
+        (consumer,) = version.used_by()
+        assert (consumer.step["task_id"], consumer.step["map_index"]) == ("use_each", index)
 
 
 def _faults_dag(tmp_path: Path) -> Any:

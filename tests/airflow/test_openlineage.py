@@ -38,7 +38,8 @@ SCRIPT = textwrap.dedent(
     bag.bag_dag(dag)
     sync_bag_to_db(bag, bundle_name="dags-folder", bundle_version=None)
     run = dag.test()
-    print("RESULT " + json.dumps({"state": str(run.state), "digest": ap.Api().artifact("ol-dataset:v0").digest}))
+    result = {"state": str(run.state), "digest": ap.Api().artifact("ol-dataset:v0").digest}
+    Path(sys.argv[2]).write_text(json.dumps(result))
     """
 )
 
@@ -57,12 +58,13 @@ def test_file_transport_events_carry_the_digest(airflow_db: Path, artifact_env: 
             {"type": "file", "log_file_path": str(events_file), "append": True}
         ),
     }
+    result_file = tmp_path / "result.json"
     proc = subprocess.run(
-        [sys.executable, str(script), str(data)], env=env, capture_output=True, text=True, timeout=240
+        [sys.executable, str(script), str(data), str(result_file)],
+        env=env, capture_output=True, text=True, timeout=240,
     )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, proc.stdout[-4000:] + proc.stderr[-4000:]
-    result = json.loads(lines[0].removeprefix("RESULT "))
+    assert proc.returncode == 0 and result_file.exists(), proc.stdout[-4000:] + proc.stderr[-4000:]
+    result = json.loads(result_file.read_text())
     assert result["state"].endswith("success")
 
     events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]

@@ -229,6 +229,52 @@ def test_distributed_parts_commit_one_version(api: Any, tmp_path: Path) -> None:
     assert sorted(r.step["map_index"] for r in parts) == [0, 1, 2]
 
 
+def _write_parts(tmp_path: Path, retry_index: int | None = None, label: str = "part") -> None:
+    for index in range(3):
+        shard = tmp_path / f"shard-{index}.csv"
+        shard.write_text(f"{label} {index}\n")
+        tries = [1, 2] if index == retry_index else [1]
+        for try_number in tries:
+            part = LogArtifactOperator(task_id="write_part", name="bike-shards", type="dataset", distributed=True,
+                                       paths=[{"path": str(shard), "name": f"shards/{shard.name}"}])
+            part.execute(make_context(part, map_index=index, try_number=try_number))
+
+
+def _finish(try_number: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    finish = FinishArtifactOperator(task_id="finish", name="bike-shards", type="dataset",
+                                    outlets=[artifact_asset("bike-shards")])
+    ctx = make_context(finish, try_number=try_number)
+    return finish.execute(ctx), ctx["outlet_events"][artifact_asset("bike-shards")].extra
+
+
+def test_retried_part_and_retried_finish_commit_exactly_one_version(api: Any, tmp_path: Path) -> None:
+    _write_parts(tmp_path, retry_index=1)  # part 1 ran twice (the first try died after its upsert)
+    first, first_event = _finish(try_number=1)
+    # The first finish committed, then its worker died: the retry must not merge again (the parts are closed).
+    second, second_event = _finish(try_number=2)
+    assert second["version"] == first["version"] and second["digest"] == first["digest"]
+    (version,) = api.artifact_versions("dataset", "bike-shards")
+    assert version.file_count == 3
+    assert (first_event["created"], second_event["created"]) == (True, False)
+    runs = api.runs(group=f"{DAG_ID}/{RUN_ID}")
+    finish_runs = {r.step["try_number"]: r for r in runs if r.step["task_id"] == "finish"}
+    assert {v.qualified_name for v in api.run_logged_artifacts(finish_runs[2].id)} == {version.qualified_name}
+
+
+def test_finish_without_parts_fails_and_commits_nothing(api: Any) -> None:
+    with pytest.raises(ValueError, match="no parts were upserted"):
+        _finish(try_number=1)
+    assert api.artifact_versions("dataset", "bike-shards") == []
+
+
+def test_finish_after_rerun_parts_merges_the_new_parts(api: Any, tmp_path: Path) -> None:
+    _write_parts(tmp_path)
+    first, _ = _finish(try_number=1)
+    _write_parts(tmp_path, label="recomputed")  # the DAG run was cleared: the writers ran again
+    second, event = _finish(try_number=2)
+    assert (first["version"], second["version"]) == ("v0", "v1") and event["created"] is True
+
+
 def test_distributed_part_refuses_aliases(api: Any, dataset_dir: Path) -> None:
     op = log_op(dataset_dir, distributed=True)
     with pytest.raises(ValueError, match="FinishArtifactOperator"):
@@ -317,3 +363,26 @@ def test_provider_module_imports_without_airflow() -> None:
         "assert c.AirflowRunContextProvider().current() is None"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_postgres_connection_supplies_a_registry_url_that_is_redacted_when_described(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+
+    from artifact_plugins.airflow.settings import connection_settings, resolve_settings
+
+    monkeypatch.setenv("AIRFLOW_CONN_TEAM_REGISTRY", json.dumps({
+        "conn_type": "postgres", "host": "db.internal", "port": 5432, "schema": "artifacts",
+        "login": "writer", "password": "pg-Pa55", "extra": {"store": "/srv/artifacts", "entity": "acme"},
+    }))
+    values = connection_settings("team_registry")
+    assert values["registry"] == "postgresql+psycopg://writer:pg-Pa55@db.internal:5432/artifacts"
+    settings = resolve_settings("team_registry", project="bikes")
+    assert settings is not None and (settings.entity, settings.project) == ("acme", "bikes")
+    assert "pg-Pa55" not in json.dumps(settings.describe())
+    assert resolve_settings(None) is None
+
+    monkeypatch.setenv("AIRFLOW_CONN_TYPO", json.dumps({"conn_type": "generic", "extra": {"regsitry": "x"}}))
+    with pytest.raises(ValueError, match="regsitry"):
+        connection_settings("typo")

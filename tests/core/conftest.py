@@ -85,5 +85,3 @@ def snapshot(store_dir: Path, registry_db: Path) -> Callable[[], tuple[Any, ...]
         return api_versions(ap.Api()), registry_dump(registry_db), store_files(store_dir)
 
     return take
-
-

@@ -90,3 +90,67 @@ def wait_all(procs: list[subprocess.Popen[str]], timeout: float = 120) -> list[s
         assert p.returncode == 0, f"worker failed ({p.returncode}):\n{out}\n{err}"
         outs.append(out)
     return outs
+
+
+BARRIER = """
+def _barrier(name):
+    import time
+    from pathlib import Path
+    Path(f"ready-{name}").touch()
+    deadline = time.time() + 90
+    while not Path("go").exists() and time.time() < deadline:
+        time.sleep(0.002)
+"""
+
+
+def release_when_ready(cwd: Path, n: int, procs: list[subprocess.Popen[str]], timeout: float = 120) -> None:
+    """Wait until ``n`` workers called ``_barrier`` (see :data:`BARRIER`) in ``cwd``, then let them all go at once."""
+    deadline = time.monotonic() + timeout
+    while len(list(cwd.glob("ready-*"))) < n:
+        dead = [p for p in procs if p.poll() not in (None, 0)]
+        if dead:
+            out, err = dead[0].communicate()
+            raise AssertionError(f"worker died before the barrier:\n{out}\n{err}")
+        assert time.monotonic() < deadline, "workers never reached the barrier"
+        time.sleep(0.01)
+    (cwd / "go").touch()
+
+
+FORK_LAUNCHER = """
+import os, sys, traceback
+# Preload what a worker needs, once; each forked worker is then a separate process that opens
+# its own registry, store and caches (nothing is opened before the fork).
+import artifact_plugins.core.api, artifact_plugins.core.run
+import alembic.command, alembic.script, alembic.runtime.migration
+n, body = int(sys.argv[1]), sys.argv[2]
+pids = []
+for i in range(n):
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.environ["AP_WORKER"] = str(i)
+            exec(compile(body, f"<worker {i}>", "exec"), {"__name__": "__worker__"})
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    pids.append(pid)
+failed = [i for i, pid in enumerate(pids) if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0]
+sys.exit(f"workers {failed} failed" if failed else 0)
+"""
+
+
+def start_workers(body: str, n: int, *, cwd: Path) -> subprocess.Popen[str]:
+    """Start ``n`` worker processes running ``body`` (``AP_WORKER`` = 0..n-1) from one fresh interpreter."""
+    return subprocess.Popen(
+        [sys.executable, "-c", FORK_LAUNCHER, str(n), textwrap.dedent(body)],
+        env=os.environ.copy(),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

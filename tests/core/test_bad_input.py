@@ -366,7 +366,7 @@ def test_file_changed_between_add_and_log(tmp_path, seeded, snapshot):
     art.add_file(victim)
     victim.write_text("edited afterwards!")
     before = snapshot()
-    with pytest.raises(FileChangedError, match="edited.txt"):
+    with pytest.raises(FileChangedError, match=r"edited\.txt"):
         run.log_artifact(art)
     assert snapshot() == before
 

@@ -127,3 +127,35 @@ def test_checksum_cache_unit(tmp_path):
     broken = tmp_path / "broken.sqlite"
     broken.write_bytes(b"this is not a database" * 100)
     assert ChecksumCache(broken).lookup([st]) == [None]
+
+
+def test_a_slow_download_never_teaches_the_cache_a_reference_identity_as_content(tmp_path, monkeypatch):
+    """An unchecksummed reference's digest is derived from its URI, not its bytes: it must not be remembered
+    as the digest of the downloaded file, or re-adding that file would record the wrong content digest."""
+    from artifact_plugins.core.storage.local import LocalStore
+
+    ext = tmp_path / "ext" / "data.csv"
+    ext.parent.mkdir()
+    ext.write_text("referenced bytes")
+    stored = tmp_path / "b.txt"
+    stored.write_text("stored bytes")
+    art = ap.Artifact("mixed", "dataset")
+    art.add_reference(ext.as_uri(), name="a.csv", checksum=False)
+    art.add_file(stored)
+    with ap.init() as run:
+        v = run.log_artifact(art)
+
+    real_get = LocalStore.get_file
+
+    def slow_get(self, key, dest):  # a slow network: b.txt arrives well after a.csv was written
+        time.sleep(1.2)
+        return real_get(self, key, dest)
+
+    monkeypatch.setattr(LocalStore, "get_file", slow_get)
+    out = v.download(tmp_path / "out")
+    monkeypatch.setattr(LocalStore, "get_file", real_get)
+    assert (out / "a.csv").read_text() == "referenced bytes"
+
+    again = ap.Artifact("copy", "dataset")
+    entry = again.add_file(out / "a.csv")
+    assert entry.digest == digest_bytes(b"referenced bytes")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from core_helpers import start_python, wait_all
+from core_helpers import BARRIER, release_when_ready, start_python, wait_all
 
 import artifact_plugins as ap
 from artifact_plugins.core.errors import DistributedConflictError, InvalidInputError
@@ -96,15 +96,13 @@ def test_missing_distributed_id_outside_an_orchestrator(tmp_path, api):
     assert api.artifact_versions(None, "orphan") == []
 
 
-WRITER = """
-import os, sys, time
-from pathlib import Path
+WRITER = (
+    BARRIER
+    + """
+import os
 import artifact_plugins as ap
-i = int(sys.argv[1]) if len(sys.argv) > 1 else int(os.environ["AP_WORKER"])
-go = Path("go")
-deadline = time.time() + 60
-while not go.exists() and time.time() < deadline:
-    time.sleep(0.01)
+i = int(os.environ["AP_WORKER"])
+_barrier(i)
 with ap.init(job_type="writer", group="proc-group") as run:
     art = ap.Artifact("shards", "dataset")
     with art.new_file(f"shards/{i:02d}.txt") as f:
@@ -114,6 +112,7 @@ with ap.init(job_type="writer", group="proc-group") as run:
     run.upsert_artifact(art, distributed_id="d-proc")
 print("ok", i)
 """
+)
 
 
 @pytest.mark.slow
@@ -124,7 +123,7 @@ def test_parts_from_real_processes(tmp_path, api, monkeypatch):
     for i in range(4):
         monkeypatch.setenv("AP_WORKER", str(i))
         procs.append(start_python(WRITER, cwd=tmp_path))
-    (tmp_path / "go").touch()
+    release_when_ready(tmp_path, 4, procs)
     outs = wait_all(procs)
     assert sorted(o.strip() for o in outs) == [f"ok {i}" for i in range(4)]
 

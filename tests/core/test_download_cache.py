@@ -14,6 +14,7 @@ from artifact_plugins.core.cache import DownloadCache
 from artifact_plugins.core.errors import IntegrityError
 from artifact_plugins.core.hashing import digest_bytes
 
+
 def writer(data: bytes, fills: list[str] | None = None):
     def fill(tmp: str) -> None:
         if fills is not None:
@@ -22,10 +23,12 @@ def writer(data: bytes, fills: list[str] | None = None):
 
     return fill
 
+
 def cached_files(cache: DownloadCache) -> set[str]:
     if not cache.blobs.exists():
         return set()
     return {p.name for p in cache.blobs.rglob("*") if p.is_file()}
+
 
 def test_fetch_verifies_and_caches(tmp_path):
     cache = DownloadCache(tmp_path / "c", max_bytes=10**6)
@@ -41,6 +44,7 @@ def test_fetch_verifies_and_caches(tmp_path):
     info = cache.info()
     assert (info.files, info.bytes, info.max_bytes) == (1, len(data), 10**6)
 
+
 def test_bad_bytes_raise_integrity_error_and_are_not_cached(tmp_path):
     cache = DownloadCache(tmp_path / "c", max_bytes=10**6)
     expected = digest_bytes(b"the real bytes")
@@ -54,6 +58,7 @@ def test_bad_bytes_raise_integrity_error_and_are_not_cached(tmp_path):
     # a later good fill succeeds
     assert cache.fetch(expected, writer(b"the real bytes")).read_bytes() == b"the real bytes"
 
+
 def test_failing_fill_leaves_nothing(tmp_path):
     cache = DownloadCache(tmp_path / "c", max_bytes=10**6)
     d = digest_bytes(b"x")
@@ -65,6 +70,7 @@ def test_failing_fill_leaves_nothing(tmp_path):
     with pytest.raises(OSError, match="network down"):
         cache.fetch(d, boom)
     assert cached_files(cache) == set()
+
 
 def test_lru_eviction_order(tmp_path):
     cache = DownloadCache(tmp_path / "c", max_bytes=10**6)
@@ -83,6 +89,7 @@ def test_lru_eviction_order(tmp_path):
     assert cache.evict(max_bytes=250) == (0, 0)
     assert cache.info().bytes == 200
 
+
 def test_cap_smaller_than_one_download_still_completes_then_evicts(tmp_path):
     cache = DownloadCache(tmp_path / "c", max_bytes=10)
     data = os.urandom(1000)
@@ -90,6 +97,7 @@ def test_cap_smaller_than_one_download_still_completes_then_evicts(tmp_path):
     assert p.read_bytes() == data  # the fetch itself is never refused
     assert cache.evict() == (1, 1000)
     assert cache.info().files == 0
+
 
 def test_download_through_the_cache_respects_its_cap(tmp_path, monkeypatch):
     """End to end: a non-local store goes through the download cache, which is trimmed afterwards."""
@@ -109,6 +117,7 @@ def test_download_through_the_cache_respects_its_cap(tmp_path, monkeypatch):
     assert (out / "big.bin").read_bytes() == (src / "big.bin").read_bytes()
     assert (out / "small.txt").read_text() == "small"
     assert api._client.download_cache.info().bytes <= 100
+
 
 WORKER = """
 import os, sys, time, uuid
@@ -131,6 +140,7 @@ for i in range(3):
     assert p.read_bytes() == data
 print("done")
 """
+
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,7 +12,13 @@ from pathlib import Path
 import pytest
 
 import artifact_plugins as ap
-from artifact_plugins.core.errors import AliasConflictError, ArtifactNotFoundError, TypeMismatchError
+from artifact_plugins.core.errors import (
+    AliasConflictError,
+    ArtifactNotFoundError,
+    ArtifactPluginsError,
+    InvalidAliasError,
+    TypeMismatchError,
+)
 
 _counter = itertools.count()
 
@@ -205,3 +213,50 @@ def test_same_name_in_different_projects_are_independent(tmp_path):
     assert a.version == b.version == "v0"
     assert a != b
     assert (a.qualified_name, b.qualified_name) == ("default/p1/ds:v0", "default/p2/ds:v0")
+
+
+def test_latest_is_managed_and_cannot_be_moved_or_removed_by_hand(tmp_path, api):
+    with ap.init() as run:
+        run.log_artifact(draft(tmp_path, "ds", {"f": "0"}))
+        v1 = run.log_artifact(draft(tmp_path, "ds", {"f": "1"}))
+    with pytest.raises(InvalidAliasError, match="latest"):
+        api.set_alias("ds:v0", "latest")
+    with pytest.raises(InvalidAliasError, match="latest"):
+        api.remove_alias("ds:v1", "latest")
+    assert api.artifact("ds:latest") == v1
+
+
+def test_saving_a_stale_version_does_not_undo_alias_moves_made_since(tmp_path, api):
+    """Only what this caller changed is written: an alias moved by someone else stays moved."""
+    with ap.init() as run:
+        run.log_artifact(draft(tmp_path, "ds", {"f": "0"}))
+        run.log_artifact(draft(tmp_path, "ds", {"f": "1"}), aliases=["best"])
+        run.log_artifact(draft(tmp_path, "ds", {"f": "2"}))
+    stale = api.artifact("ds:v1")
+    assert "best" in stale.aliases
+    api.set_alias("ds:v2", "best", expected="v1")  # another writer moves it meanwhile
+    stale.description = "only the description changed"
+    stale.save()
+    assert api.artifact("ds:best").version == "v2"
+    assert api.artifact("ds:v1").description == "only the description changed"
+    assert [e.version for e in api.alias_history("ds", "best")] == ["v1", "v2"]
+
+
+def test_a_deleted_version_cannot_get_aliases(tmp_path, api, registry_db):
+    with ap.init() as run:
+        run.log_artifact(draft(tmp_path, "ds", {"f": "0"}))
+        run.log_artifact(draft(tmp_path, "ds", {"f": "1"}))
+    v0 = api.artifact("ds:v0")
+    v0.delete()
+    v0.aliases.append("prod")
+    with contextlib.suppress(ArtifactPluginsError):
+        v0.save()
+    conn = sqlite3.connect(registry_db)
+    try:
+        dangling = conn.execute(
+            "SELECT a.alias FROM aliases a JOIN versions v ON v.id = a.version_id WHERE v.state != 'committed'"
+        ).fetchall()
+    finally:
+        conn.close()
+    assert dangling == []
+    assert api.set_alias("ds:v1", "prod", check=True).version == "v1"  # 'prod' is free

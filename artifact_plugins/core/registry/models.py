@@ -140,3 +140,21 @@ class Part(Base):
     run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id"), nullable=True)
     state: Mapped[str] = mapped_column(String(16), default="open")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RetentionPolicy(Base):
+    """How many / how old versions of a collection to keep (aliased and protected versions always stay)."""
+
+    __tablename__ = "retention_policies"
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"), primary_key=True)
+    keep_last: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    keep_within_seconds: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ProtectedAlias(Base):
+    """An alias (e.g. ``production``) that moves only with ``expected=`` or ``force=True``."""
+
+    __tablename__ = "protected_aliases"
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(128), primary_key=True)

@@ -111,6 +111,12 @@ class Registry:
         return pid
 
     @staticmethod
+    def _lock_collection(conn: Connection, collection_id: int) -> None:
+        """Serialise writers of one collection (SQLite already holds the database write lock)."""
+        if conn.dialect.name == "postgresql":
+            conn.execute(select(m.Collection.id).where(m.Collection.id == collection_id).with_for_update())
+
+    @staticmethod
     def _collection(conn: Connection, project_id: int, name: str, lock: bool = False) -> Any:
         q = select(m.Collection.__table__).where(m.Collection.project_id == project_id, m.Collection.name == name)
         if lock and conn.dialect.name == "postgresql":
@@ -467,8 +473,7 @@ class Registry:
         """Point ``alias`` at ``version``; with ``check``, only if it currently points at ``expected``."""
 
         def fn(conn: Connection) -> tuple[str, int | None, int | None] | None:
-            if conn.dialect.name == "postgresql":
-                conn.execute(select(m.Collection.id).where(m.Collection.id == version.collection_id).with_for_update())
+            self._lock_collection(conn, version.collection_id)
             state = conn.execute(select(m.Version.state).where(m.Version.id == version.id)).scalar()
             if state != COMMITTED:
                 raise ArtifactNotFoundError(f"{version.collection}:{version.version} was deleted")
@@ -494,6 +499,7 @@ class Registry:
         """Remove ``alias`` from a collection (compare-and-swap with ``check``)."""
 
         def fn(conn: Connection) -> tuple[str, int | None, int | None] | None:
+            self._lock_collection(conn, collection_id)
             if check:
                 current = self._alias_target_index(conn, collection_id, alias)
                 cur = f"v{current}" if current is not None else None
@@ -552,6 +558,7 @@ class Registry:
         """Persist description, metadata, aliases and tags of a version (alias list replaces)."""
 
         def fn(conn: Connection) -> tuple[VersionRecord, list[tuple[str, int | None, int | None]]]:
+            self._lock_collection(conn, version.collection_id)
             conn.execute(
                 update(m.Version).where(m.Version.id == version.id).values(description=description, metadata=metadata)
             )
@@ -572,6 +579,7 @@ class Registry:
         """Mark a version deleted (its blobs are reclaimed only by gc). ``latest`` falls back."""
 
         def fn(conn: Connection) -> None:
+            self._lock_collection(conn, version.collection_id)
             aliases = list(conn.execute(select(m.Alias.alias).where(m.Alias.version_id == version.id)).scalars())
             user_aliases = [a for a in aliases if a != LATEST]
             if user_aliases and not delete_aliases:

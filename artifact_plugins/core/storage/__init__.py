@@ -1,15 +1,59 @@
-"""Content-addressed blob stores behind one interface; :func:`open_store` picks one from a URI."""
+"""Content-addressed blob stores behind one interface; :func:`open_store` picks one from a URI.
+
+``s3://bucket/prefix`` and ``gs://bucket/prefix`` stores import boto3 / google-cloud-storage only
+when such a store is opened. Both derive from :class:`RemoteStore`, which holds everything the
+two bucket stores share: the key layout under the prefix, verified small-file uploads, the
+changed-while-uploading check for large ones, batched existence checks (parallel HEADs or a
+listing per fan-out directory, whichever costs fewer requests), and error translation that keeps
+credentials out of messages.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+from abc import abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from typing import ClassVar, TypeVar
 from urllib.parse import urlsplit
 
-from ..errors import InvalidConfigError
+import tenacity
+from blake3 import blake3
+
+from ..errors import ArtifactPluginsError, FileChangedError, InvalidConfigError, StoreError
+from ..hashing import PREFIX
 from ..redact import has_credentials, redact_uri
 from .base import BlobStore, StoredObject, blob_key, manifest_key
 from .local import LocalStore
 
-__all__ = ["BlobStore", "LocalStore", "StoredObject", "blob_key", "manifest_key", "open_store"]
+__all__ = [
+    "BlobStore",
+    "ByteCallback",
+    "LocalStore",
+    "ObjectPage",
+    "RemoteStore",
+    "StoredObject",
+    "blob_key",
+    "env_int",
+    "env_str",
+    "manifest_key",
+    "open_store",
+    "parallel_map",
+    "scrub",
+    "split_bucket_uri",
+    "with_retries",
+]
+
+#: Called with the number of bytes just moved (negative when a retry rewinds).
+ByteCallback = Callable[[int], None]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Per-file worker threads for a bucket store (``ARTIFACT_PLUGINS_TRANSFER_WORKERS`` overrides).
+DEFAULT_TRANSFER_WORKERS = 32
 
 
 def open_store(uri: str) -> BlobStore:
@@ -23,8 +67,320 @@ def open_store(uri: str) -> BlobStore:
     if scheme in ("", "file") or len(scheme) == 1:  # a bare path, or a Windows drive letter
         path = urlsplit(uri).path if scheme == "file" else uri
         return LocalStore(path)
-    if scheme in ("s3", "gs"):
-        raise InvalidConfigError(
-            f"store {uri!r}: {scheme}:// stores are not available in this build yet; use a local path"
-        )
+    if scheme == "s3":
+        from .s3 import S3Store
+
+        return S3Store.from_uri(uri)
+    if scheme == "gs":
+        from .gcs import GCSStore
+
+        return GCSStore.from_uri(uri)
     raise InvalidConfigError(f"unsupported store URI {uri!r}: expected a path, file://, s3:// or gs://")
+
+
+# -- small shared helpers (stores and reference handlers) -----------------------------------------
+
+
+def split_bucket_uri(uri: str, scheme: str) -> tuple[str, str]:
+    """``s3://bucket/a/b`` -> ``("bucket", "a/b")``; the key is taken verbatim (no query or fragment)."""
+    head = f"{scheme}://"
+    if not uri.startswith(head):
+        raise InvalidConfigError(f"{uri!r} is not a {head} URI")
+    bucket, _, key = uri[len(head) :].partition("/")
+    if not bucket:
+        raise InvalidConfigError(f"{uri!r} names no bucket: expected {head}bucket[/key-or-prefix]")
+    return bucket, key
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    """``$ARTIFACT_PLUGINS_<name>`` if set and non-empty, else ``default``."""
+    value = os.environ.get(f"ARTIFACT_PLUGINS_{name}")
+    return value if value else default
+
+
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    """``$ARTIFACT_PLUGINS_<name>`` as an integer (sizes accept units such as ``64MiB``)."""
+    raw = env_str(name)
+    if raw is None:
+        return default
+    from ..config import parse_size
+
+    value = parse_size(raw)
+    if value < minimum:
+        raise InvalidConfigError(f"ARTIFACT_PLUGINS_{name}={raw!r}: must be at least {minimum}")
+    return value
+
+
+_URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
+
+
+def scrub(text: str) -> str:
+    """``text`` with user info and secret query parameters removed from every URL in it."""
+    return _URL_RE.sub(lambda m: redact_uri(m.group(0)), text)
+
+
+def parallel_map(
+    fn: Callable[[T], R], items: Sequence[T], workers: int, pool: ThreadPoolExecutor | None = None
+) -> list[R]:
+    """``[fn(x) for x in items]`` on a bounded pool (a private one, or the shared ``pool``).
+
+    The first failure is raised once running calls finish; calls not yet started are cancelled.
+    """
+    if pool is None and (len(items) <= 1 or workers <= 1):
+        return [fn(x) for x in items]
+    own = pool is None
+    executor = pool or ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix="artifact-plugins")
+    futures: list[Future[R]] = []
+    try:
+        futures = [executor.submit(fn, x) for x in items]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for f in done:
+            exc = f.exception()
+            if exc is not None:
+                raise exc
+        return [f.result() for f in futures]
+    finally:
+        for f in futures:
+            f.cancel()
+        if own:
+            executor.shutdown(wait=True, cancel_futures=True)
+        else:
+            wait(futures)
+
+
+def with_retries(fn: Callable[[], T], transient: Callable[[BaseException], bool], attempts: int) -> T:
+    """Call ``fn``, retrying errors ``transient`` accepts with jittered exponential backoff, at most ``attempts`` times.
+
+    The SDKs retry each request already (throttling, 5xx, refused connections); this covers what
+    they cannot: a response body cut off mid-stream, or a write that raced with another writer.
+    """
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(max(attempts, 1)),
+        wait=tenacity.wait_exponential_jitter(initial=0.2, max=10.0),
+        retry=tenacity.retry_if_exception(transient),
+        reraise=True,
+    )
+    result: T = retrying(fn)
+    return result
+
+
+# -- the shared bucket-store machinery ------------------------------------------------------------
+
+#: A page of a listing: (full key, size, mtime) in lexicographic key order.
+ObjectPage = list[tuple[str, int, float]]
+
+
+class RemoteStore(BlobStore):
+    """Shared behaviour of bucket stores: ``<scheme>://bucket/prefix`` holding the common layout.
+
+    Subclasses implement a handful of primitives on full object keys (``_head``, ``_list``,
+    ``_upload_bytes``, ``_upload_file``, ``_download``, ``_read``, ``_delete``, ``_describe``);
+    every write is conditional (create-only), so an object already present is never replaced
+    and never re-sent when the backend can tell before the body is transferred.
+    """
+
+    is_local = False
+    scheme: ClassVar[str] = ""
+    #: Files at most this large are read once, verified against their digest and sent in one request.
+    inline_limit: int = 8 * 2**20
+    #: Below this many keys in one fan-out directory, ``missing`` HEADs them instead of listing.
+    list_min_keys: ClassVar[int] = 16
+    #: Objects a listing page returns at most (the backend's maximum).
+    page_size: ClassVar[int] = 1000
+
+    def __init__(self, bucket: str, prefix: str, transfer_workers: int) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.uri = f"{self.scheme}://{bucket}" + (f"/{self.prefix}" if self.prefix else "")
+        #: Threads :mod:`artifact_plugins.core.transfer` runs per-file work on for this store.
+        self.transfer_workers = transfer_workers
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.uri}>"
+
+    # -- keys -------------------------------------------------------------------------------------
+
+    def full_key(self, key: str) -> str:
+        """The object name of store key ``key`` inside the bucket."""
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def store_key(self, full_key: str) -> str:
+        """The store key of a bucket object name (the inverse of :meth:`full_key`)."""
+        return full_key[len(self.prefix) + 1 :] if self.prefix else full_key
+
+    # -- primitives -------------------------------------------------------------------------------
+
+    @abstractmethod
+    def _head(self, full_key: str) -> bool:
+        """Whether the object exists."""
+
+    @abstractmethod
+    def _list(self, prefix: str, start: str | None = None) -> Iterator[ObjectPage]:
+        """Pages of the objects whose names start with ``prefix`` and sort at or after ``start``."""
+
+    @abstractmethod
+    def _upload_bytes(self, full_key: str, data: bytes) -> None:
+        """Create the object from ``data`` unless it exists (then do nothing)."""
+
+    @abstractmethod
+    def _upload_file(self, full_key: str, src: str, size: int, on_bytes: ByteCallback | None) -> None:
+        """Create the object from a large file (multipart / resumable) unless it exists."""
+
+    @abstractmethod
+    def _download(self, full_key: str, dest: str, size: int | None, on_bytes: ByteCallback | None) -> None:
+        """Write the object to ``dest`` (parallel ranged reads for large objects)."""
+
+    @abstractmethod
+    def _read(self, full_key: str) -> bytes:
+        """The whole object."""
+
+    @abstractmethod
+    def _delete(self, full_key: str) -> None:
+        """Remove the object (no error when absent)."""
+
+    @abstractmethod
+    def _describe(self, exc: BaseException) -> tuple[str, bool]:
+        """A short, credential-free description of a backend error, and whether it means "not found"."""
+
+    # -- errors -----------------------------------------------------------------------------------
+
+    @contextmanager
+    def _errors(self, verb: str, key: str) -> Iterator[None]:
+        """Translate backend failures into :class:`StoreError` naming the store and key."""
+        try:
+            yield
+        except ArtifactPluginsError:
+            raise
+        except Exception as exc:
+            detail, not_found = self._describe(exc)
+            if not_found and verb == "read":
+                raise StoreError(
+                    f"blob {key} is missing from the store at {self.uri}; the store was altered or gc'ed"
+                ) from exc
+            raise StoreError(f"cannot {verb} {key} in {self.uri}: {scrub(detail)}") from exc
+
+    # -- BlobStore --------------------------------------------------------------------------------
+
+    def has(self, key: str) -> bool:
+        with self._errors("check", key):
+            return self._head(self.full_key(key))
+
+    def missing(self, keys: Iterable[str]) -> set[str]:
+        """The keys not stored yet: a listing per fan-out directory where many keys share one, else HEADs."""
+        wanted = sorted(set(keys))
+        if not wanted:
+            return set()
+        groups: dict[str, list[str]] = {}
+        for k in wanted:
+            groups.setdefault(k.rsplit("/", 1)[0] + "/", []).append(k)
+        # Big directories first (they take longest); lone keys become one-key jobs answered by a HEAD.
+        jobs = sorted((g for g in groups.values() if len(g) >= self.list_min_keys), key=len, reverse=True)
+        jobs += [[k] for g in groups.values() if len(g) < self.list_min_keys for k in g]
+
+        def absent(job: list[str]) -> list[str]:
+            if len(job) >= self.list_min_keys:
+                return self._absent_by_listing(job)
+            return [] if self.has(job[0]) else job
+
+        return {k for part in parallel_map(absent, jobs, self.transfer_workers) for k in part}
+
+    def _absent_by_listing(self, group: list[str]) -> list[str]:
+        """Which of ``group`` (sorted keys of one directory) are absent, listing from the first one.
+
+        The listing stops once past the last key. If, part-way, the pages still to read are
+        expected to outnumber the keys left to check, the rest are HEADed instead.
+        """
+        directory = group[0].rsplit("/", 1)[0] + "/"
+        full = [self.full_key(k) for k in group]
+        present: set[str] = set()
+        pending = 0  # index of the first key not yet passed by the listing
+        pages = 0
+        with self._errors("list", directory):
+            for page in self._list(self.full_key(directory), start=full[0]):
+                pages += 1
+                for name, _size, _mtime in page:
+                    present.add(name)
+                last = page[-1][0] if page else full[-1]
+                while pending < len(full) and full[pending] <= last:
+                    pending += 1
+                left = len(full) - pending
+                if left == 0 or len(page) < self.page_size:
+                    break
+                covered = _position(last) - _position(full[0])
+                remaining = _position(full[-1]) - _position(last)
+                if covered > 0 and pages * remaining / covered > left:
+                    present.update(k for k in full[pending:] if self._head(k))
+                    break
+        return [k for k, f in zip(group, full, strict=True) if f not in present]
+
+    def put_file(
+        self,
+        key: str,
+        src: str | os.PathLike[str],
+        expect: os.stat_result | None = None,
+        on_bytes: ByteCallback | None = None,
+    ) -> None:
+        """Upload ``src`` to ``key`` unless present; ``on_bytes`` is called with byte counts as they are sent."""
+        path = os.fspath(src)
+        with self._errors("store", key):
+            size = expect.st_size if expect is not None else os.stat(path).st_size
+            if size <= self.inline_limit:
+                with open(path, "rb") as f:
+                    data = f.read()
+                if (
+                    expect is not None
+                    and key.startswith("blobs/")
+                    and PREFIX + blake3(data).hexdigest() != (PREFIX + key.rsplit("/", 1)[1])
+                ):
+                    raise FileChangedError(f"{path!r} changed since it was added; log it again once it is stable")
+                self._upload_bytes(self.full_key(key), data)
+                if on_bytes is not None:
+                    on_bytes(len(data))
+                return
+            self._upload_file(self.full_key(key), path, size, on_bytes)
+            if expect is not None:
+                now = os.stat(path)
+                if (now.st_size, now.st_mtime_ns) != (expect.st_size, expect.st_mtime_ns):
+                    # The object may hold bytes that do not match its name: take it back out.
+                    self._delete(self.full_key(key))
+                    raise FileChangedError(
+                        f"{path!r} changed while it was being stored; log it again once it is stable"
+                    )
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        with self._errors("store", key):
+            self._upload_bytes(self.full_key(key), data)
+
+    def get_bytes(self, key: str) -> bytes:
+        with self._errors("read", key):
+            return self._read(self.full_key(key))
+
+    def get_file(
+        self,
+        key: str,
+        dest: str | os.PathLike[str],
+        size: int | None = None,
+        on_bytes: ByteCallback | None = None,
+    ) -> None:
+        """Download ``key`` to ``dest``; ``size`` (when known) saves a request, ``on_bytes`` gets byte counts."""
+        with self._errors("read", key):
+            self._download(self.full_key(key), os.fspath(dest), size, on_bytes)
+
+    def iter_objects(self, prefix: str) -> Iterator[StoredObject]:
+        with self._errors("list", prefix):
+            for page in self._list(self.full_key(prefix)):
+                for name, size, mtime in page:
+                    yield StoredObject(self.store_key(name), size, mtime)
+
+    def delete(self, key: str) -> None:
+        with self._errors("delete", key):
+            self._delete(self.full_key(key))
+
+
+def _position(full_key: str) -> int:
+    """Where a blob key sorts within its fan-out directory, as a 32-bit number (from its hex name)."""
+    name = full_key.rsplit("/", 1)[-1]
+    try:
+        return int(name[:8].ljust(8, "0"), 16)
+    except ValueError:
+        return 0

@@ -1,19 +1,24 @@
-"""Eight real processes logging to one collection at once on the embedded SQLite registry."""
+"""Eight real processes logging to one collection at once on the embedded SQLite registry.
+
+The workers are forked from one fresh interpreter (python -c) that preloaded the package, so the
+race is about the registry, not about eight interpreters importing SQLAlchemy on two cores.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 
 import pytest
-from core_helpers import start_python, wait_all
+from core_helpers import BARRIER, release_when_ready, start_workers, wait_all
 
 import artifact_plugins as ap
 
 N = 8
 
-LOGGER = """
-import json, os, sys, time
-from pathlib import Path
+LOGGER = (
+    BARRIER
+    + """
+import json, os
 import artifact_plugins as ap
 i, same = int(os.environ["AP_WORKER"]), os.environ["AP_SAME"] == "1"
 art = ap.Artifact("shared", "dataset")
@@ -21,33 +26,33 @@ with art.new_file("data.txt") as f:
     f.write("identical content" if same else f"content of worker {i}")
 with art.new_file("common.txt") as f:
     f.write("the same in every worker")
-go = Path("go")
-deadline = time.time() + 60
-while not go.exists() and time.time() < deadline:
-    time.sleep(0.002)
+_barrier(i)
 with ap.init(job_type=f"worker-{i}") as run:
     v = run.log_artifact(art, aliases=[f"w{i}"])
-print(json.dumps({"worker": i, "version": v.version, "digest": v.digest, "run": run.id}))
+with open(f"result-{i}.json", "w") as out:
+    json.dump({"worker": i, "version": v.version, "digest": v.digest, "run": run.id}, out)
 """
+)
 
 
 def launch(tmp_path, monkeypatch, same: bool) -> list[dict]:
     import json
 
     monkeypatch.setenv("AP_SAME", "1" if same else "0")
-    procs = []
-    for i in range(N):
-        monkeypatch.setenv("AP_WORKER", str(i))
-        procs.append(start_python(LOGGER, cwd=tmp_path))
-    (tmp_path / "go").touch()
-    return [json.loads(line) for line in wait_all(procs, timeout=150)]
+    launcher = start_workers(LOGGER, N, cwd=tmp_path)
+    release_when_ready(tmp_path, N, [launcher])
+    wait_all([launcher], timeout=150)
+    results = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("result-*.json"))]
+    assert sorted(r["worker"] for r in results) == list(range(N))
+    assert len({r["run"] for r in results}) == N
+    return results
 
 
 def alias_rows(registry_db) -> list[tuple[str, int]]:
     conn = sqlite3.connect(registry_db)
     try:
         return conn.execute(
-            "SELECT a.alias, v.\"index\" FROM aliases a JOIN versions v ON v.id = a.version_id ORDER BY a.alias"
+            'SELECT a.alias, v."index" FROM aliases a JOIN versions v ON v.id = a.version_id ORDER BY a.alias'
         ).fetchall()
     finally:
         conn.close()

@@ -1,0 +1,36 @@
+"""retention policies and protected aliases
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-29
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "retention_policies",
+        sa.Column("collection_id", sa.Integer(), sa.ForeignKey("collections.id"), primary_key=True),
+        sa.Column("keep_last", sa.Integer(), nullable=True),
+        sa.Column("keep_within_seconds", sa.BigInteger(), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_table(
+        "protected_aliases",
+        sa.Column("project_id", sa.Integer(), sa.ForeignKey("projects.id"), primary_key=True),
+        sa.Column("alias", sa.String(length=128), primary_key=True),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("protected_aliases")
+    op.drop_table("retention_policies")

@@ -1,0 +1,86 @@
+"""Concurrency guarantees of the registry with real processes, on PostgreSQL and on SQLite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import Workers, race
+
+import artifact_plugins as ap
+
+N = 8
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def registry(request: pytest.FixtureRequest, tmp_path: Path, team_env: dict[str, str],
+             monkeypatch: pytest.MonkeyPatch) -> str:
+    """The registry URL under test, also set for this process."""
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else f"sqlite:///{tmp_path / 'r.db'}"
+    monkeypatch.setenv("ARTIFACT_PLUGINS_REGISTRY", url)
+    ap.Api()  # migrate once up front, as `artifacts db upgrade` would
+    return url
+
+
+def test_writers_of_different_content_get_unique_gap_free_indices(registry: str, team_env: dict[str, str]) -> None:
+    results = race("log-different", N, team_env, registry)
+    indices = sorted(int(str(r["version"])[1:]) for r in results)
+    assert indices == list(range(N))
+    versions = ap.Api().artifact_versions("dataset", "shared")
+    assert [v.version_index for v in versions] == list(range(N))
+    assert len({v.digest for v in versions}) == N
+    assert ap.Api().artifact("shared:latest").version_index == N - 1
+    for r in results:  # each writer's alias sits on the version it got
+        i = [v for v in versions if v.digest == r["digest"]][0]
+        assert i.version == r["version"]
+
+
+def test_writers_of_identical_content_get_one_version(registry: str, team_env: dict[str, str]) -> None:
+    results = race("log-identical", N, team_env, registry)
+    assert {r["version"] for r in results} == {"v0"}
+    versions = ap.Api().artifact_versions("dataset", "shared")
+    assert len(versions) == 1
+    assert set(versions[0].aliases) == {"latest"} | {f"w{i}" for i in range(N)}
+
+
+def test_distributed_parts_from_many_processes_merge_at_finish(registry: str, team_env: dict[str, str]) -> None:
+    race("upsert-part", N, team_env, registry)
+    with ap.init(job_type="finisher", group="g") as run:
+        v = run.finish_artifact(ap.Artifact("parts", "dataset"), distributed_id="dist-1")
+    assert v.version == "v0" and v.file_count == N
+    assert sorted(e.path for e in v.files()) == sorted(f"parts/part-{i}.txt" for i in range(N))
+    assert len(ap.Api().artifact_versions(None, "parts")) == 1
+
+
+def test_compare_and_swap_alias_has_exactly_one_winner(registry: str, team_env: dict[str, str]) -> None:
+    race("log-different", N + 1, team_env, registry)  # v0..v8
+    ap.Api().set_alias("shared:v0", "production")
+    workers = Workers(team_env, registry)
+    procs = workers.spawn("move-alias", list(range(1, N + 1)))
+    workers.start()
+    results = workers.results(procs)
+    winners = [r for r in results if r["won"]]
+    losers = [r for r in results if not r["won"]]
+    assert len(winners) == 1, results
+    final = ap.Api().artifact("shared:production").version
+    assert final == winners[0]["version"]
+    for r in losers:
+        msg = str(r["error"])
+        assert "'production'" in msg and f"points at {final}" in msg and "expected v0" in msg
+    history = ap.Api().alias_history("shared", "production")
+    assert [(e.previous, e.version) for e in history] == [(None, "v0"), ("v0", final)]
+
+
+def test_readers_never_observe_a_partial_version(registry: str, team_env: dict[str, str]) -> None:
+    workers = Workers(team_env, registry)
+    readers = workers.spawn("read-loop", [100, 101])
+    writers = workers.spawn("log-many", range(4), TEAM_COUNT="6")
+    workers.start()
+    written = workers.results(writers)
+    (Path(team_env["TEAM_WORK"]) / "stop").touch()
+    seen = workers.results(readers)
+    assert sum(len(w["versions"]) for w in written) == 24  # type: ignore[arg-type]
+    assert sorted(v.version_index for v in ap.Api().artifact_versions(None, "shared")) == list(range(24))
+    for r in seen:
+        assert r["bad"] == []
+        assert int(r["seen"]) > 0  # type: ignore[call-overload]
