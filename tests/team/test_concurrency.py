@@ -13,8 +13,9 @@ N = 8
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
-def registry(request: pytest.FixtureRequest, tmp_path: Path, team_env: dict[str, str],
-             monkeypatch: pytest.MonkeyPatch) -> str:
+def registry(
+    request: pytest.FixtureRequest, tmp_path: Path, team_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> str:
     """The registry URL under test, also set for this process."""
     url = request.getfixturevalue("pg_url") if request.param == "postgresql" else f"sqlite:///{tmp_path / 'r.db'}"
     monkeypatch.setenv("ARTIFACT_PLUGINS_REGISTRY", url)
@@ -31,7 +32,7 @@ def test_writers_of_different_content_get_unique_gap_free_indices(registry: str,
     assert len({v.digest for v in versions}) == N
     assert ap.Api().artifact("shared:latest").version_index == N - 1
     for r in results:  # each writer's alias sits on the version it got
-        i = [v for v in versions if v.digest == r["digest"]][0]
+        i = next(v for v in versions if v.digest == r["digest"])
         assert i.version == r["version"]
 
 

@@ -11,13 +11,19 @@ import pytest
 from sqlalchemy import text
 
 import artifact_plugins as ap
-from artifact_plugins.core.registry.db import HEAD_REVISION, create_registry_engine, current_revision, head_revision, upgrade
+from artifact_plugins.core.registry.db import (
+    HEAD_REVISION,
+    create_registry_engine,
+    current_revision,
+    head_revision,
+    upgrade,
+)
 
 DIGEST = "blake3:" + "ab" * 32
 
 
 def test_head_constant_matches_the_migration_scripts() -> None:
-    assert HEAD_REVISION == head_revision()
+    assert head_revision() == HEAD_REVISION
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -28,19 +34,35 @@ def old_registry(request: pytest.FixtureRequest, tmp_path: Path, team_env: dict[
     upgrade(engine, "0001")
     assert current_revision(engine) == "0001"
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO projects (id, entity, name, created_at) VALUES (1, 'acme', 'bikes', '2025-05-01')"))
-        conn.execute(text(
-            "INSERT INTO collections (id, project_id, name, type, next_index, created_at) "
-            "VALUES (1, 1, 'bike-dataset', 'dataset', 1, '2025-05-01')"))
-        conn.execute(text(
-            "INSERT INTO runs (id, run_key, orchestrator, job_type, name, project_id, step, status, started_at) "
-            "VALUES ('r1', 'script:r1', 'script', 'preprocess', 'old run', 1, '{}', 'finished', '2025-05-01')"))
-        conn.execute(text(
-            "INSERT INTO versions (id, collection_id, index, digest, manifest_key, size, file_count, state, "
-            "metadata, created_at, created_by) VALUES (1, 1, 0, :d, 'manifests/x', 10, 1, 'committed', "
-            "'{\"rows\": 3}', '2025-05-01', 'r1')".replace(" index,", ' "index",')), {"d": DIGEST})
-        conn.execute(text("INSERT INTO aliases (collection_id, alias, version_id, updated_at) "
-                          "VALUES (1, 'latest', 1, '2025-05-01'), (1, 'production', 1, '2025-05-01')"))
+        conn.execute(
+            text("INSERT INTO projects (id, entity, name, created_at) VALUES (1, 'acme', 'bikes', '2025-05-01')")
+        )
+        conn.execute(
+            text(
+                "INSERT INTO collections (id, project_id, name, type, next_index, created_at) "
+                "VALUES (1, 1, 'bike-dataset', 'dataset', 1, '2025-05-01')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO runs (id, run_key, orchestrator, job_type, name, project_id, step, status, started_at) "
+                "VALUES ('r1', 'script:r1', 'script', 'preprocess', 'old run', 1, '{}', 'finished', '2025-05-01')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO versions (id, collection_id, index, digest, manifest_key, size, file_count, state, "
+                "metadata, created_at, created_by) VALUES (1, 1, 0, :d, 'manifests/x', 10, 1, 'committed', "
+                "'{\"rows\": 3}', '2025-05-01', 'r1')".replace(" index,", ' "index",')
+            ),
+            {"d": DIGEST},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO aliases (collection_id, alias, version_id, updated_at) "
+                "VALUES (1, 'latest', 1, '2025-05-01'), (1, 'production', 1, '2025-05-01')"
+            )
+        )
         conn.execute(text("INSERT INTO edges (run_id, version_id, kind, at) VALUES ('r1', 1, 'logged', '2025-05-01')"))
     engine.dispose()
     return url
@@ -49,7 +71,9 @@ def old_registry(request: pytest.FixtureRequest, tmp_path: Path, team_env: dict[
 def test_cli_upgrades_an_old_registry_and_keeps_its_data(old_registry: str, tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "artifact_plugins.cli", "db", "upgrade", "--registry", old_registry],
-        capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
     )
     assert result.returncode == 0, result.stderr
     assert f"0001 -> {HEAD_REVISION}" in result.stdout
