@@ -23,6 +23,7 @@ from .table import Table
 if TYPE_CHECKING:
     from .version import ArtifactVersion
 
+
 @dataclass(frozen=True)
 class PendingEntry:
     """A manifest entry plus, for local files, where its bytes come from and the stat they were hashed at."""

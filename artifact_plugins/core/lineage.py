@@ -91,7 +91,8 @@ class LineageGraph:
             else:
                 lines.append(f"  {shape(n)}")
         for i, (g, members) in enumerate(clusters.items()):
-            lines.append(f'  subgraph c{i}["{html.escape(g, quote=False).replace(chr(34), chr(39))}"]')
+            title = members[0].data.get("group_name") or g
+            lines.append(f'  subgraph c{i}["{html.escape(title, quote=False).replace(chr(34), chr(39))}"]')
             lines += [f"    {shape(n)}" for n in members]
             lines.append("  end")
         for e in self.edges:
@@ -227,6 +228,7 @@ def _run_node(r: RunRecord) -> Node:
             "orchestrator": r.orchestrator,
             "job_type": r.job_type,
             "group": r.group,
+            "group_name": r.group_name,
             "url": r.url,
             "status": r.status,
         },
@@ -246,8 +248,8 @@ def _collapse(
         if collapse == "group" and r.group:
             return (
                 f"g:{r.group}",
-                f"{r.job_type}: {r.group}",
-                {"group": r.group, "job_type": r.job_type, "orchestrator": r.orchestrator, "url": r.group_url},
+                r.group_name or r.group,
+                {"group": r.group, "group_name": r.group_name, "orchestrator": r.orchestrator, "url": r.group_url},
             )
         node = _run_node(r)
         return node.id, node.label, node.data

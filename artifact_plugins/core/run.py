@@ -7,6 +7,7 @@ In a plain script, each :func:`init` is its own run.
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import logging
 import os
@@ -71,6 +72,7 @@ class Run:
             job_type=context.job_type,
             name=context.name,
             group=context.group,
+            group_name=context.group_name,
             entity=entity,
             project=project,
             url=context.url,
@@ -188,8 +190,19 @@ class Run:
         notify_alias_moves(self._client, result.version, result.moves, self)
         return version
 
-    def use_artifact(self, artifact_or_ref: str | Artifact | ArtifactVersion) -> ArtifactVersion:
-        """Resolve a ref (or log a never-logged draft first), record the use, and return the version."""
+    def use_artifact(self, artifact_or_ref: str | Artifact | ArtifactVersion | Any) -> ArtifactVersion:
+        """Resolve a ref (or log a never-logged draft first), record the use, and return the version.
+
+        Accepts a ref string, an :class:`Artifact` draft, an :class:`ArtifactVersion`, or any object
+        with a ``qualified_name`` (such as the adapters' ``ArtifactRef``).
+        """
+        if not isinstance(artifact_or_ref, str | Artifact | ArtifactVersion):
+            qualified = getattr(artifact_or_ref, "qualified_name", None)
+            if not isinstance(qualified, str):
+                raise InvalidInputError(
+                    f"use_artifact() takes a ref string, an Artifact or an ArtifactVersion, not {artifact_or_ref!r}"
+                )
+            artifact_or_ref = qualified
         if isinstance(artifact_or_ref, Artifact):
             version = artifact_or_ref.logged_version or self._log_quietly(artifact_or_ref)
         elif isinstance(artifact_or_ref, ArtifactVersion):
@@ -331,6 +344,7 @@ def notify_alias_moves(
             version=target.version if target else None,
             previous=index[old].version if old is not None and old in index else None,
             digest=target.digest if target else None,
+            settings=client.settings,
         )
         try:
             provider.on_alias_moved(run, move)
@@ -371,16 +385,8 @@ def init(
     if found is not None:
         provider, ctx = found
         if job_type or name or group:
-            ctx = RunContext(
-                orchestrator=ctx.orchestrator,
-                run_key=ctx.run_key,
-                name=name or ctx.name,
-                job_type=job_type or ctx.job_type,
-                group=group or ctx.group,
-                url=ctx.url,
-                group_url=ctx.group_url,
-                step=ctx.step,
-                default_distributed_id=ctx.default_distributed_id,
+            ctx = dataclasses.replace(
+                ctx, name=name or ctx.name, job_type=job_type or ctx.job_type, group=group or ctx.group
             )
         run = Run(client, ctx, provider, entity or settings.entity, project or settings.project)
     else:
@@ -412,6 +418,6 @@ def log_artifact(
     return _implicit_run().log_artifact(artifact, aliases=aliases, tags=tags)
 
 
-def use_artifact(artifact_or_ref: str | Artifact | ArtifactVersion) -> ArtifactVersion:
+def use_artifact(artifact_or_ref: str | Artifact | ArtifactVersion | Any) -> ArtifactVersion:
     """Use an artifact from the current run (binding to the orchestrator step, or starting a script run)."""
     return _implicit_run().use_artifact(artifact_or_ref)

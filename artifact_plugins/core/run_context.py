@@ -17,6 +17,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from .config import Settings
     from .run import Run
     from .version import ArtifactVersion
 
@@ -38,6 +39,7 @@ class RunContext:
     name: str
     job_type: str
     group: str | None = None
+    group_name: str | None = None
     url: str | None = None
     group_url: str | None = None
     step: Mapping[str, Any] = field(default_factory=dict)
@@ -53,6 +55,7 @@ class AliasMove:
     version: str | None
     previous: str | None
     digest: str | None
+    settings: Settings | None = None
 
 
 @runtime_checkable

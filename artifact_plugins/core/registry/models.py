@@ -104,6 +104,7 @@ class Run(Base):
     job_type: Mapped[str] = mapped_column(String(256), index=True)
     name: Mapped[str] = mapped_column(String(512))
     group: Mapped[str | None] = mapped_column("group_key", String(512), nullable=True, index=True)
+    group_name: Mapped[str | None] = mapped_column(String(512), nullable=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
     url: Mapped[str | None] = mapped_column(Text, nullable=True)
     group_url: Mapped[str | None] = mapped_column(Text, nullable=True)

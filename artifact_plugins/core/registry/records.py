@@ -69,6 +69,7 @@ class RunRecord:
     job_type: str
     name: str
     group: str | None
+    group_name: str | None
     entity: str
     project: str
     url: str | None

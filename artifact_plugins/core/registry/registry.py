@@ -612,6 +612,7 @@ class Registry:
         url: str | None,
         group_url: str | None,
         step: dict[str, Any],
+        group_name: str | None = None,
     ) -> RunRecord:
         """The run with ``run_key``, created on first use (one row per step execution)."""
 
@@ -628,6 +629,7 @@ class Registry:
                         job_type=job_type,
                         name=name,
                         group_key=group,
+                        group_name=group_name,
                         project_id=pid,
                         url=url,
                         group_url=group_url,
@@ -663,6 +665,7 @@ class Registry:
             job_type=r.job_type,
             name=r.name,
             group=r.group_key,
+            group_name=r.group_name,
             entity=r.entity,
             project=r.project,
             url=r.url,

@@ -1,4 +1,4 @@
-"""retention policies and protected aliases
+"""retention policies, protected aliases, run group names
 
 Revision ID: 0002
 Revises: 0001
@@ -17,6 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("runs") as batch:
+        batch.add_column(sa.Column("group_name", sa.String(length=512), nullable=True))
     op.create_table(
         "retention_policies",
         sa.Column("collection_id", sa.Integer(), sa.ForeignKey("collections.id"), primary_key=True),
@@ -34,3 +36,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("protected_aliases")
     op.drop_table("retention_policies")
+    with op.batch_alter_table("runs") as batch:
+        batch.drop_column("group_name")
