@@ -18,6 +18,7 @@ _EXPORTS = {
     "ManifestEntry": "artifact_plugins.core.manifest",
     "Manifest": "artifact_plugins.core.manifest",
     "Table": "artifact_plugins.core.table",
+    "PartitionedTable": "artifact_plugins.core.table",
     "Run": "artifact_plugins.core.run",
     "init": "artifact_plugins.core.run",
     "log_artifact": "artifact_plugins.core.run",
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from .core.naming import Ref, parse_ref
     from .core.run import Run, current_run, init, log_artifact, use_artifact
     from .core.run_context import RunContext, RunContextProvider
-    from .core.table import Table
+    from .core.table import PartitionedTable, Table
     from .core.version import ArtifactVersion, Entry
 
 

@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +24,8 @@ app = typer.Typer(help="Versioned, content-addressed artifacts with lineage.", n
 alias_app = typer.Typer(help="Move, remove and inspect aliases.", no_args_is_help=True)
 cache_app = typer.Typer(help="The local download cache.", no_args_is_help=True)
 db_app = typer.Typer(help="The registry database.", no_args_is_help=True)
+retention_app = typer.Typer(help="Retention policies: which old versions to delete.", no_args_is_help=True)
+app.add_typer(retention_app, name="retention")
 app.add_typer(alias_app, name="alias")
 app.add_typer(cache_app, name="cache")
 app.add_typer(db_app, name="db")
@@ -64,8 +67,12 @@ def _install_progress() -> None:
     class RichProgress:
         def __init__(self, label: str, total_bytes: int, total_files: int) -> None:
             self._p = Progress(
-                TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                console=err, transient=True,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                console=err,
+                transient=True,
             )
             self._task = self._p.add_task(label, total=total_bytes)
             self._show = total_bytes > 8 * 2**20 or total_files > 200
@@ -88,14 +95,24 @@ def _install_progress() -> None:
 def _version_row(v: Any) -> list[str]:
     from .core.progress import human_bytes
 
-    return [v.version, ", ".join(v.aliases), v.digest[:23] + "…", human_bytes(v.size), str(v.file_count),
-            v.created_at.strftime("%Y-%m-%d %H:%M:%S")]
+    return [
+        v.version,
+        ", ".join(v.aliases),
+        v.digest[:23] + "…",
+        human_bytes(v.size),
+        str(v.file_count),
+        v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+    ]
 
 
 @app.command("ls")
-def ls(project: ProjectOpt = None, entity: EntityOpt = None, type: Annotated[str | None, typer.Option()] = None,
-       all_projects: Annotated[bool, typer.Option("--all", help="Every project.")] = False,
-       as_json: JsonOpt = False) -> None:
+def ls(
+    project: ProjectOpt = None,
+    entity: EntityOpt = None,
+    type: Annotated[str | None, typer.Option()] = None,
+    all_projects: Annotated[bool, typer.Option("--all", help="Every project.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """List artifact collections."""
     with _errors():
         cols = _api(project, entity).artifact_collections("*" if all_projects else project, type)
@@ -104,8 +121,13 @@ def ls(project: ProjectOpt = None, entity: EntityOpt = None, type: Annotated[str
             return
         t = RichTable("project", "type", "name", "versions", "latest")
         for c in cols:
-            t.add_row(c.project, c.type, c.name, str(c.version_count),
-                      f"v{c.latest_index}" if c.latest_index is not None else "-")
+            t.add_row(
+                c.project,
+                c.type,
+                c.name,
+                str(c.version_count),
+                f"v{c.latest_index}" if c.latest_index is not None else "-",
+            )
         out.print(t)
 
 
@@ -127,9 +149,13 @@ def versions(name: str, project: ProjectOpt = None, entity: EntityOpt = None, as
 
 
 @app.command()
-def show(ref: str, project: ProjectOpt = None, entity: EntityOpt = None,
-         files: Annotated[bool, typer.Option("--files", help="List entries.")] = False,
-         as_json: JsonOpt = False) -> None:
+def show(
+    ref: str,
+    project: ProjectOpt = None,
+    entity: EntityOpt = None,
+    files: Annotated[bool, typer.Option("--files", help="List entries.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Show one version: digest, size, aliases, metadata, producer and consumers."""
     with _errors():
         v = _api(project, entity).artifact(ref)
@@ -156,15 +182,19 @@ def show(ref: str, project: ProjectOpt = None, entity: EntityOpt = None,
 
 
 @app.command()
-def put(paths: Annotated[list[Path], typer.Argument(help="Files and directories to log.")],
-        name: Annotated[str, typer.Option("--name", "-n")],
-        type: Annotated[str, typer.Option("--type", "-t")] = "dataset",
-        alias: Annotated[list[str] | None, typer.Option("--alias", "-a")] = None,
-        tag: Annotated[list[str] | None, typer.Option("--tag")] = None,
-        description: Annotated[str | None, typer.Option()] = None,
-        metadata: Annotated[str | None, typer.Option(help="JSON object.")] = None,
-        job_type: Annotated[str, typer.Option()] = "cli",
-        project: ProjectOpt = None, entity: EntityOpt = None, as_json: JsonOpt = False) -> None:
+def put(
+    paths: Annotated[list[Path], typer.Argument(help="Files and directories to log.")],
+    name: Annotated[str, typer.Option("--name", "-n")],
+    type: Annotated[str, typer.Option("--type", "-t")] = "dataset",
+    alias: Annotated[list[str] | None, typer.Option("--alias", "-a")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag")] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+    metadata: Annotated[str | None, typer.Option(help="JSON object.")] = None,
+    job_type: Annotated[str, typer.Option()] = "cli",
+    project: ProjectOpt = None,
+    entity: EntityOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Log files and directories as a new version (dedup: identical content reuses the version)."""
     with _errors():
         from .core.artifact import Artifact
@@ -192,10 +222,15 @@ def put(paths: Annotated[list[Path], typer.Argument(help="Files and directories 
 
 
 @app.command()
-def get(ref: str, root: Annotated[Path | None, typer.Option(help="Download root.")] = None,
-        prefix: Annotated[str | None, typer.Option("--prefix", help="Only entries under this path.")] = None,
-        verify: Annotated[bool, typer.Option(help="Re-hash what was written.")] = False,
-        project: ProjectOpt = None, entity: EntityOpt = None, as_json: JsonOpt = False) -> None:
+def get(
+    ref: str,
+    root: Annotated[Path | None, typer.Option(help="Download root.")] = None,
+    prefix: Annotated[str | None, typer.Option("--prefix", help="Only entries under this path.")] = None,
+    verify: Annotated[bool, typer.Option(help="Re-hash what was written.")] = False,
+    project: ProjectOpt = None,
+    entity: EntityOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Download a version (or part of it)."""
     with _errors():
         _install_progress()
@@ -208,12 +243,18 @@ def get(ref: str, root: Annotated[Path | None, typer.Option(help="Download root.
 
 
 @alias_app.command("set")
-def alias_set(ref: str, alias: str,
-              expect: Annotated[str | None, typer.Option("--expect", help="Only if the alias is at this version.")] = None,
-              project: ProjectOpt = None, entity: EntityOpt = None, as_json: JsonOpt = False) -> None:
+def alias_set(
+    ref: str,
+    alias: str,
+    expect: Annotated[str | None, typer.Option("--expect", help="Only if the alias is at this version.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Move a protected alias without --expect.")] = False,
+    project: ProjectOpt = None,
+    entity: EntityOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Point ALIAS at the version REF resolves to (compare-and-swap with --expect vN)."""
     with _errors():
-        v = _api(project, entity).set_alias(ref, alias, expected=expect)
+        v = _api(project, entity).set_alias(ref, alias, expected=expect, force=force)
         if as_json:
             _emit(v.to_dict())
         else:
@@ -221,18 +262,28 @@ def alias_set(ref: str, alias: str,
 
 
 @alias_app.command("rm")
-def alias_rm(name: str, alias: str,
-             expect: Annotated[str | None, typer.Option("--expect")] = None,
-             project: ProjectOpt = None, entity: EntityOpt = None) -> None:
+def alias_rm(
+    name: str,
+    alias: str,
+    expect: Annotated[str | None, typer.Option("--expect")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Remove a protected alias without --expect.")] = False,
+    project: ProjectOpt = None,
+    entity: EntityOpt = None,
+) -> None:
     """Remove ALIAS from collection NAME."""
     with _errors():
-        _api(project, entity).remove_alias(name, alias, expected=expect)
+        _api(project, entity).remove_alias(name, alias, expected=expect, force=force)
         out.print(f"removed {alias} from {name}", highlight=False)
 
 
 @alias_app.command("history")
-def alias_history(name: str, alias: Annotated[str | None, typer.Argument()] = None,
-                  project: ProjectOpt = None, entity: EntityOpt = None, as_json: JsonOpt = False) -> None:
+def alias_history(
+    name: str,
+    alias: Annotated[str | None, typer.Argument()] = None,
+    project: ProjectOpt = None,
+    entity: EntityOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Every move of ALIAS (or of all aliases) of collection NAME."""
     with _errors():
         events = _api(project, entity).alias_history(name, alias)
@@ -245,18 +296,144 @@ def alias_history(name: str, alias: Annotated[str | None, typer.Argument()] = No
         out.print(t)
 
 
+@alias_app.command("protect")
+def alias_protect(
+    alias: str,
+    off: Annotated[bool, typer.Option("--off", help="Stop protecting it.")] = False,
+    project: ProjectOpt = None,
+    entity: EntityOpt = None,
+) -> None:
+    """Protect ALIAS in a project: moving it then needs --expect or --force."""
+    with _errors():
+        api = _api(project, entity)
+        api.protect_alias(alias, protected=not off)
+        out.print(f"protected aliases: {', '.join(api.protected_aliases()) or '(none)'}", highlight=False)
+
+
 @app.command()
-def lineage(ref: str,
-            format: Annotated[str, typer.Option("--format", "-f", help="text, json, mermaid or dot")] = "text",
-            direction: Annotated[str, typer.Option(help="upstream, downstream or both")] = "both",
-            depth: Annotated[int | None, typer.Option()] = None,
-            collapse: Annotated[str, typer.Option(help="explode, group or type")] = "group",
-            project: ProjectOpt = None, entity: EntityOpt = None) -> None:
+def diff(
+    old: str,
+    new: str,
+    project: ProjectOpt = None,
+    entity: EntityOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show what changed from version OLD to version NEW."""
+    with _errors():
+        d = _api(project, entity).diff(old, new)
+        if as_json:
+            _emit(d.to_dict())
+            return
+        out.print(f"{d.old} -> {d.new}: {d.summary()}", highlight=False)
+        for c in d.added:
+            out.print(f"  + {c.path} ({c.new_size} B)", highlight=False, markup=False)
+        for c in d.removed:
+            out.print(f"  - {c.path} ({c.old_size} B)", highlight=False, markup=False)
+        for c in d.modified:
+            out.print(f"  ~ {c.path} ({c.old_size} B -> {c.new_size} B)", highlight=False, markup=False)
+        for c in d.renamed:
+            out.print(f"  > {c.old_path} -> {c.path}", highlight=False, markup=False)
+        for c in d.references_changed:
+            out.print(f"  @ {c.path} (remote object changed)", highlight=False, markup=False)
+
+
+@app.command()
+def verify(
+    ref: str,
+    root: Annotated[Path | None, typer.Option(help="Verify a download root instead of the store.")] = None,
+    project: ProjectOpt = None,
+    entity: EntityOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-hash a version's stored blobs (or a download root); exit 6 on any mismatch."""
+    with _errors():
+        report = _api(project, entity).verify(ref, str(root) if root else None)
+        if as_json:
+            _emit(report.to_dict())
+        else:
+            for m in report.mismatches:
+                out.print(f"  {m.problem:8} {m.path}", highlight=False, markup=False)
+            status = "ok" if report.ok else f"{len(report.mismatches)} mismatches"
+            out.print(f"{report.target}: {report.checked_files} files verified, {status}", highlight=False)
+        if not report.ok:
+            raise typer.Exit(6)
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"30m"``, ``"24h"``, ``"7d"``, ``"90s"`` -> timedelta."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    value, unit = text[:-1], text[-1:].lower()
+    if unit not in units or not value.replace(".", "", 1).isdigit():
+        raise InvalidInputError(f"invalid duration {text!r}: expected a number with s, m, h, d or w, such as 24h")
+    return timedelta(seconds=float(value) * units[unit])
+
+
+@app.command()
+def gc(
+    dry_run: Annotated[bool, typer.Option("--dry-run/--delete", help="Only report (default), or delete.")] = True,
+    grace: Annotated[str, typer.Option(help="Never touch objects younger than this: 24h, 7d, 30m.")] = "24h",
+    as_json: JsonOpt = False,
+) -> None:
+    """Garbage-collect blobs and manifests that no committed version references."""
+    with _errors():
+        report = _api().gc(dry_run=dry_run, grace=parse_duration(grace))
+        if as_json:
+            _emit(report.__dict__)
+        else:
+            out.print(report.summary(), highlight=False)
+
+
+@retention_app.command("set")
+def retention_set(
+    name: str,
+    keep_last: Annotated[int | None, typer.Option(help="Keep the newest N versions.")] = None,
+    keep_within: Annotated[str | None, typer.Option(help="Keep versions younger than this, e.g. 30d.")] = None,
+    project: ProjectOpt = None,
+    entity: EntityOpt = None,
+) -> None:
+    """Set (with no options: clear) the retention policy of collection NAME."""
+    with _errors():
+        within = parse_duration(keep_within) if keep_within else None
+        _api(project, entity).set_retention(name, keep_last=keep_last, keep_within=within)
+        out.print(f"{name}: keep_last={keep_last} keep_within={within}", highlight=False)
+
+
+@retention_app.command("apply")
+def retention_apply(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be deleted.")] = False,
+    project: ProjectOpt = None,
+    entity: EntityOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete versions that retention policies or TTLs expire (aliased versions always stay)."""
+    with _errors():
+        plan = _api(project, entity).apply_retention(project, dry_run=dry_run)
+        if as_json:
+            _emit([{"version": f"{e.version.collection}:{e.version.version}", "reason": e.reason} for e in plan])
+            return
+        verb = "would delete" if dry_run else "deleted"
+        for e in plan:
+            out.print(f"{verb} {e.version.collection}:{e.version.version} ({e.reason})", highlight=False)
+        out.print(f"{verb} {len(plan)} versions; `artifacts gc --delete` frees their storage", highlight=False)
+
+
+@app.command()
+def lineage(
+    ref: str,
+    format: Annotated[str, typer.Option("--format", "-f", help="text, json, mermaid or dot")] = "text",
+    direction: Annotated[str, typer.Option(help="upstream, downstream or both")] = "both",
+    depth: Annotated[int | None, typer.Option()] = None,
+    collapse: Annotated[str, typer.Option(help="explode, group or type")] = "group",
+    project: ProjectOpt = None,
+    entity: EntityOpt = None,
+) -> None:
     """Print the lineage graph around a version."""
     with _errors():
         renderers: dict[str, Callable[[Any], str]] = {
-            "text": lambda g: g.to_text(), "json": lambda g: g.to_json(indent=2),
-            "mermaid": lambda g: g.to_mermaid(), "dot": lambda g: g.to_dot(),
+            "text": lambda g: g.to_text(),
+            "json": lambda g: g.to_json(indent=2),
+            "mermaid": lambda g: g.to_mermaid(),
+            "dot": lambda g: g.to_dot(),
         }
         if format not in renderers:
             raise InvalidInputError(f"invalid --format {format!r}: expected one of {sorted(renderers)}")
@@ -275,13 +452,17 @@ def cache_info(as_json: JsonOpt = False) -> None:
         if as_json:
             _emit(info.__dict__)
         else:
-            out.print(f"{info.path}: {info.files} blobs, {human_bytes(info.bytes)} of {human_bytes(info.max_bytes)}",
-                      highlight=False)
+            out.print(
+                f"{info.path}: {info.files} blobs, {human_bytes(info.bytes)} of {human_bytes(info.max_bytes)}",
+                highlight=False,
+            )
 
 
 @cache_app.command("clean")
-def cache_clean(max_bytes: Annotated[str, typer.Option("--max-bytes", help="Target size, e.g. 10GiB or 0.")] = "0",
-                as_json: JsonOpt = False) -> None:
+def cache_clean(
+    max_bytes: Annotated[str, typer.Option("--max-bytes", help="Target size, e.g. 10GiB or 0.")] = "0",
+    as_json: JsonOpt = False,
+) -> None:
     """Evict least recently used blobs until the cache is at most --max-bytes."""
     with _errors():
         from .core.client import get_client
@@ -298,8 +479,10 @@ def cache_clean(max_bytes: Annotated[str, typer.Option("--max-bytes", help="Targ
 
 
 @db_app.command("upgrade")
-def db_upgrade(registry: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: configured).")] = None,
-               revision: Annotated[str, typer.Option()] = "head") -> None:
+def db_upgrade(
+    registry: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: configured).")] = None,
+    revision: Annotated[str, typer.Option()] = "head",
+) -> None:
     """Apply registry schema migrations."""
     with _errors():
         from .core.config import Settings
@@ -314,18 +497,48 @@ def db_upgrade(registry: Annotated[str | None, typer.Option(help="SQLAlchemy URL
 
 
 @app.command()
-def demo(workdir: Annotated[Path, typer.Option(help="Where the demo writes its files.")] = Path("demo-work"),
-         format: Annotated[str, typer.Option("--format", "-f", help="text or mermaid")] = "text") -> None:
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Where the demo writes its files.")] = Path("demo-work"),
+    format: Annotated[str, typer.Option("--format", "-f", help="text or mermaid")] = "text",
+) -> None:
     """Run the walkthrough pipeline (preprocess -> train -> evaluate) and print the lineage."""
     with _errors():
         from .core.config import Settings
         from .demo import run_demo
 
         settings = Settings.resolve()
-        err.print(f"store: {settings.describe()['store']}\nregistry: {settings.describe()['registry']}",
-                  highlight=False)
+        err.print(
+            f"store: {settings.describe()['store']}\nregistry: {settings.describe()['registry']}", highlight=False
+        )
         graph = run_demo(workdir)
         print(graph.to_mermaid() if format == "mermaid" else graph.to_text())
+
+
+@app.command()
+def ui(
+    host: Annotated[str, typer.Option(help="Interface to bind (default: loopback only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8765,
+    token: Annotated[str | None, typer.Option(help="Require this access token (header, or ?token= once).")] = None,
+) -> None:
+    """Serve the read-only lineage viewer (needs the 'web' extra)."""
+    with _errors():
+        try:
+            import uvicorn
+
+            from .web import create_app
+        except ImportError as exc:
+            raise InvalidInputError(f"the viewer needs: pip install 'artifact-plugins[web]' ({exc})") from None
+        loopback = host in ("127.0.0.1", "localhost", "::1")
+        if not loopback and not token:
+            err.print(
+                "[yellow]warning:[/yellow] serving beyond loopback without --token: anyone who can reach "
+                f"{host}:{port} can read the registry",
+                highlight=False,
+            )
+        hosts = ["127.0.0.1", "localhost", "[::1]", "::1"] if loopback else None
+        url = f"http://{'[::1]' if host == '::1' else host}:{port}/" + (f"?token={token}" if token else "")
+        err.print(f"artifacts viewer on {url}", highlight=False)
+        uvicorn.run(create_app(token=token, allowed_hosts=hosts), host=host, port=port, log_level="warning")
 
 
 def main() -> None:

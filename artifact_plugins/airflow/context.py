@@ -136,10 +136,12 @@ def run_context_from(context: Mapping[str, Any], base_url: str | None = None) ->
         name=name,
         job_type=dag_id,
         group=group,
+        group_name=f"{dag_id} / {run_id}",
         url=task_instance_url(dag_id, run_id, task_id, map_index, base),
         group_url=dag_run_url(dag_id, run_id, base),
         step=step,
         default_distributed_id=group,
+        part_key=f"{group}/{task_id}/{map_index}",
     )
 
 

@@ -225,11 +225,6 @@ def default_distributed_id(context: Mapping[str, Any]) -> str:
     return f"{ti.dag_id}/{ti.run_id}"
 
 
-def _has_open_parts(run: Run, name: str, distributed_id: str) -> bool:
-    # The core has no public query for open parts yet; the run's registry answers it.
-    return bool(run._client.registry.parts(run.entity, run.project, name, distributed_id))
-
-
 class FinishArtifactOperator(_ArtifactOperator):
     """Commit the parts upserted by distributed :class:`LogArtifactOperator` tasks as one version.
 
@@ -260,50 +255,16 @@ class FinishArtifactOperator(_ArtifactOperator):
         self.metadata = metadata
         self.description = description
 
-    def committed_by_earlier_try(self, run: Run, context: Mapping[str, Any]) -> ArtifactVersion | None:
-        """The version an earlier try of this task instance already finished, if any.
-
-        Finishing closes the parts, so a retry after a successful commit (the worker died before the
-        task could report success) must not merge again: there is nothing left to merge.
-        """
-        import artifact_plugins as ap
-
-        ti = context["ti"]
-        if (ti.try_number or 1) <= 1:
-            return None
-        api = ap.Api(settings=run.settings)
-        earlier = [
-            r for r in api.runs(group=f"{ti.dag_id}/{ti.run_id}", limit=None)
-            if r.step.get("task_id") == ti.task_id and r.step.get("map_index") == ti.map_index
-            and r.step.get("try_number", 0) < ti.try_number
-        ]
-        for previous in sorted(earlier, key=lambda r: r.step["try_number"], reverse=True):
-            for version in api.run_logged_artifacts(previous.id):
-                if (version.name, version.project, version.entity) == (self.name, run.project, run.entity):
-                    return version
-        return None
-
     def execute(self, context: Context) -> dict[str, Any]:
-        """Merge the parts and commit the version (or re-announce the one an earlier try committed)."""
+        """Merge the parts and commit the version (a retried finish returns the version it made)."""
         import artifact_plugins as ap
 
         distributed_id = self.distributed_id or default_distributed_id(context)
+        art = ap.Artifact(self.name, self.type, description=self.description, metadata=dict(self.metadata or {}))
         with self.artifact_run(context) as run:
-            has_parts = _has_open_parts(run, self.name, distributed_id)
-            previous = None if has_parts else self.committed_by_earlier_try(run, context)
-            if previous is not None:
-                self.log.info("An earlier try already finished %s; logging it again", previous.qualified_name)
-                version = run.log_artifact(previous.new_draft(), aliases=_opt_list(self.aliases))
-            elif not has_parts:
-                raise ValueError(
-                    f"artifact {self.name!r}: no parts were upserted under distributed id {distributed_id!r}; "
-                    "nothing to finish"
-                )
-            else:
-                art = ap.Artifact(
-                    self.name, self.type, description=self.description, metadata=dict(self.metadata or {})
-                )
-                version = run.finish_artifact(art, distributed_id=distributed_id, aliases=_opt_list(self.aliases))
+            # The core returns the version an earlier try already finished, and refuses to finish
+            # when nothing was upserted.
+            version = run.finish_artifact(art, distributed_id=distributed_id, aliases=_opt_list(self.aliases))
         payload = self.remember_version(version, produced=True)
         self.log.info("Finished artifact %s (%s): %s", version.qualified_name, version.digest, payload["url"])
         return payload

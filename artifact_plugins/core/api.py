@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .client import Client, get_client
 from .config import Settings
-from .errors import ArtifactNotFoundError, InvalidInputError
+from .diff import VersionDiff
+from .errors import AliasedVersionError, ArtifactNotFoundError, InvalidInputError
+from .gc import DEFAULT_GRACE, GcReport, collect_garbage
 from .lineage import LineageGraph, build_lineage
 from .naming import Ref, parse_ref, validate_alias, validate_name
 from .registry import AliasEventRecord, CollectionRecord, RunRecord
+from .retention import Expiry, RetentionPolicy, expired_versions
 from .run import current_run, notify_alias_moves
+from .verify import VerifyReport
 from .version import ArtifactVersion
 
 
@@ -96,7 +100,7 @@ class Api:
         return [ArtifactVersion(self._client, recs[e.version_id]) for e in edges if e.version_id in recs]
 
     def set_alias(
-        self, ref: str, alias: str, expected: str | None = None, *, check: bool | None = None
+        self, ref: str, alias: str, expected: str | None = None, *, check: bool | None = None, force: bool = False
     ) -> ArtifactVersion:
         """Point ``alias`` at the version ``ref`` resolves to.
 
@@ -110,12 +114,12 @@ class Api:
             raise InvalidInputError(f"expected={expected!r} must be a version such as 'v6'")
         run = current_run()
         move = self._client.registry.set_alias(
-            version._record, alias, expected=expected, check=do_check, run_id=run.id if run else None
+            version._record, alias, expected=expected, check=do_check, force=force, run_id=run.id if run else None
         )
         notify_alias_moves(self._client, version._record, [move] if move else [], run)
         return self.artifact(f"{version.entity}/{version.project}/{version.name}:{version.version}")
 
-    def remove_alias(self, ref: str, alias: str, expected: str | None = None) -> None:
+    def remove_alias(self, ref: str, alias: str, expected: str | None = None, *, force: bool = False) -> None:
         """Remove ``alias`` from the collection of ``ref`` (compare-and-swap with ``expected``)."""
         validate_alias(alias)
         parsed = self._ref(ref)
@@ -126,6 +130,7 @@ class Api:
             alias,
             expected=expected,
             check=expected is not None,
+            force=force,
         )
         notify_alias_moves(self._client, version._record, [move] if move else [], current_run())
 
@@ -159,3 +164,65 @@ class Api:
         vids = [self.artifact(ref).id] if ref is not None else []
         rids = [self.run(run_id).id] if run_id is not None else []
         return build_lineage(self._client.registry, vids, rids, direction, depth, collapse)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def protect_alias(self, alias: str, project: str | None = None, *, protected: bool = True) -> None:
+        """Protect ``alias`` (e.g. ``production``) in a project: moving or removing it then needs
+        ``expected=`` (compare-and-swap) or ``force=True``."""
+        validate_alias(alias)
+        if alias == "latest":
+            raise InvalidInputError("alias 'latest' cannot be protected: it always follows the newest version")
+        self._client.registry.protect_alias(self.settings.entity, project or self.settings.project, alias, protected)
+
+    def protected_aliases(self, project: str | None = None) -> list[str]:
+        """The protected aliases of a project."""
+        return self._client.registry.protected_aliases(self.settings.entity, project or self.settings.project)
+
+    def diff(self, old: str, new: str) -> VersionDiff:
+        """What changed from version ``old`` to version ``new``."""
+        return self.artifact(new).diff(self.artifact(old))
+
+    def verify(self, ref: str, root: str | None = None) -> VerifyReport:
+        """Re-hash a version's stored blobs (or a download ``root``) and report mismatches."""
+        return self.artifact(ref).verify(root)
+
+    def set_retention(self, name: str, *, keep_last: int | None = None, keep_within: timedelta | None = None) -> None:
+        """Set a collection's retention policy (both ``None`` clears it). Aliased versions always stay."""
+        if keep_last is not None and (not isinstance(keep_last, int) or keep_last < 1):
+            raise InvalidInputError(f"invalid keep_last={keep_last!r}: must be a positive integer")
+        if keep_within is not None and keep_within.total_seconds() <= 0:
+            raise InvalidInputError(f"invalid keep_within={keep_within}: must be positive")
+        versions = self.artifact_versions(None, name)
+        if not versions:
+            self.artifact(name)  # raises a not-found error naming the collection
+        seconds = int(keep_within.total_seconds()) if keep_within is not None else None
+        self._client.registry.set_retention(versions[0]._record.collection_id, keep_last, seconds)
+
+    def retention_plan(self, project: str | None = None) -> list[Expiry]:
+        """Versions that retention policies and TTLs would delete now (every project with ``"*"``)."""
+        policies = self._client.registry.retention_policies()
+        out: list[Expiry] = []
+        now = datetime.now(UTC)
+        for coll in self.artifact_collections(project or "*"):
+            keep = policies.get(coll.id)
+            policy = RetentionPolicy(keep[0], timedelta(seconds=keep[1]) if keep[1] else None) if keep else None
+            records = self._client.registry.versions(coll.entity, coll.project, coll.name)
+            out += expired_versions(records, policy, now)
+        return out
+
+    def apply_retention(self, project: str | None = None, *, dry_run: bool = False) -> list[Expiry]:
+        """Soft-delete what :meth:`retention_plan` lists (storage is freed later by :meth:`gc`)."""
+        plan = self.retention_plan(project)
+        if not dry_run:
+            for expiry in plan:
+                try:
+                    self._client.registry.delete_version(expiry.version, delete_aliases=False)
+                except AliasedVersionError:
+                    continue  # gained an alias since the plan was made: it stays
+        return plan
+
+    def gc(self, *, dry_run: bool = True, grace: timedelta = DEFAULT_GRACE) -> GcReport:
+        """Mark-and-sweep the store: delete blobs and manifests no committed version references,
+        never touching anything younger than ``grace``."""
+        return collect_garbage(self._client, dry_run=dry_run, grace=grace)

@@ -18,7 +18,7 @@ from .manifest import Manifest, ManifestEntry
 from .metadata import validate_description, validate_metadata
 from .naming import join_entry_path, normalize_entry_path, validate_name
 from .references import handler_for
-from .table import Table
+from .table import PartitionedTable, Table
 
 if TYPE_CHECKING:
     from .version import ArtifactVersion
@@ -190,10 +190,11 @@ class Artifact:
         entries = handler_for(uri).entries(uri, name, checksum, max_objects)
         return [self._put(PendingEntry(e), overwrite) for e in entries]
 
-    def add(self, obj: Table, name: str, *, overwrite: bool = False) -> ManifestEntry:
-        """Store a :class:`Table` (or other serialisable object) as ``<name>.table.json``."""
-        if not isinstance(obj, Table):
-            raise InvalidInputError(f"cannot add {type(obj).__name__} objects; supported: Table")
+    def add(self, obj: Table | PartitionedTable, name: str, *, overwrite: bool = False) -> ManifestEntry:
+        """Store a :class:`Table` as ``<name>.table.json`` or a :class:`PartitionedTable` as
+        ``<name>.partitioned-table.json``."""
+        if not isinstance(obj, Table | PartitionedTable):
+            raise InvalidInputError(f"cannot add {type(obj).__name__} objects; supported: Table, PartitionedTable")
         path = name if name.endswith(obj.suffix) else name + obj.suffix
         with self.new_file(path, "wb") as f:
             f.write(obj.serialize())

@@ -61,7 +61,9 @@ class Client:
         """Store a manifest (if not already there) and return its key."""
         digest = manifest.digest()
         key = manifest_key(digest)
-        if not self.store.has(key):
+        if self.store.has(key):
+            self.store.touch([key])
+        else:
             self.store.put_bytes(key, manifest.to_bytes())
         self._manifests[digest] = manifest
         return key

@@ -76,6 +76,10 @@ class AliasConflictError(ConflictError):
         )
 
 
+class ProtectedAliasError(ConflictError):
+    """A protected alias (such as ``production``) would move without ``expected=`` or ``force=True``."""
+
+
 class TypeMismatchError(ConflictError):
     """A collection already exists with another artifact type."""
 

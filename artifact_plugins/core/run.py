@@ -248,8 +248,14 @@ class Run:
             )
         return did
 
-    def upsert_artifact(self, artifact: Artifact, distributed_id: str | None = None) -> None:
-        """Contribute a part to a distributed artifact; parts are merged by :meth:`finish_artifact`."""
+    def upsert_artifact(
+        self, artifact: Artifact, distributed_id: str | None = None, *, part_key: str | None = None
+    ) -> None:
+        """Contribute a part to a distributed artifact; parts are merged by :meth:`finish_artifact`.
+
+        ``part_key`` (default: the orchestrator step's, e.g. an Airflow map index) names this
+        writer's part, so a retried writer replaces the part its failed attempt left open.
+        """
         did = self._distributed_id(distributed_id)
         manifest = artifact.manifest()
         upload_blobs(self._client, artifact.pending, artifact.name)
@@ -263,7 +269,13 @@ class Run:
             digest=manifest.digest(),
             manifest_key=key,
             run_id=self.id,
+            part_key=part_key or self._context.part_key,
         )
+
+    def open_parts(self, name: str, distributed_id: str | None = None) -> int:
+        """How many parts of distributed artifact ``name`` are waiting for :meth:`finish_artifact`."""
+        did = self._distributed_id(distributed_id)
+        return len(self._client.registry.parts(self.entity, self.project, validate_name(name), did))
 
     def finish_artifact(
         self,
@@ -272,9 +284,38 @@ class Run:
         aliases: Iterable[str] | None = None,
         tags: Iterable[str] | None = None,
     ) -> ArtifactVersion:
-        """Merge every part upserted under ``distributed_id`` (plus ``artifact``'s own entries) into one version."""
+        """Merge every part upserted under ``distributed_id`` (plus ``artifact``'s own entries) into one version.
+
+        A finish retried after it succeeded returns the version it made; a finish with no parts
+        and no entries of its own is an error (it never commits an empty version).
+        """
         did = self._distributed_id(distributed_id)
         parts = self._client.registry.parts(self.entity, self.project, artifact.name, did)
+        if not parts and not artifact.pending:
+            done = self._client.registry.finished_version(self.entity, self.project, artifact.name, did)
+            if done is None:
+                raise InvalidInputError(
+                    f"distributed artifact {artifact.name!r} ({did}) has no upserted parts to finish; "
+                    "call upsert_artifact with the same name and distributed_id first"
+                )
+            result = self._client.registry.commit_version(
+                entity=self.entity,
+                project=self.project,
+                name=done.name,
+                type=done.type,
+                digest=done.digest,
+                manifest_key=done.manifest_key,
+                size=done.size,
+                file_count=done.file_count,
+                description=None,
+                metadata={},
+                aliases=list(aliases or []),
+                tags=list(tags or []),
+                run_id=self.id,
+            )
+            version = ArtifactVersion(self._client, result.version, self)
+            artifact._mark_logged(version)
+            return version
         owner: dict[str, str] = {p.entry.path: "the finishing artifact" for p in artifact.pending}
         merged = {p.entry.path: p.entry for p in artifact.pending}
         for digest, key, run_id in parts:
@@ -296,7 +337,7 @@ class Run:
         for path, e in merged.items():
             final._add_pending(sources.get(path) or PendingEntry(e))
         version = self.log_artifact(final, aliases=aliases, tags=tags)
-        self._client.registry.close_parts(self.entity, self.project, artifact.name, did)
+        self._client.registry.close_parts(self.entity, self.project, artifact.name, did, version.id)
         artifact._mark_logged(version)
         return version
 

@@ -44,6 +44,9 @@ class RunContext:
     group_url: str | None = None
     step: Mapping[str, Any] = field(default_factory=dict)
     default_distributed_id: str | None = None
+    #: Identifies this step's part of a distributed artifact across retries (an upsert from a
+    #: retried step replaces the part its earlier try left open).
+    part_key: str | None = None
 
 
 @dataclass(frozen=True)

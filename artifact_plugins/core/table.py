@@ -65,6 +65,12 @@ class Table:
 
         return pd.DataFrame(self.data, columns=self.columns)
 
+    def to_arrow(self) -> Any:
+        """A pyarrow Table (requires pyarrow)."""
+        import pyarrow as pa
+
+        return pa.table({c: [row[i] for row in self.data] for i, c in enumerate(self.columns)})
+
     def __len__(self) -> int:
         return len(self.data)
 
@@ -76,3 +82,71 @@ class Table:
     def serialize(self) -> bytes:
         """Canonical bytes (sorted keys, so equal tables hash equal)."""
         return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":")).encode()
+
+
+class PartitionedTable:
+    """A table assembled from the ``*.table.json`` parts under ``parts_path`` inside an artifact.
+
+    Stored as ``<name>.partitioned-table.json``; parallel writers each add a part (for example
+    with ``upsert_artifact``) and the finishing step adds the partitioned table that joins them.
+    """
+
+    suffix = PARTITIONED_SUFFIX
+
+    def __init__(self, parts_path: str) -> None:
+        from .naming import normalize_entry_path
+
+        self.parts_path = normalize_entry_path(parts_path.rstrip("/"))
+        self._parts: list[Table] | None = None
+
+    def serialize(self) -> bytes:
+        """Canonical bytes of the stored reference."""
+        return json.dumps({"_type": "partitioned-table", "parts_path": self.parts_path}, sort_keys=True).encode()
+
+    @classmethod
+    def load(cls, path: str | Path, parts: Sequence[Table]) -> PartitionedTable:
+        """Read a stored partitioned table whose ``parts`` were loaded from the same artifact."""
+        doc = json.loads(Path(path).read_text("utf-8"))
+        if doc.get("_type") != "partitioned-table":
+            raise InvalidInputError(f"{path} is not a stored partitioned table")
+        table = cls(doc["parts_path"])
+        table._parts = list(parts)
+        return table
+
+    @property
+    def parts(self) -> list[Table]:
+        """The part tables, in path order (only for a table read back from a version)."""
+        if self._parts is None:
+            raise InvalidInputError("this PartitionedTable was not read from a logged version; use version.get(name)")
+        return self._parts
+
+    @property
+    def columns(self) -> list[str]:
+        """Columns of the parts (they must agree)."""
+        cols = self.parts[0].columns if self.parts else []
+        for p in self.parts:
+            if p.columns != cols:
+                raise InvalidInputError(f"parts of {self.parts_path!r} disagree on columns: {cols} vs {p.columns}")
+        return cols
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """Every row of every part."""
+        self.columns  # noqa: B018 - validates that the parts agree
+        for part in self.parts:
+            yield from part.rows()
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+    def to_pandas(self) -> Any:
+        """One pandas DataFrame of all parts (requires pandas)."""
+        import pandas as pd
+
+        return pd.DataFrame([row for p in self.parts for row in p.data], columns=self.columns)
+
+    def to_arrow(self) -> Any:
+        """One pyarrow Table of all parts (requires pyarrow)."""
+        import pyarrow as pa
+
+        cols = self.columns
+        return pa.table({c: [row[i] for p in self.parts for row in p.data] for i, c in enumerate(cols)})

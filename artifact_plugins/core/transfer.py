@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .artifact import PendingEntry
 from .client import Client
-from .errors import InvalidPathError
+from .errors import InvalidPathError, StoreError
 from .hashing import hash_file
 from .manifest import ManifestEntry
 from .naming import normalize_entry_path
@@ -56,10 +56,24 @@ def upload_blobs(client: Client, pending: Iterable[PendingEntry], label: str) ->
     store = client.store
     by_key: dict[str, PendingEntry] = {}
     for p in pending:
-        if p.source is not None:
-            by_key.setdefault(blob_key(p.entry.digest), p)
-    missing = sorted(store.missing(by_key))
-    todo = [by_key[k] for k in missing]
+        if p.entry.ref is None:
+            key = blob_key(p.entry.digest)
+            if p.source is not None or key not in by_key:
+                by_key[key] = p
+    missing = store.missing(by_key)
+    lost = sorted(by_key[k].entry.path for k in missing if by_key[k].source is None)
+    if lost:
+        raise StoreError(
+            f"{label}: the stored bytes of {len(lost)} entries carried over from an earlier version are gone "
+            f"(first: {lost[0]!r}); that version was garbage-collected — add those files again"
+        )
+    reused = [k for k in by_key if k not in missing]
+    if reused:
+        # A reused blob must look young to a concurrent gc; one that gc deleted between the
+        # check above and this touch is simply sent again.
+        store.touch(reused)
+        missing |= {k for k in store.missing(reused) if by_key[k].source is not None}
+    todo = [by_key[k] for k in sorted(missing)]
     total = sum(p.entry.size for p in todo)
     with progress_for(f"uploading {label}", total, len(todo)) as progress:
 

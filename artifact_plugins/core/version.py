@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import EntryNotFoundError
+from .errors import EntryNotFoundError, InvalidMetadataError
 from .manifest import ManifestEntry
 from .metadata import validate_description, validate_metadata
 from .naming import normalize_entry_path, validate_alias, validate_name
 from .registry import RunRecord, VersionRecord
-from .table import TABLE_SUFFIX
+from .table import PARTITIONED_SUFFIX, TABLE_SUFFIX
 
 if TYPE_CHECKING:
     from .artifact import Artifact
     from .client import Client
+    from .diff import VersionDiff
     from .lineage import LineageGraph
     from .run import Run
+    from .verify import VerifyReport
 
 
 def default_root(version: VersionRecord) -> Path:
@@ -74,6 +77,7 @@ class ArtifactVersion:
         self.metadata: dict[str, Any] = dict(record.metadata)
         self.aliases: list[str] = list(record.aliases)
         self.tags: list[str] = list(record.tags)
+        self.ttl: timedelta | None = timedelta(seconds=record.ttl_seconds) if record.ttl_seconds else None
 
     def __repr__(self) -> str:
         return f"<ArtifactVersion {self.qualified_name} {self.digest[:19]}… aliases={self.aliases}>"
@@ -155,11 +159,6 @@ class ArtifactVersion:
         """``committed`` or ``deleted``."""
         return self._record.state
 
-    @property
-    def ttl_seconds(self) -> int | None:
-        """Time-to-live, if set."""
-        return self._record.ttl_seconds
-
     # -- content ----------------------------------------------------------------------------------
 
     def manifest(self) -> dict[str, ManifestEntry]:
@@ -202,11 +201,20 @@ class ArtifactVersion:
         return base
 
     def get(self, name: str) -> Any:
-        """Load a stored object (a :class:`~artifact_plugins.Table`) by entry name."""
-        from .table import Table
+        """Load a stored :class:`~artifact_plugins.Table` or :class:`~artifact_plugins.PartitionedTable`."""
+        from .table import PartitionedTable, Table
 
-        entry = self.get_entry(name)
-        return Table.load(entry.download())
+        manifest = self._client.manifest(self._record)
+        path = normalize_entry_path(name)
+        partitioned = manifest.get(path) or manifest.get(path + PARTITIONED_SUFFIX)
+        if partitioned is not None and partitioned.path.endswith(PARTITIONED_SUFFIX):
+            local = Entry(self, partitioned).download()
+            parts_path = json.loads(local.read_text("utf-8"))["parts_path"].rstrip("/") + "/"
+            part_entries = sorted(
+                (e for e in self.files(parts_path) if e.path.endswith(TABLE_SUFFIX)), key=lambda e: e.path
+            )
+            return PartitionedTable.load(local, [Table.load(e.download()) for e in part_entries])
+        return Table.load(self.get_entry(name).download())
 
     # -- lineage ----------------------------------------------------------------------------------
 
@@ -239,6 +247,8 @@ class ArtifactVersion:
         metadata = validate_metadata(self.metadata)
         aliases = [a for a in dict.fromkeys(self.aliases) if a == "latest" or validate_alias(a)]
         tags = [validate_name(t, "tag") for t in dict.fromkeys(self.tags)]
+        if self.ttl is not None and self.ttl.total_seconds() <= 0:
+            raise InvalidMetadataError(f"ttl {self.ttl} must be positive (or None for no expiry)")
         record, moves = self._client.registry.update_version(
             self._record,
             description=description,
@@ -246,6 +256,7 @@ class ArtifactVersion:
             aliases=aliases,
             tags=tags,
             run_id=self._run.id if self._run else None,
+            ttl_seconds=int(self.ttl.total_seconds()) if self.ttl is not None else None,
         )
         self._refresh(record)
         from .run import notify_alias_moves
@@ -259,11 +270,36 @@ class ArtifactVersion:
         self.metadata = dict(record.metadata)
         self.aliases = list(record.aliases)
         self.tags = list(record.tags)
+        self.ttl = timedelta(seconds=record.ttl_seconds) if record.ttl_seconds else None
 
     def delete(self, delete_aliases: bool = False) -> None:
         """Soft-delete this version (refused while it has aliases unless ``delete_aliases``); gc frees its bytes."""
         self._client.registry.delete_version(self._record, delete_aliases)
         self._refresh(self._client.registry.version(self.id))
+
+    def diff(self, other: ArtifactVersion | str) -> VersionDiff:
+        """What changed from ``other`` (a version or a ref, e.g. ``"bike-dataset:v2"``) to this version."""
+        from .diff import diff_manifests
+
+        if isinstance(other, str):
+            from .api import Api
+
+            other = Api(settings=self._client.settings).artifact(other)
+        return diff_manifests(
+            other._client.manifest(other._record),
+            self._client.manifest(self._record),
+            other.qualified_name,
+            self.qualified_name,
+        )
+
+    def verify(self, root: str | os.PathLike[str] | None = None) -> VerifyReport:
+        """Re-hash a download root (``root``) or, without one, the stored blobs; report every mismatch."""
+        from .verify import verify_root, verify_store
+
+        manifest = self._client.manifest(self._record)
+        if root is not None:
+            return verify_root(manifest, Path(root), self.qualified_name)
+        return verify_store(self._client, manifest, self.qualified_name)
 
     def new_draft(self) -> Artifact:
         """A draft pre-filled with this version's entries; log it to make an incremental version."""
@@ -293,5 +329,6 @@ class ArtifactVersion:
             "description": self.description,
             "metadata": self.metadata,
             "created_at": self.created_at.isoformat(),
+            "ttl_seconds": int(self.ttl.total_seconds()) if self.ttl else None,
             "state": self.state,
         }

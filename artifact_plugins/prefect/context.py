@@ -115,10 +115,12 @@ class PrefectRunContextProvider:
             name=task_run.name,
             job_type=job_type,
             group=flow_run_id,
+            group_name=f"{flow_name} / {flow_run.name}" if flow_run is not None else None,
             url=task_run_url(task_run.id),
             group_url=flow_run_url(flow_run_id) if flow_run_id else None,
             step=step,
             default_distributed_id=flow_run_id or str(task_run.id),
+            part_key=f"{flow_run_id}/{task_name}/{task_run.dynamic_key}",
         )
 
     @staticmethod
@@ -141,6 +143,7 @@ class PrefectRunContextProvider:
             name=flow_run.name,
             job_type=flow_ctx.flow.name,
             group=flow_run_id,
+            group_name=f"{flow_ctx.flow.name} / {flow_run.name}",
             url=url,
             group_url=url,
             step=step,

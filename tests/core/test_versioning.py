@@ -16,7 +16,7 @@ from artifact_plugins.core.errors import (
     AliasConflictError,
     ArtifactNotFoundError,
     ArtifactPluginsError,
-    InvalidAliasError,
+    InvalidInputError,
     TypeMismatchError,
 )
 
@@ -219,9 +219,9 @@ def test_latest_is_managed_and_cannot_be_moved_or_removed_by_hand(tmp_path, api)
     with ap.init() as run:
         run.log_artifact(draft(tmp_path, "ds", {"f": "0"}))
         v1 = run.log_artifact(draft(tmp_path, "ds", {"f": "1"}))
-    with pytest.raises(InvalidAliasError, match="latest"):
+    with pytest.raises(InvalidInputError, match="latest"):
         api.set_alias("ds:v0", "latest")
-    with pytest.raises(InvalidAliasError, match="latest"):
+    with pytest.raises(InvalidInputError, match="latest"):
         api.remove_alias("ds:v1", "latest")
     assert api.artifact("ds:latest") == v1
 

@@ -80,7 +80,7 @@ class AliasEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"))
     alias: Mapped[str] = mapped_column(String(128))
-    version_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id"), nullable=True)
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id", name="fk_parts_version_id"), nullable=True)
     previous_version_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id"), nullable=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id"), nullable=True)
@@ -140,6 +140,8 @@ class Part(Base):
     manifest_key: Mapped[str] = mapped_column(String(256))
     run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id"), nullable=True)
     state: Mapped[str] = mapped_column(String(16), default="open")
+    part_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id", name="fk_parts_version_id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

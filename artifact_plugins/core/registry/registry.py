@@ -23,6 +23,7 @@ from ..errors import (
     AliasConflictError,
     AliasedVersionError,
     ArtifactNotFoundError,
+    ProtectedAliasError,
     RegistryError,
     RunNotFoundError,
     TypeMismatchError,
@@ -201,13 +202,29 @@ class Registry:
         return self.read(lambda conn: self._version_by_id(conn, version_id))
 
     def _move_alias(
-        self, conn: Connection, collection_id: int, alias: str, version_id: int | None, run_id: str | None
+        self,
+        conn: Connection,
+        collection_id: int,
+        alias: str,
+        version_id: int | None,
+        run_id: str | None,
+        guarded: bool = True,
     ) -> tuple[str, int | None, int | None] | None:
+        """Point ``alias`` at ``version_id`` (``None`` removes it) and record the move.
+
+        ``guarded`` moves refuse to change a protected alias that already points somewhere;
+        compare-and-swap and forced moves pass ``guarded=False``.
+        """
         current = conn.execute(
             select(m.Alias.version_id).where(m.Alias.collection_id == collection_id, m.Alias.alias == alias)
         ).scalar()
         if current == version_id:
             return None
+        if guarded and current is not None and self._is_protected(conn, collection_id, alias):
+            raise ProtectedAliasError(
+                f"alias {alias!r} is protected in this project and points at v{self._index_of(conn, current)}; "
+                "move it with set_alias(..., expected='vN') or force=True"
+            )
         at = now()
         if current is not None:
             conn.execute(delete(m.Alias).where(m.Alias.collection_id == collection_id, m.Alias.alias == alias))
@@ -226,6 +243,49 @@ class Registry:
             )
         )
         return alias, version_id, current
+
+    @staticmethod
+    def _is_protected(conn: Connection, collection_id: int, alias: str) -> bool:
+        return (
+            conn.execute(
+                select(m.ProtectedAlias.alias)
+                .join(m.Collection, m.Collection.project_id == m.ProtectedAlias.project_id)
+                .where(m.Collection.id == collection_id, m.ProtectedAlias.alias == alias)
+            ).first()
+            is not None
+        )
+
+    @staticmethod
+    def _index_of(conn: Connection, version_id: int) -> int | None:
+        return conn.execute(select(m.Version.index).where(m.Version.id == version_id)).scalar()
+
+    def protect_alias(self, entity: str, project: str, alias: str, protected: bool = True) -> None:
+        """Mark ``alias`` protected (or not) in every collection of a project."""
+
+        def fn(conn: Connection) -> None:
+            pid = self._project_id(conn, entity, project, create=True)
+            conn.execute(
+                delete(m.ProtectedAlias).where(m.ProtectedAlias.project_id == pid, m.ProtectedAlias.alias == alias)
+            )
+            if protected:
+                conn.execute(insert(m.ProtectedAlias).values(project_id=pid, alias=alias))
+
+        self.write(fn)
+
+    def protected_aliases(self, entity: str, project: str) -> list[str]:
+        """The protected aliases of a project."""
+
+        def fn(conn: Connection) -> list[str]:
+            return list(
+                conn.execute(
+                    select(m.ProtectedAlias.alias)
+                    .join(m.Project, m.Project.id == m.ProtectedAlias.project_id)
+                    .where(m.Project.entity == entity, m.Project.name == project)
+                    .order_by(m.ProtectedAlias.alias)
+                ).scalars()
+            )
+
+        return self.read(fn)
 
     def _newest_committed(self, conn: Connection, collection_id: int) -> int | None:
         return conn.execute(
@@ -468,6 +528,7 @@ class Registry:
         *,
         expected: str | None = None,
         check: bool = False,
+        force: bool = False,
         run_id: str | None = None,
     ) -> tuple[str, int | None, int | None] | None:
         """Point ``alias`` at ``version``; with ``check``, only if it currently points at ``expected``."""
@@ -482,7 +543,9 @@ class Registry:
                 cur = f"v{current}" if current is not None else None
                 if cur != expected:
                     raise AliasConflictError(alias, cur, expected, version.collection)
-            return self._move_alias(conn, version.collection_id, alias, version.id, run_id)
+            return self._move_alias(
+                conn, version.collection_id, alias, version.id, run_id, guarded=not (check or force)
+            )
 
         return self.write(fn)
 
@@ -494,6 +557,7 @@ class Registry:
         *,
         expected: str | None = None,
         check: bool = False,
+        force: bool = False,
         run_id: str | None = None,
     ) -> tuple[str, int | None, int | None] | None:
         """Remove ``alias`` from a collection (compare-and-swap with ``check``)."""
@@ -505,7 +569,7 @@ class Registry:
                 cur = f"v{current}" if current is not None else None
                 if cur != expected:
                     raise AliasConflictError(alias, cur, expected, collection)
-            return self._move_alias(conn, collection_id, alias, None, run_id)
+            return self._move_alias(conn, collection_id, alias, None, run_id, guarded=not (check or force))
 
         return self.write(fn)
 
@@ -554,13 +618,16 @@ class Registry:
         aliases: Sequence[str],
         tags: Sequence[str],
         run_id: str | None = None,
+        ttl_seconds: int | None = None,
     ) -> tuple[VersionRecord, list[tuple[str, int | None, int | None]]]:
-        """Persist description, metadata, aliases and tags of a version (alias list replaces)."""
+        """Persist description, metadata, TTL, aliases and tags of a version (alias list replaces)."""
 
         def fn(conn: Connection) -> tuple[VersionRecord, list[tuple[str, int | None, int | None]]]:
             self._lock_collection(conn, version.collection_id)
             conn.execute(
-                update(m.Version).where(m.Version.id == version.id).values(description=description, metadata=metadata)
+                update(m.Version)
+                .where(m.Version.id == version.id)
+                .values(description=description, metadata=metadata, ttl_seconds=ttl_seconds)
             )
             current = set(conn.execute(select(m.Alias.alias).where(m.Alias.version_id == version.id)).scalars())
             wanted = set(aliases)
@@ -769,16 +836,21 @@ class Registry:
         digest: str,
         manifest_key: str,
         run_id: str | None,
+        part_key: str | None = None,
     ) -> None:
-        """Record one upserted part (idempotent per content)."""
+        """Record one upserted part: idempotent per content, and with ``part_key`` a retried
+        writer's new part replaces the open part its earlier attempt left."""
 
         def fn(conn: Connection) -> None:
             coll = self._collection_for_write(conn, entity, project, name, type)
-            exists = conn.execute(
-                select(m.Part.id).where(
-                    m.Part.collection_id == coll.id, m.Part.distributed_id == distributed_id, m.Part.digest == digest
+            where = (m.Part.collection_id == coll.id, m.Part.distributed_id == distributed_id)
+            if part_key is not None:
+                conn.execute(
+                    delete(m.Part).where(
+                        *where, m.Part.part_key == part_key, m.Part.state == "open", m.Part.digest != digest
+                    )
                 )
-            ).first()
+            exists = conn.execute(select(m.Part.id).where(*where, m.Part.digest == digest)).first()
             if exists is None:
                 conn.execute(
                     insert(m.Part).values(
@@ -787,6 +859,7 @@ class Registry:
                         digest=digest,
                         manifest_key=manifest_key,
                         run_id=run_id,
+                        part_key=part_key,
                         state="open",
                         created_at=now(),
                     )
@@ -794,14 +867,15 @@ class Registry:
 
         self.write(fn)
 
+    def _parts_collection(self, conn: Connection, entity: str, project: str, name: str) -> Any:
+        pid = self._project_id(conn, entity, project, create=False)
+        return self._collection(conn, pid, name) if pid is not None else None
+
     def parts(self, entity: str, project: str, name: str, distributed_id: str) -> list[tuple[str, str, str | None]]:
         """(digest, manifest key, run id) of every open part of a distributed artifact."""
 
         def fn(conn: Connection) -> list[tuple[str, str, str | None]]:
-            pid = self._project_id(conn, entity, project, create=False)
-            if pid is None:
-                return []
-            coll = self._collection(conn, pid, name)
+            coll = self._parts_collection(conn, entity, project, name)
             if coll is None:
                 return []
             return [
@@ -819,20 +893,69 @@ class Registry:
 
         return self.read(fn)
 
-    def close_parts(self, entity: str, project: str, name: str, distributed_id: str) -> None:
-        """Mark a distributed artifact's parts as merged."""
+    def close_parts(self, entity: str, project: str, name: str, distributed_id: str, version_id: int) -> None:
+        """Mark a distributed artifact's open parts as merged into ``version_id``."""
 
         def fn(conn: Connection) -> None:
-            pid = self._project_id(conn, entity, project, create=False)
-            coll = self._collection(conn, pid, name) if pid is not None else None
+            coll = self._parts_collection(conn, entity, project, name)
             if coll is not None:
                 conn.execute(
                     update(m.Part)
-                    .where(m.Part.collection_id == coll.id, m.Part.distributed_id == distributed_id)
-                    .values(state="finished")
+                    .where(
+                        m.Part.collection_id == coll.id,
+                        m.Part.distributed_id == distributed_id,
+                        m.Part.state == "open",
+                    )
+                    .values(state="finished", version_id=version_id)
                 )
 
         self.write(fn)
+
+    def finished_version(self, entity: str, project: str, name: str, distributed_id: str) -> VersionRecord | None:
+        """The version an earlier finish of ``distributed_id`` produced, if any (for retried finishes)."""
+
+        def fn(conn: Connection) -> VersionRecord | None:
+            coll = self._parts_collection(conn, entity, project, name)
+            if coll is None:
+                return None
+            vid = conn.execute(
+                select(m.Part.version_id)
+                .where(
+                    m.Part.collection_id == coll.id,
+                    m.Part.distributed_id == distributed_id,
+                    m.Part.version_id.is_not(None),
+                )
+                .order_by(m.Part.id.desc())
+                .limit(1)
+            ).scalar()
+            return self._version_by_id(conn, vid) if vid is not None else None
+
+        return self.read(fn)
+
+    def set_retention(self, collection_id: int, keep_last: int | None, keep_within_seconds: int | None) -> None:
+        """Set (or, with both ``None``, clear) a collection's retention policy."""
+
+        def fn(conn: Connection) -> None:
+            conn.execute(delete(m.RetentionPolicy).where(m.RetentionPolicy.collection_id == collection_id))
+            if keep_last is not None or keep_within_seconds is not None:
+                conn.execute(
+                    insert(m.RetentionPolicy).values(
+                        collection_id=collection_id,
+                        keep_last=keep_last,
+                        keep_within_seconds=keep_within_seconds,
+                        updated_at=now(),
+                    )
+                )
+
+        self.write(fn)
+
+    def retention_policies(self) -> dict[int, tuple[int | None, int | None]]:
+        """(keep_last, keep_within_seconds) per collection id that has a policy."""
+        return self.read(
+            lambda conn: {
+                r.collection_id: (r.keep_last, r.keep_within_seconds) for r in conn.execute(select(m.RetentionPolicy))
+            }
+        )
 
     def referenced_keys(self) -> set[str]:
         """Manifest keys of committed versions and open parts (gc's mark set root)."""

@@ -156,7 +156,7 @@ def with_retries(fn: Callable[[], T], transient: Callable[[BaseException], bool]
     """
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(max(attempts, 1)),
-        wait=tenacity.wait_exponential_jitter(initial=0.2, max=10.0),
+        wait=tenacity.wait_random_exponential(multiplier=0.2, max=10.0),
         retry=tenacity.retry_if_exception(transient),
         reraise=True,
     )
@@ -173,7 +173,7 @@ ObjectPage = list[tuple[str, int, float]]
 class RemoteStore(BlobStore):
     """Shared behaviour of bucket stores: ``<scheme>://bucket/prefix`` holding the common layout.
 
-    Subclasses implement a handful of primitives on full object keys (``_head``, ``_list``,
+    Subclasses implement a handful of primitives on full object keys (``_stat``, ``_list``,
     ``_upload_bytes``, ``_upload_file``, ``_download``, ``_read``, ``_delete``, ``_describe``);
     every write is conditional (create-only), so an object already present is never replaced
     and never re-sent when the backend can tell before the body is transferred.
@@ -183,8 +183,9 @@ class RemoteStore(BlobStore):
     scheme: ClassVar[str] = ""
     #: Files at most this large are read once, verified against their digest and sent in one request.
     inline_limit: int = 8 * 2**20
-    #: Below this many keys in one fan-out directory, ``missing`` HEADs them instead of listing.
-    list_min_keys: ClassVar[int] = 16
+    #: Below this many keys in one fan-out directory, ``missing`` HEADs them instead of listing it
+    #: (a listing answers up to a page of keys in one request; huge directories fall back to HEADs).
+    list_min_keys: ClassVar[int] = 3
     #: Objects a listing page returns at most (the backend's maximum).
     page_size: ClassVar[int] = 1000
 
@@ -211,8 +212,8 @@ class RemoteStore(BlobStore):
     # -- primitives -------------------------------------------------------------------------------
 
     @abstractmethod
-    def _head(self, full_key: str) -> bool:
-        """Whether the object exists."""
+    def _stat(self, full_key: str) -> float | None:
+        """The object's modification time (epoch seconds), or ``None`` when it does not exist."""
 
     @abstractmethod
     def _list(self, prefix: str, start: str | None = None) -> Iterator[ObjectPage]:
@@ -263,7 +264,7 @@ class RemoteStore(BlobStore):
 
     def has(self, key: str) -> bool:
         with self._errors("check", key):
-            return self._head(self.full_key(key))
+            return self._stat(self.full_key(key)) is not None
 
     def missing(self, keys: Iterable[str]) -> set[str]:
         """The keys not stored yet: a listing per fan-out directory where many keys share one, else HEADs."""
@@ -309,7 +310,7 @@ class RemoteStore(BlobStore):
                 covered = _position(last) - _position(full[0])
                 remaining = _position(full[-1]) - _position(last)
                 if covered > 0 and pages * remaining / covered > left:
-                    present.update(k for k in full[pending:] if self._head(k))
+                    present.update(k for k in full[pending:] if self._stat(k) is not None)
                     break
         return [k for k, f in zip(group, full, strict=True) if f not in present]
 
@@ -375,6 +376,15 @@ class RemoteStore(BlobStore):
     def delete(self, key: str) -> None:
         with self._errors("delete", key):
             self._delete(self.full_key(key))
+
+    def delete_if_older(self, key: str, cutoff: float) -> bool:
+        """Delete ``key`` unless it was modified at or after ``cutoff`` (epoch seconds); True if deleted."""
+        with self._errors("delete", key):
+            mtime = self._stat(self.full_key(key))
+            if mtime is None or mtime >= cutoff:
+                return False
+            self._delete(self.full_key(key))
+            return True
 
 
 def _position(full_key: str) -> int:

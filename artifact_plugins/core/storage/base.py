@@ -76,6 +76,19 @@ class BlobStore(ABC):
     def delete(self, key: str) -> None:
         """Remove the object at ``key`` (no error if absent)."""
 
+    def touch(self, keys: Iterable[str]) -> None:
+        """Refresh the modification time of existing objects (a reused blob must look young to gc).
+
+        Stores whose objects cannot be touched cheaply leave this a no-op; gc's grace period
+        then has to outlast the longest log.
+        """
+        return None
+
+    def delete_if_older(self, key: str, cutoff: float) -> bool:
+        """Delete ``key`` unless it was modified at or after ``cutoff`` (epoch seconds); True if deleted."""
+        self.delete(key)
+        return True
+
     def local_path(self, key: str) -> str | None:
         """A filesystem path holding the object, for stores that have one."""
         return None

@@ -245,9 +245,11 @@ class GCSStore(RemoteStore):
 
     # -- primitives -------------------------------------------------------------------------------
 
-    def _head(self, full_key: str) -> bool:
-        found: bool = self._blob(full_key).exists(retry=self._retry, timeout=self.options.timeout)
-        return found
+    def _stat(self, full_key: str) -> float | None:
+        blob = self._bucket.get_blob(full_key, retry=self._retry, timeout=self.options.timeout)
+        if blob is None:
+            return None
+        return blob.updated.timestamp() if blob.updated else 0.0
 
     def _list(self, prefix: str, start: str | None = None) -> Iterator[ObjectPage]:
         it = self.client.list_blobs(

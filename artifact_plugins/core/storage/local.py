@@ -7,7 +7,7 @@ import errno
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from blake3 import blake3
@@ -134,6 +134,23 @@ class LocalStore(BlobStore):
             self._path(key).unlink(missing_ok=True)
         except OSError as exc:
             raise self._error("delete", key, exc) from exc
+
+    def touch(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(self._path(key))
+
+    def delete_if_older(self, key: str, cutoff: float) -> bool:
+        path = self._path(key)
+        try:
+            if os.stat(path).st_mtime >= cutoff:
+                return False
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise self._error("delete", key, exc) from exc
+        return True
 
     def local_path(self, key: str) -> str | None:
         return str(self._path(key))

@@ -294,14 +294,15 @@ class S3Store(RemoteStore):
 
     # -- primitives -------------------------------------------------------------------------------
 
-    def _head(self, full_key: str) -> bool:
+    def _stat(self, full_key: str) -> float | None:
         try:
-            self.client.head_object(Bucket=self.bucket, Key=full_key)
+            head = self.client.head_object(Bucket=self.bucket, Key=full_key)
         except ClientError as exc:
             if is_not_found(exc):
-                return False
+                return None
             raise
-        return True
+        mtime: float = head["LastModified"].timestamp()
+        return mtime
 
     def _list(self, prefix: str, start: str | None = None) -> Iterator[ObjectPage]:
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": self.page_size}

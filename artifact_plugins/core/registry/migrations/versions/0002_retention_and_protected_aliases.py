@@ -1,4 +1,4 @@
-"""retention policies, protected aliases, run group names
+"""retention policies, protected aliases, run group names, keyed distributed parts
 
 Revision ID: 0002
 Revises: 0001
@@ -19,6 +19,10 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("runs") as batch:
         batch.add_column(sa.Column("group_name", sa.String(length=512), nullable=True))
+    with op.batch_alter_table("parts") as batch:
+        batch.add_column(sa.Column("part_key", sa.String(length=512), nullable=True))
+        batch.add_column(sa.Column("version_id", sa.Integer(), nullable=True))
+        batch.create_foreign_key("fk_parts_version_id", "versions", ["version_id"], ["id"])
     op.create_table(
         "retention_policies",
         sa.Column("collection_id", sa.Integer(), sa.ForeignKey("collections.id"), primary_key=True),
@@ -36,5 +40,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("protected_aliases")
     op.drop_table("retention_policies")
+    with op.batch_alter_table("parts") as batch:
+        batch.drop_constraint("fk_parts_version_id", type_="foreignkey")
+        batch.drop_column("version_id")
+        batch.drop_column("part_key")
     with op.batch_alter_table("runs") as batch:
         batch.drop_column("group_name")

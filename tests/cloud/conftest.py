@@ -1,0 +1,201 @@
+"""Fixtures for the cloud-storage tests: real SeaweedFS (S3) and fake-gcs-server on loopback.
+
+The servers start once per session. Each test gets its own store prefix, registry, cache and
+working directory; the process-level client and reference-handler caches are cleared so the
+environment of one test (an endpoint, a proxy) never leaks into the next.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from servers import ACCESS_KEY, SECRET_KEY, FakeGCS, FaultProxy, SeaweedFS
+
+from artifact_plugins.core import client as client_mod
+from artifact_plugins.core import references as references_mod
+from artifact_plugins.core import run as run_mod
+
+ENV_VARS = ("STORE", "REGISTRY", "CACHE_DIR", "CONFIG", "ENTITY", "PROJECT", "CACHE_MAX_BYTES")
+STORE_BUCKET = "artifacts"
+REFS_BUCKET = "refs"
+VERSIONED_BUCKET = "refs-versioned"
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """One SeaweedFS for the session, with a store bucket and an unversioned and a versioned refs bucket."""
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs")).start()
+    try:
+        server.make_bucket(STORE_BUCKET)
+        server.make_bucket(REFS_BUCKET)
+        server.make_bucket(VERSIONED_BUCKET, versioned=True)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGCS]:
+    """One fake-gcs-server for the session, with the same three buckets."""
+    server = FakeGCS(tmp_path_factory.mktemp("fake-gcs")).start()
+    try:
+        server.make_bucket(STORE_BUCKET)
+        server.make_bucket(REFS_BUCKET)
+        server.make_bucket(VERSIONED_BUCKET, versioned=True)
+        yield server
+    finally:
+        server.stop()
+
+
+def reset_clients() -> None:
+    """Forget cached clients (closing their stores) and reference handlers, as a new process would."""
+    for c in list(client_mod._clients.values()):
+        if "registry" in c.__dict__:
+            c.registry.engine.dispose()
+        store = c.__dict__.get("store")
+        if store is not None and hasattr(store, "close"):
+            store.close()
+    client_mod._clients.clear()
+    references_mod._HANDLERS.clear()
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Registry, cache and working directory under ``tmp_path``; dummy AWS credentials; no state carried over."""
+    for name in ENV_VARS:
+        monkeypatch.delenv(f"ARTIFACT_PLUGINS_{name}", raising=False)
+    for name in list(os.environ):
+        if name.startswith(("ARTIFACT_PLUGINS_S3_", "ARTIFACT_PLUGINS_GCS_", "AWS_")) or name == "STORAGE_EMULATOR_HOST":
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ARTIFACT_PLUGINS_REGISTRY", f"sqlite:///{tmp_path / 'registry.db'}")
+    monkeypatch.setenv("ARTIFACT_PLUGINS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("ARTIFACT_PLUGINS_CONFIG", str(tmp_path / "no-such-config.toml"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    # Small multipart/resumable thresholds so modest test files exercise the large-file paths.
+    monkeypatch.setenv("ARTIFACT_PLUGINS_S3_MULTIPART_THRESHOLD", "5MiB")
+    monkeypatch.setenv("ARTIFACT_PLUGINS_S3_MULTIPART_CHUNKSIZE", "5MiB")
+    monkeypatch.setenv("ARTIFACT_PLUGINS_GCS_RESUMABLE_THRESHOLD", "1MiB")
+    monkeypatch.setenv("ARTIFACT_PLUGINS_GCS_CHUNK_SIZE", "1MiB")
+    monkeypatch.chdir(tmp_path)
+    reset_clients()
+    run_mod._current.set(None)
+    yield tmp_path
+    run_mod._current.set(None)
+    reset_clients()
+
+
+def unique(label: str) -> str:
+    """A fresh key prefix, so tests sharing a bucket never see each other's objects."""
+    return f"{label}-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class Backend:
+    """One cloud backend as the tests see it."""
+
+    kind: str  # "s3" or "gs"
+    server: Any
+    monkeypatch: pytest.MonkeyPatch
+
+    def endpoint(self, url: str) -> None:
+        """Point the library (stores and reference handlers) at ``url``."""
+        if self.kind == "s3":
+            self.monkeypatch.setenv("ARTIFACT_PLUGINS_S3_ENDPOINT_URL", url)
+        else:
+            self.monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
+
+    def use_store(self, prefix: str | None = None, via: str | None = None) -> str:
+        """Make ``<kind>://artifacts/<prefix>`` the store (through ``via`` when given); returns the prefix."""
+        prefix = prefix or unique("store")
+        self.endpoint(via or self.server.endpoint)
+        self.monkeypatch.setenv("ARTIFACT_PLUGINS_STORE", f"{self.kind}://{STORE_BUCKET}/{prefix}")
+        reset_clients()
+        return prefix
+
+    def uri(self, bucket: str, key: str) -> str:
+        """``<kind>://bucket/key``."""
+        return f"{self.kind}://{bucket}/{key}"
+
+    def put(self, bucket: str, key: str, data: bytes) -> str | None:
+        """Write an object directly (bypassing the library); returns its version / generation."""
+        if self.kind == "s3":
+            resp = self.server.client().put_object(Bucket=bucket, Key=key, Body=data)
+            return resp.get("VersionId")
+        blob = self.server.client().bucket(bucket).blob(key)
+        blob.upload_from_string(data)
+        return str(blob.generation)
+
+    def delete(self, bucket: str, key: str) -> None:
+        """Delete an object directly."""
+        if self.kind == "s3":
+            self.server.client().delete_object(Bucket=bucket, Key=key)
+        else:
+            self.server.client().bucket(bucket).blob(key).delete()
+
+    def keys(self, bucket: str, prefix: str) -> list[str]:
+        """Every object name under ``prefix``, straight from the server."""
+        if self.kind == "s3":
+            pages = self.server.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+        return sorted(b.name for b in self.server.client().list_blobs(bucket, prefix=prefix))
+
+
+@pytest.fixture(params=["s3", "gs"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Backend:
+    """Each test using it runs against SeaweedFS (S3) and fake-gcs-server (GCS)."""
+    server = request.getfixturevalue("seaweed" if request.param == "s3" else "fake_gcs")
+    return Backend(request.param, server, monkeypatch)
+
+
+@pytest.fixture
+def s3(seaweed: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> Backend:
+    """The S3 backend alone."""
+    return Backend("s3", seaweed, monkeypatch)
+
+
+@pytest.fixture
+def proxy_for() -> Iterator[Callable[[int], FaultProxy]]:
+    """``proxy_for(port)`` starts a fault-injecting proxy in front of a server; closed after the test."""
+    proxies: list[FaultProxy] = []
+
+    def make(port: int) -> FaultProxy:
+        p = FaultProxy(port)
+        proxies.append(p)
+        return p
+
+    yield make
+    for p in proxies:
+        p.close()
+
+
+def upstream_port(backend: Backend) -> int:
+    """The TCP port of a backend's server."""
+    return int(backend.server.endpoint.rsplit(":", 1)[1])
+
+
+@pytest.fixture
+def make_tree(tmp_path: Path) -> Callable[[str, dict[str, bytes]], Path]:
+    """``make_tree("src", {"a.txt": b"x"})`` writes files and returns the directory."""
+
+    def make(name: str, files: dict[str, bytes]) -> Path:
+        root = tmp_path / name
+        root.mkdir(parents=True, exist_ok=True)
+        for rel, content in files.items():
+            p = root / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(content)
+        return root
+
+    return make

