@@ -8,7 +8,7 @@ from typing import Any
 from .client import Client, get_client
 from .config import Settings
 from .diff import VersionDiff
-from .errors import AliasedVersionError, ArtifactNotFoundError, InvalidInputError
+from .errors import AliasedVersionError, ArtifactNotFoundError, InvalidAliasError, InvalidInputError
 from .gc import DEFAULT_GRACE, GcReport, collect_garbage
 from .lineage import LineageGraph, build_lineage
 from .naming import Ref, parse_ref, validate_alias, validate_name
@@ -107,7 +107,7 @@ class Api:
         With ``expected`` (``"v6"``, or ``None`` together with ``check=True`` for "must not exist yet")
         this is a compare-and-swap: it fails with :class:`AliasConflictError` if the alias moved.
         """
-        validate_alias(alias)
+        _check_movable(alias)
         version = self.artifact(ref)
         do_check = check if check is not None else expected is not None
         if expected is not None and not (expected.startswith("v") and expected[1:].isdigit()):
@@ -121,7 +121,7 @@ class Api:
 
     def remove_alias(self, ref: str, alias: str, expected: str | None = None, *, force: bool = False) -> None:
         """Remove ``alias`` from the collection of ``ref`` (compare-and-swap with ``expected``)."""
-        validate_alias(alias)
+        _check_movable(alias)
         parsed = self._ref(ref)
         version = self.artifact(str(Ref(parsed.name, parsed.project, parsed.entity, alias=alias)))
         move = self._client.registry.remove_alias(
@@ -226,3 +226,9 @@ class Api:
         """Mark-and-sweep the store: delete blobs and manifests no committed version references,
         never touching anything younger than ``grace``."""
         return collect_garbage(self._client, dry_run=dry_run, grace=grace)
+
+
+def _check_movable(alias: str) -> None:
+    validate_alias(alias)
+    if alias == "latest":
+        raise InvalidAliasError("alias 'latest' is managed: it always points at the newest version and cannot be moved")

@@ -6,6 +6,7 @@ import os
 import shutil
 import stat as stat_mod
 import tempfile
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -171,7 +172,7 @@ class Artifact:
         entry_path = normalize_entry_path(name)
         if self._tmpdir is None:
             self._tmpdir = tempfile.TemporaryDirectory(prefix="artifact-plugins-")
-        local = Path(self._tmpdir.name) / f"{len(self._entries)}-{os.path.basename(entry_path)}"
+        local = Path(self._tmpdir.name) / f"{uuid.uuid4().hex}-{os.path.basename(entry_path)}"
         with open(local, mode, encoding=None if "b" in mode else encoding) as f:
             yield f
         self.add_file(local, entry_path, overwrite=True)

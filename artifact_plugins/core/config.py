@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from platformdirs import user_cache_dir, user_config_dir, user_data_dir
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import InvalidConfigError
 from .naming import validate_name
@@ -43,6 +43,8 @@ _UNITS = {
 
 def parse_size(value: str | int) -> int:
     """``"10GiB"`` -> 10737418240; plain integers are bytes."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise InvalidConfigError(f"invalid size {value!r}: expected bytes such as 1048576, '500MB' or '10GiB'")
     if isinstance(value, int):
         if value < 0:
             raise InvalidConfigError(f"invalid size {value!r}: must not be negative")
@@ -97,7 +99,13 @@ class Settings(BaseModel):
         values["cache_max_bytes"] = parse_size(values.get("cache_max_bytes", 20 * 2**30))
         validate_name(values.get("entity", "default"), "entity")
         validate_name(values.get("project", "default"), "project")
-        return cls(**values)
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e['input']!r})" for e in exc.errors()
+            )
+            raise InvalidConfigError(f"invalid configuration: {problems}") from None
 
     def describe(self) -> dict[str, Any]:
         """The settings with credentials redacted, safe to print or log."""

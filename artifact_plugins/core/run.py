@@ -24,6 +24,7 @@ from .client import Client, get_client
 from .config import Settings
 from .errors import DistributedConflictError, InvalidInputError
 from .manifest import Manifest
+from .metadata import validate_description, validate_metadata
 from .naming import parse_ref, validate_alias, validate_name
 from .registry import RunRecord, VersionRecord
 from .run_context import AliasMove, RunContext, RunContextProvider, current_run_context
@@ -60,6 +61,7 @@ class Run:
         provider: RunContextProvider | None,
         entity: str,
         project: str,
+        explicit: bool = False,
     ) -> None:
         self._client = client
         self._context = context
@@ -73,6 +75,7 @@ class Run:
             name=context.name,
             group=context.group,
             group_name=context.group_name,
+            refresh_identity=explicit,
             entity=entity,
             project=project,
             url=context.url,
@@ -164,6 +167,7 @@ class Run:
         alias_list = [validate_alias(a) if a != "latest" else a for a in (aliases or [])]
         tag_list = [validate_name(t, "tag") for t in (tags or [])]
         manifest = artifact.manifest()
+        metadata, description = _checked_fields(artifact)
         upload_blobs(self._client, artifact.pending, artifact.name)
         key = self._client.put_manifest(manifest)
         result = self._client.registry.commit_version(
@@ -175,8 +179,8 @@ class Run:
             manifest_key=key,
             size=manifest.size,
             file_count=len(manifest),
-            description=artifact.description,
-            metadata=artifact.metadata,
+            description=description,
+            metadata=metadata,
             aliases=alias_list,
             tags=tag_list,
             run_id=self.id,
@@ -217,6 +221,7 @@ class Run:
     def _log_quietly(self, artifact: Artifact) -> ArtifactVersion:
         """Commit a draft that is being *used*: idempotent, and not recorded as this run's output."""
         manifest = artifact.manifest()
+        metadata, description = _checked_fields(artifact)
         upload_blobs(self._client, artifact.pending, artifact.name)
         key = self._client.put_manifest(manifest)
         result = self._client.registry.commit_version(
@@ -228,8 +233,8 @@ class Run:
             manifest_key=key,
             size=manifest.size,
             file_count=len(manifest),
-            description=artifact.description,
-            metadata=artifact.metadata,
+            description=description,
+            metadata=metadata,
             aliases=[],
             tags=[],
             run_id=None,
@@ -258,6 +263,7 @@ class Run:
         """
         did = self._distributed_id(distributed_id)
         manifest = artifact.manifest()
+        _checked_fields(artifact)
         upload_blobs(self._client, artifact.pending, artifact.name)
         key = self._client.put_manifest(manifest)
         self._client.registry.add_part(
@@ -365,6 +371,11 @@ class Run:
             logger.warning("%s hook %s failed: %s", type(self._provider).__name__, hook, exc)
 
 
+def _checked_fields(artifact: Artifact) -> tuple[dict[str, Any], str | None]:
+    """Metadata and description of a draft, validated again: they may have been set after construction."""
+    return validate_metadata(artifact.metadata), validate_description(artifact.description)
+
+
 def notify_alias_moves(
     client: Client, record: VersionRecord, moves: list[tuple[str, int | None, int | None]], run: Run | None = None
 ) -> None:
@@ -429,7 +440,14 @@ def init(
             ctx = dataclasses.replace(
                 ctx, name=name or ctx.name, job_type=job_type or ctx.job_type, group=group or ctx.group
             )
-        run = Run(client, ctx, provider, entity or settings.entity, project or settings.project)
+        run = Run(
+            client,
+            ctx,
+            provider,
+            entity or settings.entity,
+            project or settings.project,
+            explicit=bool(job_type or name or group),
+        )
     else:
         run = Run(
             client, _script_context(job_type, name, group), None, entity or settings.entity, project or settings.project

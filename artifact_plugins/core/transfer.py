@@ -157,7 +157,8 @@ def materialize(
                 os.replace(tmp, dest)
             finally:
                 tmp.unlink(missing_ok=True)
-            written.append((os.stat(dest), entry.digest))
+            if entry.ref is None:  # a reference's digest may describe its URI, not its bytes
+                written.append((os.stat(dest), entry.digest))
             counted.done(entry.size)
 
         _parallel(fetch, todo, _workers(client.store, total, len(todo)))

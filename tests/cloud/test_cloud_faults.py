@@ -58,8 +58,9 @@ def test_injected_503s_and_resets_are_retried(
     monkeypatch.setenv("ARTIFACT_PLUGINS_CACHE_DIR", str(tmp_path / "cache-2"))
     reset_clients()
     proxy.clear()
-    proxy.fail(4, 503, match=lambda m, p: m == "GET")
-    proxy.reset(1, match=lambda m, p: m == "GET")
+    blob_reads: Callable[[str, str], bool] = lambda m, p: m == "GET" and ("/blobs/" in p or "%2Fblobs%2F" in p)
+    proxy.fail(4, 503, match=blob_reads)
+    proxy.reset(1, match=blob_reads)
     root = ap.Api().artifact(f"ds:{v.version}").download(tmp_path / "out", verify=True)
     assert len(proxy.injected) == 5
     for rel, data in files.items():

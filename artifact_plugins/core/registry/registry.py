@@ -620,21 +620,30 @@ class Registry:
         run_id: str | None = None,
         ttl_seconds: int | None = None,
     ) -> tuple[VersionRecord, list[tuple[str, int | None, int | None]]]:
-        """Persist description, metadata, TTL, aliases and tags of a version (alias list replaces)."""
+        """Persist description, metadata, TTL, aliases and tags of a version.
+
+        ``aliases`` is the full list the caller wants; only its differences from the list the
+        caller loaded (``version.aliases``) are applied.
+        """
 
         def fn(conn: Connection) -> tuple[VersionRecord, list[tuple[str, int | None, int | None]]]:
             self._lock_collection(conn, version.collection_id)
+            state = conn.execute(select(m.Version.state).where(m.Version.id == version.id)).scalar()
+            if state != COMMITTED:
+                raise ArtifactNotFoundError(f"{version.collection}:{version.version} was deleted; it cannot be edited")
             conn.execute(
                 update(m.Version)
                 .where(m.Version.id == version.id)
                 .values(description=description, metadata=metadata, ttl_seconds=ttl_seconds)
             )
+            # Apply only the caller's own changes relative to what it loaded, so a stale object
+            # never undoes alias moves made by others since.
+            loaded, wanted = set(version.aliases), set(aliases)
             current = set(conn.execute(select(m.Alias.alias).where(m.Alias.version_id == version.id)).scalars())
-            wanted = set(aliases)
             moves = []
-            for a in sorted(current - wanted - {LATEST}):
+            for a in sorted((loaded - wanted) & current - {LATEST}):
                 moves.append(self._move_alias(conn, version.collection_id, a, None, run_id))
-            for a in sorted(wanted - current - {LATEST}):
+            for a in sorted(wanted - loaded - {LATEST}):
                 moves.append(self._move_alias(conn, version.collection_id, a, version.id, run_id))
             conn.execute(delete(m.Tag).where(m.Tag.version_id == version.id))
             self._add_tags(conn, version.id, tags)
@@ -680,8 +689,13 @@ class Registry:
         group_url: str | None,
         step: dict[str, Any],
         group_name: str | None = None,
+        refresh_identity: bool = False,
     ) -> RunRecord:
-        """The run with ``run_key``, created on first use (one row per step execution)."""
+        """The run with ``run_key``, created on first use (one row per step execution).
+
+        With ``refresh_identity`` an existing run takes the given job type, name and group
+        (an explicit ``init(job_type=...)`` inside a step wins over the step's defaults).
+        """
 
         def fn(conn: Connection) -> RunRecord:
             row = conn.execute(select(m.Run.id).where(m.Run.run_key == run_key)).scalar()
@@ -707,7 +721,10 @@ class Registry:
                 )
             else:
                 rid = row
-                conn.execute(update(m.Run).where(m.Run.id == rid).values(status="running", finished_at=None))
+                values: dict[Any, Any] = {m.Run.status: "running", m.Run.finished_at: None}
+                if refresh_identity:
+                    values.update({m.Run.job_type: job_type, m.Run.name: name, m.Run.group: group})
+                conn.execute(update(m.Run).where(m.Run.id == rid).values(values))
             return self._run_by_id(conn, rid)
 
         return self.write(fn)

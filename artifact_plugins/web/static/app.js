@@ -1,7 +1,7 @@
 /* artifact_plugins lineage viewer: a dependency-free single-page app.
  *
  * Safety rule: every string that comes from the registry is put into the page with
- * textContent / setAttribute / DOM APIs only -- never innerHTML -- and links to orchestrator
+ * textContent / setAttribute / DOM APIs only -- never parsed as HTML -- and links to orchestrator
  * UIs are only made for http(s) URLs. All URLs are relative to the app root, so the app
  * works under any mount prefix (e.g. /artifacts inside Airflow).
  */
