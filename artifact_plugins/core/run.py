@@ -321,6 +321,8 @@ class Run:
             )
             version = ArtifactVersion(self._client, result.version, self)
             artifact._mark_logged(version)
+            self._notify("on_logged", version, created=result.created)
+            notify_alias_moves(self._client, result.version, result.moves, self)
             return version
         owner: dict[str, str] = {p.entry.path: "the finishing artifact" for p in artifact.pending}
         merged = {p.entry.path: p.entry for p in artifact.pending}

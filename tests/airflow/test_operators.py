@@ -262,7 +262,7 @@ def test_retried_part_and_retried_finish_commit_exactly_one_version(api: Any, tm
 
 
 def test_finish_without_parts_fails_and_commits_nothing(api: Any) -> None:
-    with pytest.raises(ValueError, match="no parts were upserted"):
+    with pytest.raises(ValueError, match="no upserted parts"):
         _finish(try_number=1)
     assert api.artifact_versions("dataset", "bike-shards") == []
 

@@ -30,11 +30,12 @@ VERSIONED_BUCKET = "refs-versioned"
 
 @pytest.fixture(scope="session")
 def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
-    """One SeaweedFS for the session, with a store bucket and an unversioned and a versioned refs bucket."""
+    """One SeaweedFS for the session (SigV4 authentication on), with a store bucket and an unversioned
+    and a versioned refs bucket."""
     server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs")).start()
     try:
         server.make_bucket(STORE_BUCKET)
-        server.make_bucket(REFS_BUCKET)
+        server.make_bucket(REFS_BUCKET, public_read=True)  # also served as plain http(s) in the HTTP tests
         server.make_bucket(VERSIONED_BUCKET, versioned=True)
         yield server
     finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import json
 import os
 import shutil
 import signal
@@ -120,7 +121,12 @@ class SeaweedFS:
             "-master.volumeSizeLimitMB=256",
         ]
         log = self.root / "weed.log"
-        self.proc = subprocess.Popen(args, stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+        # Authentication on: the mini user gets these keys, so every request is really SigV4-checked.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))}
+        env.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
+        self.proc = subprocess.Popen(
+            args, stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True, env=env
+        )
         client = self.client(max_attempts=1)
 
         def ready() -> bool:
@@ -160,12 +166,16 @@ class SeaweedFS:
             config=Config(retries={"mode": "standard", "max_attempts": max_attempts}, max_pool_connections=50),
         )
 
-    def make_bucket(self, name: str, versioned: bool = False) -> None:
-        """Create a bucket (optionally with versioning enabled)."""
+    def make_bucket(self, name: str, versioned: bool = False, public_read: bool = False) -> None:
+        """Create a bucket (optionally versioned, optionally readable anonymously over plain HTTP)."""
         c = self.client()
         c.create_bucket(Bucket=name)
         if versioned:
             c.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        if public_read:
+            statement = {"Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject"]}
+            statement["Resource"] = [f"arn:aws:s3:::{name}/*"]
+            c.put_bucket_policy(Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
 
 
 @dataclass

@@ -202,3 +202,14 @@ def test_a_blob_deleted_from_the_bucket_is_reported(
     with pytest.raises(StoreError, match="missing from the store"):
         ap.Api().artifact(f"ds:{v.version}").download(tmp_path / "out")
     assert not (tmp_path / "out" / "a.txt").exists()
+
+
+def test_wrong_credentials_fail_cleanly(s3: Backend, make_tree: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    s3.use_store()
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret-do-not-print")
+    reset_clients()
+    with pytest.raises(StoreError) as exc:
+        log_dir(make_tree("src", {"a.txt": b"a"}))
+    message = str(exc.value)
+    assert "SignatureDoesNotMatch" in message and "wrong-secret-do-not-print" not in message
+    assert SECRET_KEY not in message
