@@ -74,7 +74,10 @@ def collect_garbage(client: Client, *, dry_run: bool = True, grace: timedelta = 
         if not dry_run:
             store.delete(obj.key)
     for obj in store.iter_objects("blobs/"):
-        if obj.key in live_blobs or ".tmp-" in obj.key:
+        # Temp files of uploads killed mid-copy are never referenced: reclaimed like any other
+        # unreferenced object once older than the grace period (an upload in flight keeps its
+        # temp file young).
+        if obj.key in live_blobs:
             continue
         if obj.mtime >= cutoff:
             report.kept_young += 1

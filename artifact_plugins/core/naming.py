@@ -159,7 +159,9 @@ def normalize_entry_path(path: object) -> str:
             rule = "must name a file"
         else:
             normal = unicodedata.normalize("NFC", "/".join(segments))
-            if len(normal.encode("utf-8")) > MAX_PATH_BYTES:
+            if re.match(r"[A-Za-z]:", normal):
+                rule = "must be relative, not a drive path"
+            elif len(normal.encode("utf-8")) > MAX_PATH_BYTES:
                 rule = f"must be at most {MAX_PATH_BYTES} bytes in UTF-8"
             else:
                 return normal

@@ -96,9 +96,15 @@ class Guard:
                 )
                 return
 
+        head = scope["method"] == "HEAD"
+        if head:  # answered like GET, without the body
+            scope = {**scope, "method": "GET"}
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = _with_security_headers(list(message.get("headers", [])))
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             await send(message)
 
         downstream = self.gzip if is_api and "/download/" not in path else self.app

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Workers, race
+from team_helpers import Workers, race
 
 import artifact_plugins as ap
 

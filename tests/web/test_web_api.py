@@ -241,6 +241,13 @@ def test_everything_but_get_is_refused(client: Any, method: str, path: str) -> N
     assert "read-only" in response.text
 
 
+def test_head_is_answered_like_get_without_a_body(client: Any) -> None:
+    get = client.get("/api/projects")
+    head = client.head("/api/projects")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-type"] == get.headers["content-type"]
+
+
 def test_no_cors_on_reads(client: Any) -> None:
     response = client.get("/api/projects", headers={"Origin": "https://evil.example"})
     assert response.status_code == 200 and "access-control-allow-origin" not in response.headers
@@ -260,10 +267,10 @@ def test_unknown_api_paths_point_to_the_docs(client: Any) -> None:
 def test_openapi_documents_every_endpoint(client: Any) -> None:
     doc = client.get("/api/openapi.json").json()
     paths = set(doc["paths"])
-    assert {"/api/projects", "/api/projects/{entity}/{project}/collections", "/api/collections/{entity}/{project}/{name}",
-            "/api/versions/{entity}/{project}/{name}/{version}", "/api/versions/{entity}/{project}/{name}/{version}/files",
-            "/api/versions/{entity}/{project}/{name}/{version}/download/{path}", "/api/runs", "/api/runs/{run_id}",
-            "/api/lineage", "/api/diff/{entity}/{project}/{name}"} == paths
+    version = "/api/versions/{entity}/{project}/{name}/{version}"
+    assert {"/api/projects", "/api/projects/{entity}/{project}/collections",
+            "/api/collections/{entity}/{project}/{name}", version, version + "/files", version + "/download/{path}",
+            "/api/runs", "/api/runs/{run_id}", "/api/lineage", "/api/diff/{entity}/{project}/{name}"} == paths
     assert all(set(ops) == {"get"} for ops in doc["paths"].values())
     assert all(op["get"].get("description") or op["get"].get("summary") for op in doc["paths"].values())
 

@@ -10,15 +10,16 @@ store. The app is served by uvicorn on a free loopback port. Screenshots go to
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode
 
 import pytest
 from web_helpers import XSS, Seeded, core_at, env_for, seed
@@ -119,6 +120,26 @@ def shot(page: Any, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"))
 
 
+def after(page: Any, action: Callable[[], Any], graph: bool = False) -> None:
+    """Do ``action`` (which changes the view) and wait until the next view (and its graph) is drawn."""
+    before = page.get_attribute("body", "data-nav") or "0"
+    action()
+    page.wait_for_selector(f"body[data-ready='1']:not([data-nav='{before}'])")
+    if graph:
+        page.wait_for_selector(GRAPH_READY)
+
+
+def visit(page: Any, url: str, graph: bool = False) -> None:
+    """Go to ``url`` and wait until its view (and graph) is drawn; a hash change is not a page load."""
+    if page.url.split("#")[0] == url.split("#")[0] and "#" in url:
+        after(page, lambda: page.goto(url), graph)
+        return
+    page.goto(url)
+    page.wait_for_selector(READY)
+    if graph:
+        page.wait_for_selector(GRAPH_READY)
+
+
 def xss_fired(page: Any) -> Any:
     return page.evaluate("window.__xss === undefined ? null : window.__xss")
 
@@ -167,58 +188,60 @@ def pipelines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield root / "registry"
 
 
+@dataclass
+class Site:
+    """A served viewer: its URL and the settings of the registry behind it."""
+
+    url: str
+    settings: ap.Settings
+
+
 @pytest.fixture(scope="module")
-def site(pipelines: Path) -> Iterator[str]:
+def site(pipelines: Path) -> Iterator[Site]:
     """The viewer over the pipelines' registry, served by uvicorn."""
     with core_at(pipelines) as settings:
         server = Server(create_app(settings))
-        yield server.url
+        yield Site(server.url, settings)
         server.stop()
 
 
 # -- the walkthrough --------------------------------------------------------------------------------
 
 
-def test_click_through_to_a_version_and_explode_the_graph(site: str, new_page: Callable[..., Any]) -> None:
+def test_click_through_to_a_version_and_explode_the_graph(site: Site, new_page: Callable[..., Any]) -> None:
     page = new_page()
-    page.goto(site)
+    page.goto(site.url)
     page.wait_for_selector(READY)
     shot(page, "01-projects")
-    page.click("a.card[data-project='default/bikes']")
-    page.wait_for_selector("body[data-view='project'][data-ready='1']")
+    after(page, lambda: page.click("a.card[data-project='default/bikes']"))
     assert page.locator("#collections tbody tr").count() == 4
     shot(page, "02-project")
-    page.click("#collections a:text-is('bike-dataset')")
-    page.wait_for_selector("body[data-view='collection'][data-ready='1']")
+    after(page, lambda: page.click("#collections a:text-is('bike-dataset')"))
     assert page.locator("#versions tbody tr").count() == 2
     shot(page, "03-collection")
-    page.click("#versions a:text-is('v0')")
-    page.wait_for_selector("body[data-view='version'][data-ready='1']")
+    after(page, lambda: page.click("#versions a:text-is('v0')"))
     assert "bike-dataset:v0" in page.title() or page.locator("h1").inner_text().startswith("bike-dataset")
     details = page.locator("table.kv").first.inner_text()
-    digest = ap.Api(ap.Settings.resolve(**_settings_of(site))).artifact("bike-dataset:v0").digest
+    digest = ap.Api(site.settings).artifact("bike-dataset:v0").digest
     assert digest in details
     assert page.locator(".runcard .runname", has_text="preprocess").count() == 1  # logged by the Prefect task
     assert page.get_by_text("bike_train").count() >= 1  # used by the Airflow tasks
     shot(page, "04-version")
 
-    page.click(".tabs a[data-tab='lineage']")
-    page.wait_for_selector(GRAPH_READY)
+    after(page, lambda: page.click(".tabs a[data-tab='lineage']"), graph=True)
     collapsed = node_ids(page)
     assert {"t:dataset", "t:raw-data", "t:model", "t:report", "j:preprocess", "j:ingest", "j:bike_train"} <= collapsed
     assert all(not n.startswith(("v:", "r:")) for n in collapsed)
     shot(page, "05-lineage-collapsed")
 
-    page.click("button[data-collapse='explode']")
-    page.wait_for_selector(GRAPH_READY)
-    exploded = page.locator("g.node[data-kind='run']").all_inner_texts()
+    after(page, lambda: page.click("button[data-collapse='explode']"), graph=True)
+    exploded = page.locator("g.node[data-kind='run']").all_text_contents()
     assert any("bike_train / train" in t and "airflow" in t for t in exploded)
     assert any("preprocess" in t and "prefect" in t for t in exploded)
     assert page.locator("g.node.root").count() == 1 and "collapse=explode" in page.url
     shot(page, "06-lineage-exploded")
 
-    page.click("g.node[data-kind='artifact']:has-text('bike-model:v0')")
-    page.wait_for_selector("body[data-view='version'][data-ready='1']")
+    after(page, lambda: page.click("g.node[data-kind='artifact']:has-text('bike-model:v0')"))
     assert page.locator("h1").inner_text().startswith("bike-model")
     assert page.locator(".runcard", has_text="Open in Airflow").count() >= 1
     href = page.locator(".runcard a.extlink").first.get_attribute("href")
@@ -230,38 +253,30 @@ def node_ids(page: Any) -> set[str]:
     return set(page.eval_on_selector_all("g.node", "els => els.map(e => e.dataset.id)"))
 
 
-def _settings_of(site: str) -> dict[str, str]:
-    """The settings of the module's registry (what ``core_at`` put in the environment)."""
-    return {"registry": os.environ["ARTIFACT_PLUGINS_REGISTRY"], "store": os.environ["ARTIFACT_PLUGINS_STORE"]}
-
-
-def test_lineage_controls_depth_direction_and_open_a_run(site: str, new_page: Callable[..., Any]) -> None:
+def test_lineage_controls_depth_direction_and_open_a_run(site: Site, new_page: Callable[..., Any]) -> None:
     page = new_page()
-    page.goto(site + "#/versions/default/bikes/bike-dataset/v0?tab=lineage&collapse=explode")
+    page.goto(site.url + "#/versions/default/bikes/bike-dataset/v0?tab=lineage&collapse=explode")
     page.wait_for_selector(GRAPH_READY)
     both = node_ids(page)
-    page.select_option("#lineage-direction", "downstream")
-    page.wait_for_selector(GRAPH_READY)
+    after(page, lambda: page.select_option("#lineage-direction", "downstream"), graph=True)
     down = node_ids(page)
     assert down < both and "direction=downstream" in page.url
-    page.select_option("#lineage-depth", "1")
-    page.wait_for_selector(GRAPH_READY)
+    after(page, lambda: page.select_option("#lineage-depth", "1"), graph=True)
     assert node_ids(page) <= down
     page.click("button[aria-label='Zoom in']")
     page.click("button[aria-label='Fit to view']")
-    page.click("g.node[data-kind='run']:has-text('bike_train / train')")
-    page.wait_for_selector("body[data-view='run'][data-ready='1']")
+    after(page, lambda: page.click("g.node[data-kind='run']:has-text('bike_train / train')"))
     assert page.locator("h1").inner_text() == "train"
     assert page.locator("a.btn:has-text('Open in Airflow')").get_attribute("href").startswith("http://localhost:8080/")
     shot(page, "08-run")
 
 
-def test_files_download_and_diff(site: str, new_page: Callable[..., Any]) -> None:
+def test_files_download_and_diff(site: Site, new_page: Callable[..., Any]) -> None:
     page = new_page()
-    page.goto(site + "#/versions/default/bikes/bike-dataset/v1?tab=files")
+    page.goto(site.url + "#/versions/default/bikes/bike-dataset/v1?tab=files")
     page.wait_for_selector(READY)
-    page.click("#files a:has-text('splits/')")
-    page.wait_for_selector("body[data-ready='1'] .pathbar strong:text-is('splits')")
+    after(page, lambda: page.click("#files a:has-text('splits/')"))
+    assert page.locator(".pathbar strong").inner_text() == "splits"
     with page.expect_download() as info:
         page.click("#files tr:has-text('test.csv') a:text-is('Download')")
     download = info.value
@@ -269,40 +284,37 @@ def test_files_download_and_diff(site: str, new_page: Callable[..., Any]) -> Non
     assert Path(download.path()).read_text().endswith("48,9,88\n")
     shot(page, "09-files")
 
-    page.goto(site + "#/collections/default/bikes/bike-dataset")
-    page.wait_for_selector("body[data-view='collection'][data-ready='1']")
-    page.click("button:text-is('Compare')")
-    page.wait_for_selector("body[data-view='diff'][data-ready='1']")
+    visit(page, site.url + "#/collections/default/bikes/bike-dataset")
+    after(page, lambda: page.click("button:text-is('Compare')"))
     stats = {s: page.locator(f".stat[data-stat='{s}'] .n").inner_text() for s in ("added", "modified", "renamed")}
     assert stats == {"added": "1", "modified": "1", "renamed": "1"}
     assert page.get_by_text("splits/train_full.csv").count() == 1
     shot(page, "10-diff")
 
 
-def test_runs_of_an_airflow_dag_run_like_the_plugin_tab(site: str, new_page: Callable[..., Any]) -> None:
+def test_runs_of_an_airflow_dag_run_like_the_plugin_tab(site: Site, new_page: Callable[..., Any]) -> None:
     page = new_page()
-    page.goto(site + "#/runs?orchestrator=airflow")
+    page.goto(site.url + "#/runs?orchestrator=airflow")
     page.wait_for_selector(READY)
     assert page.locator("#runs tbody tr").count() == 2
-    group = page.locator("#runs tbody tr").first.locator("td").nth(5).locator("a").get_attribute("href")
-    assert group is not None
-    dag_id, _, run_id = page.evaluate(f"decodeURIComponent({group.split('group=')[1]!r})").partition("/")
-    page.goto(site + f"runs?dag_id={dag_id}&run_id={run_id}")  # the deep link Airflow's DAG-run tab opens
+    href = page.locator("#runs tbody tr").first.locator("td").nth(5).locator("a").get_attribute("href")
+    assert href is not None
+    dag_id, _, run_id = parse_qs(href.split("?", 1)[1])["group"][0].partition("/")
+    assert dag_id == "bike_train"
+    page.goto(site.url + "runs?" + urlencode({"dag_id": dag_id, "run_id": run_id}))  # what Airflow's DAG-run tab opens
     page.wait_for_selector(GRAPH_READY)
     assert page.locator("#runs tbody tr").count() == 2 and "#/runs?group=" in page.url
     shot(page, "11-dag-run-tab")
 
 
-def test_pipeline_payloads_render_as_text(site: str, new_page: Callable[..., Any]) -> None:
+def test_pipeline_payloads_render_as_text(site: Site, new_page: Callable[..., Any]) -> None:
     page = new_page(bypass_csp=True)  # escaping alone must make payloads inert
-    for route in ("#/runs", "#/versions/default/bikes/raw-rentals/v0", "#/versions/default/bikes/raw-rentals/v0?tab=files",
-                  "#/versions/default/bikes/raw-rentals/v0?tab=lineage&collapse=explode"):
-        page.goto(site + route)
-        page.wait_for_selector(READY)
-        if "lineage" in route:
-            page.wait_for_selector(GRAPH_READY)
-        assert page.get_by_text(XSS, exact=False).count() + page.locator(f"text={XSS[:20]}").count() >= 1
-        assert xss_fired(page) is None and page.locator("img[src='x']").count() == 0
+    base = "#/versions/default/bikes/raw-rentals/v0"
+    for route, shown in (("#/runs", True), (base, True), (base + "?tab=files", True),
+                         (base + "?tab=lineage&collapse=explode", False)):
+        visit(page, site.url + route, graph="lineage" in route)
+        assert not shown or XSS in page.locator("#app").inner_text(), route
+        assert xss_fired(page) is None and page.locator("img[src='x']").count() == 0, route
 
 
 # -- hostile registry, token, mount prefix ----------------------------------------------------------------
@@ -334,21 +346,18 @@ def test_injection_payloads_are_inert_in_the_browser(hostile: tuple[Seeded, str]
     for bypass in (True, False):  # with the page's CSP switched off, escaping alone must hold
         page = new_page(bypass_csp=bypass)
         for route in HOSTILE_ROUTES:
-            page.goto(url + route)
-            page.wait_for_selector(READY)
+            visit(page, url + route)
             if "tab=lineage" in route or "group=" in route:
                 page.wait_for_selector("#lineage[data-ready]")
             assert xss_fired(page) is None, route
             assert page.locator("img[src='x'], [onerror], [onload]").count() == 0, route
             assert page.locator("script").count() == 2, route  # dagre + app only
-    page.goto(url + "#/versions/default/bikes/bike-dataset/v0")
-    page.wait_for_selector(READY)
+    visit(page, url + "#/versions/default/bikes/bike-dataset/v0")
     assert XSS in page.locator("#metadata").inner_text()
     assert XSS in page.locator("#description").inner_text()
     assert page.locator(".runcard .runname").first.inner_text() == XSS
     shot(page, "12-payloads-as-text")
-    page.goto(url + f"#/runs/{seeded.evil_run}")
-    page.wait_for_selector(READY)
+    visit(page, url + f"#/runs/{seeded.evil_run}")
     assert page.locator("a[href^='javascript']").count() == 0
     assert page.locator("a.btn:has-text('DAG run')").get_attribute("href") == "https://airflow.example/dags/mydag"
     page.goto(url + "versions/default/bikes/bike-dataset/v0")  # the server-rendered deep link, booted
@@ -366,8 +375,7 @@ def test_token_once_in_the_url_then_a_cookie(hostile: tuple[Seeded, str], new_pa
         page.goto(server.url + "versions/default/bikes/bike-dataset/v1?token=t0ken-for-tests")
         page.wait_for_selector("body[data-view='version'][data-ready='1']")
         assert "token" not in page.url
-        page.click(".tabs a[data-tab='lineage']")
-        page.wait_for_selector(GRAPH_READY)
+        after(page, lambda: page.click(".tabs a[data-tab='lineage']"), graph=True)
         assert page.locator("g.node").count() > 0
     finally:
         server.stop()
@@ -387,20 +395,9 @@ def test_works_mounted_under_a_prefix(hostile: tuple[Seeded, str], new_page: Cal
         page.goto(server.url + "artifacts/versions/default/bikes/bike-dataset/v1")
         page.wait_for_selector("body[data-view='version'][data-ready='1']")
         assert page.url == server.url + "artifacts/#/versions/default/bikes/bike-dataset/v1"
-        page.click(".tabs a[data-tab='lineage']")
-        page.wait_for_selector(GRAPH_READY)
-        page.click("a.crumb, .crumbs a:text-is('default/bikes')")
-        page.wait_for_selector("body[data-view='project'][data-ready='1']")
+        after(page, lambda: page.click(".tabs a[data-tab='lineage']"), graph=True)
+        after(page, lambda: page.click(".crumbs a:text-is('default/bikes')"))
         assert requests and all(u.startswith(server.url + "artifacts/") for u in requests), requests
         shot(page, "13-mounted-under-artifacts")
     finally:
         server.stop()
-
-
-def teardown_module() -> None:
-    """Keep only this run's screenshots' folder tidy (old names from earlier layouts go)."""
-    if SHOTS.exists():
-        for old in SHOTS.glob("*.png"):
-            if time.time() - old.stat().st_mtime > 3600:
-                old.unlink()
-    shutil.rmtree(REPO / "test-artifacts" / "web" / "tmp", ignore_errors=True)

@@ -18,7 +18,8 @@ def entries(**files: str) -> dict[str, ManifestEntry]:
     out = {}
     for key, content in files.items():
         path = key.replace("__", "/")
-        out[path] = ManifestEntry(path=path, digest="blake3:" + content.encode().hex().ljust(64, "0"), size=len(content))
+        digest = "blake3:" + content.encode().hex().ljust(64, "0")
+        out[path] = ManifestEntry(path=path, digest=digest, size=len(content))
     return out
 
 
@@ -49,8 +50,9 @@ def test_diff_limits_lists_but_not_counts() -> None:
 
 
 def test_metadata_diff() -> None:
-    assert diff_metadata({"a": 1, "b": 2, "c": {"x": 1}}, {"a": 1, "b": 3, "d": 4, "c": {"x": 2}}) == {
-        "added": {"d": 4}, "removed": {}, "changed": {"b": {"old": 2, "new": 3}, "c": {"old": {"x": 1}, "new": {"x": 2}}}}
+    changes = diff_metadata({"a": 1, "b": 2, "c": {"x": 1}}, {"a": 1, "b": 3, "d": 4, "c": {"x": 2}})
+    assert changes == {"added": {"d": 4}, "removed": {},
+                       "changed": {"b": {"old": 2, "new": 3}, "c": {"old": {"x": 1}, "new": {"x": 2}}}}
 
 
 @pytest.mark.parametrize(("url", "safe"), [

@@ -68,7 +68,10 @@ def is_not_found(exc: BaseException) -> bool:
 def describe_error(exc: BaseException) -> tuple[str, bool]:
     """A credential-free description of a google-cloud-storage error, and whether it means "not found"."""
     if isinstance(exc, api_exceptions.GoogleAPICallError):
-        return f"HTTP {exc.code}: {scrub(exc.message or '')}", is_not_found(exc)
+        detail = f"HTTP {exc.code}: {scrub(exc.message or '')}"
+        if exc.code in (401, 403):
+            detail += "; check the credentials (Application Default Credentials) and the bucket's IAM policy"
+        return detail, is_not_found(exc)
     if isinstance(exc, auth_exceptions.DefaultCredentialsError):
         return (
             "no Google credentials found; configure Application Default Credentials "

@@ -106,7 +106,10 @@ def describe_error(exc: BaseException) -> tuple[str, bool]:
         err = exc.response.get("Error", {})
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
         code = error_code(exc)
-        return f"{code} (HTTP {status}): {err.get('Message') or 'no message'}", code in _NOT_FOUND
+        detail = f"{code} (HTTP {status}): {err.get('Message') or 'no message'}"
+        if status == 403:
+            detail += "; check the credentials (AWS standard chain) and the bucket's permissions"
+        return detail, code in _NOT_FOUND
     if isinstance(exc, NoCredentialsError):
         return (
             "no AWS credentials found; configure the standard chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "

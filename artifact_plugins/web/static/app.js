@@ -1,4 +1,4 @@
-/* artifact_plugins lineage viewer: a dependency-free single-page app.
+/* artifact_plugins lineage viewer: a single-page app without a framework (dagre lays out the graph).
  *
  * Safety rule: every string that comes from the registry is put into the page with
  * textContent / setAttribute / DOM APIs only -- never parsed as HTML -- and links to orchestrator
@@ -283,7 +283,7 @@
         versions.length > 1 ? [fromSel, h("span", { class: "muted" }, "→"), toSel, compare] : null),
       aliasList.length ? h("div", { class: "toolbar" }, h("span", { class: "muted" }, "Aliases"), h("div", { class: "chips" }, aliasList)) : null,
       panel(null, body, "flush"),
-      h("div", { class: "toolbar", style: null }, more),
+      h("div", { class: "toolbar section" }, more),
     ];
   }
 
@@ -396,7 +396,7 @@
     ], runs, { id: "runs" }) : empty("No runs match.");
     const out = [header("Runs", active.length ? h("div", { class: "chips" }, active) : plural(runs.length, "run") + (runs.length >= 200 ? " (newest 200)" : "")), panel(null, body, "flush")];
     if (filters.group && runs.length) {
-      out.push(h("div", { style: null, class: "stack" }, h("h2", { class: "section-title" }, "Lineage of this group"),
+      out.push(h("section", { class: "section" }, h("h2", {}, "Lineage of this group"),
         lineagePanel({ run: runs[0].id }, params, (p) => link.runs(Object.assign({}, filters, p)), "group")));
     }
     return out;
@@ -727,9 +727,10 @@
     if (gen !== generation) return;
     app.replaceChildren.apply(app, [].concat(content).flat(Infinity).filter(Boolean));
     document.title = (crumbsEl.lastChild ? crumbsEl.lastChild.textContent + " · " : "") + "Artifacts";
-    document.body.dataset.view = view;
-    document.body.dataset.ready = "1";
     timings.navigations++;
+    document.body.dataset.view = view;
+    document.body.dataset.nav = String(timings.navigations);
+    document.body.dataset.ready = "1";
     timings.lastViewMs = performance.now() - started;
     timings.readyAt = performance.now();
   }
