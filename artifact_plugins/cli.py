@@ -341,12 +341,27 @@ def diff(
 def verify(
     ref: str,
     root: Annotated[Path | None, typer.Option(help="Verify a download root instead of the store.")] = None,
+    references: Annotated[bool, typer.Option("--references", help="Check reference entries for drift.")] = False,
     project: ProjectOpt = None,
     entity: EntityOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Re-hash a version's stored blobs (or a download root); exit 6 on any mismatch."""
+    """Re-hash a version's stored blobs (or a download root); exit 6 on any mismatch.
+
+    With --references, compare reference entries with the live objects instead (no download).
+    """
     with _errors():
+        if references:
+            drift = _api(project, entity).verify_references(ref)
+            if as_json:
+                _emit(drift)
+            else:
+                for path, state in sorted(drift.items()):
+                    out.print(f"  {state:9} {path}", highlight=False, markup=False)
+                out.print(f"{len(drift)} references checked", highlight=False)
+            if any(state != "unchanged" for state in drift.values()):
+                raise typer.Exit(6)
+            return
         report = _api(project, entity).verify(ref, str(root) if root else None)
         if as_json:
             _emit(report.to_dict())

@@ -187,6 +187,13 @@ class Api:
         """Re-hash a version's stored blobs (or a download ``root``) and report mismatches."""
         return self.artifact(ref).verify(root)
 
+    def verify_references(self, ref: str) -> dict[str, str]:
+        """Drift of every reference entry of a version (``unchanged``, ``changed`` or ``missing``),
+        checked against the live objects without downloading them."""
+        from .references import verify_references
+
+        return dict(verify_references(self.artifact(ref)))
+
     def set_retention(self, name: str, *, keep_last: int | None = None, keep_within: timedelta | None = None) -> None:
         """Set a collection's retention policy (both ``None`` clears it). Aliased versions always stay."""
         if keep_last is not None and (not isinstance(keep_last, int) or keep_last < 1):
