@@ -80,7 +80,7 @@ def generate(root: Path, w: Workload, force: bool = False) -> Path:
     """Deterministic data: file ``i`` holds the BLAKE3 XOF of ``seed:i`` (incompressible, unique)."""
     from blake3 import blake3
 
-    marker = root / ".complete"
+    marker = root.parent / f".{root.name}.complete"  # outside the data: every tool logs the whole dir
     spec = json.dumps(asdict(w), sort_keys=True)
     if not force and marker.exists() and marker.read_text() == spec:
         return root
@@ -309,7 +309,7 @@ def bench_history(b: Bench, w: Workload, src_root: Path, peers: bool) -> None:
     if peers:
         b.peer("dvc_fresh", {"ws": str(src_root), "remote": str(remote)})
     rm(home, wb, ml, remote)
-    (src / ".complete").unlink(missing_ok=True)  # modified: regenerate next time
+    (src.parent / f".{src.name}.complete").unlink(missing_ok=True)  # modified: regenerate next time
 
 
 def bench_lineage(b: Bench, runs: int) -> None:

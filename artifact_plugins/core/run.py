@@ -7,6 +7,8 @@ In a plain script, each :func:`init` is its own run.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import dataclasses
 import getpass
 import logging
@@ -15,7 +17,8 @@ import socket
 import sys
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -463,22 +466,58 @@ def current_run() -> Run | None:
     return _current.get()
 
 
-def _implicit_run() -> Run:
+@contextmanager
+def _implicit_run() -> Iterator[Run]:
+    """The run a module-level call belongs to.
+
+    Inside an orchestrator step with no open ``init()`` run, the call binds to the step's run
+    and closes it again afterwards (the step may end at any time; a later call re-opens it).
+    In a script, the first call starts a run that stays current and is closed at exit.
+    """
     run = _current.get()
-    if run is not None:
-        found = current_run_context()
-        if found is None or found[1].run_key == run.context.run_key:
-            return run
-    return init()
+    found = current_run_context()
+    if run is not None and not run._finished and (found is None or found[1].run_key == run.context.run_key):
+        yield run
+        return
+    run = init()
+    if found is None:
+        _finish_at_exit()
+        yield run
+        return
+    try:
+        yield run
+    except BaseException:
+        run.finish("failed")
+        raise
+    run.finish()
+
+
+_exit_hook_installed = False
+
+
+def _finish_at_exit() -> None:
+    global _exit_hook_installed
+    if not _exit_hook_installed:
+        _exit_hook_installed = True
+
+        def finish_current() -> None:
+            run = _current.get()
+            if run is not None:
+                with contextlib.suppress(Exception):
+                    run.finish()
+
+        atexit.register(finish_current)
 
 
 def log_artifact(
     artifact: Artifact, aliases: Iterable[str] | None = None, tags: Iterable[str] | None = None
 ) -> ArtifactVersion:
     """Log ``artifact`` from the current run (binding to the orchestrator step, or starting a script run)."""
-    return _implicit_run().log_artifact(artifact, aliases=aliases, tags=tags)
+    with _implicit_run() as run:
+        return run.log_artifact(artifact, aliases=aliases, tags=tags)
 
 
 def use_artifact(artifact_or_ref: str | Artifact | ArtifactVersion | Any) -> ArtifactVersion:
     """Use an artifact from the current run (binding to the orchestrator step, or starting a script run)."""
-    return _implicit_run().use_artifact(artifact_or_ref)
+    with _implicit_run() as run:
+        return run.use_artifact(artifact_or_ref)

@@ -22,7 +22,8 @@ JSON (schemas at ``api/openapi.json``; errors are ``{"detail": "..."}``)::
     api/runs[?group=&job_type=&orchestrator=&project=&dag_id=&run_id=&task_id=&map_index=]
     api/runs/<run id>                                     a run, what it logged/used, its group
     api/lineage?ref=<e/p/name:vN>|run=<id>[&direction=both&depth=&collapse=type|group|explode]
-    api/diff/<entity>/<project>/<name>?from=v1&to=v2      added / removed / modified / renamed
+    api/diff/<entity>/<project>/<name>?from=v1&to=v2      added / removed / modified / renamed /
+                                                          references changed, metadata changes
 """
 
 from __future__ import annotations

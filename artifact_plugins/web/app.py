@@ -188,8 +188,8 @@ def create_app(
         new: Annotated[str, Query(alias="to", description="the newer version, e.g. `v2` or `latest`")],
         limit: Annotated[int | None, Query(ge=1, le=1000, description="items per list")] = 1000,
     ) -> Any:
-        """Files added, removed, modified and renamed between two versions of a collection, and metadata
-        changes."""
+        """Files added, removed, modified and renamed (and reference entries changed) between two versions
+        of a collection, and metadata changes."""
         return JSONResponse(catalog.diff(entity, project, name, old, new, limit), headers=NO_CACHE)
 
     @api.get("/{rest:path}", include_in_schema=False)

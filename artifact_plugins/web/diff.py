@@ -1,68 +1,55 @@
-"""What changed between two versions of a collection: files added, removed, modified, renamed; metadata."""
+"""The diff view's JSON: the core's manifest diff (added, removed, modified, renamed, references
+changed) shaped for the page, with list limits, and the metadata changes."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.manifest import ManifestEntry
+from ..core.diff import Change, diff_manifests
+from ..core.manifest import Manifest
+
+KINDS = ("added", "removed", "modified", "renamed", "references_changed")
 
 
-def _file(e: ManifestEntry) -> dict[str, Any]:
-    out: dict[str, Any] = {"path": e.path, "digest": e.digest, "size": e.size}
-    if e.ref is not None:
-        out["ref"] = e.ref
-    return out
-
-
-def diff_entries(
-    old: Mapping[str, ManifestEntry], new: Mapping[str, ManifestEntry], limit: int | None = None
-) -> dict[str, Any]:
-    """Compare two manifests (entries keyed by path).
-
-    A path only in ``new`` is *added*, only in ``old`` *removed*, in both with another digest
-    *modified*. A removed and an added path with the same content digest are paired as one
-    *rename* (several of the same digest pair up in path order). Each list holds at most
-    ``limit`` items, sorted by path; ``summary`` always has the full counts.
-    """
-    added_paths = sorted(p for p in new if p not in old)
-    removed_paths = sorted(p for p in old if p not in new)
-    modified = [
-        {
-            "path": p,
-            "old_digest": old[p].digest,
-            "new_digest": new[p].digest,
-            "old_size": old[p].size,
-            "new_size": new[p].size,
-        }
-        for p in sorted(p for p in new if p in old and old[p].digest != new[p].digest)
-    ]
-    unchanged = sum(1 for p in new if p in old and old[p].digest == new[p].digest)
-    removed_by_digest: dict[str, list[str]] = {}
-    for p in removed_paths:
-        removed_by_digest.setdefault(old[p].digest, []).append(p)
-    renamed: list[dict[str, Any]] = []
-    renamed_old: set[str] = set()
-    renamed_new: set[str] = set()
-    for p in added_paths:
-        candidates = removed_by_digest.get(new[p].digest)
-        if candidates:
-            src = candidates.pop(0)
-            renamed.append({"old_path": src, "new_path": p, "digest": new[p].digest, "size": new[p].size})
-            renamed_old.add(src)
-            renamed_new.add(p)
-    added = [_file(new[p]) for p in added_paths if p not in renamed_new]
-    removed = [_file(old[p]) for p in removed_paths if p not in renamed_old]
-    summary = {
-        "added": len(added),
-        "removed": len(removed),
-        "modified": len(modified),
-        "renamed": len(renamed),
-        "unchanged": unchanged,
-        "added_bytes": sum(f["size"] for f in added),
-        "removed_bytes": sum(f["size"] for f in removed),
+def _file(c: Change, side: Manifest) -> dict[str, Any]:
+    entry = side.get(c.path)
+    return {
+        "path": c.path,
+        "digest": c.new_digest or c.old_digest or "",
+        "size": c.new_size if c.new_size is not None else (c.old_size or 0),
+        "ref": entry.ref if entry is not None else None,
     }
-    lists = {"added": added, "removed": removed, "modified": modified, "renamed": renamed}
+
+
+def _changed(c: Change) -> dict[str, Any]:
+    return {"path": c.path, "old_digest": c.old_digest or "", "new_digest": c.new_digest or "",
+            "old_size": c.old_size or 0, "new_size": c.new_size or 0}
+
+
+def diff_versions(old: Manifest, new: Manifest, limit: int | None = None) -> dict[str, Any]:
+    """Compare two manifests with :func:`artifact_plugins.core.diff.diff_manifests`.
+
+    Each list holds at most ``limit`` items, sorted by path; ``summary`` always has the full counts
+    (and the bytes added and removed).
+    """
+    d = diff_manifests(old, new)
+    lists: dict[str, list[dict[str, Any]]] = {
+        "added": [_file(c, new) for c in d.added],
+        "removed": [_file(c, old) for c in d.removed],
+        "modified": [_changed(c) for c in d.modified],
+        "renamed": [
+            {"old_path": c.old_path or "", "new_path": c.path, "digest": c.new_digest or "", "size": c.new_size or 0}
+            for c in sorted(d.renamed, key=lambda c: c.path)
+        ],
+        "references_changed": [_changed(c) for c in d.references_changed],
+    }
+    summary = {k: len(v) for k, v in lists.items()}
+    summary.update(
+        unchanged=d.unchanged,
+        added_bytes=sum(f["size"] for f in lists["added"]),
+        removed_bytes=sum(f["size"] for f in lists["removed"]),
+    )
     truncated = limit is not None and any(len(v) > limit for v in lists.values())
     if limit is not None:
         lists = {k: v[:limit] for k, v in lists.items()}

@@ -60,14 +60,6 @@ class VersionSummary(BaseModel):
     page: str = Field(description="path of the version page, relative to the app root")
 
 
-class CollectionDetail(Collection):
-    """A collection with its current aliases and one page of versions, newest first."""
-
-    aliases: dict[str, str] = Field(description="alias -> version it points at")
-    offset: int
-    versions: list[VersionSummary]
-
-
 class RunSummary(BaseModel):
     """One step execution: a Prefect task run, an Airflow task-instance try or a script's ``init()``."""
 
@@ -84,6 +76,15 @@ class RunSummary(BaseModel):
     step: dict[str, Any]
     started_at: str | None
     finished_at: str | None
+
+
+class CollectionDetail(Collection):
+    """A collection with its current aliases and one page of versions, newest first."""
+
+    aliases: dict[str, str] = Field(description="alias -> version it points at")
+    offset: int
+    versions: list[VersionSummary]
+    runs: dict[str, RunSummary] = Field(description="the runs that logged the listed versions, by id")
 
 
 class RunWithArtifacts(RunSummary):
@@ -219,6 +220,7 @@ class DiffSummary(BaseModel):
     removed: int
     modified: int
     renamed: int
+    references_changed: int
     unchanged: int
     added_bytes: int
     removed_bytes: int
@@ -242,6 +244,7 @@ class Diff(BaseModel):
     removed: list[DiffFile]
     modified: list[ChangedFile]
     renamed: list[RenamedFile]
+    references_changed: list[ChangedFile] = Field(description="reference entries whose remote identity changed")
     truncated: bool = Field(description="a list was cut at ``limit`` items (the summary is complete)")
     metadata: MetadataDiff
     description_changed: bool

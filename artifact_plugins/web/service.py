@@ -25,7 +25,7 @@ from ..core.manifest import Manifest, ManifestEntry
 from ..core.naming import parse_ref, validate_name
 from ..core.registry import CollectionRecord, EdgeRecord, Registry, RunRecord, VersionRecord
 from ..core.storage import blob_key
-from .diff import diff_entries, diff_metadata
+from .diff import diff_metadata, diff_versions
 
 MAX_LIMIT = 1000
 """Largest page any list endpoint returns."""
@@ -229,11 +229,14 @@ class Catalog:
         versions.reverse()
         page = versions[offset : offset + _clamp(limit)]
         aliases = {a: v.version for v in versions for a in v.aliases}
+        producers = {v.created_by for v in page if v.created_by}
+        runs = self.registry.runs(ids=producers) if producers else []
         return {
             **collection_summary(found[0]),
             "aliases": dict(sorted(aliases.items())),
             "offset": offset,
             "versions": [version_summary(v) for v in page],
+            "runs": {r.id: run_summary(r) for r in runs},
         }
 
     # -- versions --------------------------------------------------------------------------------
@@ -465,10 +468,11 @@ class Catalog:
     def diff(
         self, entity: str, project: str, name: str, old: str, new: str, limit: int | None = 1000
     ) -> dict[str, Any]:
-        """Files added, removed, modified and renamed from version ``old`` to ``new``, and metadata changes."""
+        """Files added, removed, modified, renamed (and references changed) from ``old`` to ``new``, and
+        metadata changes."""
         a = self.resolve(entity, project, name, old)
         b = self.resolve(entity, project, name, new)
-        changes = diff_entries(self._manifest(a).entries, self._manifest(b).entries, _clamp(limit, 1000))
+        changes = diff_versions(self._manifest(a), self._manifest(b), _clamp(limit, 1000))
         return {
             "old": version_summary(a),
             "new": version_summary(b),

@@ -57,7 +57,7 @@ def test_walkthrough_then_asset_consumer(api: Any, run_dag: Any, records: Any, e
     runs = {r.step["task_id"]: r for r in api.runs(group=_group(dr))}
     assert set(runs) == {"log_dataset", "use_dataset", "train"}
     for task_id, run in runs.items():
-        assert run.orchestrator == "airflow" and run.job_type == dag.dag_id and run.status == "finished"
+        assert run.orchestrator == "airflow" and run.job_type == run.step["task_id"] and run.status == "finished"
         assert run.step["run_id"] == dr.run_id and run.step["try_number"] == 1 and run.step["map_index"] == -1
         assert run.url.startswith(f"{BASE_URL}/dags/{dag.dag_id}/runs/") and run.url.endswith(f"/tasks/{task_id}")
     assert dataset.logged_by().id == runs["log_dataset"].id
@@ -79,7 +79,7 @@ def test_walkthrough_then_asset_consumer(api: Any, run_dag: Any, records: Any, e
     consumed = records.xcoms(consumer.dag_id, cr.run_id)[("summarize", -1)]
     assert consumed["qualified_name"] == dataset.qualified_name
     (consumer_run,) = api.runs(group=_group(cr))
-    assert consumer_run.step["task_id"] == "use_dataset" and consumer_run.job_type == "artifact_consumer"
+    assert consumer_run.step["task_id"] == "use_dataset" and consumer_run.job_type == "use_dataset"
     assert consumer_run.id in {r.id for r in api.artifact(dataset.qualified_name).used_by()}
 
 

@@ -87,7 +87,7 @@ def test_log_emits_asset_event_and_records_ti_run(api: Any, dataset_dir: Path) -
     assert not [k for k in extra if any(w in k.lower() for w in ("token", "password", "secret"))]
 
     (run,) = api.runs(group=f"{DAG_ID}/{RUN_ID}")
-    assert run.orchestrator == "airflow" and run.job_type == DAG_ID and run.name == "log_dataset"
+    assert run.orchestrator == "airflow" and run.job_type == "log_dataset" and run.name == "log_dataset"
     assert dict(run.step) == {"dag_id": DAG_ID, "run_id": RUN_ID, "task_id": "log_dataset",
                               "map_index": -1, "try_number": 2}
     assert run.url == f"{BASE_URL}/dags/{DAG_ID}/runs/manual__2026-01-01T00%3A00%3A00%2B00%3A00/tasks/log_dataset"
@@ -293,7 +293,7 @@ def test_ap_init_inside_a_task_binds_to_the_task_instance(api: Any, dataset_dir:
             with art.new_file("model.json") as fh:
                 fh.write("{}")
             version = run.log_artifact(art)
-        assert run.orchestrator == "airflow" and run.group == f"{DAG_ID}/{RUN_ID}" and run.job_type == DAG_ID
+        assert run.orchestrator == "airflow" and run.group == f"{DAG_ID}/{RUN_ID}" and run.job_type == "train"
         assert run.url.endswith("/tasks/train/mapped/3")
     assert version.logged_by().step == {"dag_id": DAG_ID, "run_id": RUN_ID, "task_id": "train",
                                         "map_index": 3, "try_number": 1}

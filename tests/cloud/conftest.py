@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from servers import ACCESS_KEY, SECRET_KEY, FakeGCS, FaultProxy, SeaweedFS
 
 from artifact_plugins.core import client as client_mod
@@ -73,7 +72,10 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     for name in ENV_VARS:
         monkeypatch.delenv(f"ARTIFACT_PLUGINS_{name}", raising=False)
     for name in list(os.environ):
-        if name.startswith(("ARTIFACT_PLUGINS_S3_", "ARTIFACT_PLUGINS_GCS_", "AWS_")) or name == "STORAGE_EMULATOR_HOST":
+        if (
+            name.startswith(("ARTIFACT_PLUGINS_S3_", "ARTIFACT_PLUGINS_GCS_", "AWS_"))
+            or name == "STORAGE_EMULATOR_HOST"
+        ):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ARTIFACT_PLUGINS_REGISTRY", f"sqlite:///{tmp_path / 'registry.db'}")
     monkeypatch.setenv("ARTIFACT_PLUGINS_CACHE_DIR", str(tmp_path / "cache"))

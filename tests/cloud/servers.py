@@ -124,9 +124,8 @@ class SeaweedFS:
         # Authentication on: the mini user gets these keys, so every request is really SigV4-checked.
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))}
         env.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
-        self.proc = subprocess.Popen(
-            args, stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True, env=env
-        )
+        with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         client = self.client(max_attempts=1)
 
         def ready() -> bool:
@@ -198,7 +197,8 @@ class FakeGCS:
         log = self.root / "fake-gcs.log"
         args = [fake_gcs_binary(), "-scheme", "http", "-host", "127.0.0.1", "-port", str(self.port)]
         args += ["-backend", "memory", "-external-url", self.endpoint, "-log-level", "warn"]
-        self.proc = subprocess.Popen(args, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
 
         def ready() -> bool:
             with urllib.request.urlopen(f"{self.endpoint}/storage/v1/b", timeout=2) as r:

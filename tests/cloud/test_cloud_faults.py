@@ -58,7 +58,10 @@ def test_injected_503s_and_resets_are_retried(
     monkeypatch.setenv("ARTIFACT_PLUGINS_CACHE_DIR", str(tmp_path / "cache-2"))
     reset_clients()
     proxy.clear()
-    blob_reads: Callable[[str, str], bool] = lambda m, p: m == "GET" and ("/blobs/" in p or "%2Fblobs%2F" in p)
+
+    def blob_reads(method: str, path: str) -> bool:
+        return method == "GET" and ("/blobs/" in path or "%2Fblobs%2F" in path)
+
     proxy.fail(4, 503, match=blob_reads)
     proxy.reset(1, match=blob_reads)
     root = ap.Api().artifact(f"ds:{v.version}").download(tmp_path / "out", verify=True)

@@ -116,7 +116,9 @@ def test_last_modified_identity(s3: Backend, file_server: tuple[str, Path], tmp_
         v.get_entry("table.csv").download(tmp_path / "b")
 
 
-def test_no_validators_means_the_body_digest(s3: Backend, bare_server: tuple[str, dict[str, bytes]], tmp_path: Path) -> None:
+def test_no_validators_means_the_body_digest(
+    s3: Backend, bare_server: tuple[str, dict[str, bytes]], tmp_path: Path
+) -> None:
     s3.use_store()
     base, content = bare_server
     content["/data.bin"] = b"payload"
@@ -149,9 +151,7 @@ def test_checksum_false_and_credentials(s3: Backend, bare_server: tuple[str, dic
         assert "hunter2" not in str(exc.value)
 
 
-def test_transient_errors_are_retried(
-    s3: Backend, proxy_for: Callable[[int], FaultProxy], tmp_path: Path
-) -> None:
+def test_transient_errors_are_retried(s3: Backend, proxy_for: Callable[[int], FaultProxy], tmp_path: Path) -> None:
     s3.use_store()
     proxy = proxy_for(upstream_port(s3))
     key = f"{unique('flaky')}/f.txt"

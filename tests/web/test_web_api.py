@@ -59,6 +59,7 @@ def test_collection_lists_versions_newest_first_with_paging(client: Any) -> None
     assert [v["version"] for v in col["versions"]] == ["v1", "v0"]
     assert col["aliases"] == {"latest": "v1", "production": "v0", "staging": "v1"}
     assert col["versions"][1]["page"] == "versions/default/bikes/bike-dataset/v0"
+    assert col["runs"][col["versions"][0]["created_by"]]["name"] == "ingest-2"
     page = ok(client, f"/api/collections/{Q}/bike-dataset?limit=1&offset=1", schemas.CollectionDetail)
     assert [v["version"] for v in page["versions"]] == ["v0"] and page["version_count"] == 2
     detail = error(client, f"/api/collections/{Q}/bike-datasett", 404)

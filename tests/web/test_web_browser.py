@@ -96,7 +96,7 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
-    """``new_page(**context_options)``: a fresh page; page errors fail the test."""
+    """``new_page(**context_options)``: a fresh page; script errors and CSP violations fail the test."""
     contexts: list[Any] = []
     errors: list[str] = []
 
@@ -106,12 +106,18 @@ def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
         page = context.new_page()
         page.set_default_timeout(20_000)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" and not expected(m.text) else None)
         return page
 
     yield make
     for c in contexts:
         c.close()
     assert not errors, errors
+
+
+def expected(console_error: str) -> bool:
+    """Console errors a test provokes on purpose (the 401 of a page opened without its token)."""
+    return console_error.startswith("Failed to load resource: the server responded with a status of 401")
 
 
 def shot(page: Any, name: str) -> None:

@@ -7,45 +7,54 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from artifact_plugins.core.manifest import ManifestEntry
-from artifact_plugins.web.diff import diff_entries, diff_metadata
+from artifact_plugins.core.manifest import Manifest, ManifestEntry
+from artifact_plugins.web.diff import diff_metadata, diff_versions
 from artifact_plugins.web.pages import runs_fallback, shell, version_fallback
 from artifact_plugins.web.service import safe_url
 
 
-def entries(**files: str) -> dict[str, ManifestEntry]:
-    """``path=content-id`` pairs as manifest entries (the digest encodes the content id)."""
-    out = {}
+def entries(refs: dict[str, str] | None = None, **files: str) -> Manifest:
+    """A manifest of ``path=content-id`` pairs (the digest encodes the content id; ``__`` is ``/``);
+    ``refs`` maps paths to reference URIs."""
+    out = []
     for key, content in files.items():
         path = key.replace("__", "/")
         digest = "blake3:" + content.encode().hex().ljust(64, "0")
-        out[path] = ManifestEntry(path=path, digest=digest, size=len(content))
-    return out
+        out.append(ManifestEntry(path=path, digest=digest, size=len(content), ref=(refs or {}).get(path)))
+    return Manifest(out)
 
 
 def test_diff_classifies_every_change() -> None:
     old = entries(a="1", b="2", c="3", d__x="4", same="5")
     new = entries(a="1", b="22", c2="3", e="6", same="5")
-    d = diff_entries(old, new)
+    d = diff_versions(old, new)
     assert [f["path"] for f in d["added"]] == ["e"]
     assert [f["path"] for f in d["removed"]] == ["d/x"]
     assert [f["path"] for f in d["modified"]] == ["b"]
     assert [(r["old_path"], r["new_path"]) for r in d["renamed"]] == [("c", "c2")]
-    assert d["summary"] == {"added": 1, "removed": 1, "modified": 1, "renamed": 1, "unchanged": 2,
-                            "added_bytes": 1, "removed_bytes": 1}
+    assert d["summary"] == {"added": 1, "removed": 1, "modified": 1, "renamed": 1, "references_changed": 0,
+                            "unchanged": 2, "added_bytes": 1, "removed_bytes": 1}
     assert not d["truncated"]
 
 
 def test_diff_pairs_duplicate_content_renames_in_path_order_and_keeps_copies_as_added() -> None:
     old = entries(a1="x", a2="x", keep="x")
     new = entries(b1="x", b2="x", b3="x", keep="x")
-    d = diff_entries(old, new)
+    d = diff_versions(old, new)
     assert [(r["old_path"], r["new_path"]) for r in d["renamed"]] == [("a1", "b1"), ("a2", "b2")]
     assert [f["path"] for f in d["added"]] == ["b3"] and d["removed"] == []
 
 
+def test_diff_reports_moved_references_apart_and_keeps_their_uri() -> None:
+    old = entries({"r": "s3://b/k", "gone": "s3://b/g"}, r="etag1", gone="g")
+    new = entries({"r": "s3://b/k"}, r="etag2")
+    d = diff_versions(old, new)
+    assert [c["path"] for c in d["references_changed"]] == ["r"] and d["modified"] == []
+    assert d["removed"] == [{"path": "gone", "digest": old.entries["gone"].digest, "size": 1, "ref": "s3://b/g"}]
+
+
 def test_diff_limits_lists_but_not_counts() -> None:
-    d = diff_entries({}, entries(**{f"f{i}": str(i) for i in range(10)}), limit=3)
+    d = diff_versions(entries(), entries(**{f"f{i}": str(i) for i in range(10)}), limit=3)
     assert len(d["added"]) == 3 and d["summary"]["added"] == 10 and d["truncated"]
 
 

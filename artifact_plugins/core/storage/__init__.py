@@ -11,6 +11,7 @@ credentials out of messages.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -188,6 +189,8 @@ class RemoteStore(BlobStore):
     list_min_keys: ClassVar[int] = 3
     #: Objects a listing page returns at most (the backend's maximum).
     page_size: ClassVar[int] = 1000
+    #: Pages ``missing`` reads of one listing before it fans out (enough for a new or small store).
+    quick_list_pages: ClassVar[int] = 3
 
     def __init__(self, bucket: str, prefix: str, transfer_workers: int) -> None:
         self.bucket = bucket
@@ -267,10 +270,22 @@ class RemoteStore(BlobStore):
             return self._stat(self.full_key(key)) is not None
 
     def missing(self, keys: Iterable[str]) -> set[str]:
-        """The keys not stored yet: a listing per fan-out directory where many keys share one, else HEADs."""
+        """The keys not stored yet, in as few requests as the store's size allows.
+
+        First one listing from the smallest key, for a few pages: a new or small store answers
+        everything there. Whatever is left is checked per fan-out directory: a listing where
+        several keys share one, a HEAD for a key alone.
+        """
         wanted = sorted(set(keys))
         if not wanted:
             return set()
+        absent: set[str] = set()
+        if len(wanted) >= self.list_min_keys:
+            root = posixpath.commonpath(wanted) + "/"
+            if root != "/":
+                seen, pending = self._scan(root, wanted, lambda pages, _left, _last: pages >= self.quick_list_pages)
+                absent.update(k for k in wanted[:pending] if k not in seen)
+                wanted = wanted[pending:]
         groups: dict[str, list[str]] = {}
         for k in wanted:
             groups.setdefault(k.rsplit("/", 1)[0] + "/", []).append(k)
@@ -278,41 +293,54 @@ class RemoteStore(BlobStore):
         jobs = sorted((g for g in groups.values() if len(g) >= self.list_min_keys), key=len, reverse=True)
         jobs += [[k] for g in groups.values() if len(g) < self.list_min_keys for k in g]
 
-        def absent(job: list[str]) -> list[str]:
+        def check(job: list[str]) -> list[str]:
             if len(job) >= self.list_min_keys:
                 return self._absent_by_listing(job)
             return [] if self.has(job[0]) else job
 
-        return {k for part in parallel_map(absent, jobs, self.transfer_workers) for k in part}
+        absent.update(k for part in parallel_map(check, jobs, self.transfer_workers) for k in part)
+        return absent
+
+    def _scan(self, directory: str, keys: list[str], stop: Callable[[int, int, str], bool]) -> tuple[set[str], int]:
+        """List ``directory`` from ``keys[0]`` on (``keys`` sorted), noting which of ``keys`` exist.
+
+        Returns ``(present, n)``: the listing has passed ``keys[:n]``. It ends at the last key,
+        at the end of the directory, or when ``stop(pages, keys_left, last_listed)`` says so.
+        """
+        full = [self.full_key(k) for k in keys]
+        wanted = dict(zip(full, keys, strict=True))
+        present: set[str] = set()
+        passed = pages = 0
+        with self._errors("list", directory):
+            for page in self._list(self.full_key(directory), start=full[0]):
+                pages += 1
+                present.update(wanted[name] for name, _size, _mtime in page if name in wanted)
+                if len(page) < self.page_size:
+                    return present, len(keys)  # the end of the directory
+                last = page[-1][0]
+                while passed < len(full) and full[passed] <= last:
+                    passed += 1
+                if passed == len(full) or stop(pages, len(full) - passed, last):
+                    break
+            else:
+                passed = len(keys)
+        return present, passed
 
     def _absent_by_listing(self, group: list[str]) -> list[str]:
         """Which of ``group`` (sorted keys of one directory) are absent, listing from the first one.
 
-        The listing stops once past the last key. If, part-way, the pages still to read are
-        expected to outnumber the keys left to check, the rest are HEADed instead.
+        If, part-way, the pages still to read are expected to outnumber the keys left to check,
+        the rest are HEADed instead.
         """
-        directory = group[0].rsplit("/", 1)[0] + "/"
-        full = [self.full_key(k) for k in group]
-        present: set[str] = set()
-        pending = 0  # index of the first key not yet passed by the listing
-        pages = 0
-        with self._errors("list", directory):
-            for page in self._list(self.full_key(directory), start=full[0]):
-                pages += 1
-                for name, _size, _mtime in page:
-                    present.add(name)
-                last = page[-1][0] if page else full[-1]
-                while pending < len(full) and full[pending] <= last:
-                    pending += 1
-                left = len(full) - pending
-                if left == 0 or len(page) < self.page_size:
-                    break
-                covered = _position(last) - _position(full[0])
-                remaining = _position(full[-1]) - _position(last)
-                if covered > 0 and pages * remaining / covered > left:
-                    present.update(k for k in full[pending:] if self._stat(k) is not None)
-                    break
-        return [k for k, f in zip(group, full, strict=True) if f not in present]
+        first, final = _position(self.full_key(group[0])), _position(self.full_key(group[-1]))
+
+        def too_costly(pages: int, left: int, last: str) -> bool:
+            covered, remaining = _position(last) - first, final - _position(last)
+            return covered > 0 and pages * remaining / covered > left
+
+        present, passed = self._scan(group[0].rsplit("/", 1)[0] + "/", group, too_costly)
+        present.update(k for k in group[passed:] if self.has(k))
+        return [k for k in group if k not in present]
 
     def put_file(
         self,

@@ -246,6 +246,7 @@
     const pageSize = 100;
     const c = await api("collections/" + [entity, project, name].map(enc).join("/"), { limit: pageSize });
     const versions = c.versions.slice();
+    const runs = Object.assign({}, c.runs);
     const body = h("div", {});
     const more = h("button", { class: "btn", type: "button" }, "Show more");
     const fromSel = h("select", { "aria-label": "Compare from" });
@@ -262,7 +263,11 @@
         { title: "Size", cls: "num", cell: (v) => bytes(v.size) },
         { title: "Files", cls: "num", cell: (v) => String(v.file_count) },
         { title: "Created", cls: "nowrap", cell: (v) => when(v.created_at) },
-        { title: "Logged by", cell: (v) => v.created_by ? h("a", { href: link.run(v.created_by) }, "run") : h("span", { class: "faint" }, "-") },
+        { title: "Logged by", cell: (v) => {
+          const r = v.created_by ? runs[v.created_by] : null;
+          if (!r) return h("span", { class: "faint" }, "-");
+          return h("span", { class: "chips" }, h("a", { href: link.run(r.id), title: r.job_type }, r.name), orchChip(r.orchestrator));
+        } },
       ], versions, { id: "versions" }) : empty("This collection has no committed versions."));
       more.hidden = versions.length >= c.version_count;
     }
@@ -270,6 +275,7 @@
       more.disabled = true;
       const next = await api("collections/" + [entity, project, name].map(enc).join("/"), { limit: pageSize, offset: versions.length });
       versions.push.apply(versions, next.versions);
+      Object.assign(runs, next.runs);
       more.disabled = false;
       fillSelects();
       draw();
@@ -482,6 +488,7 @@
         section("Added", d.added, [{ title: "", cls: "markcol", cell: () => h("span", { class: "mark added" }, "+") }, { title: "Path", cls: "break wide", cell: (f) => f.path }, { title: "Size", cls: "num", cell: (f) => bytes(f.size) }, { title: "Digest", cell: (f) => h("code", {}, shortDigest(f.digest)) }]),
         section("Removed", d.removed, [{ title: "", cls: "markcol", cell: () => h("span", { class: "mark removed" }, "−") }, { title: "Path", cls: "break wide", cell: (f) => f.path }, { title: "Size", cls: "num", cell: (f) => bytes(f.size) }, { title: "Digest", cell: (f) => h("code", {}, shortDigest(f.digest)) }]),
         section("Modified", d.modified, [{ title: "", cls: "markcol", cell: () => h("span", { class: "mark modified" }, "~") }, { title: "Path", cls: "break wide", cell: (f) => f.path }, { title: "Size", cls: "num", cell: (f) => bytes(f.old_size) + " → " + bytes(f.new_size) }, { title: "Digest", cell: (f) => h("code", {}, shortDigest(f.old_digest) + " → " + shortDigest(f.new_digest)) }]),
+        section("References changed", d.references_changed, [{ title: "", cls: "markcol", cell: () => h("span", { class: "mark modified" }, "~") }, { title: "Path", cls: "break wide", cell: (f) => f.path }, { title: "Size", cls: "num", cell: (f) => bytes(f.old_size) + " → " + bytes(f.new_size) }, { title: "Identity", cell: (f) => h("code", {}, shortDigest(f.old_digest) + " → " + shortDigest(f.new_digest)) }]),
         section("Renamed", d.renamed, [{ title: "", cls: "markcol", cell: () => h("span", { class: "mark renamed" }, "→") }, { title: "From", cls: "break", cell: (f) => f.old_path }, { title: "To", cls: "break", cell: (f) => f.new_path }, { title: "Size", cls: "num", cell: (f) => bytes(f.size) }]),
         metaRows.length ? panel("Metadata changes (" + metaRows.length + ")", table([
           { title: "", cls: "markcol", cell: (m) => h("span", { class: "mark " + m.cls }, m.mark) }, { title: "Key", cell: (m) => m.k },
@@ -489,7 +496,7 @@
           { title: d.new.version, cell: (m) => m.nw === null ? h("span", { class: "faint" }, "-") : h("div", { class: "meta-value" }, jsonText(m.nw)) },
         ], metaRows), "flush") : null,
         d.description_changed ? panel("Description changed", h("div", { class: "grid" }, h("div", {}, h("h3", {}, d.old.version), h("div", { class: "description" }, d.old.description || "-")), h("div", {}, h("h3", {}, d.new.version), h("div", { class: "description" }, d.new.description || "-")))) : null,
-        !sm.added && !sm.removed && !sm.modified && !sm.renamed && !metaRows.length ? panel(null, empty("No differences.")) : null),
+        !sm.added && !sm.removed && !sm.modified && !sm.renamed && !sm.references_changed && !metaRows.length ? panel(null, empty("No differences.")) : null),
     ];
   }
 
@@ -628,15 +635,16 @@
       const x = box.x - box.width / 2, y = box.y - box.height / 2;
       const grp = s("g", { class: "node " + n.kind + (roots.has(id) ? " root" : ""), transform: "translate(" + x + "," + y + ")", tabindex: "0", role: "link", dataset: { id: id, kind: n.kind } });
       grp.appendChild(s("title", { text: d.tip || n.label }));
+      const rx = n.kind === "artifact" ? 7 : box.height / 2;
+      grp.appendChild(s("rect", { class: "box", width: box.width, height: box.height, rx: rx }));
       if (n.kind === "artifact") {
-        grp.appendChild(s("rect", { class: "box", width: box.width, height: box.height, rx: 7 }));
-        grp.appendChild(s("rect", { class: "band", x: 0, y: 0, width: 5, height: box.height, rx: 2, fill: d.color }));
+        grp.appendChild(s("path", { class: "band", d: "M7,0 H6 V" + box.height + " H7 A7,7 0 0 1 0," + (box.height - 7) + " V7 A7,7 0 0 1 7,0 Z", fill: d.color }));
       } else {
-        grp.appendChild(s("rect", { class: "box", width: box.width, height: box.height, rx: box.height / 2 }));
         grp.appendChild(s("circle", { cx: 20, cy: box.height / 2, r: 10, fill: d.badge[1] }));
         grp.appendChild(s("text", { class: "badge-text", x: 20, y: box.height / 2 + 0.5, text: d.badge[0] }));
         if (d.status === "failed" || d.status === "crashed") grp.appendChild(s("circle", { cx: box.width - 10, cy: 10, r: 3.5, fill: "#dc2626" }));
       }
+      grp.appendChild(s("rect", { class: "outline", width: box.width, height: box.height, rx: rx }));
       grp.appendChild(s("text", { class: "t1", x: it.left, y: 19, text: it.t1 }));
       grp.appendChild(s("text", { class: "t2", x: it.left, y: 34, text: it.t2 }));
       const href = nodeHref(n);
