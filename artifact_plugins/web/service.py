@@ -220,20 +220,18 @@ class Catalog:
         validate_name(name, "artifact name")
         if offset < 0:
             raise InvalidInputError(f"invalid offset {offset!r}: must not be negative")
-        found = [c for c in self.registry.collections(entity, project, None) if c.name == name]
-        if not found:
+        found = self.registry.collection(entity, project, name)
+        if found is None:
             names = [c.name for c in self.registry.collections(entity, project, None)]
             hint = ", ".join(sorted(names)[:10]) or "none"
             raise ArtifactNotFoundError(f"collection {entity}/{project}/{name} not found; collections: {hint}")
-        versions = self.registry.versions(entity, project, name)
-        versions.reverse()
-        page = versions[offset : offset + _clamp(limit)]
-        aliases = {a: v.version for v in versions for a in v.aliases}
+        page = self.registry.versions(entity, project, name, limit=_clamp(limit), offset=offset, newest_first=True)
+        aliases = self.registry.collection_aliases(found.id)
         producers = {v.created_by for v in page if v.created_by}
         runs = self.registry.runs(ids=producers) if producers else []
         return {
-            **collection_summary(found[0]),
-            "aliases": dict(sorted(aliases.items())),
+            **collection_summary(found),
+            "aliases": aliases,
             "offset": offset,
             "versions": [version_summary(v) for v in page],
             "runs": {r.id: run_summary(r) for r in runs},
@@ -253,17 +251,16 @@ class Catalog:
         used_by = [runs[e.run_id] for e in edges if e.kind == "used" and e.run_id in runs]
         history = [
             {"alias": h.alias, "version": h.version, "previous": h.previous, "at": iso(h.at), "run_id": h.run_id}
-            for h in reg.alias_history(rec.collection_id)
-            if rec.version in (h.version, h.previous)
+            for h in reg.alias_history(rec.collection_id, version_id=rec.id)
         ]
         history.reverse()
-        collections = [c for c in reg.collections(entity, project, None) if c.id == rec.collection_id]
+        collection = reg.collection(rec.entity, rec.project, rec.name)
         return {
             **version_summary(rec),
             "metadata": dict(rec.metadata),
             "ttl_seconds": rec.ttl_seconds,
             "manifest_key": rec.manifest_key,
-            "collection": collection_summary(collections[0]) if collections else None,
+            "collection": collection_summary(collection) if collection else None,
             "logged_by": run_summary(producer) if producer else None,
             "logged_by_runs": [run_summary(r) for r in logged_by],
             "used_by": [run_summary(r) for r in used_by],
@@ -290,7 +287,13 @@ class Catalog:
         return tree
 
     def files(
-        self, entity: str, project: str, name: str, version: str, path: str = "", limit: int | None = 500,
+        self,
+        entity: str,
+        project: str,
+        name: str,
+        version: str,
+        path: str = "",
+        limit: int | None = 500,
         offset: int = 0,
     ) -> dict[str, Any]:
         """One directory of a version's manifest: sub-directories and (a page of) files."""

@@ -17,6 +17,7 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
+from sqlalchemy.orm import aliased
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from ..errors import (
@@ -447,8 +448,18 @@ class Registry:
         )
         return f"artifact {qualified} not found; nearest existing versions: {shown}"
 
-    def versions(self, entity: str, project: str, name: str, include_deleted: bool = False) -> list[VersionRecord]:
-        """All versions of a collection, oldest first."""
+    def versions(
+        self,
+        entity: str,
+        project: str,
+        name: str,
+        include_deleted: bool = False,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = False,
+    ) -> list[VersionRecord]:
+        """Versions of a collection, oldest first (or newest first), optionally one page of them."""
 
         def fn(conn: Connection) -> list[VersionRecord]:
             q = self._version_query().where(
@@ -456,7 +467,33 @@ class Registry:
             )
             if not include_deleted:
                 q = q.where(m.Version.state == COMMITTED)
-            return self._records(conn, conn.execute(q.order_by(m.Version.index)).all())
+            q = q.order_by(m.Version.index.desc() if newest_first else m.Version.index)
+            if offset:
+                q = q.offset(offset)
+            if limit is not None:
+                q = q.limit(limit)
+            return self._records(conn, conn.execute(q).all())
+
+        return self.read(fn)
+
+    def collection(self, entity: str, project: str, name: str) -> CollectionRecord | None:
+        """One collection with its version count and newest index, or ``None``."""
+        found = self.collections(entity, project, None, name=name)
+        return found[0] if found else None
+
+    def collection_aliases(self, collection_id: int) -> dict[str, str]:
+        """Every alias of a collection and the version (``vN``) it points at."""
+
+        def fn(conn: Connection) -> dict[str, str]:
+            return {
+                alias: f"v{index}"
+                for alias, index in conn.execute(
+                    select(m.Alias.alias, m.Version.index)
+                    .join(m.Version, m.Version.id == m.Alias.version_id)
+                    .where(m.Alias.collection_id == collection_id)
+                    .order_by(m.Alias.alias)
+                )
+            }
 
         return self.read(fn)
 
@@ -472,14 +509,18 @@ class Registry:
 
         return self.read(fn) if ids else []
 
-    def collections(self, entity: str, project: str | None, type: str | None) -> list[CollectionRecord]:
+    def collections(
+        self, entity: str, project: str | None, type: str | None, *, name: str | None = None
+    ) -> list[CollectionRecord]:
         """Collections of a project (or of every project of the entity), optionally of one type."""
 
         def fn(conn: Connection) -> list[CollectionRecord]:
             c, p, v = m.Collection, m.Project, m.Version
             counts = (
                 select(v.collection_id, func.count().label("n"), func.max(v.index).label("latest"))
-                .where(v.state == COMMITTED)
+                .where(
+                    v.state == COMMITTED, *([v.collection_id.in_(select(c.id).where(c.name == name))] if name else [])
+                )
                 .group_by(v.collection_id)
                 .subquery()
             )
@@ -494,6 +535,8 @@ class Registry:
                 q = q.where(p.name == project)
             if type is not None:
                 q = q.where(c.type == type)
+            if name is not None:
+                q = q.where(c.name == name)
             return [
                 CollectionRecord(
                     id=r.id,
@@ -581,28 +624,34 @@ class Registry:
             .where(m.Alias.collection_id == collection_id, m.Alias.alias == alias)
         ).scalar()
 
-    def alias_history(self, collection_id: int, alias: str | None = None) -> list[AliasEventRecord]:
-        """Every move of ``alias`` (or of every alias) in a collection, oldest first."""
+    def alias_history(
+        self, collection_id: int, alias: str | None = None, version_id: int | None = None
+    ) -> list[AliasEventRecord]:
+        """Every move of ``alias`` (or of every alias) in a collection, oldest first; with
+        ``version_id`` only the moves onto or away from that version."""
 
         def fn(conn: Connection) -> list[AliasEventRecord]:
-            idx = {
-                vid: i
-                for vid, i in conn.execute(
-                    select(m.Version.id, m.Version.index).where(m.Version.collection_id == collection_id)
-                )
-            }
-            q = select(m.AliasEvent).where(m.AliasEvent.collection_id == collection_id)
+            new, old = aliased(m.Version), aliased(m.Version)
+            e = m.AliasEvent
+            q = (
+                select(e.alias, new.index, old.index, e.at, e.run_id)
+                .outerjoin(new, new.id == e.version_id)
+                .outerjoin(old, old.id == e.previous_version_id)
+                .where(e.collection_id == collection_id)
+            )
             if alias is not None:
-                q = q.where(m.AliasEvent.alias == alias)
+                q = q.where(e.alias == alias)
+            if version_id is not None:
+                q = q.where(or_(e.version_id == version_id, e.previous_version_id == version_id))
             return [
                 AliasEventRecord(
-                    alias=e.alias,
-                    version=f"v{idx[e.version_id]}" if e.version_id is not None else None,
-                    previous=f"v{idx[e.previous_version_id]}" if e.previous_version_id is not None else None,
-                    at=as_utc(e.at),
-                    run_id=e.run_id,
+                    alias=name,
+                    version=f"v{to}" if to is not None else None,
+                    previous=f"v{frm}" if frm is not None else None,
+                    at=as_utc(at),
+                    run_id=run_id,
                 )
-                for e in conn.execute(q.order_by(m.AliasEvent.at, m.AliasEvent.id))
+                for name, to, frm, at, run_id in conn.execute(q.order_by(e.at, e.id))
             ]
 
         return self.read(fn)
