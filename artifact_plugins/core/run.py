@@ -169,6 +169,20 @@ class Run:
         """Commit ``artifact`` as a new version (or reuse the version with the same content) and record lineage."""
         alias_list = [validate_alias(a) if a != "latest" else a for a in (aliases or [])]
         tag_list = [validate_name(t, "tag") for t in (tags or [])]
+        version, created = self._commit(artifact, alias_list, tag_list, output=True, ttl_seconds=ttl_seconds)
+        if not created:
+            logger.info("%s already exists with the same content; no new version created", version.qualified_name)
+        self._notify("on_logged", version, created=created)
+        return version
+
+    def _commit(
+        self, artifact: Artifact, aliases: list[str], tags: list[str], *, output: bool, ttl_seconds: int | None = None
+    ) -> tuple[ArtifactVersion, bool]:
+        """The commit protocol: (1) blobs, (2) manifest, (3) one registry transaction.
+
+        ``output=False`` commits a draft that is only being *used*: it is not recorded as this
+        run's output.
+        """
         manifest = artifact.manifest()
         metadata, description = _checked_fields(artifact)
         upload_blobs(self._client, artifact.pending, artifact.name)
@@ -184,18 +198,15 @@ class Run:
             file_count=len(manifest),
             description=description,
             metadata=metadata,
-            aliases=alias_list,
-            tags=tag_list,
-            run_id=self.id,
+            aliases=aliases,
+            tags=tags,
+            run_id=self.id if output else None,
             ttl_seconds=ttl_seconds,
         )
         version = ArtifactVersion(self._client, result.version, self)
         artifact._mark_logged(version)
-        if not result.created:
-            logger.info("%s already exists with the same content; no new version created", version.qualified_name)
-        self._notify("on_logged", version, created=result.created)
         notify_alias_moves(self._client, result.version, result.moves, self)
-        return version
+        return version, result.created
 
     def use_artifact(self, artifact_or_ref: str | Artifact | ArtifactVersion | Any) -> ArtifactVersion:
         """Resolve a ref (or log a never-logged draft first), record the use, and return the version.
@@ -211,7 +222,7 @@ class Run:
                 )
             artifact_or_ref = qualified
         if isinstance(artifact_or_ref, Artifact):
-            version = artifact_or_ref.logged_version or self._log_quietly(artifact_or_ref)
+            version = artifact_or_ref.logged_version or self._commit(artifact_or_ref, [], [], output=False)[0]
         elif isinstance(artifact_or_ref, ArtifactVersion):
             version = ArtifactVersion(self._client, artifact_or_ref._record, self)
         else:
@@ -219,32 +230,6 @@ class Run:
             version = ArtifactVersion(self._client, record, self)
         self._client.registry.record_use(self.id, version.id)
         self._notify("on_used", version)
-        return version
-
-    def _log_quietly(self, artifact: Artifact) -> ArtifactVersion:
-        """Commit a draft that is being *used*: idempotent, and not recorded as this run's output."""
-        manifest = artifact.manifest()
-        metadata, description = _checked_fields(artifact)
-        upload_blobs(self._client, artifact.pending, artifact.name)
-        key = self._client.put_manifest(manifest)
-        result = self._client.registry.commit_version(
-            entity=self.entity,
-            project=self.project,
-            name=artifact.name,
-            type=artifact.type,
-            digest=manifest.digest(),
-            manifest_key=key,
-            size=manifest.size,
-            file_count=len(manifest),
-            description=description,
-            metadata=metadata,
-            aliases=[],
-            tags=[],
-            run_id=None,
-        )
-        version = ArtifactVersion(self._client, result.version, self)
-        artifact._mark_logged(version)
-        notify_alias_moves(self._client, result.version, result.moves, self)
         return version
 
     def _distributed_id(self, distributed_id: str | None) -> str:

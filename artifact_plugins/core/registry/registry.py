@@ -582,10 +582,7 @@ class Registry:
             if state != COMMITTED:
                 raise ArtifactNotFoundError(f"{version.collection}:{version.version} was deleted")
             if check:
-                current = self._alias_target_index(conn, version.collection_id, alias)
-                cur = f"v{current}" if current is not None else None
-                if cur != expected:
-                    raise AliasConflictError(alias, cur, expected, version.collection)
+                self._expect(conn, version.collection_id, version.collection, alias, expected)
             return self._move_alias(
                 conn, version.collection_id, alias, version.id, run_id, guarded=not (check or force)
             )
@@ -608,13 +605,17 @@ class Registry:
         def fn(conn: Connection) -> tuple[str, int | None, int | None] | None:
             self._lock_collection(conn, collection_id)
             if check:
-                current = self._alias_target_index(conn, collection_id, alias)
-                cur = f"v{current}" if current is not None else None
-                if cur != expected:
-                    raise AliasConflictError(alias, cur, expected, collection)
+                self._expect(conn, collection_id, collection, alias, expected)
             return self._move_alias(conn, collection_id, alias, None, run_id, guarded=not (check or force))
 
         return self.write(fn)
+
+    def _expect(self, conn: Connection, collection_id: int, collection: str, alias: str, expected: str | None) -> None:
+        """The compare of compare-and-swap: fail unless ``alias`` points at ``expected`` (``None``: nowhere)."""
+        current = self._alias_target_index(conn, collection_id, alias)
+        found = f"v{current}" if current is not None else None
+        if found != expected:
+            raise AliasConflictError(alias, found, expected, collection)
 
     @staticmethod
     def _alias_target_index(conn: Connection, collection_id: int, alias: str) -> int | None:
