@@ -1,9 +1,9 @@
-"""Task-instance listener: closes the artifact run a task left open when the try ends.
+"""Task-instance listener: records the outcome of a try on its artifact run.
 
-``ap.log_artifact()`` / ``ap.use_artifact()`` (or ``ap.init()`` without ``with``) inside a task open
-a run bound to the task-instance try and leave it open. Airflow calls this listener on the worker
-when the try succeeds, fails or is marked for retry, and the run is finished with the matching
-status, so a failed try is never shown as still running. Registered by
+Artifact calls inside a task (``ap.init()``, ``ap.log_artifact()``...) bind to a run of the
+task-instance try. Airflow calls this listener on the worker when the try succeeds, fails or is
+marked for retry, and the run takes that outcome — a try that logged and then failed shows as
+failed, never as still running or finished. Registered by
 :class:`~artifact_plugins.airflow.plugin.ArtifactPlugin`.
 """
 
@@ -39,10 +39,8 @@ class ArtifactRunListener:
         if "artifact_plugins.core.run" not in sys.modules:  # the try never touched an artifact
             return
         try:
-            from artifact_plugins.core.run import current_run
+            from artifact_plugins.core.run import record_step_outcome
 
-            run = current_run()
-            if run is not None and run.context.run_key == run_key_for(task_instance):
-                run.finish(status)
+            record_step_outcome(run_key_for(task_instance), status)
         except Exception as exc:  # a listener must never break the task runner
             logger.warning("could not finish the artifact run of %s: %s", task_instance, exc)

@@ -19,6 +19,9 @@ from .manifest import Manifest
 from .registry import Registry, VersionRecord
 from .storage import BlobStore, manifest_key, open_store
 
+#: Entries the per-client manifest memo holds at most, over all manifests.
+MAX_MEMO_ENTRIES = 2_000_000
+
 
 class Client:
     """Store + registry + caches for one :class:`Settings`."""
@@ -52,10 +55,16 @@ class Client:
         cached = self._manifests.get(version.digest)
         if cached is None:
             cached = Manifest.from_bytes(self.store.get_bytes(version.manifest_key), expected_digest=version.digest)
-            if len(self._manifests) > 64:
-                self._manifests.clear()
-            self._manifests[version.digest] = cached
+            self._remember(version.digest, cached)
         return cached
+
+    def _remember(self, digest: str, manifest: Manifest) -> None:
+        """Memoise a manifest; bounded in manifests and in entries (a million-entry manifest
+        costs hundreds of MiB, so only a couple of those stay)."""
+        held = sum(len(m) for m in self._manifests.values())
+        if len(self._manifests) >= 64 or held + len(manifest) > MAX_MEMO_ENTRIES:
+            self._manifests.clear()
+        self._manifests[digest] = manifest
 
     def put_manifest(self, manifest: Manifest) -> str:
         """Store a manifest (if not already there) and return its key."""
@@ -65,7 +74,7 @@ class Client:
             self.store.touch([key])
         else:
             self.store.put_bytes(key, manifest.to_bytes())
-        self._manifests[digest] = manifest
+        self._remember(digest, manifest)
         return key
 
 
@@ -87,3 +96,10 @@ def get_client(settings: Settings | None = None) -> Client:
 def default_checksum_cache() -> ChecksumCache:
     """The checksum cache of the default settings (used by drafts before they know their run)."""
     return get_client().checksum_cache
+
+
+def open_clients() -> list[Client]:
+    """The clients of this process whose registry was opened (for adapters that record outcomes)."""
+    pid = os.getpid()
+    with _lock:
+        return [c for (_s, p), c in _clients.items() if p == pid and "registry" in c.__dict__]

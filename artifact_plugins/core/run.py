@@ -506,3 +506,18 @@ def use_artifact(artifact_or_ref: str | Artifact | ArtifactVersion | Any) -> Art
     """Use an artifact from the current run (binding to the orchestrator step, or starting a script run)."""
     with _implicit_run() as run:
         return run.use_artifact(artifact_or_ref)
+
+
+def record_step_outcome(run_key: str, status: str) -> None:
+    """Set the status of the run bound to an orchestrator step, in every registry this process used.
+
+    Orchestrator adapters call this when the step ends (an Airflow task-instance try succeeds or
+    fails): the step's outcome is final even if artifact calls inside it already closed the run.
+    """
+    from .client import open_clients
+
+    run = _current.get()
+    if run is not None and run.context.run_key == run_key:
+        run.finish(status)
+    for client in open_clients():
+        client.registry.finish_run_by_key(run_key, status)

@@ -779,6 +779,17 @@ class Registry:
 
         return self.write(fn)
 
+    def finish_run_by_key(self, run_key: str, status: str) -> bool:
+        """Record the outcome of the step run ``run_key`` if this registry has it; True if it did."""
+
+        def fn(conn: Connection) -> bool:
+            done = conn.execute(
+                update(m.Run).where(m.Run.run_key == run_key).values(status=status, finished_at=now())
+            )
+            return bool(done.rowcount)
+
+        return self.write(fn)
+
     def finish_run(self, run_id: str, status: str) -> None:
         """Record the end of a run."""
         self.write(
