@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import STORE_BUCKET, Backend, reset_clients, unique, upstream_port
+from cloud_helpers import STORE_BUCKET, Backend, reset_clients, unique, upstream_port
 from servers import SECRET_KEY, FaultProxy, SeaweedFS
 
 import artifact_plugins as ap

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import REFS_BUCKET, Backend, unique, upstream_port
+from cloud_helpers import REFS_BUCKET, Backend, unique, upstream_port
 from servers import FaultProxy
 
 import artifact_plugins as ap

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import REFS_BUCKET, VERSIONED_BUCKET, Backend, unique
+from cloud_helpers import REFS_BUCKET, VERSIONED_BUCKET, Backend, unique
 
 import artifact_plugins as ap
 from artifact_plugins.core.references import ReferenceChangedError, TooManyObjectsError, verify_references

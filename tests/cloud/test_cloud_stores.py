@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import STORE_BUCKET, Backend, reset_clients, unique, upstream_port
+from cloud_helpers import STORE_BUCKET, Backend, reset_clients, unique, upstream_port
 from servers import SECRET_KEY, FaultProxy
 
 import artifact_plugins as ap

@@ -307,8 +307,6 @@ class GCSStore(RemoteStore):
             data = self._read(full_key)
             with open(dest, "wb") as f:
                 f.write(data)
-            if on_bytes is not None:
-                on_bytes(len(data))
             return
         self.download_ranges(full_key, generation, size, dest, on_bytes)
 

@@ -334,8 +334,6 @@ class S3Store(RemoteStore):
             data = self._read(full_key)
             with open(dest, "wb") as f:
                 f.write(data)
-            if on_bytes is not None:
-                on_bytes(len(data))
             return
         self._transfers.download(self.bucket, full_key, dest, subscribers=[TransferSubscriber(size, on_bytes)]).result()
 
