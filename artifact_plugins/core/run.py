@@ -26,6 +26,7 @@ from .artifact import Artifact
 from .client import Client, get_client
 from .config import Settings
 from .errors import DistributedConflictError, InvalidInputError
+from .hashing import digest_bytes
 from .manifest import Manifest
 from .metadata import validate_description, validate_metadata
 from .naming import parse_ref, validate_alias, validate_name
@@ -54,6 +55,28 @@ def _script_context(job_type: str | None, name: str | None, group: str | None) -
     )
 
 
+MAX_JOB_TYPE = 256
+MAX_RUN_TEXT = 512
+
+
+def _fit_context(context: RunContext) -> RunContext:
+    """Check an explicit job type's length and fit orchestrator-made identifiers into the registry."""
+    if len(context.job_type) > MAX_JOB_TYPE:
+        raise InvalidInputError(
+            f"job_type {context.job_type[:60]!r}… is {len(context.job_type)} characters; the limit is {MAX_JOB_TYPE}"
+        )
+    key = context.run_key
+    if len(key) > MAX_RUN_TEXT:  # very long dag/run/task ids: keep a readable prefix and a digest
+        key = f"{key[: MAX_RUN_TEXT - 73]}#{digest_bytes(key.encode())}"
+
+    def fit(text: str | None) -> str | None:
+        return text if text is None or len(text) <= MAX_RUN_TEXT else text[: MAX_RUN_TEXT - 1] + "…"
+
+    return dataclasses.replace(
+        context, run_key=key, name=fit(context.name) or "", group=fit(context.group), group_name=fit(context.group_name)
+    )
+
+
 class Run:
     """A step execution: records what it used and what it logged."""
 
@@ -67,6 +90,7 @@ class Run:
         explicit: bool = False,
     ) -> None:
         self._client = client
+        context = _fit_context(context)
         self._context = context
         self._provider = provider
         self.entity = entity

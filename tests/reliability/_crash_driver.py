@@ -24,6 +24,7 @@ The driver writes one JSON document with every trial's outcome to ``config["out"
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -45,7 +46,7 @@ from blake3 import blake3
 import artifact_plugins as ap
 import artifact_plugins.core.api
 import artifact_plugins.core.run
-import artifact_plugins.core.transfer  # noqa: F401
+import artifact_plugins.core.transfer
 
 _ = (alembic.command, alembic.runtime.migration, alembic.script, sqlalchemy.dialects.sqlite)
 
@@ -101,10 +102,8 @@ def drain(fd: int, seen: bytearray) -> None:
 
 def kill_and_reap(pid: int) -> tuple[bool, int]:
     """SIGKILL (if still running) and reap; returns (was it killed, exit code)."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
         return os.WTERMSIG(status) == signal.SIGKILL, -os.WTERMSIG(status)
@@ -354,6 +353,7 @@ def run_download(cfg: dict[str, Any], rng: random.Random) -> dict[str, Any]:
 
     root, cache = Path(cfg["root"]), Path(cfg["cache"])
     expected: dict[str, str] = cfg["expected"]  # rel path -> hex digest
+
     def resolve() -> None:
         from artifact_plugins.core.client import get_client
 

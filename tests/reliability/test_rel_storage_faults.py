@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import S3Env, reset_clients
+from rel_env import S3Env, reset_clients
 from rel_helpers import check_cache, check_registry, check_root, check_store_objects, report, write_tree
 from rel_proxy import ALL_FAULTS, ChaosProxy
 from servers import SECRET_KEY
@@ -173,8 +173,10 @@ def test_downloads_under_random_storage_faults(s3env: S3Env, proxy: ChaosProxy, 
     proxy.calm()
     verified = 0
     for *_, trial in results:  # the next download completes, into the same root and cache
-        root = ap.Api(cache_dir=str(tmp_path / f"cache-{trial}")).artifact("to-fetch:v0").download(
-            tmp_path / f"root-{trial}", verify=True
+        root = (
+            ap.Api(cache_dir=str(tmp_path / f"cache-{trial}"))
+            .artifact("to-fetch:v0")
+            .download(tmp_path / f"root-{trial}", verify=True)
         )
         verified += check_root(root, files)["bytes"]
         assert {p.name for p in root.rglob("*") if p.is_file()} == set(files)
@@ -206,6 +208,7 @@ def test_total_outage_fails_clearly_within_bounded_retries(
         art = ap.Artifact("outage", "dataset")
         art.add_dir(write_tree(tmp_path / "seed", files))
         run.log_artifact(art)
+    proxy.requests.clear()
     proxy.script(10**9, kind)
     new = ap.Artifact("outage", "dataset")
     new.add_dir(write_tree(tmp_path / "new", {"c.bin": b"c" * 3000}))

@@ -88,9 +88,10 @@ class Registry:
 
         try:
             return attempt()
-        except OperationalError as exc:
+        except DBAPIError as exc:  # never echo the statement or its parameters
             raise RegistryError(
-                f"registry {redact_uri(self.url)} failed: {exc.orig}; nothing was committed, retry the operation"
+                f"registry {redact_uri(self.url)} failed: {type(exc.orig).__name__}: {exc.orig}; "
+                "nothing was committed, retry the operation"
             ) from None
 
     def read(self, fn: Callable[[Connection], T]) -> T:
@@ -783,9 +784,7 @@ class Registry:
         """Record the outcome of the step run ``run_key`` if this registry has it; True if it did."""
 
         def fn(conn: Connection) -> bool:
-            done = conn.execute(
-                update(m.Run).where(m.Run.run_key == run_key).values(status=status, finished_at=now())
-            )
+            done = conn.execute(update(m.Run).where(m.Run.run_key == run_key).values(status=status, finished_at=now()))
             return bool(done.rowcount)
 
         return self.write(fn)
