@@ -104,31 +104,37 @@ def create_app(
         return JSONResponse(catalog.collections(entity, project, type), headers=NO_CACHE)
 
     @api.get("/collections/{entity}/{project}/{name}", response_model=schemas.CollectionDetail, tags=["browse"])
-    def get_collection(
-        entity: Entity, project: Project, name: Name, limit: Limit = 100, offset: Offset = 0
-    ) -> Any:
+    def get_collection(entity: Entity, project: Project, name: Name, limit: Limit = 100, offset: Offset = 0) -> Any:
         """A collection, its current aliases and a page of its versions, newest first."""
         return JSONResponse(catalog.collection(entity, project, name, limit, offset), headers=NO_CACHE)
 
-    @api.get("/versions/{entity}/{project}/{name}/{version}", response_model=schemas.VersionDetail,
-             tags=["versions"])
+    @api.get("/versions/{entity}/{project}/{name}/{version}", response_model=schemas.VersionDetail, tags=["versions"])
     def get_version(entity: Entity, project: Project, name: Name, version: Version) -> Any:
         """One version: digest, size, aliases and their history, metadata, description, producing and
         consuming runs (with deep links into the Prefect or Airflow UI)."""
         return JSONResponse(catalog.version(entity, project, name, version), headers=NO_CACHE)
 
-    @api.get("/versions/{entity}/{project}/{name}/{version}/files", response_model=schemas.FileListing,
-             tags=["versions"])
+    @api.get(
+        "/versions/{entity}/{project}/{name}/{version}/files", response_model=schemas.FileListing, tags=["versions"]
+    )
     def list_files(
-        entity: Entity, project: Project, name: Name, version: Version,
+        entity: Entity,
+        project: Project,
+        name: Name,
+        version: Version,
         path: Annotated[str, Query(description="directory inside the version ('' = root)")] = "",
-        limit: Limit = 500, offset: Offset = 0,
+        limit: Limit = 500,
+        offset: Offset = 0,
     ) -> Any:
         """One directory of the version's manifest: sub-directories with file counts and sizes, and files."""
         return JSONResponse(catalog.files(entity, project, name, version, path, limit, offset), headers=NO_CACHE)
 
-    @api.get("/versions/{entity}/{project}/{name}/{version}/download/{path:path}", tags=["versions"],
-             response_class=FileResponse, responses={200: {"content": {"application/octet-stream": {}}}})
+    @api.get(
+        "/versions/{entity}/{project}/{name}/{version}/download/{path:path}",
+        tags=["versions"],
+        response_class=FileResponse,
+        responses={200: {"content": {"application/octet-stream": {}}}},
+    )
     def download(entity: Entity, project: Project, name: Name, version: Version, path: str) -> Any:
         """The bytes of one file, streamed from the store (always as an attachment)."""
         local, entry = catalog.blob_path(entity, project, name, version, path)
@@ -156,8 +162,15 @@ def create_app(
     ) -> Any:
         """Runs, newest first, each with the versions it logged and used."""
         runs = catalog.runs(
-            entity=entity, project=project, group=_group(dag_id, run_id, group), orchestrator=orchestrator,
-            job_type=job_type, task_id=task_id, map_index=_map_index(map_index), limit=limit, offset=offset,
+            entity=entity,
+            project=project,
+            group=_group(dag_id, run_id, group),
+            orchestrator=orchestrator,
+            job_type=job_type,
+            task_id=task_id,
+            map_index=_map_index(map_index),
+            limit=limit,
+            offset=offset,
         )
         return JSONResponse(runs, headers=NO_CACHE)
 
@@ -183,7 +196,9 @@ def create_app(
 
     @api.get("/diff/{entity}/{project}/{name}", response_model=schemas.Diff, tags=["versions"])
     def diff(
-        entity: Entity, project: Project, name: Name,
+        entity: Entity,
+        project: Project,
+        name: Name,
         old: Annotated[str, Query(alias="from", description="the older version, e.g. `v1`")],
         new: Annotated[str, Query(alias="to", description="the newer version, e.g. `v2` or `latest`")],
         limit: Annotated[int | None, Query(ge=1, le=1000, description="items per list")] = 1000,
@@ -224,8 +239,11 @@ def create_app(
 
     @pages.get("/runs")
     def runs_page(
-        dag_id: str | None = None, run_id: str | None = None, group: str | None = None,
-        task_id: str | None = None, map_index: str | None = None,
+        dag_id: str | None = None,
+        run_id: str | None = None,
+        group: str | None = None,
+        task_id: str | None = None,
+        map_index: str | None = None,
     ) -> HTMLResponse:
         grp = _group(dag_id, run_id, group)
         runs = catalog.runs(group=grp, task_id=task_id, map_index=_map_index(map_index), limit=200)

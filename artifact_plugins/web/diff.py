@@ -23,8 +23,13 @@ def _file(c: Change, side: Manifest) -> dict[str, Any]:
 
 
 def _changed(c: Change) -> dict[str, Any]:
-    return {"path": c.path, "old_digest": c.old_digest or "", "new_digest": c.new_digest or "",
-            "old_size": c.old_size or 0, "new_size": c.new_size or 0}
+    return {
+        "path": c.path,
+        "old_digest": c.old_digest or "",
+        "new_digest": c.new_digest or "",
+        "old_size": c.old_size or 0,
+        "new_size": c.new_size or 0,
+    }
 
 
 def diff_versions(old: Manifest, new: Manifest, limit: int | None = None) -> dict[str, Any]:

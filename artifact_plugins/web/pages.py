@@ -116,12 +116,21 @@ def runs_fallback(runs: list[dict[str, Any]]) -> str:
         return ", ".join(_link("./" + i["page"], i["qualified_name"]) for i in items) or "-"
 
     rows = "".join(
-        "<tr><td>" + _external(r.get("url"), r["name"]) + "</td><td>" + escape(r["job_type"]) + "</td><td>"
-        + escape(r["status"]) + "</td><td>" + versions(r["used"]) + "</td><td>" + versions(r["logged"])
+        "<tr><td>"
+        + _external(r.get("url"), r["name"])
+        + "</td><td>"
+        + escape(r["job_type"])
+        + "</td><td>"
+        + escape(r["status"])
+        + "</td><td>"
+        + versions(r["used"])
+        + "</td><td>"
+        + versions(r["logged"])
         + "</td></tr>"
         for r in runs
     )
     return (
         "<h1>Runs</h1><table><tr><th>Run</th><th>Job type</th><th>Status</th><th>Used</th><th>Logged</th></tr>"
-        + rows + "</table>"
+        + rows
+        + "</table>"
     )

@@ -74,8 +74,13 @@ class Guard:
         is_api = path.startswith(self.base_path + "/api/")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if scope["method"] not in ALLOWED_METHODS:
-            await self._refuse(send, 405, f"the artifacts web app is read-only: {scope['method']} is not allowed",
-                               is_api, [(b"allow", b"GET, HEAD")])
+            await self._refuse(
+                send,
+                405,
+                f"the artifacts web app is read-only: {scope['method']} is not allowed",
+                is_api,
+                [(b"allow", b"GET, HEAD")],
+            )
             return
         if self.allowed_hosts is not None and not self._host_ok(headers.get("host", "")):
             await self._refuse(send, 400, "invalid Host header", is_api)
@@ -89,10 +94,12 @@ class Guard:
                     return
             elif not self._authorised(headers):
                 await self._refuse(
-                    send, 401,
+                    send,
+                    401,
                     "this artifacts viewer needs its access token: open the URL printed by 'artifacts ui' "
                     "or send 'Authorization: Bearer <token>'",
-                    is_api, [(b"www-authenticate", b'Bearer realm="artifacts"')],
+                    is_api,
+                    [(b"www-authenticate", b'Bearer realm="artifacts"')],
                 )
                 return
 
@@ -114,7 +121,7 @@ class Guard:
     def _route_path(scope: Scope) -> str:
         path: str = scope.get("path", "")
         root: str = scope.get("root_path", "")
-        return path[len(root):] if root and path.startswith(root) else path
+        return path[len(root) :] if root and path.startswith(root) else path
 
     def _host_ok(self, host: str) -> bool:
         assert self.allowed_hosts is not None

@@ -538,7 +538,8 @@
     const o = ORCH[d.orchestrator] || ["?", "#475569"];
     if (n.id.startsWith("j:")) return { t1: d.job_type, t2: plural(d.count || 1, "run") + " · " + (d.orchestrator || ""), badge: o, tip: "job type " + d.job_type };
     if (n.id.startsWith("g:")) return { t1: d.title || n.label, t2: (d.subtitle || d.group) + (d.runs ? " · " + plural(d.runs, "step") : ""), badge: o, tip: (d.orchestrator || "") + " group " + d.group, status: d.status };
-    return { t1: String(d.job_type || "") + " / " + n.label.replace(/^[^:]*:\s*/, ""), t2: [d.orchestrator, d.status].filter(Boolean).join(" · "), badge: o, tip: n.label + "\n" + (d.run_id || ""), status: d.status };
+    const runName = n.label.replace(/^[^:]*:\s*/, "");
+    return { t1: d.job_type && d.job_type !== runName ? d.job_type + " / " + runName : runName, t2: [d.orchestrator, d.status].filter(Boolean).join(" · "), badge: o, tip: n.label + "\n" + (d.run_id || ""), status: d.status };
   }
   function nodeHref(n) {
     const d = n.data || {};
