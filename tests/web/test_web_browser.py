@@ -34,8 +34,15 @@ SHOTS = REPO / "test-artifacts" / "web"
 PIPELINES = Path(__file__).parent / "pipelines"
 AIRFLOW_PY = REPO / ".venvs" / "airflow" / "bin" / "python"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 READY = "body[data-ready='1']"
 GRAPH_READY = "#lineage[data-ready='1']"
 
@@ -158,27 +165,53 @@ def pipelines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     artifacts = env_for(root / "registry")
     airflow_home = root / "airflow-home"
     (airflow_home / "dags").mkdir(parents=True)
-    airflow_env = _clean_env({
-        **artifacts,
-        "AIRFLOW_HOME": str(airflow_home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(airflow_home / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__API__BASE_URL": "http://localhost:8080",
-        "AIRFLOW__OPENLINEAGE__DISABLED": "True",
-    })
+    airflow_env = _clean_env(
+        {
+            **artifacts,
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(airflow_home / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__API__BASE_URL": "http://localhost:8080",
+            "AIRFLOW__OPENLINEAGE__DISABLED": "True",
+        }
+    )
     # Airflow's metadata DB migrates while the Prefect flow runs.
-    migrate = subprocess.Popen([str(AIRFLOW_PY), "-m", "airflow", "db", "migrate"], env=airflow_env, cwd=root,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    prefect_env = _clean_env({**artifacts, "PREFECT_HOME": str(root / "prefect-home"),
-                              "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING"})
-    flow = subprocess.run([sys.executable, str(PIPELINES / "prefect_etl.py"), str(root / "prefect-work")],
-                          env=prefect_env, cwd=root, capture_output=True, text=True, timeout=300)
+    migrate = subprocess.Popen(
+        [str(AIRFLOW_PY), "-m", "airflow", "db", "migrate"],
+        env=airflow_env,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    prefect_env = _clean_env(
+        {
+            **artifacts,
+            "PREFECT_HOME": str(root / "prefect-home"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+        }
+    )
+    flow = subprocess.run(
+        [sys.executable, str(PIPELINES / "prefect_etl.py"), str(root / "prefect-work")],
+        env=prefect_env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     out, err = migrate.communicate(timeout=300)
     _check(flow, "the Prefect flow")
     _check(subprocess.CompletedProcess(migrate.args, migrate.returncode, out, err), "airflow db migrate")
-    dag = subprocess.run([str(AIRFLOW_PY), str(PIPELINES / "airflow_train.py")], env=airflow_env, cwd=root,
-                         capture_output=True, text=True, timeout=300)
+    dag = subprocess.run(
+        [str(AIRFLOW_PY), str(PIPELINES / "airflow_train.py")],
+        env=airflow_env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     _check(dag, "the Airflow DAG run")
     with core_at(root / "registry") as settings:
         v0 = ap.Api(settings).artifact("bike-dataset:v0")
@@ -187,8 +220,9 @@ def pipelines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         (work / "splits" / "train.csv").rename(work / "splits" / "train_full.csv")
         (work / "README.md").write_text("Splits of the hourly rentals.\n")
         with ap.init(job_type="hotfix", name="hotfix-1", settings=settings) as run:
-            art = ap.Artifact("bike-dataset", "dataset", description="Fixed test split.",
-                              metadata={"train_rows": 39, "test_rows": 9})
+            art = ap.Artifact(
+                "bike-dataset", "dataset", description="Fixed test split.", metadata={"train_rows": 39, "test_rows": 9}
+            )
             art.add_dir(work)
             run.log_artifact(art, aliases=["staging"])
     yield root / "registry"
@@ -272,7 +306,9 @@ def test_lineage_controls_depth_direction_and_open_a_run(site: Site, new_page: C
     assert node_ids(page) <= down
     page.click("button[aria-label='Zoom in']")
     page.click("button[aria-label='Fit to view']")
-    train_run = page.locator("g.node[data-kind='run']", has_text="airflow").filter(has=page.locator("text", has_text="train"))
+    train_run = page.locator("g.node[data-kind='run']", has_text="airflow").filter(
+        has=page.locator("text", has_text="train")
+    )
     after(page, lambda: train_run.first.click())
     assert page.locator("h1").inner_text() == "train"
     assert page.locator("a.btn:has-text('Open in Airflow')").get_attribute("href").startswith("http://localhost:8080/")
@@ -318,8 +354,12 @@ def test_runs_of_an_airflow_dag_run_like_the_plugin_tab(site: Site, new_page: Ca
 def test_pipeline_payloads_render_as_text(site: Site, new_page: Callable[..., Any]) -> None:
     page = new_page(bypass_csp=True)  # escaping alone must make payloads inert
     base = "#/versions/default/bikes/raw-rentals/v0"
-    for route, shown in (("#/runs", True), (base, True), (base + "?tab=files", True),
-                         (base + "?tab=lineage&collapse=explode", False)):
+    for route, shown in (
+        ("#/runs", True),
+        (base, True),
+        (base + "?tab=files", True),
+        (base + "?tab=lineage&collapse=explode", False),
+    ):
         visit(page, site.url + route, graph="lineage" in route)
         assert not shown or XSS in page.locator("#app").inner_text(), route
         assert xss_fired(page) is None and page.locator("img[src='x']").count() == 0, route
@@ -340,12 +380,18 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Seeded, 
 
 
 HOSTILE_ROUTES = [
-    "#/", "#/projects/default/bikes", "#/collections/default/bikes/bike-dataset",
-    "#/versions/default/bikes/bike-dataset/v0", "#/versions/default/bikes/bike-dataset/v0?tab=files",
+    "#/",
+    "#/projects/default/bikes",
+    "#/collections/default/bikes/bike-dataset",
+    "#/versions/default/bikes/bike-dataset/v0",
+    "#/versions/default/bikes/bike-dataset/v0?tab=files",
     "#/versions/default/bikes/bike-dataset/v0?tab=lineage&collapse=explode",
     "#/versions/default/bikes/bike-dataset/v0?tab=lineage&collapse=group",
-    "#/versions/default/bikes/bike-dataset/v0?tab=lineage", "#/runs", "#/runs?group=mydag%2Frun-1",
-    "#/diff/default/bikes/bike-dataset?from=v0&to=v1", "#/versions/default/bikes/eval-report/v0",
+    "#/versions/default/bikes/bike-dataset/v0?tab=lineage",
+    "#/runs",
+    "#/runs?group=mydag%2Frun-1",
+    "#/diff/default/bikes/bike-dataset?from=v0&to=v1",
+    "#/versions/default/bikes/eval-report/v0",
 ]
 
 
