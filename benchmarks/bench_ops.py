@@ -23,7 +23,16 @@ from typing import Any
 
 
 def _rss() -> int:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """Peak RSS (KiB) of this process image and of the children it waited for.
+
+    ``VmHWM`` rather than ``ru_maxrss``: the latter carries over the parent's RSS at fork/exec
+    time, so a process started by a big harness would report the harness's size.
+    """
+    own = 0
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                own = int(line.split()[1])
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(own, kids)
 
@@ -127,9 +136,8 @@ def ours_use_download(a: dict[str, Any], clock: Clock) -> None:
     import artifact_plugins as ap
 
     _ours_ready()
-    with clock:
-        with ap.init(job_type="consume") as run:
-            run.use_artifact(f"{a['name']}:latest").download(a["dest"])
+    with clock, ap.init(job_type="consume") as run:
+        run.use_artifact(f"{a['name']}:latest").download(a["dest"])
 
 
 def ours_lineage(a: dict[str, Any], clock: Clock) -> None:
@@ -222,10 +230,11 @@ def ours_scale(a: dict[str, Any], clock: Clock) -> None:
         client = get_client(api.settings)
         client._manifests.clear()
         t = time.perf_counter()
-        m = client.manifest(api.artifact(f"{name}:latest")._record)
+        record = api.artifact(f"{name}:latest")._record
+        m = client.manifest(record)
         timings["manifest_load"] = time.perf_counter() - t
         timings["entries"] = len(m)
-        timings["manifest_bytes"] = os.path.getsize(Path(client.settings.store) / api.artifact(f"{name}:latest")._record.manifest_key)
+        timings["manifest_bytes"] = os.path.getsize(Path(client.settings.store) / record.manifest_key)
         for p in changed:  # restore the data set for the next invocation
             p.write_bytes(p.read_bytes()[:-1])
     clock.extra.update(timings)
@@ -236,9 +245,7 @@ def blake3_hash(a: dict[str, Any], clock: Clock) -> None:
     from blake3 import blake3
 
     src = a["src"]
-    paths = [src] if os.path.isfile(src) else sorted(
-        os.path.join(d, f) for d, _, fs in os.walk(src) for f in fs
-    )
+    paths = [src] if os.path.isfile(src) else sorted(os.path.join(d, f) for d, _, fs in os.walk(src) for f in fs)
     with clock:
         for p in paths:
             if os.path.getsize(p) >= 4 * 2**20:
@@ -318,7 +325,7 @@ def dvc_fresh(a: dict[str, Any], clock: Clock) -> None:
     ws.mkdir(parents=True, exist_ok=True)
     os.chdir(ws)
     shutil.rmtree(ws / ".dvc", ignore_errors=True)
-    for f in ws.glob("*.dvc"):
+    for f in [*ws.glob("*.dvc"), *ws.glob("*/*.dvc")]:
         f.unlink()
     if a.get("remote"):
         shutil.rmtree(a["remote"], ignore_errors=True)
@@ -345,7 +352,11 @@ def dvc_checkout(a: dict[str, Any], clock: Clock) -> None:
     """Download from the local DVC cache: ``dvc checkout`` (cached) or ``dvc pull`` from the remote (cold)."""
     os.environ["DVC_NO_ANALYTICS"] = "1"
     ws = Path(a["ws"])
-    shutil.rmtree(ws / a["target"], ignore_errors=True)
+    out = ws / Path(a["dvcfile"]).name.removesuffix(".dvc")  # the .dvc file is copied to the workspace root
+    if out.is_dir():
+        shutil.rmtree(out)
+    else:
+        out.unlink(missing_ok=True)
     ws.mkdir(parents=True, exist_ok=True)
     os.chdir(ws)
     repo = _dvc_repo(ws, Path(a["cache"]), Path(a["remote"]) if a.get("remote") else None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import posixpath
 import shutil
 import stat as stat_mod
 import tempfile
@@ -11,13 +12,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from .errors import ArtifactFinalizedError, InvalidInputError
-from .hashing import ChecksumCache, hash_file
-from .manifest import Manifest, ManifestEntry
+from .hashing import ChecksumCache, compact_stat, hash_file
+from .manifest import Manifest, ManifestEntry, make_entry
 from .metadata import validate_description, validate_metadata
-from .naming import join_entry_path, normalize_entry_path, validate_name
+from .naming import normalize_entry_path, normalize_entry_paths, validate_name
 from .references import handler_for
 from .table import PartitionedTable, Table
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from .version import ArtifactVersion
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PendingEntry:
     """A manifest entry plus, for local files, where its bytes come from and the stat they were hashed at."""
 
@@ -40,20 +41,81 @@ def hash_local_files(paths: Sequence[str], checksum_cache: ChecksumCache | None)
         stats = [os.stat(p) for p in paths]
     except OSError as exc:
         raise InvalidInputError(f"cannot add {exc.filename!r}: {exc.strerror}") from None
-    known = checksum_cache.lookup(stats) if checksum_cache is not None else [None] * len(paths)
-    todo = [i for i, d in enumerate(known) if d is None]
-    results: list[tuple[str, os.stat_result] | None] = [
-        (d, s) if d is not None else None for d, s in zip(known, stats, strict=True)
-    ]
-    if todo:
-        # Serial: small files are syscall-bound (threads only add GIL hand-offs) and large files
-        # are hashed by BLAKE3's own thread pool.
-        hashed = [hash_file(paths[i], stats[i]) for i in todo]
-        for i, res in zip(todo, hashed, strict=True):
-            results[i] = res
-        if checksum_cache is not None:
-            checksum_cache.remember((st, d) for d, st in hashed)
-    return [r for r in results if r is not None]
+    digests = _digests(paths, stats, checksum_cache)
+    return list(zip(digests, stats, strict=True))
+
+
+def _digests(paths: Sequence[str], stats: list[os.stat_result], checksum_cache: ChecksumCache | None) -> list[str]:
+    """The digest of each file; ``stats`` is updated in place to the stat each file was hashed at.
+
+    Files the checksum cache knows unchanged are not read. No per-file tuples or index lists:
+    at a million files, short-lived objects interleaved with the draft's own leave the heap
+    fragmented, and the process's peak memory is what they leave behind.
+    """
+    known: list[str | None] = checksum_cache.lookup(stats) if checksum_cache is not None else [None] * len(paths)
+    fresh = bytearray(len(known))
+    # Serial: small files are syscall-bound (threads only add GIL hand-offs) and large files
+    # are hashed by BLAKE3's own thread pool.
+    for i, d in enumerate(known):
+        if d is None:
+            digest, after = hash_file(paths[i], stats[i])
+            known[i] = digest
+            stats[i] = compact_stat(after)  # at once: full stats add up to GiBs
+            fresh[i] = 1
+    if checksum_cache is not None and any(fresh):
+        checksum_cache.remember((stats[i], cast(str, known[i])) for i in range(len(known)) if fresh[i])
+    return cast(list[str], known)  # every None was filled in above
+
+
+def _scan_dir(root: str) -> tuple[list[str], list[str], list[os.stat_result]]:
+    """Regular files under ``root``: full paths, ``/``-separated relative paths and stats.
+
+    The order is ``os.walk``'s with sorted names (a directory's files, then its sorted
+    subdirectories). One ``stat`` per regular file (``scandir`` tells symlinks apart for
+    free). Symlinks to files are followed when they stay inside ``root``; directory symlinks
+    are not descended (no loops); special files and dangling links are skipped; an unreadable
+    directory is an error (never silently left out).
+    """
+    real_root = os.path.realpath(root)
+    fulls: list[str] = []
+    rels: list[str] = []
+    stats: list[os.stat_result] = []
+    is_reg, compact = stat_mod.S_ISREG, compact_stat
+    stack: list[tuple[str, str]] = [(root, "")]
+    while stack:
+        top, rel_top = stack.pop()
+        try:
+            with os.scandir(top) as it:
+                items = sorted((e.name, e) for e in it)
+        except FileNotFoundError:
+            continue  # removed while we walked
+        except OSError as exc:
+            # Never skip silently: its files would be missing from the artifact without a word.
+            raise InvalidInputError(
+                f"cannot add directory {top!r}: {exc.strerror or exc}; fix its permissions or add the "
+                "readable parts explicitly"
+            ) from None
+        subdirs = []
+        for fname, e in items:
+            try:
+                if e.is_dir():
+                    if not e.is_symlink():
+                        subdirs.append(fname)
+                    continue
+                link = e.is_symlink()
+                st = e.stat()  # follows a symlink; for a plain file the only syscall
+            except OSError:
+                continue  # dangling symlink, vanished file
+            if not is_reg(st.st_mode):
+                continue
+            full = e.path
+            if link and os.path.commonpath([os.path.realpath(full), real_root]) != real_root:
+                continue
+            fulls.append(full)
+            rels.append(rel_top + fname)
+            stats.append(compact(st))
+        stack.extend((os.path.join(top, d), f"{rel_top}{d}/") for d in reversed(subdirs))
+    return fulls, rels, stats
 
 
 class Artifact:
@@ -127,7 +189,7 @@ class Artifact:
             raise InvalidInputError(f"cannot add file {path!r}: it does not exist or is not a regular file")
         entry_path = normalize_entry_path(name if name is not None else os.path.basename(path))
         ((digest, st),) = hash_local_files([path], self._cache())
-        entry = ManifestEntry.model_construct(path=entry_path, digest=digest, size=st.st_size, ref=None, extra={})
+        entry = make_entry(entry_path, digest, st.st_size)
         return self._put(PendingEntry(entry, os.path.abspath(path), st), overwrite)
 
     def add_dir(
@@ -142,27 +204,15 @@ class Artifact:
         root = os.path.abspath(os.fspath(local_path))
         if not os.path.isdir(root):
             raise InvalidInputError(f"cannot add directory {root!r}: it does not exist or is not a directory")
-        real_root = os.path.realpath(root)
-        files: list[tuple[str, str]] = []
-        for dirpath, dirs, names in os.walk(root):  # followlinks=False: no directory-symlink loops
-            dirs.sort()
-            for fname in sorted(names):
-                full = os.path.join(dirpath, fname)
-                try:
-                    st = os.stat(full)
-                except OSError:
-                    continue  # dangling symlink
-                if not stat_mod.S_ISREG(st.st_mode):
-                    continue
-                if os.path.islink(full) and os.path.commonpath([os.path.realpath(full), real_root]) != real_root:
-                    continue
-                rel = os.path.relpath(full, root).replace(os.sep, "/")
-                files.append((full, join_entry_path(name, rel)))
-        hashed = hash_local_files([f for f, _ in files], self._cache())
+        fulls, rels, stats = _scan_dir(root)
+        if name is not None:
+            rels = [posixpath.join(name, rel) for rel in rels]
+        paths = normalize_entry_paths(rels)
+        digests = _digests(fulls, stats, self._cache())
         out = []
-        for (full, entry_path), (digest, st) in zip(files, hashed, strict=True):
-            entry = ManifestEntry.model_construct(path=entry_path, digest=digest, size=st.st_size, ref=None, extra={})
-            out.append(self._put(PendingEntry(entry, full, st), overwrite))
+        put = self._put
+        for full, path, digest, st in zip(fulls, paths, digests, stats, strict=True):
+            out.append(put(PendingEntry(make_entry(path, digest, st.st_size), full, st), overwrite))
         return out
 
     @contextmanager

@@ -10,6 +10,7 @@ its unlink on POSIX, and readers copy out of the cache before returning.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
@@ -17,10 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
-from .errors import IntegrityError
+from .errors import IntegrityError, StoreError
 from .hashing import hash_file, hex_of
+from .storage.base import local_write_error
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,12 @@ class CacheInfo:
     files: int
     bytes: int
     max_bytes: int
+
+
+#: How long a process waits for another one fetching the same blob (or evicting) before it gives up.
+LOCK_TIMEOUT_S = 600
+#: Temp files of fetches killed mid-way are removed once this old (a live fetch keeps its file young).
+STALE_TEMP_S = 3600
 
 
 class DownloadCache:
@@ -48,8 +56,8 @@ class DownloadCache:
         return self.blobs / h[:2] / h
 
     def _lock(self, digest: str) -> FileLock:
-        self.locks.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.locks / f"{hex_of(digest)[:16]}.lock"), timeout=600)
+        self._local(lambda: self.locks.mkdir(parents=True, exist_ok=True))
+        return FileLock(str(self.locks / f"{hex_of(digest)[:16]}.lock"), timeout=LOCK_TIMEOUT_S)
 
     def get(self, digest: str) -> Path | None:
         """The cached blob's path (its use time refreshed), or ``None``."""
@@ -68,22 +76,42 @@ class DownloadCache:
         hit = self.get(digest)
         if hit is not None:
             return hit
-        with self._lock(digest):
+        lock = self._lock(digest)
+        try:
+            self._local(lock.acquire)
+        except Timeout:
+            raise StoreError(
+                f"another process has been fetching {digest} into the download cache {self.root} for over "
+                f"{LOCK_TIMEOUT_S}s (lock {lock.lock_file}); look for a stuck process, or retry"
+            ) from None
+        try:
             hit = self.get(digest)
             if hit is not None:
                 return hit
             final = self.path_for(digest)
-            final.parent.mkdir(parents=True, exist_ok=True)
             tmp = final.parent / f".tmp-{uuid.uuid4().hex}"
             try:
+                self._local(lambda: final.parent.mkdir(parents=True, exist_ok=True))
                 fill(str(tmp))
                 actual, _ = hash_file(tmp)
                 if actual != digest:
                     raise IntegrityError(f"downloaded blob hashes to {actual}, expected {digest}; it was not cached")
-                os.replace(tmp, final)
+                self._local(lambda: os.replace(tmp, final))
             finally:
-                tmp.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # never mask the real error (EROFS, EPERM...)
+                    tmp.unlink()
             return final
+        finally:
+            lock.release()
+
+    def _local(self, action: Callable[[], object]) -> None:
+        """Run a file-system step on the cache's own disk; its failures (full, read-only) name the cache."""
+        try:
+            action()
+        except Timeout:  # a TimeoutError, hence an OSError: not a disk problem
+            raise
+        except OSError as exc:
+            raise (local_write_error(exc, self.root) or StoreError(f"download cache {self.root}: {exc}")) from exc
 
     def info(self) -> CacheInfo:
         """How many blobs and bytes the cache holds."""
@@ -112,13 +140,14 @@ class DownloadCache:
     def evict(self, max_bytes: int | None = None) -> tuple[int, int]:
         """Delete least recently used blobs down to ``max_bytes``; returns (files, bytes) freed."""
         limit = self.max_bytes if max_bytes is None else max_bytes
+        self.clean_stale_temp(STALE_TEMP_S)  # litter of killed fetches is not counted, so reclaim it here
         entries = self._entries()
         total = sum(st.st_size for _p, st in entries)
         freed_files = freed_bytes = 0
         if total <= limit:
             return 0, 0
         self.root.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.root / "evict.lock"), timeout=600):
+        with FileLock(str(self.root / "evict.lock"), timeout=LOCK_TIMEOUT_S):
             for path, st in sorted(entries, key=lambda e: e[1].st_mtime_ns):
                 if total <= limit:
                     break

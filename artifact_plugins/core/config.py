@@ -110,3 +110,8 @@ class Settings(BaseModel):
     def describe(self) -> dict[str, Any]:
         """The settings with credentials redacted, safe to print or log."""
         return {**self.model_dump(), "store": redact_uri(self.store), "registry": redact_uri(self.registry)}
+
+    def __repr_args__(self) -> Any:
+        # repr() and str() go into logs, tracebacks and events: never with a password in them.
+        for key, value in super().__repr_args__():
+            yield key, (redact_uri(value) if key in ("store", "registry") and isinstance(value, str) else value)

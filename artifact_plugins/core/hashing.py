@@ -7,8 +7,10 @@ digest of a file by (device, inode, size, mtime_ns) so an unchanged file is neve
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
+import stat as stat_mod
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -36,6 +38,69 @@ def hex_of(digest: str) -> str:
     return digest[len(PREFIX) :]
 
 
+def read_fd(fd: int, size: int) -> bytes:
+    """Every byte of an open file expected to hold ``size`` bytes: one ``read`` when it does.
+
+    Asking for one byte more tells a complete read from a file that grew; anything else
+    (grown, shrunk, a short read) falls back to reading until end of file.
+    """
+    data = os.read(fd, size + 1)
+    if len(data) == size:
+        return data
+    parts = [data]
+    total = len(data)
+    # Short reads go on; nothing past size + 1 is ever read: a file that keeps growing (or a
+    # device swapped in for it) is "changed", reported by the caller, not read into memory forever.
+    while data and total <= size:
+        data = os.read(fd, size + 1 - total)
+        parts.append(data)
+        total += len(data)
+    return b"".join(parts)
+
+
+def open_regular(path: str | os.PathLike[str]) -> int:
+    """Open ``path`` for reading without ever blocking, and only if it is a regular file.
+
+    A FIFO swapped in for a file would block ``open`` until a writer came; a device would
+    never end. Both are refused (O_NONBLOCK does nothing to reads of a regular file).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+    except BaseException:
+        os.close(fd)
+        raise
+    if not stat_mod.S_ISREG(mode):
+        os.close(fd)
+        raise FileChangedError(
+            f"{os.fspath(path)!r} is no longer a regular file (a FIFO, device or socket took its place); "
+            "log it again once it is a plain file"
+        )
+    return fd
+
+
+def read_small(path: str | os.PathLike[str], size: int) -> bytes:
+    """The bytes of a small file whose size is known, with as few system calls as possible."""
+    fd = open_regular(path)
+    try:
+        return read_fd(fd, size)
+    finally:
+        os.close(fd)
+
+
+_STAT = os.stat_result
+_SHARED: dict[int, int] = {}  # one int object per distinct mode / device number
+
+
+def compact_stat(st: os.stat_result) -> os.stat_result:
+    """A stat result holding only what the log pipeline reads (mode, inode, device, size,
+    mtime_ns): ~300 bytes instead of ~640 — a draft keeps one per file until it is logged."""
+    share = _SHARED.setdefault
+    mode, dev = st.st_mode, st.st_dev
+    fields = (share(mode, mode), st.st_ino, share(dev, dev), 0, 0, 0, st.st_size, 0, 0, 0)
+    return _STAT((*fields, 0, 0, 0, 0, st.st_mtime_ns, 0, 0, 0, 0))
+
+
 def _signature(st: os.stat_result) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
@@ -48,12 +113,17 @@ def hash_file(path: str | os.PathLike[str], st: os.stat_result | None = None) ->
     try:
         before = st or os.stat(path)
         if before.st_size >= MMAP_THRESHOLD:
+            os.close(open_regular(path))  # never hand a FIFO or a device to the mmap hasher
             h = blake3(max_threads=blake3.AUTO)
             h.update_mmap(path)
+            after = os.stat(path)
         else:
-            with open(path, "rb") as f:
-                h = blake3(f.read())
-        after = os.stat(path)
+            fd = open_regular(path)
+            try:
+                h = blake3(read_fd(fd, before.st_size))
+                after = os.fstat(fd)  # the file just read, without a second path lookup
+            finally:
+                os.close(fd)
     except OSError as exc:
         raise StoreError(f"cannot read {os.fspath(path)!r}: {exc.strerror or exc}") from exc
     if _signature(after) != _signature(before):
@@ -98,18 +168,23 @@ class ChecksumCache:
         try:
             with self._lock:
                 conn = self._connect()
-                index = {(s.st_dev, s.st_ino): i for i, s in enumerate(stats)}
-                keys = list(index)
-                for start in range(0, len(keys), 400):
-                    chunk = keys[start : start + 400]
-                    where = " OR ".join(["(dev=? AND ino=?)"] * len(chunk))
-                    params = [v for k in chunk for v in k]
-                    for dev, ino, size, mtime, digest in conn.execute(
-                        f"SELECT dev, ino, size, mtime_ns, digest FROM checksums WHERE {where}", params
-                    ):
-                        i = index[(dev, ino)]
-                        if (size, mtime) == _signature(stats[i]):
-                            out[i] = digest
+                for start in range(0, len(stats), 900):
+                    # dev = ? AND ino IN (...): one primary-key range per chunk, not an OR per
+                    # file; chunk by chunk, so no index over all files is ever built.
+                    by_dev: dict[int, dict[int, int]] = {}
+                    for i in range(start, min(start + 900, len(stats))):
+                        s = stats[i]
+                        by_dev.setdefault(s.st_dev, {})[s.st_ino] = i
+                    for dev, index in by_dev.items():
+                        marks = ",".join("?" * len(index))
+                        for ino, size, mtime, digest in conn.execute(
+                            f"SELECT ino, size, mtime_ns, digest FROM checksums WHERE dev = ? AND ino IN ({marks})",
+                            [dev, *index],
+                        ):
+                            i = index[ino]
+                            st = stats[i]
+                            if size == st.st_size and mtime == st.st_mtime_ns:
+                                out[i] = digest
         except sqlite3.Error:
             pass
         return out
@@ -117,16 +192,18 @@ class ChecksumCache:
     def remember(self, items: Iterable[tuple[os.stat_result, str]]) -> None:
         """Record digests; files modified within the racy window are skipped."""
         now = time.time_ns()
-        rows = [
+        rows = (
             (s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns, d) for s, d in items if now - s.st_mtime_ns > RACY_WINDOW_NS
-        ]
-        if not rows:
+        )
+        first = next(rows, None)
+        if first is None:
             return
         try:
             with self._lock:
                 conn = self._connect()
                 conn.execute("BEGIN")
-                conn.executemany("INSERT OR REPLACE INTO checksums VALUES (?,?,?,?,?)", rows)
+                # Streamed from the generator: a million rows never sit in a list at once.
+                conn.executemany("INSERT OR REPLACE INTO checksums VALUES (?,?,?,?,?)", itertools.chain([first], rows))
                 conn.execute("COMMIT")
         except sqlite3.Error:
             try:

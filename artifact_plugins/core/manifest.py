@@ -6,8 +6,9 @@ path and the entry digest. Nothing else (type, metadata, aliases) changes it.
 
 from __future__ import annotations
 
-import gzip
 import json
+import re
+import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -20,8 +21,12 @@ from .naming import normalize_entry_path
 
 DIGEST_HEADER = b"artifact-plugins manifest v1\n"
 FORMAT = "artifact-plugins-manifest"
-MAX_MANIFEST_BYTES = 4 * 2**30  # decompressed; far beyond any sane manifest
-_HEX = set("0123456789abcdef")
+#: Decompressed JSON a stored manifest may expand to: ~7 million entries, far beyond any sane
+#: manifest, yet refused before it can exhaust memory (JSON parsing needs several times as much).
+MAX_MANIFEST_BYTES = 1 * 2**30
+_DIGEST_RE = re.compile(re.escape(PREFIX) + "[0-9a-f]{64}")
+#: Entries serialised per chunk when streaming a manifest through gzip (bounds peak memory).
+_CHUNK = 20_000
 
 
 class ManifestEntry(BaseModel):
@@ -54,13 +59,50 @@ class ManifestEntry(BaseModel):
         return out
 
 
+class _NoExtra(dict[str, Any]):
+    """The ``extra`` of entries made by :func:`make_entry` without one: an empty dict shared by
+    all of them (64 bytes saved per entry), which refuses changes so it stays empty."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("ManifestEntry.extra is read-only; build a new entry instead")
+
+    __setitem__ = __delitem__ = __ior__ = update = setdefault = pop = popitem = clear = _refuse  # type: ignore[assignment]
+
+    def __copy__(self) -> dict[str, Any]:
+        return {}
+
+    def __deepcopy__(self, memo: Any) -> dict[str, Any]:
+        return {}
+
+    def __reduce__(self) -> Any:
+        return (dict, ())
+
+
+_NO_EXTRA = _NoExtra()
+_FIELDS_SET = {"path", "digest", "size", "ref", "extra"}
+_new = object.__new__
+_set = object.__setattr__
+
+
+def make_entry(
+    path: str, digest: str, size: int, ref: str | None = None, extra: dict[str, Any] | None = None
+) -> ManifestEntry:
+    """A :class:`ManifestEntry` from values the caller has already validated.
+
+    What ``ManifestEntry.model_construct`` does, without its per-call overhead and with one
+    shared fields-set (pydantic copies it before any change): about 3x faster and ~40% smaller
+    per entry, which is what a million-entry manifest is made of.
+    """
+    entry = _new(ManifestEntry)
+    _set(entry, "__dict__", {"path": path, "digest": digest, "size": size, "ref": ref, "extra": extra or _NO_EXTRA})
+    _set(entry, "__pydantic_fields_set__", _FIELDS_SET)
+    _set(entry, "__pydantic_extra__", None)
+    _set(entry, "__pydantic_private__", None)
+    return entry
+
+
 def _check_digest(path: str, digest: object) -> str:
-    if (
-        not isinstance(digest, str)
-        or not digest.startswith(PREFIX)
-        or len(digest) != len(PREFIX) + 64
-        or not set(digest[len(PREFIX) :]) <= _HEX
-    ):
+    if not isinstance(digest, str) or _DIGEST_RE.fullmatch(digest) is None:
         raise InvalidInputError(f"manifest entry {path!r} has invalid digest {digest!r}: must be blake3:<64 hex>")
     return digest
 
@@ -68,7 +110,7 @@ def _check_digest(path: str, digest: object) -> str:
 def entry_from_json(raw: dict[str, Any]) -> ManifestEntry:
     """Validate one serialized entry strictly: a tampered manifest is refused before any write."""
     if not isinstance(raw, dict):
-        raise InvalidInputError(f"manifest entry {raw!r} is not an object")
+        raise InvalidInputError(f"manifest entry {raw!r:.100} is not an object")
     path = raw.get("path")
     if normalize_entry_path(path) != path:
         raise InvalidInputError(f"manifest entry path {path!r} is not in canonical form")
@@ -78,26 +120,44 @@ def entry_from_json(raw: dict[str, Any]) -> ManifestEntry:
         raise InvalidInputError(f"manifest entry {path!r} has invalid size {size!r}: must be 0..2**50")
     ref = raw.get("ref")
     if ref is not None and not isinstance(ref, str):
-        raise InvalidInputError(f"manifest entry {path!r} has invalid ref {ref!r}")
+        raise InvalidInputError(f"manifest entry {path!r} has invalid ref {ref!r:.100}")
     extra = raw.get("extra") or {}
     if not isinstance(extra, dict):
-        raise InvalidInputError(f"manifest entry {path!r} has invalid extra {extra!r}")
-    return ManifestEntry.model_construct(
-        path=path, digest=_check_digest(path, raw.get("digest")), size=size, ref=ref, extra=extra
-    )
+        raise InvalidInputError(f"manifest entry {path!r} has invalid extra {extra!r:.100}")
+    return make_entry(path, _check_digest(path, raw.get("digest")), size, ref, extra)
+
+
+def _decompress(data: bytes) -> bytes:
+    """Gunzip ``data``, refusing (before allocating it) output beyond :data:`MAX_MANIFEST_BYTES`:
+    a small tampered object cannot expand into an out-of-memory crash (a "gzip bomb")."""
+    d = zlib.decompressobj(wbits=31)
+    try:
+        out = d.decompress(data, MAX_MANIFEST_BYTES + 1)
+    except zlib.error as exc:
+        raise InvalidInputError(f"manifest is not valid gzip: {exc}") from None
+    if len(out) > MAX_MANIFEST_BYTES or d.unconsumed_tail:
+        raise InvalidInputError(
+            f"manifest expands to more than the limit of {MAX_MANIFEST_BYTES} bytes; refusing to read it"
+        )
+    if not d.eof:
+        raise InvalidInputError("manifest is not valid gzip: it is truncated")
+    return out
 
 
 class Manifest:
     """An ordered, path-unique collection of entries with a canonical digest."""
 
-    __slots__ = ("_entries",)
+    __slots__ = ("_digest", "_entries")
 
     def __init__(self, entries: Iterable[ManifestEntry] = ()) -> None:
         self._entries: dict[str, ManifestEntry] = {}
+        self._digest: str | None = None
+        table = self._entries
         for e in entries:
-            if e.path in self._entries:
-                raise InvalidInputError(f"manifest lists path {e.path!r} twice")
-            self._entries[e.path] = e
+            path = e.path
+            if path in table:
+                raise InvalidInputError(f"manifest lists path {path!r} twice")
+            table[path] = e
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -124,34 +184,48 @@ class Manifest:
 
     def digest(self) -> str:
         """The version digest: BLAKE3 over the header and the sorted (path, entry digest) pairs."""
-        h = blake3(DIGEST_HEADER)
-        for path in sorted(self._entries):
-            h.update(f"{path}\0{self._entries[path].digest}\n".encode())
-        return PREFIX + h.hexdigest()
+        if self._digest is None:  # entries never change after construction: compute once
+            h = blake3(DIGEST_HEADER)
+            table = self._entries
+            paths = sorted(table)
+            for start in range(0, len(paths), _CHUNK):
+                h.update("".join([f"{p}\0{table[p].digest}\n" for p in paths[start : start + _CHUNK]]).encode())
+            self._digest = PREFIX + h.hexdigest()
+        return self._digest
 
     def to_bytes(self) -> bytes:
-        """Gzipped canonical JSON (entries sorted by path)."""
-        doc = {
-            "format": FORMAT,
-            "version": 1,
-            "digest": self.digest(),
-            "entries": [self._entries[p].to_json() for p in sorted(self._entries)],
-        }
-        return gzip.compress(json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode(), compresslevel=5)
+        """Gzipped canonical JSON (entries sorted by path).
+
+        Streamed through the compressor a chunk of entries at a time, so a million-entry
+        manifest never exists as one JSON string (the bytes are what ``json.dumps`` of the
+        whole document would give).
+        """
+        table = self._entries
+        paths = sorted(table)
+        head = json.dumps({"format": FORMAT, "version": 1, "digest": self.digest()}, separators=(",", ":"))
+        gz = zlib.compressobj(5, zlib.DEFLATED, 31)  # wbits=31: a gzip container
+        out = [gz.compress(head[:-1].encode() + b',"entries":[')]
+        for start in range(0, len(paths), _CHUNK):
+            part = json.dumps(
+                [table[p].to_json() for p in paths[start : start + _CHUNK]], separators=(",", ":"), ensure_ascii=False
+            )
+            out.append(gz.compress((("," if start else "") + part[1:-1]).encode()))
+        out.append(gz.compress(b"]}"))
+        out.append(gz.flush())
+        return b"".join(out)
 
     @classmethod
     def from_bytes(cls, data: bytes, expected_digest: str | None = None) -> Manifest:
         """Parse and validate a stored manifest; refuses bad paths, digests, sizes and duplicates."""
-        try:
-            raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
-        except (OSError, EOFError) as exc:
-            raise InvalidInputError(f"manifest is not valid gzip: {exc}") from None
+        raw = _decompress(data) if data[:2] == b"\x1f\x8b" else data
         if len(raw) > MAX_MANIFEST_BYTES:
             raise InvalidInputError(f"manifest of {len(raw)} bytes exceeds the limit of {MAX_MANIFEST_BYTES}")
         try:
             doc = json.loads(raw)
         except ValueError as exc:
             raise InvalidInputError(f"manifest is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise InvalidInputError("manifest is not valid: its JSON is nested absurdly deep") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") != 1:
             raise InvalidInputError("manifest has an unknown format or version")
         entries = doc.get("entries")

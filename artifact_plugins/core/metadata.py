@@ -1,4 +1,5 @@
-"""Validation of user metadata: a JSON object of finite values, within a sane size."""
+"""Validation of user metadata: a JSON object of finite values, within a sane size and depth, and
+without credentials (values under keys that name a secret, URLs with passwords, connection strings)."""
 
 from __future__ import annotations
 
@@ -7,27 +8,47 @@ import math
 from typing import Any
 
 from .errors import InvalidMetadataError
+from .redact import embedded_secret, secret_key_name
 
 MAX_METADATA_BYTES = 1 * 2**20
 MAX_DESCRIPTION_CHARS = 64 * 1024
+#: Deeper nesting than this is refused (clearly, instead of a RecursionError).
+MAX_METADATA_DEPTH = 100
+_NO_SECRETS = "credentials must never be stored in metadata (they would reach the registry, the web app and events)"
 
 
-def _find_bad(value: Any, path: str) -> str | None:
+def _find_bad(value: Any, path: str, depth: int = 0) -> str | None:
+    if depth > MAX_METADATA_DEPTH:
+        shown = path if len(path) <= 120 else path[:120] + "…"
+        return f"metadata is nested more than {MAX_METADATA_DEPTH} levels deep (at {shown})"
     if isinstance(value, float) and not math.isfinite(value):
         return f"{path} is {value!r}; NaN and infinities are not JSON"
     if isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str):
-                return f"{path} has non-string key {k!r}"
-            bad = _find_bad(v, f"{path}[{k!r}]")
+                return f"{path} has non-string key {k!r:.60}"
+            where = f"{path}[{k!r:.80}]"
+            secret = embedded_secret(k)
+            if secret is not None:
+                return f"a key of {path} embeds a credential ({secret}); {_NO_SECRETS}"
+            if isinstance(v, str) and v and secret_key_name(k):
+                return (
+                    f"{where} looks like a credential (its key names a secret); {_NO_SECRETS} — "
+                    "remove it, or rename the key if the value is not secret"
+                )
+            bad = _find_bad(v, where, depth + 1)
             if bad:
                 return bad
     elif isinstance(value, list | tuple):
         for i, v in enumerate(value):
-            bad = _find_bad(v, f"{path}[{i}]")
+            bad = _find_bad(v, f"{path}[{i}]", depth + 1)
             if bad:
                 return bad
-    elif not isinstance(value, str | int | float | bool) and value is not None:
+    elif isinstance(value, str):
+        secret = embedded_secret(value)
+        if secret is not None:
+            return f"{path} embeds a credential ({secret}); {_NO_SECRETS}"
+    elif not isinstance(value, int | float | bool) and value is not None:
         return f"{path} is a {type(value).__name__} ({value!r:.60}), which is not JSON-serialisable"
     return None
 
@@ -58,4 +79,7 @@ def validate_description(value: Any) -> str | None:
         raise InvalidMetadataError(f"description must be a string, got {type(value).__name__}")
     if len(value) > MAX_DESCRIPTION_CHARS:
         raise InvalidMetadataError(f"description is {len(value)} characters; the limit is {MAX_DESCRIPTION_CHARS}")
+    secret = embedded_secret(value)
+    if secret is not None:
+        raise InvalidMetadataError(f"description embeds a credential ({secret}); credentials must never be stored")
     return value

@@ -21,28 +21,37 @@ MAX_PATH_BYTES = 1024
 LATEST = "latest"
 
 
+def _show(value: object) -> str:
+    """``repr(value)``, cut short for huge values so that an error message stays readable."""
+    text = repr(value)
+    if len(text) <= 2048:
+        return text
+    size = f"{len(value)} characters" if isinstance(value, str) else type(value).__name__
+    return f"{text[:100]}… ({size})"
+
+
 def validate_name(value: object, what: str = "artifact name") -> str:
     """Return ``value`` if it is a valid name (also used for types, projects and entities)."""
     if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
-        raise InvalidNameError(f"invalid {what} {value!r}: must be {NAME_RULE}")
+        raise InvalidNameError(f"invalid {what} {_show(value)}: must be {NAME_RULE}")
     if value in {".", ".."}:
-        raise InvalidNameError(f"invalid {what} {value!r}: '.' and '..' are reserved")
+        raise InvalidNameError(f"invalid {what} {_show(value)}: '.' and '..' are reserved")
     return value
 
 
 def validate_alias(value: object) -> str:
     """Return ``value`` if it is a valid alias: the name alphabet, and never ``v<digits>``."""
     if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
-        raise InvalidAliasError(f"invalid alias {value!r}: must be {NAME_RULE}")
+        raise InvalidAliasError(f"invalid alias {_show(value)}: must be {NAME_RULE}")
     if _VERSION_RE.fullmatch(value):
-        raise InvalidAliasError(f"invalid alias {value!r}: 'v<digits>' is reserved for version numbers")
+        raise InvalidAliasError(f"invalid alias {_show(value)}: 'v<digits>' is reserved for version numbers")
     return value
 
 
 def validate_digest(value: object) -> str:
     """Return ``value`` if it is a ``blake3:<64 lowercase hex>`` digest."""
     if not isinstance(value, str) or not _DIGEST_RE.fullmatch(value):
-        raise InvalidRefError(f"invalid digest {value!r}: must be 'blake3:' followed by 64 lowercase hex digits")
+        raise InvalidRefError(f"invalid digest {_show(value)}: must be 'blake3:' followed by 64 lowercase hex digits")
     return value
 
 
@@ -84,29 +93,31 @@ def parse_ref(ref: object) -> Ref:
     """Parse a reference string; raises :class:`InvalidRefError` naming the ref when it does not parse."""
     if not isinstance(ref, str) or not ref:
         raise InvalidRefError(
-            f"invalid artifact ref {ref!r}: expected '[[entity/]project/]name[:vN|:alias|@blake3:<hex>]'"
+            f"invalid artifact ref {_show(ref)}: expected '[[entity/]project/]name[:vN|:alias|@blake3:<hex>]'"
         )
     body, digest, selector = ref, None, None
     if "@" in body:
         body, digest = body.split("@", 1)
         if ":" in body:
-            raise InvalidRefError(f"invalid artifact ref {ref!r}: use either ':version/alias' or '@digest', not both")
+            raise InvalidRefError(
+                f"invalid artifact ref {_show(ref)}: use either ':version/alias' or '@digest', not both"
+            )
         try:
             validate_digest(digest)
         except InvalidRefError as exc:
-            raise InvalidRefError(f"invalid artifact ref {ref!r}: {exc}") from None
+            raise InvalidRefError(f"invalid artifact ref {_show(ref)}: {exc}") from None
     elif ":" in body:
         body, selector = body.split(":", 1)
         if not selector:
-            raise InvalidRefError(f"invalid artifact ref {ref!r}: nothing after ':'")
+            raise InvalidRefError(f"invalid artifact ref {_show(ref)}: nothing after ':'")
     parts = body.split("/")
     if len(parts) > 3:
-        raise InvalidRefError(f"invalid artifact ref {ref!r}: at most 'entity/project/name' before the version")
+        raise InvalidRefError(f"invalid artifact ref {_show(ref)}: at most 'entity/project/name' before the version")
     try:
         for p in parts:
             validate_name(p, "name in ref")
     except InvalidNameError as exc:
-        raise InvalidRefError(f"invalid artifact ref {ref!r}: {exc}") from None
+        raise InvalidRefError(f"invalid artifact ref {_show(ref)}: {exc}") from None
     name = parts[-1]
     project = parts[-2] if len(parts) >= 2 else None
     entity = parts[-3] if len(parts) == 3 else None
@@ -120,11 +131,22 @@ def parse_ref(ref: object) -> Ref:
     try:
         validate_alias(selector)
     except InvalidAliasError as exc:
-        raise InvalidRefError(f"invalid artifact ref {ref!r}: {exc}") from None
+        raise InvalidRefError(f"invalid artifact ref {_show(ref)}: {exc}") from None
     return Ref(name, project, entity, alias=selector)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_.+=,@~ -]+(?:/[A-Za-z0-9_.+=,@~ -]+)*")
 
 
 def normalize_entry_path(path: object) -> str:
@@ -134,13 +156,21 @@ def normalize_entry_path(path: object) -> str:
     segments, empty segments (``a//b``), NUL or other control characters, backslashes, over
     1024 bytes in UTF-8. ``./`` segments are dropped.
     """
+    if type(path) is str and len(path) <= MAX_PATH_BYTES and _PLAIN_PATH.fullmatch(path):
+        # Fast path (the common case, and hot: it runs for every entry added, loaded and
+        # downloaded): plain ASCII segments are NFC already and cannot be a drive path.
+        framed = f"/{path}/"
+        if "/./" not in framed and "/../" not in framed:
+            return path
     if not isinstance(path, str):
-        raise InvalidPathError(f"invalid entry path {path!r}: must be a string")
+        raise InvalidPathError(f"invalid entry path {_show(path)}: must be a string")
     rule = None
     if not path:
         rule = "must not be empty"
     elif _CONTROL.search(path):
         rule = "must not contain NUL or control characters"
+    elif not _encodable(path):
+        rule = "must be valid Unicode (it has lone surrogates, e.g. from a file name that is not UTF-8)"
     elif "\\" in path:
         rule = "must use '/' separators, not backslashes"
     elif path.startswith("/"):
@@ -165,7 +195,28 @@ def normalize_entry_path(path: object) -> str:
                 rule = f"must be at most {MAX_PATH_BYTES} bytes in UTF-8"
             else:
                 return normal
-    raise InvalidPathError(f"invalid entry path {path!r}: {rule}")
+    raise InvalidPathError(f"invalid entry path {_show(path)}: {rule}")
+
+
+_PLAIN_LINES = re.compile(r"(?:[A-Za-z0-9_.+=,@~ -]+(?:/[A-Za-z0-9_.+=,@~ -]+)*\n)*")
+_DOT_SEGMENT = re.compile(r"(?:^|/)\.{1,2}(?:/|$)", re.MULTILINE)
+
+
+def normalize_entry_paths(paths: list[str]) -> list[str]:
+    """:func:`normalize_entry_path` of many paths (the same list back when all are canonical).
+
+    Checks the whole batch with two regular-expression passes over the joined text instead of
+    one call per path; any path that is not plain takes the per-path route.
+    """
+    text = "\n".join(paths) + "\n"
+    if (
+        "\n" not in "".join(paths)
+        and _PLAIN_LINES.fullmatch(text)
+        and not _DOT_SEGMENT.search(text)
+        and max(map(len, paths), default=0) <= MAX_PATH_BYTES
+    ):
+        return paths
+    return [normalize_entry_path(p) for p in paths]
 
 
 def join_entry_path(prefix: str | None, rest: str) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat as stat_mod
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -10,13 +12,14 @@ from pathlib import Path
 from .artifact import PendingEntry
 from .client import Client
 from .errors import InvalidPathError, StoreError
-from .hashing import hash_file
+from .hashing import PREFIX, hash_file
 from .manifest import ManifestEntry
 from .naming import normalize_entry_path
 from .progress import Progress, progress_for
 from .references import handler_for
 from .storage import BlobStore, RemoteStore, blob_key, parallel_map
-from .storage.local import SMALL_FILE
+from .storage.base import local_write_error
+from .storage.local import SMALL_FILE, LocalStore
 
 TRANSFER_WORKERS = 4
 
@@ -54,26 +57,38 @@ class _FileProgress:
 def upload_blobs(client: Client, pending: Iterable[PendingEntry], label: str) -> int:
     """Step (1) of the commit protocol: send every blob the store does not have. Returns bytes sent."""
     store = client.store
-    by_key: dict[str, PendingEntry] = {}
+    # Keyed by digest (strings the entries already hold): store keys are derived on the fly,
+    # so a million-entry log does not keep a million key strings alive.
+    by_digest: dict[str, PendingEntry] = {}
     for p in pending:
         if p.entry.ref is None:
-            key = blob_key(p.entry.digest)
-            if p.source is not None or key not in by_key:
-                by_key[key] = p
-    missing = store.missing(by_key)
-    lost = sorted(by_key[k].entry.path for k in missing if by_key[k].source is None)
-    if lost:
-        raise StoreError(
-            f"{label}: the stored bytes of {len(lost)} entries carried over from an earlier version are gone "
-            f"(first: {lost[0]!r}); that version was garbage-collected — add those files again"
-        )
-    reused = [k for k in by_key if k not in missing]
-    if reused:
-        # A reused blob must look young to a concurrent gc; one that gc deleted between the
-        # check above and this touch is simply sent again.
-        store.touch(reused)
-        missing |= {k for k in store.missing(reused) if by_key[k].source is not None}
-    todo = [by_key[k] for k in sorted(missing)]
+            d = p.entry.digest
+            if p.source is not None or d not in by_digest:
+                by_digest[d] = p
+    if isinstance(store, LocalStore):
+        # A reused blob must look young to a concurrent gc. On local disk touching is a look
+        # too (it fails on a missing file), so touch first: what it found is present and young
+        # now, what it did not find is sent — one system call per blob instead of three.
+        missing: set[str] = set()
+        digests = list(by_digest)
+        for start in range(0, len(digests), 10_000):  # key strings live for one chunk only
+            chunk = digests[start : start + 10_000]
+            keys = [blob_key(d) for d in chunk]
+            gone = store.touch(keys)
+            if gone is None:
+                gone = store.missing(keys)
+            if gone:
+                missing.update(d for d, k in zip(chunk, keys, strict=True) if k in gone)
+        _check_lost(by_digest, missing, label)
+    else:
+        missing = _digests_of(store.missing(map(blob_key, by_digest)))
+        _check_lost(by_digest, missing, label)
+        reused = [blob_key(d) for d in by_digest if d not in missing]
+        if reused:
+            # One that gc deleted between the check above and this touch is simply sent again.
+            store.touch(reused)
+            missing |= {d for d in _digests_of(store.missing(reused)) if by_digest[d].source is not None}
+    todo = [by_digest[d] for d in sorted(missing)]
     total = sum(p.entry.size for p in todo)
     with progress_for(f"uploading {label}", total, len(todo)) as progress:
 
@@ -91,6 +106,20 @@ def upload_blobs(client: Client, pending: Iterable[PendingEntry], label: str) ->
     return total
 
 
+def _digests_of(keys: Iterable[str]) -> set[str]:
+    """The digests named by blob keys (``blobs/blake3/<aa>/<hex>``)."""
+    return {PREFIX + k.rsplit("/", 1)[1] for k in keys}
+
+
+def _check_lost(by_digest: dict[str, PendingEntry], missing: set[str], label: str) -> None:
+    lost = sorted(by_digest[d].entry.path for d in missing if by_digest[d].source is None)
+    if lost:
+        raise StoreError(
+            f"{label}: the stored bytes of {len(lost)} entries carried over from an earlier version are gone "
+            f"(first: {lost[0]!r}); that version was garbage-collected — add those files again"
+        )
+
+
 def _workers(store: BlobStore, total_bytes: int, files: int) -> int:
     """Threads only pay off for network stores or large files: small local copies are
     syscall-bound and extra threads just trade the GIL back and forth (measured: slower)."""
@@ -103,12 +132,17 @@ def _workers(store: BlobStore, total_bytes: int, files: int) -> int:
 
 def safe_destination(root: Path, entry_path: str) -> Path:
     """The on-disk path of an entry under ``root``, re-validated so nothing can escape ``root``."""
+    _check_destination(os.path.abspath(root), entry_path)
+    return root / entry_path
+
+
+def _check_destination(root_abs: str, entry_path: str) -> None:
     if normalize_entry_path(entry_path) != entry_path:
         raise InvalidPathError(f"entry path {entry_path!r} is not canonical; refusing to write it")
-    dest = root / entry_path
-    if os.path.commonpath([os.path.abspath(dest), os.path.abspath(root)]) != os.path.abspath(root):
-        raise InvalidPathError(f"entry path {entry_path!r} would be written outside {root}")
-    return dest
+    # A canonical path is relative and has no '..' or empty segments, so joining it to the
+    # root cannot leave the root; the check below is a cheap second line of defence.
+    if entry_path.startswith("/") or "/../" in f"/{entry_path}/":
+        raise InvalidPathError(f"entry path {entry_path!r} would be written outside {root_abs}")
 
 
 def materialize(
@@ -119,10 +153,20 @@ def materialize(
     Every path is validated before any byte is written. Files appear under their final names
     only when complete (temp file + rename).
     """
-    dests = [safe_destination(root, e.path) for e in entries]
+    root_abs, base = os.path.abspath(root), os.fspath(root)
+    for e in entries:
+        _check_destination(root_abs, e.path)
+    paths = [f"{base}/{e.path}" for e in entries]
     cache = client.checksum_cache
     present: list[bool] = [False] * len(entries)
-    existing = [(i, os.stat(d)) for i, d in enumerate(dests) if os.path.isfile(d)]
+    existing = []
+    for i, d in enumerate(paths):
+        try:
+            st = os.stat(d)
+        except OSError:
+            continue
+        if stat_mod.S_ISREG(st.st_mode):
+            existing.append((i, st))
     if existing:
         known = cache.lookup([st for _, st in existing])
         rehash = []
@@ -132,38 +176,47 @@ def materialize(
             elif st.st_size == entries[i].size:
                 rehash.append((i, st))
         if rehash:
-            results = [hash_file(dests[i], st) for i, st in rehash]
+            results = [hash_file(paths[i], st) for i, st in rehash]
             cache.remember((st, d) for d, st in results)
             for (i, _), (d, _) in zip(rehash, results, strict=True):
                 present[i] = d == entries[i].digest
     todo = [i for i in range(len(entries)) if not present[i]]
     total = sum(entries[i].size for i in todo)
-    made: set[Path] = set()
+    made: set[str] = set()
     for i in todo:
-        parent = dests[i].parent
+        parent = paths[i].rsplit("/", 1)[0]
         if parent not in made:
-            parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.makedirs(parent, exist_ok=True)
+            except OSError as exc:
+                raise (local_write_error(exc, parent) or StoreError(f"cannot create {parent}: {exc}")) from exc
             made.add(parent)
     written: list[tuple[os.stat_result, str]] = []
     with progress_for(f"downloading {label}", total, len(todo)) as progress:
 
         def fetch(item: object) -> None:
             assert isinstance(item, int)
-            entry, dest = entries[item], dests[item]
-            tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:12]}"
+            entry, dest = entries[item], paths[item]
+            parent, _, name = dest.rpartition("/")
+            tmp = f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:12]}"
             counted = _FileProgress(progress)
             try:
-                fetch_entry(client, entry, tmp, verify, on_bytes=counted)
-                os.replace(tmp, dest)
-            finally:
-                tmp.unlink(missing_ok=True)
+                fetch_entry(client, entry, Path(tmp), verify, on_bytes=counted)
+                try:
+                    os.replace(tmp, dest)
+                except OSError as exc:
+                    raise (local_write_error(exc, dest) or StoreError(f"cannot write {dest}: {exc}")) from exc
+            except BaseException:
+                with contextlib.suppress(OSError):  # EROFS/EPERM too: never mask the real error
+                    os.unlink(tmp)
+                raise
             if entry.ref is None:  # a reference's digest may describe its URI, not its bytes
                 written.append((os.stat(dest), entry.digest))
             counted.done(entry.size)
 
         _parallel(fetch, todo, _workers(client.store, total, len(todo)))
     cache.remember(written)
-    return dests
+    return [root / e.path for e in entries]
 
 
 def fetch_entry(
@@ -194,7 +247,10 @@ def fetch_entry(
             cached = client.download_cache.fetch(entry.digest, lambda tmp: store.get_file(key, tmp))
         from .storage.local import copy_file
 
-        copy_file(cached, dest)
+        try:
+            copy_file(cached, dest)
+        except OSError as exc:
+            raise (local_write_error(exc, dest) or StoreError(f"cannot copy {cached} to {dest}: {exc}")) from exc
     if verify:
         from .errors import IntegrityError
 

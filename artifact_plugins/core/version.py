@@ -194,7 +194,13 @@ class ArtifactVersion:
         from .transfer import materialize
 
         base = Path(root) if root is not None else default_root(self._record)
-        base.mkdir(parents=True, exist_ok=True)
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            from .errors import StoreError
+            from .storage.base import local_write_error
+
+            raise (local_write_error(exc, base) or StoreError(f"cannot create {base}: {exc}")) from exc
         materialize(self._client, self._select(path_prefix), base, self.qualified_name, verify=verify)
         if not self._client.store.is_local:
             self._client.download_cache.evict()

@@ -3,16 +3,18 @@
 ``s3://bucket/prefix`` and ``gs://bucket/prefix`` stores import boto3 / google-cloud-storage only
 when such a store is opened. Both derive from :class:`RemoteStore`, which holds everything the
 two bucket stores share: the key layout under the prefix, verified small-file uploads, the
-changed-while-uploading check for large ones, batched existence checks (parallel HEADs or a
-listing per fan-out directory, whichever costs fewer requests), and error translation that keeps
-credentials out of messages.
+changed-while-uploading check for large ones, batched existence checks (one listing for a new
+or small store, else a listing per crowded fan-out directory and parallel HEADs for the rest),
+and error translation that keeps credentials out of messages.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
+import random
 import re
+import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -24,9 +26,9 @@ import tenacity
 from blake3 import blake3
 
 from ..errors import ArtifactPluginsError, FileChangedError, InvalidConfigError, StoreError
-from ..hashing import PREFIX
+from ..hashing import PREFIX, read_small
 from ..redact import has_credentials, redact_uri
-from .base import BlobStore, StoredObject, blob_key, manifest_key
+from .base import BlobStore, StoredObject, blob_key, local_write_error, manifest_key
 from .local import LocalStore
 
 __all__ = [
@@ -154,9 +156,16 @@ def with_retries(fn: Callable[[], T], transient: Callable[[BaseException], bool]
 
     The SDKs retry each request already (throttling, 5xx, refused connections); this covers what
     they cannot: a response body cut off mid-stream, or a write that raced with another writer.
+    The first attempt runs without the retry machinery (it is on the path of every small file).
     """
+    try:
+        return fn()
+    except Exception as exc:
+        if attempts <= 1 or not transient(exc):
+            raise
+    time.sleep(random.uniform(0.0, 0.2))  # tenacity waits between its own attempts only
     retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(max(attempts, 1)),
+        stop=tenacity.stop_after_attempt(attempts - 1),
         wait=tenacity.wait_random_exponential(multiplier=0.2, max=10.0),
         retry=tenacity.retry_if_exception(transient),
         reraise=True,
@@ -354,17 +363,14 @@ class RemoteStore(BlobStore):
         with self._errors("store", key):
             size = expect.st_size if expect is not None else os.stat(path).st_size
             if size <= self.inline_limit:
-                with open(path, "rb") as f:
-                    data = f.read()
+                data = read_small(path, size)  # never blocks on a FIFO, never reads a device forever
                 if (
                     expect is not None
                     and key.startswith("blobs/")
                     and PREFIX + blake3(data).hexdigest() != (PREFIX + key.rsplit("/", 1)[1])
                 ):
                     raise FileChangedError(f"{path!r} changed since it was added; log it again once it is stable")
-                self._upload_bytes(self.full_key(key), data)
-                if on_bytes is not None:
-                    on_bytes(len(data))
+                self._upload_bytes(self.full_key(key), data)  # small: accounted for when the file is done
                 return
             self._upload_file(self.full_key(key), path, size, on_bytes)
             if expect is not None:
@@ -392,8 +398,15 @@ class RemoteStore(BlobStore):
         on_bytes: ByteCallback | None = None,
     ) -> None:
         """Download ``key`` to ``dest``; ``size`` (when known) saves a request, ``on_bytes`` gets byte counts."""
-        with self._errors("read", key):
-            self._download(self.full_key(key), os.fspath(dest), size, on_bytes)
+        try:
+            with self._errors("read", key):
+                self._download(self.full_key(key), os.fspath(dest), size, on_bytes)
+        except StoreError as exc:
+            # A full or read-only local disk is not the store's fault: name the local path.
+            local = local_write_error(exc.__cause__, dest) if exc.__cause__ is not None else None
+            if local is not None:
+                raise local from exc.__cause__
+            raise
 
     def iter_objects(self, prefix: str) -> Iterator[StoredObject]:
         with self._errors("list", prefix):

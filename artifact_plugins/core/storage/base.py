@@ -8,12 +8,30 @@ Layout, identical on every backend::
 
 from __future__ import annotations
 
+import errno
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from ..errors import StoreError
 from ..hashing import hex_of
+
+#: Failures that are always about the local file being written, never about the store read from.
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+
+
+def local_write_error(exc: BaseException, path: str | os.PathLike[str]) -> StoreError | None:
+    """A :class:`StoreError` naming ``path`` when ``exc`` is a failure to write there (disk full,
+    read-only, permission denied...), so that it is not mistaken for a failure of the store."""
+    if not isinstance(exc, OSError) or exc.errno is None:
+        return None
+    target = os.fspath(path)
+    names = [os.fspath(n) for n in (exc.filename, exc.filename2) if isinstance(n, str | os.PathLike)]
+    if exc.errno not in _WRITE_ERRNOS and not any(n.startswith(target) for n in names):
+        return None
+    hint = "; free space and retry" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return StoreError(f"cannot write {target}: {exc.strerror or exc}{hint}")
 
 
 def blob_key(digest: str) -> str:
@@ -76,11 +94,12 @@ class BlobStore(ABC):
     def delete(self, key: str) -> None:
         """Remove the object at ``key`` (no error if absent)."""
 
-    def touch(self, keys: Iterable[str]) -> None:
+    def touch(self, keys: Iterable[str]) -> set[str] | None:
         """Refresh the modification time of existing objects (a reused blob must look young to gc).
 
         Stores whose objects cannot be touched cheaply leave this a no-op; gc's grace period
-        then has to outlast the longest log.
+        then has to outlast the longest log. A store that learns for free which keys do not
+        exist (touching a missing local file fails) returns them; others return ``None``.
         """
         return None
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from blake3 import blake3
 
 from ..errors import FileChangedError, StoreError
-from ..hashing import PREFIX
-from .base import BlobStore, StoredObject
+from ..hashing import PREFIX, open_regular, read_small
+from ..hashing import read_fd as _read_fd
+from .base import BlobStore, StoredObject, local_write_error
 
 SMALL_FILE = 1 * 2**20
 
@@ -43,23 +44,32 @@ class LocalStore(BlobStore):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().resolve()
         self.uri = self.root.as_uri()
+        self._prefix = f"{self.root}/"  # plain strings: pathlib costs more than the syscalls on hot paths
 
     def _path(self, key: str) -> Path:
         return self.root / key
 
+    def _fs(self, key: str) -> str:
+        return self._prefix + key
+
     def has(self, key: str) -> bool:
-        return os.path.exists(self._path(key))
+        return os.path.exists(self._prefix + key)
+
+    def missing(self, keys: Iterable[str]) -> set[str]:
+        prefix, exists = self._prefix, os.path.exists
+        return {k for k in keys if not exists(prefix + k)}
 
     def _place(self, key: str, write_tmp: object) -> None:
         """Write via ``write_tmp(tmp_path)`` then rename to ``key``; creates missing directories once."""
-        final = self._path(key)
-        tmp = f"{final.parent}/.tmp-{uuid.uuid4().hex}"
+        final = self._prefix + key
+        parent = final.rsplit("/", 1)[0]
+        tmp = f"{parent}/.tmp-{uuid.uuid4().hex}"
         assert callable(write_tmp)
         try:
             try:
                 write_tmp(tmp)
             except FileNotFoundError:
-                final.parent.mkdir(parents=True, exist_ok=True)
+                os.makedirs(parent, exist_ok=True)
                 write_tmp(tmp)
             os.replace(tmp, final)
         except BaseException:
@@ -71,8 +81,7 @@ class LocalStore(BlobStore):
         try:
             if expect is not None and expect.st_size < SMALL_FILE:
                 # Small files: read once, check the bytes still hash to the key, write them.
-                with open(src, "rb") as f:
-                    data = f.read()
+                data = read_small(src, expect.st_size)
                 if PREFIX + blake3(data).hexdigest() != PREFIX + key.rsplit("/", 1)[1]:
                     raise FileChangedError(
                         f"{os.fspath(src)!r} changed since it was added; log it again once it is stable"
@@ -81,6 +90,7 @@ class LocalStore(BlobStore):
                 return
 
             def copy(tmp: str) -> None:
+                os.close(open_regular(src))  # a FIFO or a device swapped in would block or never end
                 copy_file(src, tmp)
                 if expect is not None:
                     now = os.stat(src)
@@ -108,13 +118,19 @@ class LocalStore(BlobStore):
 
     def get_file(self, key: str, dest: str | os.PathLike[str]) -> None:
         try:
-            src = self._path(key)
-            if os.stat(src).st_size < SMALL_FILE:
-                write_new_file(dest, src.read_bytes())
+            src = self._prefix + key
+            fd = os.open(src, os.O_RDONLY)
+            try:
+                size = os.fstat(fd).st_size
+                data = _read_fd(fd, size) if size < SMALL_FILE else None
+            finally:
+                os.close(fd)
+            if data is not None:
+                write_new_file(dest, data)
             else:
                 copy_file(src, dest)
         except OSError as exc:
-            raise self._error("read", key, exc) from exc
+            raise (local_write_error(exc, dest) or self._error("read", key, exc)) from exc
 
     def iter_objects(self, prefix: str) -> Iterator[StoredObject]:
         base = self._path(prefix)
@@ -135,10 +151,16 @@ class LocalStore(BlobStore):
         except OSError as exc:
             raise self._error("delete", key, exc) from exc
 
-    def touch(self, keys: Iterable[str]) -> None:
+    def touch(self, keys: Iterable[str]) -> set[str]:
+        """Touch each key; returns the keys that do not exist (one system call per key)."""
+        prefix, utime = self._prefix, os.utime
+        gone = set()
         for key in keys:
-            with contextlib.suppress(FileNotFoundError):
-                os.utime(self._path(key))
+            try:
+                utime(prefix + key)
+            except FileNotFoundError:
+                gone.add(key)
+        return gone
 
     def delete_if_older(self, key: str, cutoff: float) -> bool:
         path = self._path(key)
