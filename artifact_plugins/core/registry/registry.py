@@ -54,8 +54,21 @@ def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, SAIntegrityError):
         return True  # lost a race creating a project/collection/run: re-read and go again
     if isinstance(exc, OperationalError | DBAPIError):
+        if exc.connection_invalidated:
+            return True  # the pool has dropped that connection; the next attempt gets a fresh one
         msg = str(exc.orig).lower() if getattr(exc, "orig", None) else str(exc).lower()
-        return any(s in msg for s in ("deadlock", "could not serialize", "connection", "server closed", "terminat"))
+        return any(
+            s in msg
+            for s in (
+                "deadlock",
+                "could not serialize",
+                "connection",
+                "server closed",
+                "terminat",
+                "sending query failed",
+                "another command is already in progress",
+            )
+        )
     return False
 
 
