@@ -319,16 +319,31 @@ def _dvc_repo(ws: Path, cache: Path | None, remote: Path | None) -> Any:
     return Repo(str(ws))
 
 
+def _discard(path: Path, a: dict[str, Any]) -> None:
+    """Remove ``path``: into the harness's trash (a rename) when it has one, so that no bulk
+    delete happens right before a measured run (see ``run_all.rm``)."""
+    if not (path.exists() or path.is_symlink()):
+        return
+    trash = a.get("trash")
+    if trash and trash != "None":
+        Path(trash).mkdir(parents=True, exist_ok=True)
+        os.rename(path, Path(trash) / os.urandom(8).hex())
+    elif path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
 def dvc_fresh(a: dict[str, Any], clock: Clock) -> None:
     """Untimed set-up: a new DVC project (no SCM) in ``ws`` with an empty cache and local remote."""
     ws = Path(a["ws"])
     ws.mkdir(parents=True, exist_ok=True)
     os.chdir(ws)
-    shutil.rmtree(ws / ".dvc", ignore_errors=True)
+    _discard(ws / ".dvc", a)
     for f in [*ws.glob("*.dvc"), *ws.glob("*/*.dvc")]:
         f.unlink()
     if a.get("remote"):
-        shutil.rmtree(a["remote"], ignore_errors=True)
+        _discard(Path(a["remote"]), a)
     cache = Path(a["cache"]) if a.get("cache") else None
     if cache is not None and a.get("wipe_cache"):
         shutil.rmtree(cache, ignore_errors=True)
@@ -353,10 +368,7 @@ def dvc_checkout(a: dict[str, Any], clock: Clock) -> None:
     os.environ["DVC_NO_ANALYTICS"] = "1"
     ws = Path(a["ws"])
     out = ws / Path(a["dvcfile"]).name.removesuffix(".dvc")  # the .dvc file is copied to the workspace root
-    if out.is_dir():
-        shutil.rmtree(out)
-    else:
-        out.unlink(missing_ok=True)
+    _discard(out, a)
     ws.mkdir(parents=True, exist_ok=True)
     os.chdir(ws)
     repo = _dvc_repo(ws, Path(a["cache"]), Path(a["remote"]) if a.get("remote") else None)

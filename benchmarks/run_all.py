@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,7 +86,7 @@ def generate(root: Path, w: Workload, force: bool = False) -> Path:
     spec = json.dumps(asdict(w), sort_keys=True)
     if not force and marker.exists() and marker.read_text() == spec:
         return root
-    shutil.rmtree(root, ignore_errors=True)
+    rm(root)
     root.mkdir(parents=True)
     if w.files == 1:
         xof, chunk = blake3(w.seed.encode()), 64 * 2**20
@@ -206,12 +207,47 @@ class Bench:
         return self._spawn(PEERS_PY, op, a)
 
 
+#: Where ``rm`` moves things during a workload (deleted, and the disk let settle, between workloads).
+TRASH: Path | None = None
+
+
 def rm(*paths: Path) -> None:
+    """Remove ``paths``: moved into :data:`TRASH` (a rename) while measuring, really deleted otherwise.
+
+    On this VM's ext4 (mounted with ``discard``), creating files right after a bulk delete is
+    10-40x slower for several seconds; a run's clean-up must not slow the next measured run.
+    """
     for p in paths:
-        if p.is_dir() and not p.is_symlink():
+        if not (p.exists() or p.is_symlink()):
+            continue
+        if TRASH is not None:
+            TRASH.mkdir(parents=True, exist_ok=True)
+            os.rename(p, TRASH / uuid.uuid4().hex)
+        elif p.is_dir() and not p.is_symlink():
             shutil.rmtree(p)
-        elif p.exists() or p.is_symlink():
+        else:
             p.unlink()
+
+
+def settle(b: Bench) -> None:
+    """Empty the trash, then wait (at most a minute) until creating files is fast again."""
+    if TRASH is not None and TRASH.exists():
+        shutil.rmtree(TRASH)
+    os.sync()
+    probe_root = b.work / "probe" / uuid.uuid4().hex
+    t0 = time.perf_counter()
+    per_file = 0.0
+    for k in range(60):
+        probe = probe_root / str(k)
+        probe.mkdir(parents=True)
+        t = time.perf_counter()
+        for i in range(200):
+            (probe / str(i)).write_bytes(b"x")
+        per_file = (time.perf_counter() - t) / 200
+        if per_file < 60e-6:
+            break
+        time.sleep(1)
+    b.say(f"  (disk settled in {time.perf_counter() - t0:.0f} s: {per_file * 1e6:.0f} us per file create)")
 
 
 def bench_workload(b: Bench, w: Workload, src_root: Path, peers: bool) -> None:
@@ -263,7 +299,7 @@ def bench_workload(b: Bench, w: Workload, src_root: Path, peers: bool) -> None:
     # -- DVC: the source root is the DVC project; cache in its .dvc, remote beside it
     remote = b.work / "dvc" / "remote"
     dvc_target = target.relative_to(src_root).as_posix()
-    fresh = {"ws": str(src_root), "remote": str(remote)}
+    fresh = {"ws": str(src_root), "remote": str(remote), "trash": str(TRASH)}
     addp = {"ws": str(src_root), "target": dvc_target}
     b.measure("dvc", "first_log", name, lambda: b.peer("dvc_add_push", addp), setup=lambda: b.peer("dvc_fresh", fresh))
     b.measure("dvc", "relog", name, lambda: b.peer("dvc_add_push", addp))
@@ -275,7 +311,13 @@ def bench_workload(b: Bench, w: Workload, src_root: Path, peers: bool) -> None:
         dvcfile = None
     if dvcfile is not None:
         ws2, ws3 = b.work / "dvc" / "ws-cached", b.work / "dvc" / "ws-cold"
-        co = {"ws": str(ws2), "target": dvc_target, "cache": str(src_root / ".dvc" / "cache"), "dvcfile": str(dvcfile)}
+        co = {
+            "ws": str(ws2),
+            "target": dvc_target,
+            "cache": str(src_root / ".dvc" / "cache"),
+            "dvcfile": str(dvcfile),
+            "trash": str(TRASH),
+        }
         b.measure("dvc", "download_cached", name, lambda: b.peer("dvc_checkout", co))
         cold_cache = b.work / "dvc" / "ws-cold-cache"
         pull = {**co, "ws": str(ws3), "cache": str(cold_cache), "remote": str(remote), "pull": True}
@@ -308,7 +350,7 @@ def bench_history(b: Bench, w: Workload, src_root: Path, peers: bool) -> None:
     b.ours("ours_log", a)
     if peers:
         b.peer("wandb_log", wa)
-        b.peer("dvc_fresh", {"ws": str(src_root), "remote": str(remote)})
+        b.peer("dvc_fresh", {"ws": str(src_root), "remote": str(remote), "trash": str(TRASH)})
         b.peer("dvc_add_push", addp)
         b.peer("mlflow_log", ma)
     for k in range(1, 10):
@@ -319,7 +361,7 @@ def bench_history(b: Bench, w: Workload, src_root: Path, peers: bool) -> None:
             b.measure("dvc", "log_change", w.name, lambda: b.peer("dvc_add_push", addp), runs=k)
             b.measure("mlflow", "log_change", w.name, lambda: b.peer("mlflow_log", ma), runs=k)
     if peers:
-        b.peer("dvc_fresh", {"ws": str(src_root), "remote": str(remote)})
+        b.peer("dvc_fresh", {"ws": str(src_root), "remote": str(remote), "trash": str(TRASH)})
     rm(home, wb, ml, remote)
     (src.parent / f".{src.name}.complete").unlink(missing_ok=True)  # modified: regenerate next time
 
@@ -682,15 +724,22 @@ def main() -> None:
         generate(src_root / w.name, w)
         b.say(f"data {w.name} ready ({time.perf_counter() - t:.1f} s)")
     time.sleep(1.2)
+    global TRASH
+    TRASH = work / ".trash"
+    settle(b)
     for w in chosen:
         bench_workload(b, w, src_root, peers)
+        settle(b)
     if not only or "history" in only:
         bench_history(b, history, src_root, peers)
+        settle(b)
     if not only or "lineage" in only:
         bench_lineage(b, 100 if q else 1000)
+        settle(b)
     scale = None
     if not args.no_scale and (not only or "scale" in only):
         scale = bench_scale(b, scale_w, src_root)
+    TRASH = None
     meta["finished"] = datetime.now(UTC).strftime("%H:%M UTC")
     meta["minutes"] = (time.perf_counter() - t0) / 60
     meta["load_end"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
