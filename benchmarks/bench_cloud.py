@@ -180,11 +180,7 @@ def main() -> None:
 
         def use_prefix(prefix: str, cache: str = "cache") -> None:
             """A fresh client on ``prefix`` (its S3 client created untimed, like the baseline's)."""
-            for c in client_mod._clients.values():
-                store = c.__dict__.get("store")
-                if isinstance(store, S3Store):
-                    store.close()
-            client_mod._clients.clear()
+            client_mod.close_clients()
             os.environ["ARTIFACT_PLUGINS_STORE"] = f"s3://{BUCKET}/{prefix}"
             os.environ["ARTIFACT_PLUGINS_CACHE_DIR"] = str(work / cache)
             client_mod.get_client().store  # noqa: B018

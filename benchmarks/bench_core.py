@@ -121,7 +121,7 @@ def main() -> None:
             Path(work / "registry.db").unlink(missing_ok=True)
             from artifact_plugins.core import client
 
-            client._clients.clear()
+            client.close_clients()
 
         first_s = median_time(log_small, args.runs, setup=cold_setup)
         rows.append((f"first log {n_small} x 4 KiB", f"{n_small / first_s:,.0f} files/s ({first_s:.2f} s)",

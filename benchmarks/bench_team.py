@@ -67,7 +67,7 @@ def resolve_latency(registry: str, work: Path, n: int) -> tuple[float, float]:
     import artifact_plugins as ap
     from artifact_plugins.core import client
 
-    client._clients.clear()
+    client.close_clients()
     api = ap.Api()
     api.artifact("shared:latest")
     samples = []
@@ -108,9 +108,7 @@ def main() -> None:
     finally:
         from artifact_plugins.core import client
 
-        for c in client._clients.values():
-            if "registry" in c.__dict__:
-                c.registry.engine.dispose()
+        client.close_clients()
         with admin.connect() as c:
             c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
     print(f"{args.procs} processes x {args.logs} logs each; {args.resolves} resolves of shared:latest")

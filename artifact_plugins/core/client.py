@@ -50,6 +50,13 @@ class Client:
         """The bounded cache of fetched remote blobs."""
         return DownloadCache(self.settings.cache_dir, self.settings.cache_max_bytes)
 
+    def close(self) -> None:
+        """Close the registry's connections and the store's sessions, if they were opened."""
+        if "registry" in self.__dict__:
+            self.registry.engine.dispose()
+        if "store" in self.__dict__:
+            self.store.close()
+
     def manifest(self, version: VersionRecord) -> Manifest:
         """The validated manifest of a committed version (memoised; manifests are immutable)."""
         cached = self._manifests.get(version.digest)
@@ -103,3 +110,19 @@ def open_clients() -> list[Client]:
     pid = os.getpid()
     with _lock:
         return [c for (_s, p), c in _clients.items() if p == pid and "registry" in c.__dict__]
+
+
+def close_clients() -> None:
+    """Close and forget every client (and cached reference handler) of this process.
+
+    The next :func:`get_client` reads its configuration afresh, as a new process would: for
+    tests, benchmarks and long-lived workers whose environment changed.
+    """
+    from .references import clear_handlers
+
+    with _lock:
+        clients = list(_clients.values())
+        _clients.clear()
+    for c in clients:
+        c.close()
+    clear_handlers()

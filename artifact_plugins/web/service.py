@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ..core.api import Api
 from ..core.client import Client, get_client
 from ..core.config import Settings
 from ..core.errors import ArtifactNotFoundError, EntryNotFoundError, InvalidInputError, NotFoundError, StoreError
-from ..core.lineage import build_lineage
 from ..core.manifest import Manifest, ManifestEntry
 from ..core.naming import parse_ref, validate_name
 from ..core.registry import CollectionRecord, EdgeRecord, Registry, RunRecord, VersionRecord
@@ -423,16 +423,8 @@ class Catalog:
         """The lineage graph around a version (``ref``) or a run, with display hints on collapsed nodes."""
         if (ref is None) == (run_id is None):
             raise InvalidInputError("lineage needs exactly one of ref= (a version) or run= (a run id)")
-        settings = self.settings
-        vids: list[int] = []
-        rids: list[str] = []
-        if ref is not None:
-            parsed = parse_ref(ref)
-            vids = [self.registry.resolve(parsed, settings.entity, settings.project).id]
-        else:
-            assert run_id is not None
-            rids = [self.registry.run(run_id).id]
-        graph = build_lineage(self.registry, vids, rids, direction, depth, collapse).to_dict()
+        api = Api(settings=self.settings)
+        graph = api.lineage(ref, run_id=run_id, direction=direction, depth=depth, collapse=collapse).to_dict()
         if graph["collapse"] == "group":
             self._describe_groups(graph["nodes"])
         for node in graph["nodes"]:

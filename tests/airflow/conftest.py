@@ -141,8 +141,14 @@ class AirflowRecords:
                 .order_by(AssetEvent.id)
             ).all()
             return [
-                {"uri": a.uri, "name": a.name, "group": a.group, "extra": dict(e.extra or {}),
-                 "task_id": e.source_task_id, "map_index": e.source_map_index}
+                {
+                    "uri": a.uri,
+                    "name": a.name,
+                    "group": a.group,
+                    "extra": dict(e.extra or {}),
+                    "task_id": e.source_task_id,
+                    "map_index": e.source_map_index,
+                }
                 for e, a in rows
             ]
 

@@ -173,13 +173,20 @@ def _faults_dag(tmp_path: Path) -> Any:
     def faults() -> None:
         flaky_log()
         LogArtifactOperator(
-            task_id="log_broken", name="broken", type="dataset",
-            paths=[str(data), str(tmp_path / "vanished.csv")], outlets=[artifact_asset("broken")],
+            task_id="log_broken",
+            name="broken",
+            type="dataset",
+            paths=[str(data), str(tmp_path / "vanished.csv")],
+            outlets=[artifact_asset("broken")],
         )
         UseArtifactOperator(task_id="use_missing", artifact="never-logged:v3")
         LogArtifactOperator(
-            task_id="log_via_connection", name="secure", type="dataset", paths=[str(data)],
-            artifact_conn_id="artifact_secret_conn", outlets=[artifact_asset("secure", project="vault")],
+            task_id="log_via_connection",
+            name="secure",
+            type="dataset",
+            paths=[str(data)],
+            artifact_conn_id="artifact_secret_conn",
+            outlets=[artifact_asset("secure", project="vault")],
         )
 
     return faults()
@@ -190,10 +197,17 @@ def test_faults_retries_and_credentials(
 ) -> None:
     secret = "c0nn-Pa55w0rd-9f3b7e"
     conn_store, conn_registry = tmp_path / "vault-store", tmp_path / "vault-registry.db"
-    monkeypatch.setenv("AIRFLOW_CONN_ARTIFACT_SECRET_CONN", json.dumps({
-        "conn_type": "generic", "login": "artifact-writer", "password": secret,
-        "extra": {"store": str(conn_store), "registry": f"sqlite:///{conn_registry}", "project": "vault"},
-    }))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ARTIFACT_SECRET_CONN",
+        json.dumps(
+            {
+                "conn_type": "generic",
+                "login": "artifact-writer",
+                "password": secret,
+                "extra": {"store": str(conn_store), "registry": f"sqlite:///{conn_registry}", "project": "vault"},
+            }
+        ),
+    )
     dag = _faults_dag(tmp_path)
     dr = run_dag(dag)
     states = records.task_states(dag.dag_id, dr.run_id)

@@ -61,7 +61,10 @@ def test_file_transport_events_carry_the_digest(airflow_db: Path, artifact_env: 
     result_file = tmp_path / "result.json"
     proc = subprocess.run(
         [sys.executable, str(script), str(data), str(result_file)],
-        env=env, capture_output=True, text=True, timeout=240,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert proc.returncode == 0 and result_file.exists(), proc.stdout[-4000:] + proc.stderr[-4000:]
     result = json.loads(result_file.read_text())

@@ -32,11 +32,23 @@ BASE_URL = "http://airflow.test:8080"
 def make_context(op: Any, *, try_number: int = 1, map_index: int = -1, **extra: Any) -> dict[str, Any]:
     """The part of an Airflow task context the operators read, with the real outlet accessors."""
     ti = SimpleNamespace(
-        dag_id=DAG_ID, run_id=RUN_ID, task_id=op.task_id, map_index=map_index, try_number=try_number,
-        id=uuid.uuid4(), dag_version_id=uuid.uuid4(), task=op,
+        dag_id=DAG_ID,
+        run_id=RUN_ID,
+        task_id=op.task_id,
+        map_index=map_index,
+        try_number=try_number,
+        id=uuid.uuid4(),
+        dag_version_id=uuid.uuid4(),
+        task=op,
     )
-    return {"ti": ti, "task_instance": ti, "task": op, "run_id": RUN_ID,
-            "outlet_events": OutletEventAccessors(), **extra}
+    return {
+        "ti": ti,
+        "task_instance": ti,
+        "task": op,
+        "run_id": RUN_ID,
+        "outlet_events": OutletEventAccessors(),
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -50,8 +62,13 @@ def dataset_dir(tmp_path: Path) -> Path:
 
 def log_op(dataset_dir: Path, **kwargs: Any) -> LogArtifactOperator:
     params: dict[str, Any] = {
-        "task_id": "log_dataset", "name": "bike-dataset", "type": "dataset", "paths": [str(dataset_dir)],
-        "aliases": ["raw"], "metadata": {"rows": 2}, "outlets": [artifact_asset("bike-dataset")],
+        "task_id": "log_dataset",
+        "name": "bike-dataset",
+        "type": "dataset",
+        "paths": [str(dataset_dir)],
+        "aliases": ["raw"],
+        "metadata": {"rows": 2},
+        "outlets": [artifact_asset("bike-dataset")],
     }
     params.update(kwargs)
     return LogArtifactOperator(**params)
@@ -88,8 +105,13 @@ def test_log_emits_asset_event_and_records_ti_run(api: Any, dataset_dir: Path) -
 
     (run,) = api.runs(group=f"{DAG_ID}/{RUN_ID}")
     assert run.orchestrator == "airflow" and run.job_type == "log_dataset" and run.name == "log_dataset"
-    assert dict(run.step) == {"dag_id": DAG_ID, "run_id": RUN_ID, "task_id": "log_dataset",
-                              "map_index": -1, "try_number": 2}
+    assert dict(run.step) == {
+        "dag_id": DAG_ID,
+        "run_id": RUN_ID,
+        "task_id": "log_dataset",
+        "map_index": -1,
+        "try_number": 2,
+    }
     assert run.url == f"{BASE_URL}/dags/{DAG_ID}/runs/manual__2026-01-01T00%3A00%3A00%2B00%3A00/tasks/log_dataset"
     assert version.logged_by().id == run.id
 
@@ -155,8 +177,12 @@ def test_use_downloads_and_records_lineage(api: Any, dataset_dir: Path, tmp_path
     version = api.artifact("bike-dataset:v0")
     (consumer,) = version.used_by()
     assert consumer.step["task_id"] == "use_dataset" and consumer.group == f"{DAG_ID}/{RUN_ID}"
-    assert ArtifactLink().get_link(use, ti_key=SimpleNamespace()).endswith(  # type: ignore[arg-type]
-        "/artifacts/versions/default/default/bike-dataset/v0"
+    assert (
+        ArtifactLink()
+        .get_link(use, ti_key=SimpleNamespace())
+        .endswith(  # type: ignore[arg-type]
+            "/artifacts/versions/default/default/bike-dataset/v0"
+        )
     )
 
 
@@ -186,12 +212,18 @@ def test_use_by_asset_pins_the_triggering_version(api: Any, dataset_dir: Path) -
 
     asset = artifact_asset("bike-dataset")
     event = AssetEventDagRunReferenceResult.from_asset_event_dag_run_reference(
-        AssetEventDagRunReference.model_validate({
-            "asset": {"name": asset.name, "uri": asset.uri, "extra": {}},
-            "extra": {"qualified_name": first["qualified_name"], "version": "v0"},
-            "source_task_id": "log_dataset", "source_dag_id": DAG_ID, "source_run_id": "earlier",
-            "source_map_index": -1, "source_aliases": [], "timestamp": "2026-01-01T00:00:00Z",
-        })
+        AssetEventDagRunReference.model_validate(
+            {
+                "asset": {"name": asset.name, "uri": asset.uri, "extra": {}},
+                "extra": {"qualified_name": first["qualified_name"], "version": "v0"},
+                "source_task_id": "log_dataset",
+                "source_dag_id": DAG_ID,
+                "source_run_id": "earlier",
+                "source_map_index": -1,
+                "source_aliases": [],
+                "timestamp": "2026-01-01T00:00:00Z",
+            }
+        )
     )
     use = UseArtifactOperator(task_id="consume", artifact=asset, download=False)
     triggered = use.execute(make_context(use, triggering_asset_events=TriggeringAssetEventsAccessor.build([event])))
@@ -208,8 +240,13 @@ def test_distributed_parts_commit_one_version(api: Any, tmp_path: Path) -> None:
         shard.write_text(f"part {index}\n")
         shards.append(shard)
     for index, shard in enumerate(shards):
-        part = LogArtifactOperator(task_id="write_part", name="bike-shards", type="dataset", distributed=True,
-                                   paths=[{"path": str(shard), "name": f"shards/{shard.name}"}])
+        part = LogArtifactOperator(
+            task_id="write_part",
+            name="bike-shards",
+            type="dataset",
+            distributed=True,
+            paths=[{"path": str(shard), "name": f"shards/{shard.name}"}],
+        )
         ctx = make_context(part, map_index=index)
         result = part.execute(ctx)
         assert result["part"] is True and result["distributed_id"] == f"{DAG_ID}/{RUN_ID}"
@@ -217,8 +254,13 @@ def test_distributed_parts_commit_one_version(api: Any, tmp_path: Path) -> None:
     with pytest.raises(ap.errors.ArtifactNotFoundError):
         api.artifact("bike-shards:latest")
 
-    finish = FinishArtifactOperator(task_id="finish", name="bike-shards", type="dataset", aliases=["complete"],
-                                    outlets=[artifact_asset("bike-shards")])
+    finish = FinishArtifactOperator(
+        task_id="finish",
+        name="bike-shards",
+        type="dataset",
+        aliases=["complete"],
+        outlets=[artifact_asset("bike-shards")],
+    )
     ctx = make_context(finish)
     result = finish.execute(ctx)
     version = api.artifact("bike-shards:complete")
@@ -235,14 +277,20 @@ def _write_parts(tmp_path: Path, retry_index: int | None = None, label: str = "p
         shard.write_text(f"{label} {index}\n")
         tries = [1, 2] if index == retry_index else [1]
         for try_number in tries:
-            part = LogArtifactOperator(task_id="write_part", name="bike-shards", type="dataset", distributed=True,
-                                       paths=[{"path": str(shard), "name": f"shards/{shard.name}"}])
+            part = LogArtifactOperator(
+                task_id="write_part",
+                name="bike-shards",
+                type="dataset",
+                distributed=True,
+                paths=[{"path": str(shard), "name": f"shards/{shard.name}"}],
+            )
             part.execute(make_context(part, map_index=index, try_number=try_number))
 
 
 def _finish(try_number: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    finish = FinishArtifactOperator(task_id="finish", name="bike-shards", type="dataset",
-                                    outlets=[artifact_asset("bike-shards")])
+    finish = FinishArtifactOperator(
+        task_id="finish", name="bike-shards", type="dataset", outlets=[artifact_asset("bike-shards")]
+    )
     ctx = make_context(finish, try_number=try_number)
     return finish.execute(ctx), ctx["outlet_events"][artifact_asset("bike-shards")].extra
 
@@ -295,8 +343,13 @@ def test_ap_init_inside_a_task_binds_to_the_task_instance(api: Any, dataset_dir:
             version = run.log_artifact(art)
         assert run.orchestrator == "airflow" and run.group == f"{DAG_ID}/{RUN_ID}" and run.job_type == "train"
         assert run.url.endswith("/tasks/train/mapped/3")
-    assert version.logged_by().step == {"dag_id": DAG_ID, "run_id": RUN_ID, "task_id": "train",
-                                        "map_index": 3, "try_number": 1}
+    assert version.logged_by().step == {
+        "dag_id": DAG_ID,
+        "run_id": RUN_ID,
+        "task_id": "train",
+        "map_index": 3,
+        "try_number": 1,
+    }
     assert len(ctx["outlet_events"]) == 0  # the task's outlet is bike-dataset, not bike-model
 
 
@@ -333,16 +386,24 @@ def test_openlineage_facets_carry_the_digest(api: Any, dataset_dir: Path) -> Non
     assert used.facets["version"].datasetVersion == result["digest"]
 
 
-def test_connection_settings_never_leak(artifact_env: dict[str, str], dataset_dir: Path, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
+def test_connection_settings_never_leak(
+    artifact_env: dict[str, str], dataset_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
     import json
 
     secret = "Pa55-w0rd-" + uuid.uuid4().hex
     store, registry = tmp_path / "conn-store", tmp_path / "conn-registry.db"
-    monkeypatch.setenv("AIRFLOW_CONN_ARTIFACT_STORE", json.dumps({
-        "conn_type": "generic", "login": "svc", "password": secret,
-        "extra": {"store": str(store), "registry": f"sqlite:///{registry}", "project": "bikes"},
-    }))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ARTIFACT_STORE",
+        json.dumps(
+            {
+                "conn_type": "generic",
+                "login": "svc",
+                "password": secret,
+                "extra": {"store": str(store), "registry": f"sqlite:///{registry}", "project": "bikes"},
+            }
+        ),
+    )
     op = log_op(dataset_dir, artifact_conn_id="artifact_store", outlets=[artifact_asset("bike-dataset", "bikes")])
     ctx = make_context(op)
     with caplog.at_level(logging.DEBUG):
@@ -372,10 +433,20 @@ def test_postgres_connection_supplies_a_registry_url_that_is_redacted_when_descr
 
     from artifact_plugins.airflow.settings import connection_settings, resolve_settings
 
-    monkeypatch.setenv("AIRFLOW_CONN_TEAM_REGISTRY", json.dumps({
-        "conn_type": "postgres", "host": "db.internal", "port": 5432, "schema": "artifacts",
-        "login": "writer", "password": "pg-Pa55", "extra": {"store": "/srv/artifacts", "entity": "acme"},
-    }))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TEAM_REGISTRY",
+        json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": "db.internal",
+                "port": 5432,
+                "schema": "artifacts",
+                "login": "writer",
+                "password": "pg-Pa55",
+                "extra": {"store": "/srv/artifacts", "entity": "acme"},
+            }
+        ),
+    )
     values = connection_settings("team_registry")
     assert values["registry"] == "postgresql+psycopg://writer:pg-Pa55@db.internal:5432/artifacts"
     settings = resolve_settings("team_registry", project="bikes")

@@ -37,8 +37,16 @@ def server(
         mp.setenv("ARTIFACT_PLUGINS_STORE", str(root / "store"))
         mp.setenv("ARTIFACT_PLUGINS_REGISTRY", f"sqlite:///{root / 'registry.db'}")
         mp.chdir(root)
-        logged = _execute(LogArtifactOperator(task_id="log", name="bike-dataset", type="dataset", paths=[str(data)],
-                                              description=XSS, metadata={"note": XSS}))
+        logged = _execute(
+            LogArtifactOperator(
+                task_id="log",
+                name="bike-dataset",
+                type="dataset",
+                paths=[str(data)],
+                description=XSS,
+                metadata={"note": XSS},
+            )
+        )
         _execute(UseArtifactOperator(task_id="use", artifact="bike-dataset:latest", download=False), map_index=2)
 
         from airflow.api_fastapi.app import create_app
@@ -90,8 +98,9 @@ def test_answers_with_the_ui_session_cookie_and_escapes_user_text(server: Any) -
     client.cookies.set("_token", server.token)
     try:
         page = client.get("/artifacts/versions/default/default/bike-dataset/v0")
-        tab = client.get("/artifacts/runs", params={"dag_id": DAG_ID, "run_id": RUN_ID, "task_id": "log",
-                                                    "map_index": "{MAP_INDEX}"})
+        tab = client.get(
+            "/artifacts/runs", params={"dag_id": DAG_ID, "run_id": RUN_ID, "task_id": "log", "map_index": "{MAP_INDEX}"}
+        )
     finally:
         client.cookies.clear()
     assert page.status_code == 200 and server.logged["digest"] in page.text

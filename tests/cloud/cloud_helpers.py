@@ -8,24 +8,11 @@ from typing import Any
 
 import pytest
 
-from artifact_plugins.core import client as client_mod
-from artifact_plugins.core import references as references_mod
+from artifact_plugins.core.client import close_clients
 
 STORE_BUCKET = "artifacts"
 REFS_BUCKET = "refs"
 VERSIONED_BUCKET = "refs-versioned"
-
-
-def reset_clients() -> None:
-    """Forget cached clients (closing their stores) and reference handlers, as a new process would."""
-    for c in list(client_mod._clients.values()):
-        if "registry" in c.__dict__:
-            c.registry.engine.dispose()
-        store = c.__dict__.get("store")
-        if store is not None and hasattr(store, "close"):
-            store.close()
-    client_mod._clients.clear()
-    references_mod._HANDLERS.clear()
 
 
 def unique(label: str) -> str:
@@ -53,7 +40,7 @@ class Backend:
         prefix = prefix or unique("store")
         self.endpoint(via or self.server.endpoint)
         self.monkeypatch.setenv("ARTIFACT_PLUGINS_STORE", f"{self.kind}://{STORE_BUCKET}/{prefix}")
-        reset_clients()
+        close_clients()
         return prefix
 
     def uri(self, bucket: str, key: str) -> str:

@@ -12,13 +12,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from cloud_helpers import REFS_BUCKET, STORE_BUCKET, VERSIONED_BUCKET, Backend, reset_clients
+from cloud_helpers import REFS_BUCKET, STORE_BUCKET, VERSIONED_BUCKET, Backend
 from servers import ACCESS_KEY, SECRET_KEY, FakeGCS, FaultProxy, SeaweedFS
 
 from artifact_plugins.core import run as run_mod
+from artifact_plugins.core.client import close_clients
 
 ENV_VARS = ("STORE", "REGISTRY", "CACHE_DIR", "CONFIG", "ENTITY", "PROJECT", "CACHE_MAX_BYTES")
-
 
 
 @pytest.fixture(scope="session")
@@ -74,11 +74,11 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("ARTIFACT_PLUGINS_GCS_RESUMABLE_THRESHOLD", "1MiB")
     monkeypatch.setenv("ARTIFACT_PLUGINS_GCS_CHUNK_SIZE", "1MiB")
     monkeypatch.chdir(tmp_path)
-    reset_clients()
+    close_clients()
     run_mod._current.set(None)
     yield tmp_path
     run_mod._current.set(None)
-    reset_clients()
+    close_clients()
 
 
 @pytest.fixture(params=["s3", "gs"])
@@ -107,19 +107,3 @@ def proxy_for() -> Iterator[Callable[[int], FaultProxy]]:
     yield make
     for p in proxies:
         p.close()
-
-
-@pytest.fixture
-def make_tree(tmp_path: Path) -> Callable[[str, dict[str, bytes]], Path]:
-    """``make_tree("src", {"a.txt": b"x"})`` writes files and returns the directory."""
-
-    def make(name: str, files: dict[str, bytes]) -> Path:
-        root = tmp_path / name
-        root.mkdir(parents=True, exist_ok=True)
-        for rel, content in files.items():
-            p = root / rel
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_bytes(content)
-        return root
-
-    return make

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cloud_helpers import STORE_BUCKET, Backend, reset_clients, unique, upstream_port
+from cloud_helpers import STORE_BUCKET, Backend, unique, upstream_port
 from servers import SECRET_KEY, FaultProxy, SeaweedFS
 
 import artifact_plugins as ap
-from artifact_plugins.core.client import get_client
+from artifact_plugins.core.client import close_clients, get_client
 from artifact_plugins.core.errors import NotFoundError, StoreError
 from artifact_plugins.core.storage.s3 import S3Store
 
@@ -56,7 +56,7 @@ def test_injected_503s_and_resets_are_retried(
     assert [k for k, _, _ in proxy.injected].count("reset") == 2
 
     monkeypatch.setenv("ARTIFACT_PLUGINS_CACHE_DIR", str(tmp_path / "cache-2"))
-    reset_clients()
+    close_clients()
     proxy.clear()
 
     def blob_reads(method: str, path: str) -> bool:
@@ -86,7 +86,7 @@ def test_server_killed_mid_upload(own_seaweed: SeaweedFS, tmp_path: Path, monkey
     monkeypatch.setenv("ARTIFACT_PLUGINS_S3_MAX_ATTEMPTS", "2")
     monkeypatch.setenv("ARTIFACT_PLUGINS_S3_CONNECT_TIMEOUT", "2")
     monkeypatch.setenv("ARTIFACT_PLUGINS_S3_READ_TIMEOUT", "5")
-    reset_clients()
+    close_clients()
     files = make_files(tmp_path / "src", 300, big=12 * 2**20)
 
     store = get_client().store
@@ -117,11 +117,11 @@ def test_server_killed_mid_upload(own_seaweed: SeaweedFS, tmp_path: Path, monkey
     uploaded_before = admin.list_objects_v2(Bucket=STORE_BUCKET, Prefix=f"{prefix}/blobs/").get("KeyCount", 0)
     assert 0 < uploaded_before < len(files)
 
-    reset_clients()
+    close_clients()
     v = log(tmp_path / "src")
     assert v.version == "v0" and v.file_count == len(files)
     monkeypatch.setenv("ARTIFACT_PLUGINS_CACHE_DIR", str(tmp_path / "cache-after"))
-    reset_clients()
+    close_clients()
     root = ap.Api().artifact("ds:v0").download(tmp_path / "out", verify=True)
     for rel, data in files.items():
         assert (root / rel).read_bytes() == data

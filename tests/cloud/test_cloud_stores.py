@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cloud_helpers import STORE_BUCKET, Backend, reset_clients, unique, upstream_port
+from cloud_helpers import STORE_BUCKET, Backend, unique, upstream_port
 from servers import SECRET_KEY, FaultProxy
 
 import artifact_plugins as ap
-from artifact_plugins.core.client import get_client
+from artifact_plugins.core.client import close_clients, get_client
 from artifact_plugins.core.errors import InvalidConfigError, NotFoundError, StoreError
 from artifact_plugins.core.hashing import digest_bytes
 from artifact_plugins.core.progress import set_progress_factory
@@ -38,7 +38,7 @@ def log_dir(src: Path, name: str = "ds", **kwargs: Any) -> ap.ArtifactVersion:
 def fresh_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, label: str) -> None:
     """Drop every cached client and use an empty download cache, as a new machine would."""
     monkeypatch.setenv("ARTIFACT_PLUGINS_CACHE_DIR", str(tmp_path / f"cache-{label}"))
-    reset_clients()
+    close_clients()
 
 
 def test_round_trip_through_the_bucket(
@@ -206,7 +206,7 @@ def test_store_errors_name_the_store_not_the_secrets(
 ) -> None:
     backend.use_store()
     monkeypatch.setenv("ARTIFACT_PLUGINS_STORE", f"{backend.kind}://no-such-bucket-{unique('x')}/p")
-    reset_clients()
+    close_clients()
     src = make_tree("src", {"a.txt": b"a"})
     with pytest.raises(StoreError) as exc:
         log_dir(src)
@@ -234,7 +234,7 @@ def test_wrong_credentials_fail_cleanly(
 ) -> None:
     s3.use_store()
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret-do-not-print")
-    reset_clients()
+    close_clients()
     with pytest.raises(StoreError) as exc:
         log_dir(make_tree("src", {"a.txt": b"a"}))
     message = str(exc.value)

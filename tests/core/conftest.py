@@ -14,8 +14,8 @@ import pytest
 from core_helpers import api_versions, registry_dump, store_files
 
 import artifact_plugins as ap
-from artifact_plugins.core import client as client_mod
 from artifact_plugins.core import run as run_mod
+from artifact_plugins.core.client import close_clients
 
 ENV_VARS = ("STORE", "REGISTRY", "CACHE_DIR", "CONFIG", "ENTITY", "PROJECT", "CACHE_MAX_BYTES")
 
@@ -30,14 +30,11 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("ARTIFACT_PLUGINS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("ARTIFACT_PLUGINS_CONFIG", str(tmp_path / "no-such-config.toml"))
     monkeypatch.chdir(tmp_path)
-    client_mod._clients.clear()
+    close_clients()
     run_mod._current.set(None)
     yield tmp_path
     run_mod._current.set(None)
-    for c in list(client_mod._clients.values()):
-        if "registry" in c.__dict__:
-            c.registry.engine.dispose()
-    client_mod._clients.clear()
+    close_clients()
 
 
 @pytest.fixture
@@ -56,25 +53,6 @@ def registry_db(tmp_path: Path) -> Path:
 def api() -> ap.Api:
     """An Api on this test's configuration."""
     return ap.Api()
-
-
-@pytest.fixture
-def make_tree(tmp_path: Path) -> Callable[[str, dict[str, str | bytes]], Path]:
-    """``make_tree("src", {"a.txt": "x", "d/b.bin": b"..."})`` writes files and returns the directory."""
-
-    def make(name: str, files: dict[str, str | bytes]) -> Path:
-        root = tmp_path / name
-        for rel, content in files.items():
-            p = root / rel
-            p.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
-                p.write_bytes(content)
-            else:
-                p.write_text(content, encoding="utf-8")
-        root.mkdir(parents=True, exist_ok=True)
-        return root
-
-    return make
 
 
 @pytest.fixture

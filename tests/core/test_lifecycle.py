@@ -230,8 +230,7 @@ def test_gc_while_a_log_commits_in_another_process(make_tree: Tree, api: ap.Api,
     writer = start_python(
         "import artifact_plugins as ap\n"
         + "".join(
-            f"a = ap.Artifact('ds', 'dataset'); a.add_dir({str(t)!r})\n"
-            "with ap.init() as r: r.log_artifact(a)\n"
+            f"a = ap.Artifact('ds', 'dataset'); a.add_dir({str(t)!r})\nwith ap.init() as r: r.log_artifact(a)\n"
             for t in trees[3:]
         )
     )

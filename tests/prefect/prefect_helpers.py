@@ -68,9 +68,7 @@ def _read_all(names: list[str], flow_run_id: Any, resource_id: str | None, since
     filt = EventFilter(
         occurred=EventOccurredFilter(since=since, until=now("UTC") + timedelta(minutes=5)),
         event=EventNameFilter(name=names),
-        any_resource=(
-            [EventAnyResourceFilter(id=[f"prefect.flow-run.{flow_run_id}"])] if flow_run_id else None
-        ),
+        any_resource=([EventAnyResourceFilter(id=[f"prefect.flow-run.{flow_run_id}"])] if flow_run_id else None),
     )
     events: list[ReceivedEvent] = []
     with get_client(sync_client=True) as client:

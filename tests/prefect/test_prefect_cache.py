@@ -81,6 +81,8 @@ def test_other_inputs_count_unless_excluded() -> None:
     assert key != policy.compute_key(None, {"data": ref, "lr": 0.2}, {})  # type: ignore[arg-type]
     only_artifacts = ArtifactDigests(include_other_inputs=False)
     assert only_artifacts.compute_key(None, {"data": [ref], "lr": 0.1}, {}) == only_artifacts.compute_key(  # type: ignore[arg-type]
-        None, {"data": [moved], "lr": 0.2}, {}  # type: ignore[arg-type]
+        None,
+        {"data": [moved], "lr": 0.2},
+        {},  # type: ignore[arg-type]
     )
     assert only_artifacts.compute_key(None, {"lr": 0.1}, {}) is None  # type: ignore[arg-type]

@@ -36,9 +36,7 @@ def pipeline(raw_dir: str, out_dir: str) -> dict[str, Any]:
     return {"raw": raw, "clean": cleaned, "used": used, "flow_run_id": str(runtime_flow_run.id)}
 
 
-def test_pipeline_records_lineage_and_surfaces_it(
-    api: ap.Api, make_files: Callable[..., Path], tmp_path: Path
-) -> None:
+def test_pipeline_records_lineage_and_surfaces_it(api: ap.Api, make_files: Callable[..., Path], tmp_path: Path) -> None:
     raw_dir = make_files("raw", {"raw.csv": "a,b\n1,2\n"})
     out_dir = tmp_path / "out"
     out_dir.mkdir()

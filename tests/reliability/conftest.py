@@ -10,13 +10,9 @@ mount small tmpfs file systems, which needs root (these machines and CI run the 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,10 +22,11 @@ for helper_dir in (HERE.parent / "cloud", HERE.parent / "core"):
     if str(helper_dir) not in sys.path:
         sys.path.append(str(helper_dir))
 
-from rel_env import STORE_BUCKET, Mounts, S3Env, reset_clients  # noqa: E402
+from rel_env import STORE_BUCKET, Mounts, S3Env  # noqa: E402
 from servers import SeaweedFS  # noqa: E402  (tests/cloud/servers.py)
 
 from artifact_plugins.core import run as run_mod  # noqa: E402
+from artifact_plugins.core.client import close_clients  # noqa: E402
 
 ENV_VARS = ("STORE", "REGISTRY", "CACHE_DIR", "CONFIG", "ENTITY", "PROJECT", "CACHE_MAX_BYTES")
 
@@ -47,11 +44,11 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("ARTIFACT_PLUGINS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("ARTIFACT_PLUGINS_CONFIG", str(tmp_path / "no-such-config.toml"))
     monkeypatch.chdir(tmp_path)
-    reset_clients()
+    close_clients()
     run_mod._current.set(None)
     yield tmp_path
     run_mod._current.set(None)
-    reset_clients()
+    close_clients()
 
 
 # -- SeaweedFS (S3) --------------------------------------------------------------------------------
@@ -77,58 +74,6 @@ def s3env(seaweed: SeaweedFS, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
 # -- PostgreSQL --------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pg_bin(name: str) -> str:
-    found = shutil.which(name)
-    if found:
-        return found
-    for root in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (root / name).exists():
-            return str(root / name)
-    raise RuntimeError(f"PostgreSQL binary {name} not found; install postgresql")
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[str]:
-    """A libpq base URL (no database) of a running PostgreSQL: the local one on 5432, else a throwaway cluster."""
-    import psycopg
-
-    system = "postgresql://postgres@127.0.0.1:5432"
-    try:
-        with psycopg.connect(system + "/postgres", connect_timeout=3):
-            pass
-        yield system
-        return
-    except psycopg.Error:
-        pass
-    data = Path(tempfile.mkdtemp(prefix="ap-rel-pg-"))
-    port = _free_port()
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_user:
-        shutil.chown(data, "postgres")
-    subprocess.run(
-        [*as_user, _pg_bin("initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "postgres"],
-        check=True,
-        capture_output=True,
-    )
-    ctl = [*as_user, _pg_bin("pg_ctl"), "-D", str(data / "db")]
-    subprocess.run(
-        [*ctl, "-o", f"-p {port} -k {data} -h 127.0.0.1", "-l", str(data / "log"), "-w", "start"],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}"
-    finally:
-        subprocess.run([*ctl, "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(data, ignore_errors=True)
-
-
 @pytest.fixture
 def pg_db(pg_server: str) -> Iterator[tuple[str, str]]:
     """A fresh database: (libpq URL for admin connections, SQLAlchemy URL for the registry); dropped afterwards."""
@@ -138,7 +83,7 @@ def pg_db(pg_server: str) -> Iterator[tuple[str, str]]:
     with psycopg.connect(pg_server + "/postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     yield pg_server + "/" + name, pg_server.replace("postgresql://", "postgresql+psycopg://") + "/" + name
-    reset_clients()
+    close_clients()
     with psycopg.connect(pg_server + "/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -157,19 +102,3 @@ def mounts() -> Iterator[Mounts]:
         yield m
     finally:
         m.cleanup()
-
-
-@pytest.fixture
-def make_tree(tmp_path: Path) -> Callable[[str, dict[str, bytes]], Path]:
-    """``make_tree("src", {"a.txt": b"x"})`` writes files and returns the directory."""
-
-    def make(name: str, files: dict[str, bytes]) -> Path:
-        root = tmp_path / name
-        root.mkdir(parents=True, exist_ok=True)
-        for rel, content in files.items():
-            p = root / rel
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_bytes(content)
-        return root
-
-    return make

@@ -9,22 +9,9 @@ from pathlib import Path
 import pytest
 from servers import ACCESS_KEY, SECRET_KEY, SeaweedFS  # tests/cloud/servers.py (on sys.path via conftest)
 
-from artifact_plugins.core import client as client_mod
-from artifact_plugins.core import references as references_mod
+from artifact_plugins.core.client import close_clients
 
 STORE_BUCKET = "reliability"
-
-
-def reset_clients() -> None:
-    """Forget cached clients (disposing engines, closing stores), as a new process would."""
-    for c in list(client_mod._clients.values()):
-        if "registry" in c.__dict__:
-            c.registry.engine.dispose()
-        store = c.__dict__.get("store")
-        if store is not None and hasattr(store, "close"):
-            store.close()
-    client_mod._clients.clear()
-    references_mod._HANDLERS.clear()
 
 
 class S3Env:
@@ -56,7 +43,7 @@ class S3Env:
         self.monkeypatch.setenv("ARTIFACT_PLUGINS_S3_ENDPOINT_URL", endpoint)
         for k, v in options.items():
             self.monkeypatch.setenv(f"ARTIFACT_PLUGINS_S3_{k.upper()}", v)
-        reset_clients()
+        close_clients()
 
     def objects(self) -> dict[str, bytes]:
         """Every object under this test's prefix, read straight from the server (store key -> bytes)."""

@@ -259,6 +259,9 @@ class ChaosProxy:
                 if not chunk:
                     break
                 body += chunk
+            if not body:  # the server hung up first: nothing to corrupt, the client sees a reset
+                _rst(conn)
+                return
             if fault == "corrupt":
                 b = bytearray(body)
                 b[len(b) // 2] ^= 0x5A

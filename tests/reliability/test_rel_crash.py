@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rel_env import reset_clients
 from rel_helpers import (
     check_cache,
     check_registry,
@@ -36,6 +35,7 @@ from rel_helpers import (
 
 import artifact_plugins as ap
 from artifact_plugins.core import cache as cache_mod
+from artifact_plugins.core.client import close_clients
 from artifact_plugins.core.errors import StoreError
 
 DRIVER = Path(__file__).with_name("_crash_driver.py")
@@ -83,7 +83,7 @@ def test_sigkill_while_logging(tmp_path: Path) -> None:
         variants.append({"index": k, "collection": f"crash-{k % 2}", "src": str(src)})
         contents[k] = files
     ap.Api()  # create the registry schema up front: these trials are about commits
-    reset_clients()
+    close_clients()
 
     result = drive({"mode": "log", "seed": 7, "trials": LOG_TRIALS, "variants": variants}, tmp_path)
     trials = result["trials"]
@@ -312,7 +312,7 @@ def test_downloader_frozen_holding_the_cache_lock(tmp_path: Path, s3env: Any, mo
             assert time.monotonic() < deadline
             time.sleep(0.01)
         monkeypatch.setattr(cache_mod, "LOCK_TIMEOUT_S", 2)
-        reset_clients()
+        close_clients()
         t0 = time.monotonic()
         with pytest.raises(StoreError) as info:
             ap.Api().artifact(v.qualified_name).download(tmp_path / "root-b")

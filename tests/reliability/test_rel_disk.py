@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from core_helpers import registry_dump
-from rel_env import Mounts, S3Env, reset_clients
+from rel_env import Mounts, S3Env
 from rel_helpers import (
     check_cache,
     check_root,
@@ -28,6 +28,7 @@ from rel_helpers import (
 )
 
 import artifact_plugins as ap
+from artifact_plugins.core.client import close_clients
 from artifact_plugins.core.errors import RegistryError, StoreError
 
 #: Registry tables a failed log must not change (a run row recording the failed attempt is fine).
@@ -116,7 +117,7 @@ def test_disk_full_in_the_download_cache(tmp_path: Path, mounts: Mounts, s3env: 
     files = {"big.bin": rng.randbytes(3 * 2**20), "small.txt": b"small\n"}
     v = log(write_tree(tmp_path / "src", files))
     cache = mounts.tmpfs(tmp_path / "cache", "2m")
-    reset_clients()
+    close_clients()
     with pytest.raises(StoreError) as info:
         ap.Api().artifact(v.qualified_name).download(tmp_path / "root")
     message = str(info.value)
@@ -213,7 +214,7 @@ def test_registry_disk_full(tmp_path: Path, mounts: Mounts, monkeypatch: pytest.
     regdir = mounts.tmpfs(tmp_path / "regdir", "4m")
     db = regdir / "registry.db"
     monkeypatch.setenv("ARTIFACT_PLUGINS_REGISTRY", f"sqlite:///{db}")
-    reset_clients()
+    close_clients()
     v0 = log(write_tree(tmp_path / "seed", {"seed.txt": b"seed\n"}))
     before = committed_state(db)
     filler = regdir / "filler"
@@ -233,7 +234,7 @@ def test_registry_disk_full(tmp_path: Path, mounts: Mounts, monkeypatch: pytest.
         run.log_artifact(art)
     message = str(info.value)
     assert str(db) in message and "is full" in message.replace(str(db), ""), message
-    reset_clients()
+    close_clients()
     filler.unlink()
     sqlite_integrity(db)
     assert committed_state(db) == before
@@ -255,7 +256,7 @@ def test_read_only_download_cache(tmp_path: Path, mounts: Mounts, s3env: S3Env) 
     v = log(write_tree(tmp_path / "src", files))
     cache = mounts.tmpfs(tmp_path / "cache", "8m")
     mounts.remount(cache, "ro")
-    reset_clients()
+    close_clients()
     with pytest.raises(StoreError) as info:
         ap.Api().artifact(v.qualified_name).download(tmp_path / "root")
     message = str(info.value)

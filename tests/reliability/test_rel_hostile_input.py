@@ -29,10 +29,10 @@ from blake3 import blake3
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
-from rel_env import reset_clients
 from rel_helpers import report, write_tree
 
 import artifact_plugins as ap
+from artifact_plugins.core.client import close_clients
 from artifact_plugins.core.errors import (
     InvalidAliasError,
     InvalidInputError,
@@ -353,7 +353,7 @@ def test_tampered_manifest_is_refused_before_anything_is_written(
     with conn:
         conn.execute("UPDATE versions SET digest = ?, manifest_key = ? WHERE id = ?", (digest, key, v.id))
     conn.close()
-    reset_clients()
+    close_clients()
     root = tmp_path / "download-root"
     tampered = ap.Api().artifact("victim:v0")
     with pytest.raises(InvalidInputError) as info:

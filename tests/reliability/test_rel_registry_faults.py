@@ -28,13 +28,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from rel_env import reset_clients
 from rel_helpers import check_registry, download_and_compare, report, sqlite_integrity, write_tree
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 import artifact_plugins as ap
-from artifact_plugins.core.client import get_client
+from artifact_plugins.core.client import close_clients, get_client
 from artifact_plugins.core.errors import RegistryError
 from artifact_plugins.core.registry import db as db_mod
 from artifact_plugins.core.registry import registry as registry_mod
@@ -116,7 +115,7 @@ def pg_registry(pg_db: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> Iter
     # A password the trust-auth server ignores: it must never show up in an error.
     url = url.replace("postgres@", "postgres:planted-pg-password@")
     monkeypatch.setenv("ARTIFACT_PLUGINS_REGISTRY", url)
-    reset_clients()
+    close_clients()
     yield admin, url
 
 
@@ -276,7 +275,7 @@ def wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 60) -> No
 @pytest.fixture
 def short_busy_timeout(monkeypatch: pytest.MonkeyPatch) -> int:
     monkeypatch.setattr(db_mod, "SQLITE_BUSY_TIMEOUT_S", 2)
-    reset_clients()
+    close_clients()
     return 2
 
 
@@ -327,7 +326,7 @@ def test_sqlite_writer_frozen_mid_commit(tmp_path: Path, short_busy_timeout: int
     """A writer SIGSTOPped inside its commit transaction blocks others for a bounded time only;
     when it resumes, its commit completes and nothing is lost or duplicated."""
     ap.Api()  # schema
-    reset_clients()
+    close_clients()
     frozen = tmp_path / "frozen"
     env = {**os.environ}
     stuck = subprocess.Popen(
@@ -373,7 +372,7 @@ def test_sqlite_writer_frozen_mid_commit(tmp_path: Path, short_busy_timeout: int
 
 def test_sqlite_lock_released_within_the_timeout_is_waited_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(db_mod, "SQLITE_BUSY_TIMEOUT_S", 10)
-    reset_clients()
+    close_clients()
     db = tmp_path / "registry.db"
     ap.Api()
     ready = tmp_path / "holder-ready"

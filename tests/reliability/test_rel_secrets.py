@@ -26,12 +26,13 @@ from typing import Any
 
 import psycopg
 import pytest
-from rel_env import S3Env, reset_clients
+from rel_env import S3Env
 from rel_helpers import report, write_tree
 from servers import SECRET_KEY
 
 import artifact_plugins as ap
 from artifact_plugins.core import run_context
+from artifact_plugins.core.client import close_clients
 from artifact_plugins.core.errors import ArtifactPluginsError
 from artifact_plugins.core.run_context import AliasMove, RunContext
 
@@ -122,7 +123,7 @@ def test_planted_secrets_never_reach_any_output(
     admin, url = pg_db
     registry = url.replace("postgres@", f"postgres:{PG_PASSWORD}@")  # trust auth: accepted, ignored
     monkeypatch.setenv("ARTIFACT_PLUGINS_REGISTRY", registry)
-    reset_clients()
+    close_clients()
     caplog.set_level(logging.DEBUG)
     outputs: dict[str, str] = {}
     errors: list[str] = []
@@ -186,9 +187,9 @@ def test_planted_secrets_never_reach_any_output(
     must_refuse("save metadata", saved.save)
     with monkeypatch.context() as m:
         m.setenv("ARTIFACT_PLUGINS_S3_ENDPOINT_URL", f"http://u:{PLANTED['s3 endpoint']}@127.0.0.1:9")
-        reset_clients()
+        close_clients()
         must_refuse("s3 endpoint", lambda: ap.Api().artifact("secret-free:v0").download(tmp_path / "never"))
-    reset_clients()
+    close_clients()
 
     # -- the CLI ----------------------------------------------------------------------------------
     runs = [

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rel_env import S3Env, reset_clients
+from rel_env import S3Env
 from rel_helpers import check_cache, check_registry, check_root, check_store_objects, report, write_tree
 from rel_proxy import ALL_FAULTS, ChaosProxy
 from servers import SECRET_KEY
 
 import artifact_plugins as ap
+from artifact_plugins.core.client import close_clients
 from artifact_plugins.core.errors import ArtifactPluginsError, StoreError
 
 LOG_TRIALS = 24
@@ -221,7 +222,7 @@ def test_total_outage_fails_clearly_within_bounded_retries(
     log_requests = sum(proxy.requests.values())
 
     monkeypatch.setenv("ARTIFACT_PLUGINS_CACHE_DIR", str(tmp_path / "cold-cache"))
-    reset_clients()
+    close_clients()
     t0 = time.monotonic()
     with pytest.raises(StoreError) as info:
         ap.Api().artifact("outage:v0").download(tmp_path / "root")

@@ -42,13 +42,19 @@ def test_projects_count_collections_and_versions_per_type(client: Any) -> None:
     bikes = projects["bikes"]
     assert bikes["collection_count"] == 3 and bikes["version_count"] == 4
     assert {t["type"]: (t["collection_count"], t["version_count"]) for t in bikes["types"]} == {
-        "dataset": (1, 2), "model": (1, 1), "report": (1, 1)}
+        "dataset": (1, 2),
+        "model": (1, 1),
+        "report": (1, 1),
+    }
 
 
 def test_collections_of_a_project_by_type(client: Any) -> None:
     cols = ok(client, f"/api/projects/{Q}/collections", list[schemas.Collection])
     assert [(c["type"], c["name"], c["version_count"], c["latest_version"]) for c in cols] == [
-        ("dataset", "bike-dataset", 2, "v1"), ("model", "bike-model", 1, "v0"), ("report", "eval-report", 1, "v0")]
+        ("dataset", "bike-dataset", 2, "v1"),
+        ("model", "bike-model", 1, "v0"),
+        ("report", "eval-report", 1, "v0"),
+    ]
     only = ok(client, f"/api/projects/{Q}/collections?type=model", list[schemas.Collection])
     assert [c["name"] for c in only] == ["bike-model"]
     assert error(client, "/api/projects/default/nope/collections", 404).startswith("project default/nope not found")
@@ -159,14 +165,18 @@ def test_runs_filter_by_group_job_type_and_airflow_task(client: Any, seeded: See
     assert [v["qualified_name"] for v in train["used"]] == ["default/bikes/bike-dataset:v1"]
     assert [v["qualified_name"] for v in train["logged"]] == ["default/bikes/bike-model:v0"]
     assert {r["name"] for r in ok(client, "/api/runs?job_type=ingest", list[schemas.RunWithArtifacts])} == {
-        XSS, "ingest-2"}
+        XSS,
+        "ingest-2",
+    }
     dag_run = client.get("/api/runs", params={"dag_id": "mydag", "run_id": "run-1"}).json()
     assert {r["step"]["task_id"] for r in dag_run} == {"use", "log"}
-    task = client.get("/api/runs", params={"dag_id": "mydag", "run_id": "run-1", "task_id": "use",
-                                           "map_index": "2"}).json()
+    task = client.get(
+        "/api/runs", params={"dag_id": "mydag", "run_id": "run-1", "task_id": "use", "map_index": "2"}
+    ).json()
     assert [r["id"] for r in task] == [seeded.evil_run]
-    unmapped = client.get("/api/runs", params={"dag_id": "mydag", "run_id": "run-1", "task_id": "log",
-                                               "map_index": "{MAP_INDEX}"}).json()
+    unmapped = client.get(
+        "/api/runs", params={"dag_id": "mydag", "run_id": "run-1", "task_id": "log", "map_index": "{MAP_INDEX}"}
+    ).json()
     assert [r["name"] for r in unmapped] == ["log"]
     assert "run_id" in error(client, "/api/runs?dag_id=mydag", 400)
     assert len(client.get("/api/runs?limit=2").json()) == 2
@@ -188,17 +198,28 @@ def node_labels(graph: dict[str, Any]) -> set[str]:
 def test_lineage_collapses_by_type_by_default(client: Any) -> None:
     g = ok(client, f"/api/lineage?ref={Q}/bike-dataset:v1", schemas.LineageGraph)
     assert g["collapse"] == "type" and g["root"] == ["t:dataset"]
-    assert {n["id"] for n in g["nodes"]} == {"t:dataset", "t:model", "t:report", "j:ingest", "j:train",
-                                             "j:evaluate", "j:mydag"}
+    assert {n["id"] for n in g["nodes"]} == {
+        "t:dataset",
+        "t:model",
+        "t:report",
+        "j:ingest",
+        "j:train",
+        "j:evaluate",
+        "j:mydag",
+    }
     assert {(e["source"], e["target"], e["kind"]) for e in g["edges"]} >= {
-        ("j:ingest", "t:dataset", "logged"), ("t:dataset", "j:train", "used"), ("j:train", "t:model", "logged")}
+        ("j:ingest", "t:dataset", "logged"),
+        ("t:dataset", "j:train", "used"),
+        ("j:train", "t:model", "logged"),
+    }
 
 
 def test_lineage_explode_group_direction_and_depth(client: Any, seeded: Seeded) -> None:
     base = f"/api/lineage?ref={Q}/bike-dataset:v1"
     exploded = ok(client, base + "&collapse=explode", schemas.LineageGraph)
     assert {"bike-dataset:v1", "bike-model:v0", "eval-report:v0", "train: train-1", "mydag: use[2]"} <= node_labels(
-        exploded)
+        exploded
+    )
     run_nodes = [n for n in exploded["nodes"] if n["kind"] == "run"]
     assert all(n["data"]["url"] is None or n["data"]["url"].startswith("http") for n in run_nodes)
     grouped = ok(client, base + "&collapse=group", schemas.LineageGraph)
@@ -215,10 +236,15 @@ def test_lineage_explode_group_direction_and_depth(client: Any, seeded: Seeded) 
     assert around_run["root"] == [f"r:{seeded.train_run}"]
 
 
-@pytest.mark.parametrize(("query", "words"), [
-    ("collapse=sideways", "collapse"), ("direction=left", "direction"), ("depth=-1", "depth"),
-    ("depth=abc", "depth"),
-])
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ("collapse=sideways", "collapse"),
+        ("direction=left", "direction"),
+        ("depth=-1", "depth"),
+        ("depth=abc", "depth"),
+    ],
+)
 def test_lineage_refuses_bad_parameters(client: Any, query: str, words: str) -> None:
     assert words in error(client, f"/api/lineage?ref={Q}/bike-dataset:v1&{query}", 400)
 
@@ -234,8 +260,7 @@ def test_lineage_needs_one_start(client: Any) -> None:
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 @pytest.mark.parametrize("path", ["/api/projects", f"/api/versions/{Q}/bike-dataset/v1", "/", "/api/nothing"])
 def test_everything_but_get_is_refused(client: Any, method: str, path: str) -> None:
-    response = client.request(method, path, headers={"Origin": "https://evil.example"},
-                              json={"description": "changed"})
+    response = client.request(method, path, headers={"Origin": "https://evil.example"}, json={"description": "changed"})
     assert response.status_code == 405
     assert response.headers["allow"] == "GET, HEAD"
     assert "access-control-allow-origin" not in response.headers
@@ -269,9 +294,18 @@ def test_openapi_documents_every_endpoint(client: Any) -> None:
     doc = client.get("/api/openapi.json").json()
     paths = set(doc["paths"])
     version = "/api/versions/{entity}/{project}/{name}/{version}"
-    assert {"/api/projects", "/api/projects/{entity}/{project}/collections",
-            "/api/collections/{entity}/{project}/{name}", version, version + "/files", version + "/download/{path}",
-            "/api/runs", "/api/runs/{run_id}", "/api/lineage", "/api/diff/{entity}/{project}/{name}"} == paths
+    assert {
+        "/api/projects",
+        "/api/projects/{entity}/{project}/collections",
+        "/api/collections/{entity}/{project}/{name}",
+        version,
+        version + "/files",
+        version + "/download/{path}",
+        "/api/runs",
+        "/api/runs/{run_id}",
+        "/api/lineage",
+        "/api/diff/{entity}/{project}/{name}",
+    } == paths
     assert all(set(ops) == {"get"} for ops in doc["paths"].values())
     assert all(op["get"].get("description") or op["get"].get("summary") for op in doc["paths"].values())
 
@@ -317,7 +351,8 @@ def test_deep_link_pages_escape_everything(client: Any, seeded: Seeded) -> None:
     tab = client.get("/runs", params={"dag_id": "mydag", "run_id": "run-1", "task_id": "use", "map_index": "2"})
     assert tab.status_code == 200 and "./versions/default/bikes/bike-dataset/v1" in tab.text
     assert "javascript:" not in tab.text and 'content="#/runs?group=mydag%2Frun-1&amp;task_id=use&amp;map_index=2"' in (
-        tab.text)
+        tab.text
+    )
 
 
 def test_json_keeps_payloads_verbatim(client: Any) -> None:
@@ -337,8 +372,16 @@ def locked(seeded: Seeded) -> Any:
         yield c
 
 
-@pytest.mark.parametrize("path", ["/", "/api/projects", f"/api/versions/{Q}/bike-dataset/v0",
-                                  "/versions/default/bikes/bike-dataset/v0", "/api/openapi.json"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/api/projects",
+        f"/api/versions/{Q}/bike-dataset/v0",
+        "/versions/default/bikes/bike-dataset/v0",
+        "/api/openapi.json",
+    ],
+)
 def test_token_is_required(locked: Any, path: str) -> None:
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Cookie": "artifacts_token=forged"}):
         response = locked.get(path, headers=headers)
@@ -402,6 +445,7 @@ def test_mounted_under_a_prefix_like_the_airflow_plugin(seeded: Seeded) -> None:
 
 def test_schemas_document_every_field(client: Any) -> None:
     """The documented models list exactly the fields the endpoints return (no undocumented extras)."""
+
     def fields(model: type[BaseModel]) -> set[str]:
         return set(model.model_fields)
 

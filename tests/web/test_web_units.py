@@ -32,8 +32,16 @@ def test_diff_classifies_every_change() -> None:
     assert [f["path"] for f in d["removed"]] == ["d/x"]
     assert [f["path"] for f in d["modified"]] == ["b"]
     assert [(r["old_path"], r["new_path"]) for r in d["renamed"]] == [("c", "c2")]
-    assert d["summary"] == {"added": 1, "removed": 1, "modified": 1, "renamed": 1, "references_changed": 0,
-                            "unchanged": 2, "added_bytes": 1, "removed_bytes": 1}
+    assert d["summary"] == {
+        "added": 1,
+        "removed": 1,
+        "modified": 1,
+        "renamed": 1,
+        "references_changed": 0,
+        "unchanged": 2,
+        "added_bytes": 1,
+        "removed_bytes": 1,
+    }
     assert not d["truncated"]
 
 
@@ -60,22 +68,41 @@ def test_diff_limits_lists_but_not_counts() -> None:
 
 def test_metadata_diff() -> None:
     changes = diff_metadata({"a": 1, "b": 2, "c": {"x": 1}}, {"a": 1, "b": 3, "d": 4, "c": {"x": 2}})
-    assert changes == {"added": {"d": 4}, "removed": {},
-                       "changed": {"b": {"old": 2, "new": 3}, "c": {"old": {"x": 1}, "new": {"x": 2}}}}
+    assert changes == {
+        "added": {"d": 4},
+        "removed": {},
+        "changed": {"b": {"old": 2, "new": 3}, "c": {"old": {"x": 1}, "new": {"x": 2}}},
+    }
 
 
-@pytest.mark.parametrize(("url", "safe"), [
-    ("https://prefect.example/runs/1", True), ("http://localhost:8080/dags/x", True), ("HTTPS://X", True),
-    ("javascript:alert(1)", False), ("JavaScript:alert(1)", False), ("data:text/html,<b>", False),
-    ("//evil.example", False), ("", False),
-])
+@pytest.mark.parametrize(
+    ("url", "safe"),
+    [
+        ("https://prefect.example/runs/1", True),
+        ("http://localhost:8080/dags/x", True),
+        ("HTTPS://X", True),
+        ("javascript:alert(1)", False),
+        ("JavaScript:alert(1)", False),
+        ("data:text/html,<b>", False),
+        ("//evil.example", False),
+        ("", False),
+    ],
+)
 def test_safe_url(url: Any, safe: bool) -> None:
     assert safe_url(url) == (url if safe else None)
 
 
 def run(**kw: Any) -> dict[str, Any]:
-    base = {"id": "r1", "name": "<b>n</b>", "job_type": "j", "orchestrator": "airflow", "status": "ok",
-            "url": "javascript:alert(1)", "used": [], "logged": []}
+    base = {
+        "id": "r1",
+        "name": "<b>n</b>",
+        "job_type": "j",
+        "orchestrator": "airflow",
+        "status": "ok",
+        "url": "javascript:alert(1)",
+        "used": [],
+        "logged": [],
+    }
     return {**base, **kw}
 
 
@@ -84,9 +111,19 @@ def test_fallback_pages_escape_and_drop_unsafe_links() -> None:
     assert "<b>n</b>" not in html and "&lt;b&gt;n&lt;/b&gt;" in html and "javascript:" not in html
     assert '<a href="./versions/e/p/n/v0">e/p/n:v0&lt;i&gt;</a>' in html
     assert "No artifacts" in runs_fallback([])
-    v = {"qualified_name": "<x>", "digest": "d", "type": "t", "size": 1, "file_count": 1, "aliases": ["<a>"],
-         "created_at": None, "description": "<script>", "metadata": {"<k>": "<v>"},
-         "logged_by": run(url="https://ok.example/?a=1&b=<2>"), "used_by": []}
+    v = {
+        "qualified_name": "<x>",
+        "digest": "d",
+        "type": "t",
+        "size": 1,
+        "file_count": 1,
+        "aliases": ["<a>"],
+        "created_at": None,
+        "description": "<script>",
+        "metadata": {"<k>": "<v>"},
+        "logged_by": run(url="https://ok.example/?a=1&b=<2>"),
+        "used_by": [],
+    }
     page = version_fallback(v)
     assert "<script>" not in page and "<x>" not in page and "<k>" not in page
     assert 'href="https://ok.example/?a=1&amp;b=&lt;2&gt;"' in page

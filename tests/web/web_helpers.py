@@ -50,10 +50,7 @@ def core_at(root: Path, project: str = "bikes") -> Iterator[ap.Settings]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        for c in list(client_mod._clients.values()):
-            if "registry" in c.__dict__:
-                c.registry.engine.dispose()
-        client_mod._clients.clear()
+        client_mod.close_clients()
 
 
 @dataclass
@@ -94,8 +91,12 @@ def seed(root: Path, settings: ap.Settings) -> Seeded:
     _write(outside, b"remote bytes")
 
     with ap.init(job_type="ingest", name=XSS, group="etl-1", settings=settings) as run:
-        art = ap.Artifact("bike-dataset", "dataset", description=f"Rentals per hour.\n{XSS}\n{XSS_SCRIPT}",
-                          metadata={"note": XSS, XSS: "a key payload", "rows": 3, "nested": {"a": [1, 2]}})
+        art = ap.Artifact(
+            "bike-dataset",
+            "dataset",
+            description=f"Rentals per hour.\n{XSS}\n{XSS_SCRIPT}",
+            metadata={"note": XSS, XSS: "a key payload", "rows": 3, "nested": {"a": [1, 2]}},
+        )
         art.add_dir(src)
         art.add_reference(outside.as_uri(), name="refs/remote.bin")
         v0 = run.log_artifact(art, aliases=["production"])
@@ -104,8 +105,12 @@ def seed(root: Path, settings: ap.Settings) -> Seeded:
     (src / "test.csv").unlink()
     _write(src / "new.txt", "new\n")
     with ap.init(job_type="ingest", name="ingest-2", group="etl-2", settings=settings) as run:
-        art = ap.Artifact("bike-dataset", "dataset", description="Rentals per hour, more rows.",
-                          metadata={"note": "clean", "rows": 4, "added": True})
+        art = ap.Artifact(
+            "bike-dataset",
+            "dataset",
+            description="Rentals per hour, more rows.",
+            metadata={"note": "clean", "rows": 4, "added": True},
+        )
         art.add_dir(src)
         v1 = run.log_artifact(art, aliases=["staging"])
     with ap.init(job_type="train", name="train-1", group="train-group", settings=settings) as run:
@@ -129,16 +134,32 @@ def seed(root: Path, settings: ap.Settings) -> Seeded:
 
     registry = client_mod.get_client(settings).registry
     step: dict[str, Any] = {"dag_id": "mydag", "run_id": "run-1", "task_id": "use", "map_index": 2, "try_number": 1}
-    evil = registry.ensure_run(run_key="airflow:mydag/run-1/use/2/1", orchestrator="airflow", job_type="mydag",
-                               name="use[2]", group="mydag/run-1", entity="default", project="bikes",
-                               url="javascript:window.__xss=3", group_url="https://airflow.example/dags/mydag",
-                               step=step)
+    evil = registry.ensure_run(
+        run_key="airflow:mydag/run-1/use/2/1",
+        orchestrator="airflow",
+        job_type="mydag",
+        name="use[2]",
+        group="mydag/run-1",
+        entity="default",
+        project="bikes",
+        url="javascript:window.__xss=3",
+        group_url="https://airflow.example/dags/mydag",
+        step=step,
+    )
     registry.record_use(evil.id, v1.id)
     registry.finish_run(evil.id, "failed")
     log_step = {**step, "task_id": "log", "map_index": -1}
-    logger = registry.ensure_run(run_key="airflow:mydag/run-1/log/-1/1", orchestrator="airflow", job_type="mydag",
-                                 name="log", group="mydag/run-1", entity="default", project="bikes",
-                                 url="https://airflow.example/dags/mydag/runs/run-1/tasks/log", group_url=None,
-                                 step=log_step)
+    logger = registry.ensure_run(
+        run_key="airflow:mydag/run-1/log/-1/1",
+        orchestrator="airflow",
+        job_type="mydag",
+        name="log",
+        group="mydag/run-1",
+        entity="default",
+        project="bikes",
+        url="https://airflow.example/dags/mydag/runs/run-1/tasks/log",
+        group_url=None,
+        step=log_step,
+    )
     registry.record_use(logger.id, v0.id)
     return Seeded(settings, v0, v1, model, report, train_run, evil.id, "refs/remote.bin", XSS)

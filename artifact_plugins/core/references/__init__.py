@@ -39,6 +39,11 @@ __all__ = [
 
 _HANDLERS: dict[str, ReferenceHandler] = {}
 
+
+def clear_handlers() -> None:
+    """Forget the cached handlers (they hold endpoint configuration read from the environment)."""
+    _HANDLERS.clear()
+
 #: Reference checks run this many HEADs at once.
 VERIFY_WORKERS = 16
 

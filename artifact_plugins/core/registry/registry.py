@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
@@ -1056,11 +1055,6 @@ class Registry:
             return keys
 
         return self.read(fn)
-
-    def as_of(self, collection_id: int, alias: str, at: datetime) -> str | None:
-        """Where ``alias`` pointed at time ``at`` (``None`` if nowhere)."""
-        history = [e for e in self.alias_history(collection_id, alias) if e.at <= at]
-        return history[-1].version if history else None
 
 
 def _distance(a: str, b: str) -> int:

@@ -108,6 +108,9 @@ class BlobStore(ABC):
         self.delete(key)
         return True
 
+    def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing to release
+        """Release connections and threads (idempotent); the store must not be used afterwards."""
+
     def local_path(self, key: str) -> str | None:
         """A filesystem path holding the object, for stores that have one."""
         return None

@@ -27,8 +27,12 @@ def train() -> str:
     out = Path(tempfile.mkdtemp()) / "model"
     out.mkdir()
     (out / "weights.json").write_text(json.dumps({"slope": 1.0, "rows": rows}))
-    art = ap.Artifact("bike-model", "model", description="Linear model of rentals per hour.",
-                      metadata={"rows": rows, "framework": "numpy"})
+    art = ap.Artifact(
+        "bike-model",
+        "model",
+        description="Linear model of rentals per hour.",
+        metadata={"rows": rows, "framework": "numpy"},
+    )
     art.add_dir(out)
     return ap.log_artifact(art, aliases=["candidate"]).qualified_name
 

@@ -26,8 +26,9 @@ def ingest(workdir: str) -> str:
     (raw / "rentals.csv").write_text("hour,temp,rentals\n" + "".join(f"{h},{10 + h % 7},{40 + h}\n" for h in range(48)))
     (raw / f"{XSS}.txt").write_text("a file whose name is a payload\n")
     with ap.init() as run:
-        art = ap.Artifact("raw-rentals", "raw-data", description="Hourly export.\n" + XSS,
-                          metadata={"source": XSS, "rows": 48})
+        art = ap.Artifact(
+            "raw-rentals", "raw-data", description="Hourly export.\n" + XSS, metadata={"source": XSS, "rows": 48}
+        )
         art.add_dir(raw)
         return run.log_artifact(art).qualified_name
 
@@ -41,8 +42,12 @@ def preprocess(raw_ref: str, workdir: str) -> str:
     (out / "splits").mkdir(parents=True, exist_ok=True)
     (out / "splits" / "train.csv").write_text("\n".join(rows[:40]) + "\n")
     (out / "splits" / "test.csv").write_text("\n".join(rows[:1] + rows[40:]) + "\n")
-    art = ap.Artifact("bike-dataset", "dataset", description="Train/test splits of the hourly rentals.",
-                      metadata={"train_rows": 39, "test_rows": 8, "note": XSS})
+    art = ap.Artifact(
+        "bike-dataset",
+        "dataset",
+        description="Train/test splits of the hourly rentals.",
+        metadata={"train_rows": 39, "test_rows": 8, "note": XSS},
+    )
     art.add_dir(out)
     return ap.log_artifact(art, aliases=["production"]).qualified_name
 
