@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import stat as stat_mod
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -203,12 +204,15 @@ def materialize(
             try:
                 fetch_entry(client, entry, Path(tmp), verify, on_bytes=counted)
                 try:
-                    os.replace(tmp, dest)
+                    _replace(tmp, dest)
                 except OSError as exc:
                     raise (local_write_error(exc, dest) or StoreError(f"cannot write {dest}: {exc}")) from exc
             except BaseException:
                 with contextlib.suppress(OSError):  # EROFS/EPERM too: never mask the real error
-                    os.unlink(tmp)
+                    if os.path.isdir(tmp):  # an unchecked prefix reference is fetched as a directory
+                        shutil.rmtree(tmp)
+                    else:
+                        os.unlink(tmp)
                 raise
             if entry.ref is None:  # a reference's digest may describe its URI, not its bytes
                 written.append((os.stat(dest), entry.digest))
@@ -217,6 +221,22 @@ def materialize(
         _parallel(fetch, todo, _workers(client.store, total, len(todo)))
     cache.remember(written)
     return [root / e.path for e in entries]
+
+
+def _replace(tmp: str, dest: str) -> None:
+    """Rename a fetched file (or the directory of an unchecked prefix reference) onto ``dest``."""
+    if not os.path.isdir(tmp):
+        os.replace(tmp, dest)
+        return
+    if os.path.isdir(dest) and not os.path.islink(dest):
+        old = f"{tmp}.old"
+        os.replace(dest, old)  # a directory cannot be renamed over a non-empty one
+        os.replace(tmp, dest)
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    if os.path.lexists(dest):
+        os.unlink(dest)
+    os.replace(tmp, dest)
 
 
 def fetch_entry(

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError, FlexibleChecksumError, ReadTimeoutError
 from cloud_helpers import STORE_BUCKET, Backend, unique, upstream_port
 from servers import SECRET_KEY, FaultProxy, SeaweedFS
 
 import artifact_plugins as ap
 from artifact_plugins.core.client import close_clients, get_client
 from artifact_plugins.core.errors import NotFoundError, StoreError
-from artifact_plugins.core.storage.s3 import S3Store
+from artifact_plugins.core.storage.s3 import S3Store, is_transient
 
 
 def make_files(root: Path, n: int, big: int = 0) -> dict[str, bytes]:
@@ -125,3 +126,19 @@ def test_server_killed_mid_upload(own_seaweed: SeaweedFS, tmp_path: Path, monkey
     root = ap.Api().artifact("ds:v0").download(tmp_path / "out", verify=True)
     for rel, data in files.items():
         assert (root / rel).read_bytes() == data
+
+
+@pytest.mark.parametrize(
+    ("exc", "transient"),
+    [
+        (ReadTimeoutError(endpoint_url="http://s3"), True),  # a body that stalled mid-stream
+        (FlexibleChecksumError(error_msg="crc32 mismatch"), True),  # a body damaged in transit
+        (ClientError({"Error": {"Code": "BadDigest"}}, "PutObject"), True),  # the server saw damage
+        (ClientError({"Error": {"Code": "OperationAborted"}}, "PutObject"), True),  # a racing writer
+        (ClientError({"Error": {"Code": "AccessDenied"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "Get"), False),
+        (ClientError({"Error": {"Code": "NoSuchKey"}}, "GetObject"), False),
+        (ValueError("a bug"), False),
+    ],
+)
+def test_which_s3_errors_are_retried(exc: BaseException, transient: bool) -> None:
+    assert is_transient(exc) is transient

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -17,7 +18,7 @@ from cloud_helpers import REFS_BUCKET, Backend, unique, upstream_port
 from servers import FaultProxy
 
 import artifact_plugins as ap
-from artifact_plugins.core.errors import InvalidInputError
+from artifact_plugins.core.errors import InvalidConfigError, InvalidInputError
 from artifact_plugins.core.references import ReferenceChangedError, verify_references
 
 
@@ -163,3 +164,111 @@ def test_transient_errors_are_retried(s3: Backend, proxy_for: Callable[[int], Fa
     proxy.reset(1)
     assert v.get_entry("f.txt").download(tmp_path / "a").read_bytes() == b"steady"
     assert len(proxy.injected) == 4
+
+
+@pytest.fixture
+def private_server() -> Iterator[tuple[str, str, list[dict[str, str]]]]:
+    """``(base, other_base, seen)``: ``base`` serves ``/data.bin`` only with ``Authorization`` set to
+    one of two secrets and redirects ``/moved`` to ``other_base``, which records the headers it got."""
+    seen: list[dict[str, str]] = []
+    allowed = {"Bearer tok-7c1d-SECRET", "Basic " + __import__("base64").b64encode(b"reader:pw-93ab-SECRET").decode()}
+    servers: list[ThreadingHTTPServer] = []
+
+    class Other(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(dict(self.headers))
+            self.send_response(200)
+            self.send_header("Content-Length", "5")
+            self.send_header("ETag", '"other"')
+            self.end_headers()
+            self.wfile.write(b"other")
+
+        do_HEAD = do_GET
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    class Private(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/moved":
+                self.send_response(302)
+                self.send_header("Location", f"http://127.0.0.1:{servers[1].server_address[1]}/x")
+                self.end_headers()
+                return
+            if self.headers.get("Authorization") not in allowed:
+                self.send_response(401)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", "7")
+            self.send_header("ETag", '"v1"')
+            self.end_headers()
+            if self.command == "GET":
+                self.wfile.write(b"private")
+
+        do_HEAD = do_GET
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    for handler in (Private, Other):
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    yield (
+        f"http://127.0.0.1:{servers[0].server_address[1]}",
+        f"http://127.0.0.1:{servers[1].server_address[1]}",
+        seen,
+    )
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_private_server_credentials_from_netrc_or_headers(
+    s3: Backend,
+    private_server: tuple[str, str, list[dict[str, str]]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from artifact_plugins.core.client import close_clients
+    from artifact_plugins.core.errors import StoreError
+
+    s3.use_store()
+    base, _other, seen = private_server
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    with pytest.raises(StoreError, match=r"401.*netrc"):
+        ap.Artifact("x").add_reference(f"{base}/data.bin", name="d")
+
+    # ~/.netrc, matched by host: Basic auth.
+    (tmp_path / "netrc").write_text("machine 127.0.0.1 login reader password pw-93ab-SECRET\n")
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    close_clients()
+    v = log_ref(f"{base}/data.bin", "d")
+    assert v.get_entry("d").download(tmp_path / "a").read_bytes() == b"private"
+
+    # An explicit Authorization per host (here with its port), and no netrc.
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    host = base.removeprefix("http://")
+    monkeypatch.setenv("ARTIFACT_PLUGINS_HTTP_AUTH_HEADERS", json.dumps({host: "Bearer tok-7c1d-SECRET"}))
+    close_clients()
+    assert verify_references(v) == {"d": "unchanged"}
+    assert v.get_entry("d").download(tmp_path / "b").read_bytes() == b"private"
+
+    # A redirect never carries the credentials to where it points.
+    log_ref(f"{base}/moved", "m")
+    assert seen and all("Authorization" not in h for h in seen)
+
+    # The secrets are nowhere: not in the manifest, the registry or the log.
+    manifest_text = json.dumps([e.model_dump() for e in v.manifest().values()])
+    registry_bytes = (tmp_path / "registry.db").read_bytes()
+    for secret in ("tok-7c1d-SECRET", "pw-93ab-SECRET"):
+        assert secret not in manifest_text and secret.encode() not in registry_bytes and secret not in caplog.text
+
+    monkeypatch.setenv("ARTIFACT_PLUGINS_HTTP_AUTH_HEADERS", "Bearer tok-7c1d-SECRET")
+    close_clients()
+    with pytest.raises(InvalidConfigError, match="JSON object") as exc:
+        v.get_entry("d").download(tmp_path / "c")
+    assert "tok-7c1d" not in str(exc.value)

@@ -144,6 +144,37 @@ def test_checksum_false_records_the_uri_only(backend: Backend, tmp_path: Path) -
     assert verify_references(v) == {"a.txt": "missing"}
 
 
+def test_checksum_false_prefix_downloads_what_is_there_now(
+    backend: Backend, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend.use_store()
+    prefix = unique("nockdir")
+    put_tree(backend, REFS_BUCKET, prefix, FILES)
+    v = log_refs(backend.uri(REFS_BUCKET, prefix + "/"), name="tree", checksum=False)
+    (e,) = v.manifest().values()
+    assert (e.path, e.size, e.extra) == ("tree", 0, {})  # nothing was listed at log time
+    backend.put(REFS_BUCKET, f"{prefix}/late.txt", b"added after logging\n")
+
+    with caplog.at_level("WARNING", logger="artifact_plugins.references"):
+        root = v.download(tmp_path / "out")
+    got = {p.relative_to(root / "tree").as_posix(): p.read_bytes() for p in (root / "tree").rglob("*") if p.is_file()}
+    assert got == {**FILES, "late.txt": b"added after logging\n"}
+    assert "checksum=False" in caplog.text and "4 objects" in caplog.text
+
+    # Downloading again replaces the directory (a vanished object vanishes locally too).
+    backend.delete(REFS_BUCKET, f"{prefix}/late.txt")
+    v.download(tmp_path / "out")
+    assert not (root / "tree" / "late.txt").exists() and (root / "tree" / "sub" / "b.txt").read_bytes() == b"bravo\n"
+    assert verify_references(v) == {"tree": "unchanged"}
+
+    for rel in FILES:
+        backend.delete(REFS_BUCKET, f"{prefix}/{rel}")
+    assert verify_references(v) == {"tree": "missing"}
+    with pytest.raises(ReferenceChangedError, match="names no object"):
+        v.download(tmp_path / "gone")
+    assert not (tmp_path / "gone" / "tree").exists()  # no half-written directory left
+
+
 def test_missing_object_and_empty_prefix_are_refused(backend: Backend) -> None:
     backend.use_store()
     with pytest.raises(ValueError, match="no objects under"):

@@ -165,6 +165,28 @@ def test_add_reference_file_uri_checksum_and_download(make_tree, tmp_path, store
     assert p.read_bytes() == b"a,b\n9,9\n"
 
 
+def test_unchecked_directory_reference_downloads_its_files_now(make_tree, tmp_path):
+    src = make_tree(tmp_path / "shared", {"a.csv": "1\n", "deep/b.csv": "2\n"})
+    art = ap.Artifact("loose-dir", "dataset")
+    (entry,) = art.add_reference(src.as_uri(), name="mirror", checksum=False)
+    assert entry.size == 0
+    with ap.init(job_type="track") as run:
+        v = run.log_artifact(art)
+    (src / "deep" / "c.csv").write_text("3\n")
+    root = v.download(tmp_path / "out")
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == [
+        "mirror/a.csv",
+        "mirror/deep/b.csv",
+        "mirror/deep/c.csv",
+    ]
+    assert ap.Api().verify_references(v.qualified_name) == {"mirror": "unchanged"}
+    for p in sorted(src.rglob("*"), reverse=True):
+        p.rmdir() if p.is_dir() else p.unlink()
+    assert ap.Api().verify_references(v.qualified_name) == {"mirror": "missing"}
+    with pytest.raises(ReferenceChangedError, match="names no object"):
+        v.download(tmp_path / "again")
+
+
 def test_reference_with_changed_content_is_a_new_version(make_tree):
     ext = make_tree("external", {"data.csv": "v1"})
     uri = (ext / "data.csv").as_uri()

@@ -12,6 +12,7 @@ from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -19,7 +20,15 @@ from ..errors import ArtifactPluginsError, InvalidInputError, StoreError
 from ..manifest import ManifestEntry
 from ..naming import join_entry_path, normalize_entry_path
 from ..redact import has_credentials, redact_uri
-from .base import Drift, ReferenceChangedError, ReferenceHandler, TooManyObjectsError, identity_digest
+from .base import (
+    Drift,
+    ReferenceChangedError,
+    ReferenceHandler,
+    TooManyObjectsError,
+    fetch_tree,
+    identity_digest,
+    logger,
+)
 from .file import FileReferenceHandler
 
 if TYPE_CHECKING:
@@ -247,10 +256,20 @@ class BucketReferenceHandler(ReferenceHandler):
         assert entry.ref is not None
         bucket, key, pinned = self.split(entry.ref)
         if self._uri_only(entry):  # checksum=False: whatever the URI names now
-            obj = self.stat(bucket, key, pinned)
-            if obj is None:
-                raise ReferenceChangedError(f"reference {entry.ref} is missing (it was logged with checksum=False)")
-            self.download(bucket, obj, dest)
+            obj = None if key.endswith("/") else self.stat(bucket, key, pinned)
+            if obj is not None:
+                logger.warning(
+                    "reference %s was logged with checksum=False: downloaded the object there now", entry.ref
+                )
+                self.download(bucket, obj, dest)
+                return
+            prefix = key if not key or key.endswith("/") else key + "/"
+            objects = [o for o in self.list_objects(bucket, prefix) if not o.key.endswith("/")]
+            fetch_tree(
+                entry.ref,
+                dest,
+                ((o.key[len(prefix) :], partial(self.download, bucket, o)) for o in objects),
+            )
             return
         obj = self.resolve(entry)
         if obj is None:
@@ -269,10 +288,11 @@ class BucketReferenceHandler(ReferenceHandler):
         assert entry.ref is not None
         bucket, key, pinned = self.split(entry.ref)
         if self._uri_only(entry):
-            if self.stat(bucket, key, pinned) is not None:
+            if not key.endswith("/") and self.stat(bucket, key, pinned) is not None:
                 return "unchanged"
-            prefix = key if key.endswith("/") else key + "/"
-            return "unchanged" if next(iter(self.list_objects(bucket, prefix)), None) is not None else "missing"
+            prefix = key if not key or key.endswith("/") else key + "/"
+            content = (o for o in self.list_objects(bucket, prefix) if not o.key.endswith("/"))
+            return "unchanged" if next(content, None) is not None else "missing"
         live = self.stat(bucket, key)
         if live is None:
             return "missing"

@@ -6,13 +6,18 @@ object's size and remote identity, fetches the exact recorded object later, and 
 
 from __future__ import annotations
 
+import logging
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from typing import Literal
 
 from ..errors import ArtifactPluginsError
 from ..hashing import digest_bytes
 from ..manifest import ManifestEntry
+from ..naming import normalize_entry_path
+
+logger = logging.getLogger("artifact_plugins.references")
 
 Drift = Literal["unchanged", "changed", "missing"]
 
@@ -32,6 +37,31 @@ class TooManyObjectsError(ArtifactPluginsError, ValueError):
 def identity_digest(uri: str, *identity: object) -> str:
     """A digest derived from a URI and its remote identity (etag, version, size ...)."""
     return digest_bytes("\0".join(["ref", uri, *(str(i) for i in identity)]).encode())
+
+
+def fetch_tree(uri: str, dest: str, items: Iterable[tuple[str, Callable[[str], None]]]) -> int:
+    """Write a ``checksum=False`` prefix reference as the directory ``dest``: one file per
+    ``(relative path, write(path))`` item. Returns how many were written.
+
+    Remote names are untrusted: each is re-validated as an entry path, so none can escape
+    ``dest``. An empty prefix is an error (it "names nothing now").
+    """
+    os.makedirs(dest)
+    count = 0
+    for rel, write in items:
+        path = os.path.join(dest, normalize_entry_path(rel))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write(path)
+        count += 1
+    if not count:
+        raise ReferenceChangedError(f"reference {uri} names no object and no objects under it now (checksum=False)")
+    logger.warning(
+        "reference %s was logged with checksum=False: downloaded the %d objects under it now, "
+        "which may differ from what was there when it was logged",
+        uri,
+        count,
+    )
+    return count
 
 
 class ReferenceHandler(ABC):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from functools import partial
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -11,7 +12,7 @@ from ..errors import InvalidInputError
 from ..hashing import hash_file
 from ..manifest import ManifestEntry
 from ..naming import join_entry_path, normalize_entry_path
-from .base import Drift, ReferenceChangedError, ReferenceHandler, TooManyObjectsError, identity_digest
+from .base import Drift, ReferenceChangedError, ReferenceHandler, TooManyObjectsError, fetch_tree, identity_digest
 
 
 def _path_of(uri: str) -> Path:
@@ -62,6 +63,18 @@ class FileReferenceHandler(ReferenceHandler):
         assert entry.ref is not None
         src = _path_of(entry.ref)
         if entry.size == 0 and entry.digest == identity_digest(entry.ref):  # checksum=False: the URI alone
+            if src.is_dir():
+                files = sorted(p for p in src.rglob("*") if p.is_file())
+                fetch_tree(
+                    entry.ref,
+                    os.fspath(dest),
+                    ((p.relative_to(src).as_posix(), partial(shutil.copyfile, p)) for p in files),
+                )
+                return
+            if not src.is_file():
+                raise ReferenceChangedError(
+                    f"reference {entry.ref} names nothing now (it was logged with checksum=False)"
+                )
             shutil.copyfile(src, dest)
             return
         if self.check(entry) != "unchanged":
@@ -74,9 +87,9 @@ class FileReferenceHandler(ReferenceHandler):
     def check(self, entry: ManifestEntry) -> Drift:
         assert entry.ref is not None
         src = _path_of(entry.ref)
+        if entry.size == 0 and entry.digest == identity_digest(entry.ref):
+            return "unchanged" if src.is_file() or (src.is_dir() and any(src.iterdir())) else "missing"
         if not src.is_file():
             return "missing"
-        if entry.size == 0 and entry.digest == identity_digest(entry.ref):
-            return "unchanged"
         digest, _ = hash_file(src)
         return "unchanged" if digest == entry.digest else "changed"

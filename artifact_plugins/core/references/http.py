@@ -7,11 +7,20 @@ raises :class:`ReferenceChangedError` on any difference. Transient failures (con
 timeouts, 429 and 5xx) are retried with backoff, at most ``ARTIFACT_PLUGINS_HTTP_MAX_ATTEMPTS``
 times (default 5); ``ARTIFACT_PLUGINS_HTTP_TIMEOUT`` sets the per-request timeout (default 60 s).
 Only the standard library is used, so this handler works without extras.
+
+Private servers: credentials come from ``~/.netrc`` (or ``$NETRC``), matched by host and sent
+as Basic auth, or from ``ARTIFACT_PLUGINS_HTTP_AUTH_HEADERS``, a JSON object mapping a host
+(``host`` or ``host:port``) to its ``Authorization`` value (``{"data.example.com": "Bearer …"}``).
+They are sent only to that host (never along a redirect) and never recorded: the URI is what
+the manifest keeps.
 """
 
 from __future__ import annotations
 
+import base64
 import http.client
+import json
+import netrc
 import os
 import posixpath
 import socket
@@ -23,7 +32,7 @@ from urllib.parse import unquote, urlsplit
 
 from blake3 import blake3
 
-from ..errors import InvalidInputError, StoreError
+from ..errors import InvalidConfigError, InvalidInputError, StoreError
 from ..hashing import PREFIX
 from ..manifest import ManifestEntry
 from ..naming import normalize_entry_path
@@ -62,6 +71,38 @@ class _Info:
         return ("blake3", body_digest or "")
 
 
+def _auth_headers() -> dict[str, str]:
+    """``ARTIFACT_PLUGINS_HTTP_AUTH_HEADERS``: host -> ``Authorization`` value (validated, never echoed)."""
+    raw = os.environ.get("ARTIFACT_PLUGINS_HTTP_AUTH_HEADERS")
+    if not raw:
+        return {}
+    try:
+        table = json.loads(raw)
+    except ValueError:
+        table = None
+    if not isinstance(table, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in table.items()):
+        raise InvalidConfigError(
+            "ARTIFACT_PLUGINS_HTTP_AUTH_HEADERS must be a JSON object mapping host names to Authorization "
+            'values, e.g. {"data.example.com": "Bearer <token>"} (its value is not shown here)'
+        )
+    return {k.lower(): v for k, v in table.items()}
+
+
+def _netrc_auth(host: str) -> str | None:
+    """Basic credentials for ``host`` from ``$NETRC`` / ``~/.netrc`` (an unreadable file counts as none)."""
+    path = os.environ.get("NETRC") or os.path.expanduser("~/.netrc")
+    if not os.path.isfile(path):
+        return None
+    try:
+        found = netrc.netrc(path).authenticators(host)
+    except (netrc.NetrcParseError, OSError):
+        return None
+    if not found:
+        return None
+    login, _account, password = found
+    return "Basic " + base64.b64encode(f"{login}:{password or ''}".encode()).decode()
+
+
 def _transient(exc: BaseException) -> bool:
     if isinstance(exc, _Transient):
         return True
@@ -78,14 +119,25 @@ class HttpReferenceHandler(ReferenceHandler):
     def __init__(self) -> None:
         self.attempts = env_int("HTTP_MAX_ATTEMPTS", 5, minimum=1)
         self.timeout = float(env_int("HTTP_TIMEOUT", 60, minimum=1))
+        self.auth_headers = _auth_headers()
+
+    def _authorization(self, uri: str) -> str | None:
+        """The ``Authorization`` value configured for ``uri``'s host, if any."""
+        parts = urlsplit(uri)
+        host = (parts.hostname or "").lower()
+        with_port = f"{host}:{parts.port}" if parts.port else host
+        return self.auth_headers.get(with_port) or self.auth_headers.get(host) or _netrc_auth(host)
 
     # -- requests -------------------------------------------------------------------------------
 
     def _open(self, uri: str, method: str) -> Any:
         """Open ``uri`` (following redirects); 404/410 give ``None``; retryable failures are retried."""
+        auth = self._authorization(uri)
 
         def attempt() -> Any:
             req = urllib.request.Request(uri, method=method, headers={"User-Agent": USER_AGENT})
+            if auth is not None:
+                req.add_unredirected_header("Authorization", auth)  # never forwarded to another host
             try:
                 resp = urllib.request.urlopen(req, timeout=self.timeout)
             except urllib.error.HTTPError as exc:
@@ -219,6 +271,11 @@ def _recorded_info(info: _Info, size: int) -> str:
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, urllib.error.HTTPError):
+        if exc.code in (401, 403):
+            return (
+                f"HTTP {exc.code} {exc.reason}; put credentials for this host in ~/.netrc (or $NETRC) or "
+                "in ARTIFACT_PLUGINS_HTTP_AUTH_HEADERS"
+            )
         return f"HTTP {exc.code} {exc.reason}"
     if isinstance(exc, urllib.error.URLError):
         return f"{exc.reason}"

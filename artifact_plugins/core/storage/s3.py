@@ -43,8 +43,10 @@ from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     EndpointConnectionError,
+    FlexibleChecksumError,
     IncompleteReadError,
     NoCredentialsError,
+    ReadTimeoutError,
     ResponseStreamingError,
 )
 from s3transfer.subscribers import BaseSubscriber
@@ -70,6 +72,8 @@ logger = logging.getLogger("artifact_plugins.storage")
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchVersion"}
 _PRECONDITION = {"412", "PreconditionFailed"}
 _CONFLICT = {"409", "ConditionalRequestConflict", "OperationAborted"}
+#: The body arrived damaged (a checksum the server or botocore computed does not match): send or read it again.
+_DAMAGED = {"BadDigest", "XAmzContentSHA256Mismatch", "InvalidDigest"}
 _UNSUPPORTED = {"501", "NotImplemented"}
 
 
@@ -94,10 +98,13 @@ def is_precondition_failed(exc: BaseException) -> bool:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Errors worth another attempt after botocore's own retries: broken streams, write races."""
-    return isinstance(exc, (ResponseStreamingError, IncompleteReadError, ConnectionError)) or (
-        error_code(exc) in _CONFLICT
-    )
+    """Errors worth another attempt after botocore's own retries: broken or stalled streams,
+    bodies damaged in transit, write races."""
+    if isinstance(
+        exc, (ResponseStreamingError, IncompleteReadError, ReadTimeoutError, FlexibleChecksumError, ConnectionError)
+    ):
+        return True
+    return error_code(exc) in _CONFLICT or error_code(exc) in _DAMAGED
 
 
 def describe_error(exc: BaseException) -> tuple[str, bool]:
