@@ -1,6 +1,6 @@
 """The S3 store against the best plain boto3 we can write, on a local SeaweedFS it starts itself.
 
-    python benchmarks/bench_cloud.py [--quick] [--runs N] [--no-sweep]
+    python benchmarks/bench_cloud.py [--quick] [--runs N] [--no-sweep] [--only log,download,relog]
 
 Rows (each the median of ``--runs`` runs, every run into a fresh key prefix and, for downloads,
 an empty download cache and an empty destination):
@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -49,6 +50,27 @@ def median_time(fn: Callable[[], object], runs: int, setup: Callable[[], object]
         fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
+
+
+def paired(
+    ours: Callable[[], object],
+    theirs: Callable[[], object],
+    runs: int,
+    setup_ours: Callable[[], object] | None = None,
+    setup_theirs: Callable[[], object] | None = None,
+) -> tuple[float, float]:
+    """Median times of ``ours`` and ``theirs``, run alternately (which goes first alternates too),
+    so that drift of the server or the machine during the benchmark falls on both alike."""
+    times: dict[str, list[float]] = {"ours": [], "theirs": []}
+    plan = [("ours", ours, setup_ours), ("theirs", theirs, setup_theirs)]
+    for i in range(runs):
+        for label, fn, setup in plan if i % 2 == 0 else plan[::-1]:
+            if setup:
+                setup()
+            t = time.perf_counter()
+            fn()
+            times[label].append(time.perf_counter() - t)
+    return statistics.median(times["ours"]), statistics.median(times["theirs"])
 
 
 def make_data(work: Path, big_bytes: int, n_small: int) -> tuple[Path, Path]:
@@ -138,7 +160,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller data (256 MiB, 2,000 files)")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--no-sweep", action="store_true", help="baseline: 16 MiB parts x 16 threads, no sweep")
+    parser.add_argument("--no-sweep", action="store_true", help="baseline: 16 MiB parts x 8 threads, no sweep")
+    parser.add_argument("--only", default="log,download,relog", help="row groups to run (comma-separated)")
     args = parser.parse_args()
     big_bytes = (256 if args.quick else 1024) * 2**20
     n_small = 2_000 if args.quick else 10_000
@@ -171,7 +194,7 @@ def main() -> None:
         if args.no_sweep:
             from boto3.s3.transfer import TransferConfig
 
-            config, config_note = TransferConfig(multipart_chunksize=16 * 2**20, max_concurrency=16), "16 MiB x 16"
+            config, config_note = TransferConfig(multipart_chunksize=16 * 2**20, max_concurrency=8), "16 MiB x 8"
         else:
             config, config_note = sweep_transfer_config(server, big, args.runs)
         base = Baseline(server, config)
@@ -203,23 +226,32 @@ def main() -> None:
             with ap.init(job_type="bench") as run:
                 return run.log_artifact(art)
 
+        groups = set(args.only.split(","))
+
+        def row(name: str, ours_s: float, base_s: float | None, note: str) -> None:
+            rows.append((name, ours_s, base_s, note))
+            ratio = f"{ours_s / base_s:.2f}" if base_s else ""
+            print(f"  {name}: ours {ours_s:.2f} s, baseline {base_s or 0:.2f} s, ratio {ratio}", flush=True)
+
         # -- cold hashing, for reference --------------------------------------------------------------
         hash_s = median_time(lambda: hash_file(big), args.runs)
 
         # -- log ----------------------------------------------------------------------------------------
-        ours = median_time(
-            lambda: log("big", lambda a: a.add_file(big)), args.runs, setup=lambda: use_prefix(f"ours-{next(run_id)}")
-        )
-        theirs = median_time(lambda: base.upload_big(big, f"base-{next(run_id)}"), args.runs)
-        rows.append((f"log 1 file of {big_bytes >> 20} MiB", ours, theirs, f"baseline upload_file, {config_note}"))
-
-        ours = median_time(
-            lambda: log("small", lambda a: a.add_dir(small)),
-            args.runs,
-            setup=lambda: use_prefix(f"ours-{next(run_id)}"),
-        )
-        theirs = median_time(lambda: base.upload_small(small_files, small, f"base-{next(run_id)}"), args.runs)
-        rows.append((f"log {n_small:,} x 4 KiB", ours, theirs, f"baseline put_object x {SMALL_WORKERS} threads"))
+        if "log" in groups:
+            ours, theirs = paired(
+                lambda: log("big", lambda a: a.add_file(big)),
+                lambda: base.upload_big(big, f"base-{next(run_id)}"),
+                args.runs,
+                setup_ours=lambda: use_prefix(f"ours-{next(run_id)}"),
+            )
+            row(f"log 1 file of {big_bytes >> 20} MiB", ours, theirs, f"baseline upload_file, {config_note}")
+            ours, theirs = paired(
+                lambda: log("small", lambda a: a.add_dir(small)),
+                lambda: base.upload_small(small_files, small, f"base-{next(run_id)}"),
+                args.runs,
+                setup_ours=lambda: use_prefix(f"ours-{next(run_id)}"),
+            )
+            row(f"log {n_small:,} x 4 KiB", ours, theirs, f"baseline put_object x {SMALL_WORKERS} threads")
 
         # -- download -------------------------------------------------------------------------------------
         use_prefix("ours-download")
@@ -228,40 +260,52 @@ def main() -> None:
         base.upload_big(big, "base-download")
         base.upload_small(small_files, small, "base-download")
         dest = work / "dl"
+        trash = work / "trash"
+        trash.mkdir()
 
-        def fresh_download(cache_tag: str) -> Callable[[], None]:
-            def setup() -> None:
-                shutil.rmtree(dest, ignore_errors=True)
-                shutil.rmtree(work / "cache-download", ignore_errors=True)
-                dest.mkdir()
-                use_prefix("ours-download", cache="cache-download")  # an empty download cache
+        def fresh_download() -> None:
+            # Renamed away, not deleted: on this VM's disk, creating files right after a mass
+            # delete is 10-40x slower for seconds (benchmarks/RESULTS.md), which would bias the next run.
+            for d in (dest, work / "cache-download"):
+                if d.exists():
+                    d.rename(trash / uuid.uuid4().hex)
+            dest.mkdir()
+            use_prefix("ours-download", cache="cache-download")  # an empty download cache
 
-            return setup
-
-        ours = median_time(lambda: ap.Api().artifact("big:latest").download(dest), args.runs, fresh_download("big"))
-        theirs = median_time(
-            lambda: base.download_big("base-download", dest / "big.bin"), args.runs, fresh_download("b")
-        )
-        rows.append((f"download 1 file of {big_bytes >> 20} MiB", ours, theirs, "ours: verified cache + copy out"))
-        ours = median_time(lambda: ap.Api().artifact("small:latest").download(dest), args.runs, fresh_download("sm"))
-        theirs = median_time(
-            lambda: base.download_small(small_files, small, "base-download", dest), args.runs, fresh_download("s")
-        )
-        rows.append((f"download {n_small:,} x 4 KiB", ours, theirs, f"baseline get_object x {SMALL_WORKERS} threads"))
+        if "download" in groups:
+            ours, theirs = paired(
+                lambda: ap.Api().artifact("big:latest").download(dest),
+                lambda: base.download_big("base-download", dest / "big.bin"),
+                args.runs,
+                setup_ours=fresh_download,
+                setup_theirs=fresh_download,
+            )
+            row(f"download 1 file of {big_bytes >> 20} MiB", ours, theirs, "ours: verified as the parts land")
+            ours, theirs = paired(
+                lambda: ap.Api().artifact("small:latest").download(dest),
+                lambda: base.download_small(small_files, small, "base-download", dest),
+                args.runs,
+                setup_ours=fresh_download,
+                setup_theirs=fresh_download,
+            )
+            row(
+                f"download {n_small:,} x 4 KiB", ours, theirs, f"ours: verified, cached; get_object x {SMALL_WORKERS}"
+            )
 
         # -- re-log unchanged ------------------------------------------------------------------------------
-        def relog() -> None:
-            log("big", lambda a: a.add_file(big))
-            log("small", lambda a: a.add_dir(small))
+        if "relog" in groups:
 
-        def relog_setup() -> None:
-            use_prefix("ours-download")
-            count_puts()
+            def relog() -> None:
+                log("big", lambda a: a.add_file(big))
+                log("small", lambda a: a.add_dir(small))
 
-        ours = median_time(relog, args.runs, setup=relog_setup)
-        sent = counter["n"]
-        theirs = rows[0][2] + rows[1][2] if rows[0][2] and rows[1][2] else None
-        rows.append(("re-log unchanged (both)", ours, theirs, f"ours sent {sent} objects; baseline re-sends all"))
+            def relog_setup() -> None:
+                use_prefix("ours-download")
+                count_puts()
+
+            ours = median_time(relog, args.runs, setup=relog_setup)
+            sent = counter["n"]
+            row("re-log unchanged (both)", ours, None, f"ours sent {sent} objects; baseline re-sends all")
         rows.append(
             (f"  (cold BLAKE3 of {big_bytes >> 20} MiB, once)", hash_s, None, "paid at first add, cached after")
         )

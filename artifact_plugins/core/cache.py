@@ -1,9 +1,15 @@
 """The bounded, verified, multi-process download cache.
 
 Blobs fetched from a remote store live under ``<cache_dir>/blobs/blake3/<aa>/<hex>``. A blob
-enters the cache only after its digest was verified, through a temp file renamed into place
-while holding that blob's file lock, so concurrent processes fetch each blob once. The
-cache is bounded: above ``max_bytes`` the least recently used blobs are evicted (a blob's
+enters the cache only after its digest was verified, through a temp file renamed into place.
+A small blob (at most :data:`SMALL_BLOB` bytes) is fetched into memory, verified there and
+cached without a lock, as a hard link to the file the download wrote: two processes racing
+for it both download a few KiB, and the first link wins. Small blobs are re-verified on every
+cache hit (cheap at that size), since their owner can edit the downloaded file in place. A large blob fetched
+through :meth:`DownloadCache.fetch` (single-entry reads, the viewer) is fetched under that
+blob's file lock, so concurrent processes fetch it once; a large blob downloaded into a
+directory goes straight there instead (see :func:`artifact_plugins.core.transfer.fetch_entry`).
+The cache is bounded: above ``max_bytes`` the least recently used blobs are evicted (a blob's
 mtime is bumped on every use). Eviction is safe while others read: an open file survives
 its unlink on POSIX, and readers copy out of the cache before returning.
 """
@@ -21,8 +27,9 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .errors import IntegrityError, StoreError
-from .hashing import hash_file, hex_of
+from .hashing import digest_bytes, hash_file, hex_of, read_fd
 from .storage.base import local_write_error
+from .storage.local import write_new_file
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,10 @@ class CacheInfo:
 LOCK_TIMEOUT_S = 600
 #: Temp files of fetches killed mid-way are removed once this old (a live fetch keeps its file young).
 STALE_TEMP_S = 3600
+#: Blobs at most this large are fetched into memory and cached without a file lock.
+SMALL_BLOB = 2**20
+#: Reads of a small blob whose bytes do not match its digest (damaged in transit) before giving up.
+VERIFY_ATTEMPTS = 3
 
 
 class DownloadCache:
@@ -60,13 +71,105 @@ class DownloadCache:
         return FileLock(str(self.locks / f"{hex_of(digest)[:16]}.lock"), timeout=LOCK_TIMEOUT_S)
 
     def get(self, digest: str) -> Path | None:
-        """The cached blob's path (its use time refreshed), or ``None``."""
+        """The cached blob's path (its use time refreshed), or ``None``.
+
+        A small blob is checked against its digest first (it may share its inode with a file a
+        download wrote, which its owner can edit); one that no longer matches is dropped.
+        """
         path = self.path_for(digest)
         try:
-            os.utime(path)
+            fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
             return None
+        try:
+            st = os.fstat(fd)
+            if st.st_size <= SMALL_BLOB and digest_bytes(read_fd(fd, st.st_size)) != digest:
+                self._drop(path)
+                return None
+            self._touch(fd, st)
+        finally:
+            os.close(fd)
         return path
+
+    @staticmethod
+    def _touch(fd: int, st: os.stat_result) -> None:
+        """Mark a blob used (LRU), unless it is also a downloaded file: its mtime is its owner's."""
+        if st.st_nlink == 1:
+            os.utime(fd)
+
+    @staticmethod
+    def _drop(path: Path) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+    def fetch_small(self, digest: str, read: Callable[[], bytes], dest: str | os.PathLike[str]) -> int:
+        """Write a small blob to the new file ``dest``: from the cache, else from ``read()``; returns its size.
+
+        Bytes are verified either way. Fetched bytes that do not match ``digest`` (damaged in
+        transit) are read again, at most :data:`VERIFY_ATTEMPTS` times, then
+        :class:`IntegrityError`. A fetched blob enters the cache as a hard link to ``dest`` (one
+        directory entry instead of a second file: on this kind of disk, creating and writing a
+        4 KiB file costs ~100 µs, a link ~7 µs); where ``dest`` is on another file system, as a
+        copy. Because such a blob shares its inode with ``dest``, every cache hit re-checks it.
+        """
+        path = self.path_for(digest)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            pass
+        else:
+            try:
+                st = os.fstat(fd)
+                data = read_fd(fd, st.st_size)
+                if digest_bytes(data) == digest:
+                    self._touch(fd, st)
+                    self._write(dest, data)
+                    return len(data)
+            finally:
+                os.close(fd)
+            self._drop(path)  # edited through a downloaded copy: fetch it again
+        for _ in range(VERIFY_ATTEMPTS):
+            data = read()
+            actual = digest_bytes(data)
+            if actual == digest:
+                break
+        else:
+            raise IntegrityError(
+                f"downloaded blob hashes to {actual}, expected {digest} ({VERIFY_ATTEMPTS} attempts); "
+                "it was not cached — the store holds damaged bytes"
+            )
+        self._write(dest, data)
+        self._adopt(path, os.fspath(dest), data)
+        return len(data)
+
+    @staticmethod
+    def _write(dest: str | os.PathLike[str], data: bytes) -> None:
+        try:
+            write_new_file(dest, data)
+        except OSError as exc:
+            raise (local_write_error(exc, dest) or StoreError(f"cannot write {os.fspath(dest)}: {exc}")) from exc
+
+    def _adopt(self, path: Path, source: str, data: bytes) -> None:
+        """Cache the verified file ``source`` (holding ``data``) as blob ``path``."""
+        try:
+            try:
+                os.link(source, path)
+            except FileNotFoundError:
+                self._local(lambda: path.parent.mkdir(parents=True, exist_ok=True))
+                os.link(source, path)
+            return
+        except FileExistsError:
+            return  # another download cached it first
+        except OSError:
+            pass  # another file system, or links not allowed there: keep a copy instead
+        tmp = f"{path.parent}/.tmp-{uuid.uuid4().hex}"
+        try:
+            write_new_file(tmp, data)
+            os.replace(tmp, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise (local_write_error(exc, self.root) or StoreError(f"download cache {self.root}: {exc}")) from exc
 
     def fetch(self, digest: str, fill: Callable[[str], None]) -> Path:
         """The cached blob, calling ``fill(tmp_path)`` to download it first when missing.

@@ -32,6 +32,7 @@ from .metadata import validate_description, validate_metadata
 from .naming import parse_ref, validate_alias, validate_name
 from .registry import RunRecord, VersionRecord
 from .run_context import AliasMove, RunContext, RunContextProvider, current_run_context
+from .storage import manifest_key
 from .transfer import upload_blobs
 from .version import ArtifactVersion
 
@@ -209,15 +210,14 @@ class Run:
         """
         manifest = artifact.manifest()
         metadata, description = _checked_fields(artifact)
-        upload_blobs(self._client, artifact.pending, artifact.name)
-        key = self._client.put_manifest(manifest)
-        result = self._client.registry.commit_version(
+        registry, digest = self._client.registry, manifest.digest()
+        fields: dict[str, Any] = dict(
             entity=self.entity,
             project=self.project,
             name=artifact.name,
             type=artifact.type,
-            digest=manifest.digest(),
-            manifest_key=key,
+            digest=digest,
+            manifest_key=manifest_key(digest),
             size=manifest.size,
             file_count=len(manifest),
             description=description,
@@ -227,6 +227,19 @@ class Run:
             run_id=self.id if output else None,
             ttl_seconds=ttl_seconds,
         )
+        result = None
+        if registry.has_committed_digest(self.entity, self.project, artifact.name, digest):
+            # Re-logging content this collection already holds: its blobs and manifest are stored
+            # and kept alive by that committed version (gc never deletes what a live version
+            # references), so steps (1) and (2) have nothing to do. The commit reuses the version
+            # only if it still exists at that moment; if it was deleted meanwhile, the full
+            # protocol runs below.
+            result = registry.reuse_version(**fields)
+            self._client._remember(digest, manifest)
+        if result is None:
+            upload_blobs(self._client, artifact.pending, artifact.name)
+            self._client.put_manifest(manifest)
+            result = registry.commit_version(**fields)
         version = ArtifactVersion(self._client, result.version, self)
         artifact._mark_logged(version)
         notify_alias_moves(self._client, result.version, result.moves, self)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from .artifact import PendingEntry
+from .cache import SMALL_BLOB
 from .client import Client
 from .errors import InvalidPathError, StoreError
 from .hashing import PREFIX, hash_file
@@ -257,14 +258,18 @@ def fetch_entry(
     key = blob_key(entry.digest)
     if store.is_local:
         store.get_file(key, dest)
+    elif entry.size <= SMALL_BLOB:
+        size = client.download_cache.fetch_small(entry.digest, lambda: store.get_bytes(key), dest)
+        if on_bytes is not None:
+            on_bytes(size)
+    elif isinstance(store, RemoteStore) and client.download_cache.get(entry.digest) is None:
+        # A large blob goes straight to its destination, verified part by part as it lands. It is
+        # not also copied into the shared cache: a second full copy of every large file would
+        # double the disk used and the time (files already in the destination are not fetched again).
+        store.get_file(key, dest, size=entry.size, on_bytes=on_bytes, digest=entry.digest)
+        return
     else:
-        if isinstance(store, RemoteStore):
-            remote = store
-            cached = client.download_cache.fetch(
-                entry.digest, lambda tmp: remote.get_file(key, tmp, size=entry.size, on_bytes=on_bytes)
-            )
-        else:
-            cached = client.download_cache.fetch(entry.digest, lambda tmp: store.get_file(key, tmp))
+        cached = client.download_cache.fetch(entry.digest, lambda tmp: store.get_file(key, tmp))
         from .storage.local import copy_file
 
         try:

@@ -95,14 +95,20 @@ def test_server_killed_mid_upload(own_seaweed: SeaweedFS, tmp_path: Path, monkey
     sent = 0
     lock = threading.Lock()
 
-    def kill_after_some_puts(**kwargs: Any) -> None:
-        nonlocal sent
-        with lock:
-            sent += 1
-            if sent == 60:
-                own_seaweed.kill()
+    # Every request, boto3 call or presigned small-object request, leaves through the client's HTTP session.
+    http = store.client._endpoint.http_session
+    send = http.send
 
-    store.client.meta.events.register("before-send.s3.PutObject", kill_after_some_puts)
+    def kill_after_some_puts(request: Any) -> Any:
+        nonlocal sent
+        if request.method == "PUT":
+            with lock:
+                sent += 1
+                if sent == 60:
+                    own_seaweed.kill()
+        return send(request)
+
+    monkeypatch.setattr(http, "send", kill_after_some_puts)
     with pytest.raises(StoreError) as exc:
         log(tmp_path / "src")
     message = str(exc.value)

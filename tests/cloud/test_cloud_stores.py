@@ -13,10 +13,11 @@ from servers import SECRET_KEY, FaultProxy
 
 import artifact_plugins as ap
 from artifact_plugins.core.client import close_clients, get_client
-from artifact_plugins.core.errors import InvalidConfigError, NotFoundError, StoreError
+from artifact_plugins.core.errors import IntegrityError, InvalidConfigError, NotFoundError, StoreError
 from artifact_plugins.core.hashing import digest_bytes
 from artifact_plugins.core.progress import set_progress_factory
 from artifact_plugins.core.storage import RemoteStore, blob_key, open_store
+from artifact_plugins.core.storage.s3 import S3Store
 
 BIG = 6 * 2**20 + 12345  # above the test multipart/resumable thresholds: several parts
 
@@ -63,8 +64,11 @@ def test_round_trip_through_the_bucket(
         root = used.download(tmp_path / "out", verify=True)
     for rel, data in files.items():
         assert (root / rel).read_bytes() == data
-    cache = get_client().download_cache.info()
-    assert cache.files == len(files)  # every blob came through the verified cache
+    cache = get_client().download_cache
+    # Small blobs came through the verified cache; the large one went straight to its
+    # destination, verified part by part as it landed (no second full copy).
+    assert cache.info().files == len(files) - 1
+    assert cache.get(digest_bytes(files["big/blob.bin"])) is None
 
     # One entry alone, then the rest from the (now warm) cache without touching the bucket.
     fresh_process(tmp_path, monkeypatch, "single")
@@ -240,3 +244,73 @@ def test_wrong_credentials_fail_cleanly(
     message = str(exc.value)
     assert "403" in message and "credentials" in message and "wrong-secret-do-not-print" not in message
     assert SECRET_KEY not in message
+
+
+def test_damaged_blobs_in_the_bucket_are_refused_on_download(
+    backend: Backend, make_tree: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bytes that do not match their key never reach a destination or the cache: the large blob is
+    checked part by part as it lands, the small one in memory (read again, then refused)."""
+    prefix = backend.use_store()
+    files = files_for(2)
+    v = log_dir(make_tree("src", files))
+    for rel in ("big/blob.bin", "small/f001.txt"):
+        good = files[rel]
+        damaged = bytes([good[0] ^ 0xFF]) + good[1:]  # same size, first byte flipped
+        backend.put(STORE_BUCKET, f"{prefix}/{blob_key(digest_bytes(good))}", damaged)
+        fresh_process(tmp_path, monkeypatch, f"damaged-{rel.replace('/', '-')}")
+        out = tmp_path / f"out-{rel.replace('/', '-')}"
+        with pytest.raises(IntegrityError, match="expected " + digest_bytes(good)):
+            ap.Api().artifact(v.qualified_name).download(out)
+        assert not (out / rel).exists()
+        leftovers = [p.name for p in out.rglob("*") if ".tmp-" in p.name]
+        assert leftovers == []
+        assert get_client().download_cache.get(digest_bytes(good)) is None
+        backend.put(STORE_BUCKET, f"{prefix}/{blob_key(digest_bytes(good))}", good)  # repaired
+    root = ap.Api().artifact(v.qualified_name).download(tmp_path / "out")
+    assert {rel: (root / rel).read_bytes() for rel in files} == files
+
+
+@pytest.mark.parametrize("lean", [True, False])
+def test_small_objects_take_one_presigned_request_each(
+    s3: Backend,
+    make_tree: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    proxy_for: Callable[[int], FaultProxy],
+    lean: bool,
+) -> None:
+    """Small blobs go up and come down as one presigned request each (no boto3 call) unless
+    switched off; either way the server sees one PUT and one GET per blob, and refusals
+    (here: injected 503s) fall back to the boto3 call, which retries them."""
+    proxy = proxy_for(upstream_port(s3))
+    if not lean:
+        monkeypatch.setenv("ARTIFACT_PLUGINS_S3_LEAN_REQUESTS", "0")
+    prefix = s3.use_store(via=proxy.endpoint)
+    files = {f"f{i}.txt": b"%d\n" % i * (i + 1) for i in range(12)}
+    src = make_tree("src", files)
+    store = get_client().store
+    assert isinstance(store, S3Store)
+    calls: list[str] = []
+    store.client.meta.events.register("before-call.s3.*", lambda model, **_: calls.append(model.name))
+
+    log_dir(src)
+    blob_puts = [p for m, p in proxy.requests if m == "PUT" and f"/{prefix}/blobs/" in p]
+    assert len(blob_puts) == len(files)
+    assert calls.count("PutObject") == (0 if lean else len(files) + 1)  # + the manifest
+
+    fresh_process(tmp_path, monkeypatch, f"lean-{lean}")
+    store = get_client().store
+    assert isinstance(store, S3Store)
+    calls.clear()
+    store.client.meta.events.register("before-call.s3.*", lambda model, **_: calls.append(model.name))
+    proxy.clear()
+    proxy.fail(3, 503, match=lambda m, p: "/blobs/" in p)
+    root = ap.Api().artifact("ds:latest").download(tmp_path / "out")
+    assert {rel: (root / rel).read_bytes() for rel in files} == files
+    blob_gets = [p for m, p in proxy.requests if m == "GET" and f"/{prefix}/blobs/" in p]
+    assert len(blob_gets) == len(files) + 3  # each refusal costs exactly one more request
+    if lean:  # each refused presigned GET was followed by a boto3 call (whose own retries absorb the rest)
+        assert 1 <= calls.count("GetObject") <= 3
+    else:
+        assert calls.count("GetObject") == len(files) + 1  # + the manifest

@@ -59,6 +59,41 @@ def test_bad_bytes_raise_integrity_error_and_are_not_cached(tmp_path):
     assert cache.fetch(expected, writer(b"the real bytes")).read_bytes() == b"the real bytes"
 
 
+def test_fetch_small_verifies_rereads_damaged_bodies_and_caches_by_link(tmp_path):
+    cache = DownloadCache(tmp_path / "c", max_bytes=10**6)
+    data = b"small blob"
+    d = digest_bytes(data)
+    bodies = [b"smaXl blob", b"small blob"]  # damaged once in transit, then right
+    assert cache.fetch_small(d, lambda: bodies.pop(0), tmp_path / "out-a") == len(data)
+    assert bodies == [] and (tmp_path / "out-a").read_bytes() == data
+    cached = cache.path_for(d)
+    assert cached.read_bytes() == data and os.path.samefile(cached, tmp_path / "out-a")  # one inode, two names
+    assert cached_files(cache) == {cached.name}  # no temp file left
+
+    # A hit reads nothing from the store and writes an independent copy.
+    assert cache.fetch_small(d, lambda: pytest.fail("a hit must not read"), tmp_path / "out-b") == len(data)
+    assert (tmp_path / "out-b").read_bytes() == data and not os.path.samefile(tmp_path / "out-a", tmp_path / "out-b")
+
+    # Editing the first download in place edits the cached blob too: the next hit notices and refetches.
+    (tmp_path / "out-a").write_bytes(b"edited!!!!")
+    reads: list[int] = []
+    cache.fetch_small(d, lambda: reads.append(1) or data, tmp_path / "out-c")
+    assert reads == [1] and (tmp_path / "out-c").read_bytes() == data and cached.read_bytes() == data
+    assert cache.get(d) == cached
+    (tmp_path / "out-c").write_bytes(b"edited again")  # the path-returning read checks small blobs as well
+    assert cache.get(d) is None and not cached.exists()
+
+
+def test_fetch_small_gives_up_on_bytes_that_never_match(tmp_path):
+    cache = DownloadCache(tmp_path / "c", max_bytes=10**6)
+    expected = digest_bytes(b"the real bytes")
+    reads: list[int] = []
+    with pytest.raises(IntegrityError, match="3 attempts") as info:
+        cache.fetch_small(expected, lambda: reads.append(1) or b"tampered bytes", tmp_path / "out")
+    assert expected in str(info.value) and len(reads) == 3
+    assert cached_files(cache) == set() and not (tmp_path / "out").exists()
+
+
 def test_failing_fill_leaves_nothing(tmp_path):
     cache = DownloadCache(tmp_path / "c", max_bytes=10**6)
     d = digest_bytes(b"x")
@@ -140,6 +175,54 @@ for i in range(3):
     assert p.read_bytes() == data
 print("done")
 """
+
+
+SMALL_WORKER = """
+import sys, time
+from pathlib import Path
+from artifact_plugins.core.cache import DownloadCache
+from artifact_plugins.core.hashing import digest_bytes
+
+root, go = sys.argv[1], Path(sys.argv[2])
+cache = DownloadCache(root, 10**9)
+blobs = [b"%d" % i * 700 for i in range(200)]
+while not go.exists():
+    time.sleep(0.001)
+out = Path(sys.argv[3])
+for i, data in enumerate(blobs):
+    assert cache.fetch_small(digest_bytes(data), lambda data=data: data, out / f"{i}") == len(data)
+    assert (out / f"{i}").read_bytes() == data
+print("done")
+"""
+
+
+@pytest.mark.timeout(120)
+def test_small_blobs_fetched_by_racing_processes_land_whole(tmp_path):
+    """Lock-free small fills: four processes race for the same 200 blobs; every read is right and
+    the cache ends with each blob once, whole, and no temp file."""
+    import subprocess
+    import sys
+    import textwrap
+
+    root, go, outs = tmp_path / "shared-cache", tmp_path / "go", tmp_path / "outs"
+    for n in range(4):
+        (outs / str(n)).mkdir(parents=True)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(SMALL_WORKER), str(root), str(go), str(outs / str(n))],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(4)
+    ]
+    go.touch()
+    assert [o.strip() for o in wait_all(procs)] == ["done"] * 4
+    cache = DownloadCache(root, 10**9)
+    files = [p for p in cache.blobs.rglob("*") if p.is_file()]
+    assert len(files) == 200 and not [p for p in files if p.name.startswith(".tmp-")]
+    for p in files:
+        assert "blake3:" + p.name == digest_bytes(p.read_bytes())
 
 
 @pytest.mark.slow

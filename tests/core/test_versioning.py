@@ -71,6 +71,40 @@ def test_identical_content_creates_no_new_version_but_adds_aliases(tmp_path, api
     assert api.artifact("ds:second") == v0
 
 
+def test_relogging_known_content_leaves_the_store_alone(tmp_path, api, store_dir):
+    """A re-log of content the collection already holds commits without sending or touching
+    anything in the store (the live version keeps its blobs alive)."""
+    first = draft(tmp_path, "ds", {"a.txt": "A", "b.txt": "B"})
+    with ap.init() as run:
+        v0 = run.log_artifact(first)
+    before = {p: p.stat().st_mtime_ns for p in store_dir.rglob("*") if p.is_file()}
+    time.sleep(0.02)
+    with ap.init() as run:
+        again = run.log_artifact(draft(tmp_path, "ds", {"a.txt": "A", "b.txt": "B"}), aliases=["again"])
+    assert again == v0 and "again" in again.aliases
+    assert {p: p.stat().st_mtime_ns for p in store_dir.rglob("*") if p.is_file()} == before
+
+
+def test_relog_whose_version_vanished_meanwhile_runs_the_full_protocol(tmp_path, api, store_dir, monkeypatch):
+    """The race the shortcut must survive: the registry said the content was there, then that
+    version was deleted and its blobs collected before the commit. The commit notices and sends
+    everything again."""
+    from artifact_plugins.core.client import get_client
+    from artifact_plugins.core.registry import Registry
+
+    with ap.init() as run:
+        v0 = run.log_artifact(draft(tmp_path, "ds", {"a.txt": "A"}))
+    v0.delete(delete_aliases=True)
+    report = api.gc(dry_run=False, grace=timedelta(0))
+    assert report.deleted_blobs and not [p for p in store_dir.rglob("*") if p.is_file() and "blobs" in p.parts]
+    monkeypatch.setattr(Registry, "has_committed_digest", lambda *a, **k: True)  # the stale answer
+    with ap.init() as run:
+        v1 = run.log_artifact(draft(tmp_path, "ds", {"a.txt": "A"}))
+    assert v1.version == "v1" and v1.digest == v0.digest
+    get_client().close()
+    assert (v1.download(tmp_path / "out") / "a.txt").read_text() == "A"
+
+
 def test_metadata_and_description_are_not_part_of_the_digest(tmp_path):
     a = draft(tmp_path, "ds", {"x.txt": "same"}, description="one", metadata={"rows": 1})
     b = draft(tmp_path, "ds", {"x.txt": "same"}, description="two", metadata={"rows": 2})

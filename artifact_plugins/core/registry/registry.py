@@ -309,7 +309,43 @@ class Registry:
             .limit(1)
         ).scalar()
 
-    def commit_version(
+    def has_committed_digest(self, entity: str, project: str, name: str, digest: str) -> bool:
+        """Whether collection ``name`` holds a committed version with ``digest`` (one indexed read)."""
+
+        def fn(conn: Connection) -> bool:
+            found = conn.execute(
+                select(m.Version.id)
+                .join(m.Collection, m.Collection.id == m.Version.collection_id)
+                .join(m.Project, m.Project.id == m.Collection.project_id)
+                .where(
+                    m.Project.entity == entity,
+                    m.Project.name == project,
+                    m.Collection.name == name,
+                    m.Version.digest == digest,
+                    m.Version.state == COMMITTED,
+                )
+                .limit(1)
+            ).first()
+            return found is not None
+
+        return self.read(fn)
+
+    def commit_version(self, **fields: Any) -> CommitResult:
+        """Step (3) of the commit protocol: dedup or allocate the next index, move aliases, record lineage.
+
+        Fields: ``entity, project, name, type, digest, manifest_key, size, file_count, description,
+        metadata, aliases, tags, run_id`` and optionally ``ttl_seconds``.
+        """
+        result = self._commit_version(**fields, reuse_only=False)
+        assert result is not None
+        return result
+
+    def reuse_version(self, **fields: Any) -> CommitResult | None:
+        """Like :meth:`commit_version`, but only reuses a committed version with the same digest;
+        when there is none (it was deleted meanwhile), writes nothing and returns ``None``."""
+        return self._commit_version(**fields, reuse_only=True)
+
+    def _commit_version(
         self,
         *,
         entity: str,
@@ -326,18 +362,20 @@ class Registry:
         tags: Iterable[str],
         run_id: str | None,
         ttl_seconds: int | None = None,
-    ) -> CommitResult:
-        """Step (3) of the commit protocol: dedup or allocate the next index, move aliases, record lineage."""
+        reuse_only: bool,
+    ) -> CommitResult | None:
         aliases = [a for a in dict.fromkeys(aliases) if a != LATEST]
         tags = list(dict.fromkeys(tags))
 
-        def fn(conn: Connection) -> CommitResult:
+        def fn(conn: Connection) -> CommitResult | None:
             coll = self._collection_for_write(conn, entity, project, name, type)
             existing = conn.execute(
                 select(m.Version.id)
                 .where(m.Version.collection_id == coll.id, m.Version.digest == digest, m.Version.state == COMMITTED)
                 .order_by(m.Version.index.desc())
             ).scalar()
+            if existing is None and reuse_only:
+                return None
             created = existing is None
             moves = []
             if created:

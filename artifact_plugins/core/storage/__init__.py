@@ -14,6 +14,7 @@ import os
 import posixpath
 import random
 import re
+import threading
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -25,8 +26,8 @@ from urllib.parse import urlsplit
 import tenacity
 from blake3 import blake3
 
-from ..errors import ArtifactPluginsError, FileChangedError, InvalidConfigError, StoreError
-from ..hashing import PREFIX, read_small
+from ..errors import ArtifactPluginsError, FileChangedError, IntegrityError, InvalidConfigError, StoreError
+from ..hashing import PREFIX, hash_file, read_small
 from ..redact import has_credentials, redact_uri
 from .base import BlobStore, StoredObject, blob_key, local_write_error, manifest_key
 from .local import LocalStore
@@ -36,6 +37,8 @@ __all__ = [
     "ByteCallback",
     "LocalStore",
     "ObjectPage",
+    "PartCallback",
+    "PartHasher",
     "RemoteStore",
     "StoredObject",
     "blob_key",
@@ -178,6 +181,56 @@ def with_retries(fn: Callable[[], T], transient: Callable[[BaseException], bool]
 
 #: A page of a listing: (full key, size, mtime) in lexicographic key order.
 ObjectPage = list[tuple[str, int, float]]
+#: Told that bytes ``[start, end)`` of a download are written (parts may finish in any order).
+PartCallback = Callable[[int, int], None]
+
+
+class PartHasher:
+    """BLAKE3 of a file written in parts, in any order, computed while the download runs.
+
+    Whenever the parts written so far form a longer prefix of the file, that prefix is read
+    back (from the page cache) and hashed, so verification costs no extra pass once the last
+    part lands. Thread-safe: parts are reported from the download's worker threads.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path, self._fd = path, -1
+        self._hash = blake3(max_threads=blake3.AUTO)
+        self._lock = threading.Lock()
+        self._done: dict[int, int] = {}
+        self._next = 0
+
+    def part_done(self, start: int, end: int) -> None:
+        """Record that ``[start, end)`` is written; hashes whatever prefix that completes."""
+        with self._lock:
+            self._done[start] = end
+            if self._fd < 0:
+                self._fd = os.open(self._path, os.O_RDONLY)
+            while self._next in self._done:
+                end = self._done.pop(self._next)
+                while self._next < end:  # bounded reads: a part may be large
+                    data = os.pread(self._fd, min(end - self._next, 16 * 2**20), self._next)
+                    if not data:
+                        raise StoreError(f"{self._path} is shorter than the parts written to it")
+                    self._hash.update(data)
+                    self._next += len(data)
+
+    def digest(self, size: int) -> str:
+        """The digest of the whole file; the parts must have covered ``[0, size)``."""
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            if self._next != size:
+                raise StoreError(f"the download of {self._path} covered {self._next} of {size} bytes")
+            return PREFIX + self._hash.hexdigest()
+
+    def close(self) -> None:
+        """Release the read descriptor (idempotent)."""
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
 
 
 class RemoteStore(BlobStore):
@@ -240,8 +293,16 @@ class RemoteStore(BlobStore):
         """Create the object from a large file (multipart / resumable) unless it exists."""
 
     @abstractmethod
-    def _download(self, full_key: str, dest: str, size: int | None, on_bytes: ByteCallback | None) -> None:
-        """Write the object to ``dest`` (parallel ranged reads for large objects)."""
+    def _download(
+        self,
+        full_key: str,
+        dest: str,
+        size: int | None,
+        on_bytes: ByteCallback | None,
+        on_part: PartCallback | None = None,
+    ) -> None:
+        """Write the object to ``dest`` (parallel ranged reads for large objects), calling
+        ``on_part(start, end)`` as each ranged part is complete on disk."""
 
     @abstractmethod
     def _read(self, full_key: str) -> bytes:
@@ -396,17 +457,34 @@ class RemoteStore(BlobStore):
         dest: str | os.PathLike[str],
         size: int | None = None,
         on_bytes: ByteCallback | None = None,
+        digest: str | None = None,
     ) -> None:
-        """Download ``key`` to ``dest``; ``size`` (when known) saves a request, ``on_bytes`` gets byte counts."""
+        """Download ``key`` to ``dest``; ``size`` (when known) saves a request, ``on_bytes`` gets byte counts.
+
+        With ``digest``, the bytes are verified while they land (large objects are hashed part by
+        part as the download runs) and :class:`IntegrityError` is raised when they do not match.
+        """
+        target = os.fspath(dest)
+        hasher = PartHasher(target) if digest is not None and size is not None and size > self.inline_limit else None
         try:
             with self._errors("read", key):
-                self._download(self.full_key(key), os.fspath(dest), size, on_bytes)
+                self._download(self.full_key(key), target, size, on_bytes, hasher.part_done if hasher else None)
+                if digest is not None:
+                    actual = hasher.digest(size or 0) if hasher is not None else hash_file(target)[0]
+                    if actual != digest:
+                        raise IntegrityError(
+                            f"blob {key} from {self.uri} hashes to {actual}, expected {digest}: the store holds "
+                            "damaged bytes"
+                        )
         except StoreError as exc:
             # A full or read-only local disk is not the store's fault: name the local path.
             local = local_write_error(exc.__cause__, dest) if exc.__cause__ is not None else None
             if local is not None:
                 raise local from exc.__cause__
             raise
+        finally:
+            if hasher is not None:
+                hasher.close()
 
     def iter_objects(self, prefix: str) -> Iterator[StoredObject]:
         with self._errors("list", prefix):

@@ -45,6 +45,7 @@ from . import (
     DEFAULT_TRANSFER_WORKERS,
     ByteCallback,
     ObjectPage,
+    PartCallback,
     RemoteStore,
     env_int,
     env_str,
@@ -195,6 +196,7 @@ def download_ranges(
     on_bytes: ByteCallback | None,
     options: GCSOptions,
     pool: ThreadPoolExecutor,
+    on_part: PartCallback | None = None,
 ) -> None:
     """Fetch an object (one generation, when given) as parallel ranged reads written in place into ``dest``."""
     step = options.chunk_size
@@ -212,6 +214,8 @@ def download_ranges(
                 retry=options.retry(),
                 timeout=options.timeout,
             )
+            if on_part is not None:
+                on_part(start, min(start + step, size))
 
         parallel_map(part, list(range(0, size, step)), options.max_concurrency, pool=pool)
     finally:
@@ -296,7 +300,14 @@ class GCSStore(RemoteStore):
 
         self._create(send)
 
-    def _download(self, full_key: str, dest: str, size: int | None, on_bytes: ByteCallback | None) -> None:
+    def _download(
+        self,
+        full_key: str,
+        dest: str,
+        size: int | None,
+        on_bytes: ByteCallback | None,
+        on_part: PartCallback | None = None,
+    ) -> None:
         generation = None
         if size is None:
             blob = self._bucket.get_blob(full_key, retry=self._retry, timeout=self.options.timeout)
@@ -308,13 +319,19 @@ class GCSStore(RemoteStore):
             with open(dest, "wb") as f:
                 f.write(data)
             return
-        self.download_ranges(full_key, generation, size, dest, on_bytes)
+        self.download_ranges(full_key, generation, size, dest, on_bytes, on_part)
 
     def download_ranges(
-        self, full_key: str, generation: int | None, size: int, dest: str, on_bytes: ByteCallback | None
+        self,
+        full_key: str,
+        generation: int | None,
+        size: int,
+        dest: str,
+        on_bytes: ByteCallback | None,
+        on_part: PartCallback | None = None,
     ) -> None:
         """Fetch one generation of an object as parallel ranged reads written in place into ``dest``."""
-        download_ranges(self._bucket, full_key, generation, size, dest, on_bytes, self.options, self._parts)
+        download_ranges(self._bucket, full_key, generation, size, dest, on_bytes, self.options, self._parts, on_part)
 
     def _read(self, full_key: str) -> bytes:
         data: bytes = self._blob(full_key).download_as_bytes(retry=self._retry, timeout=self.options.timeout)

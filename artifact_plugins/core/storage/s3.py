@@ -18,6 +18,8 @@ standard chain (``AWS_ENDPOINT_URL_S3``, ``AWS_REGION``, ``AWS_PROFILE``, ``~/.a
 ``ARTIFACT_PLUGINS_S3_MULTIPART_CHUNKSIZE``  part size, default 16MiB
 ``ARTIFACT_PLUGINS_S3_MAX_CONCURRENCY``      parts in flight per store, default 16
 ``ARTIFACT_PLUGINS_TRANSFER_WORKERS``        files in flight, default 32
+``ARTIFACT_PLUGINS_S3_LEAN_REQUESTS``        ``0`` sends small objects through full boto3 calls too
+                                             (default: presigned requests, see ``s3_lean``)
 ===========================================  =====================================================
 
 Credentials come only from boto3's chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/
@@ -32,7 +34,9 @@ plain writes, which are still safe because keys are content addresses.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,13 +61,16 @@ from . import (
     DEFAULT_TRANSFER_WORKERS,
     ByteCallback,
     ObjectPage,
+    PartCallback,
     RemoteStore,
     env_int,
     env_str,
+    parallel_map,
     scrub,
     split_bucket_uri,
     with_retries,
 )
+from .s3_lean import LeanS3
 
 S3Client = Any  # boto3 clients are generated at runtime
 
@@ -75,6 +82,8 @@ _CONFLICT = {"409", "ConditionalRequestConflict", "OperationAborted"}
 #: The body arrived damaged (a checksum the server or botocore computed does not match): send or read it again.
 _DAMAGED = {"BadDigest", "XAmzContentSHA256Mismatch", "InvalidDigest"}
 _UNSUPPORTED = {"501", "NotImplemented"}
+#: Bytes read from a response body at a time by ranged downloads.
+_READ_CHUNK = 2**20
 
 
 def error_code(exc: BaseException) -> str:
@@ -150,6 +159,7 @@ class S3Options:
     multipart_chunksize: int = 16 * 2**20
     max_concurrency: int = 16
     transfer_workers: int = DEFAULT_TRANSFER_WORKERS
+    lean_requests: bool = True
     extra_config: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -185,6 +195,7 @@ class S3Options:
             "multipart_chunksize": env_int("S3_MULTIPART_CHUNKSIZE", 16 * 2**20, minimum=5 * 2**20),
             "max_concurrency": env_int("S3_MAX_CONCURRENCY", 16, minimum=1),
             "transfer_workers": env_int("TRANSFER_WORKERS", DEFAULT_TRANSFER_WORKERS, minimum=1),
+            "lean_requests": (env_str("S3_LEAN_REQUESTS", "1") or "1").lower() not in ("0", "false", "no", "off"),
         }
         if values["sse_kms_key_id"] and not values["sse"]:
             values["sse"] = "aws:kms"
@@ -265,6 +276,9 @@ class S3Store(RemoteStore):
         for op in ("PutObject", "CompleteMultipartUpload"):
             self.client.meta.events.register(f"before-parameter-build.s3.{op}", self._add_condition)
         self._transfers = make_transfer_manager(self.client, self.options)
+        self._parts = ThreadPoolExecutor(self.options.max_concurrency, thread_name_prefix="artifact-plugins-s3")
+        lean = LeanS3(self.client, bucket) if self.options.lean_requests else None
+        self._lean = lean if lean is not None and lean.available else None
 
     @classmethod
     def from_uri(cls, uri: str, **overrides: Any) -> S3Store:
@@ -322,6 +336,8 @@ class S3Store(RemoteStore):
             yield [(o["Key"], int(o["Size"]), o["LastModified"].timestamp()) for o in page.get("Contents", [])]
 
     def _upload_bytes(self, full_key: str, data: bytes) -> None:
+        if self._lean is not None and self._conditional and not self._encryption and self._lean.put_new(full_key, data):
+            return
         self._create(lambda: self.client.put_object(Bucket=self.bucket, Key=full_key, Body=data, **self._encryption))
 
     def _upload_file(self, full_key: str, src: str, size: int, on_bytes: ByteCallback | None) -> None:
@@ -336,15 +352,77 @@ class S3Store(RemoteStore):
 
         self._create(send)
 
-    def _download(self, full_key: str, dest: str, size: int | None, on_bytes: ByteCallback | None) -> None:
-        if size is not None and size <= self.inline_limit:
+    def _download(
+        self,
+        full_key: str,
+        dest: str,
+        size: int | None,
+        on_bytes: ByteCallback | None,
+        on_part: PartCallback | None = None,
+    ) -> None:
+        if size is None:
+            size = int(self.client.head_object(Bucket=self.bucket, Key=full_key)["ContentLength"])
+        if size <= self.inline_limit:
             data = self._read(full_key)
             with open(dest, "wb") as f:
                 f.write(data)
             return
-        self._transfers.download(self.bucket, full_key, dest, subscribers=[TransferSubscriber(size, on_bytes)]).result()
+        self._download_ranges(full_key, dest, size, on_bytes, on_part)
+
+    def _download_ranges(
+        self, full_key: str, dest: str, size: int, on_bytes: ByteCallback | None, on_part: PartCallback | None
+    ) -> None:
+        """Parallel ranged GETs written in place into ``dest``; a broken part is fetched again.
+
+        Measured against s3transfer's ``download_file`` with its best settings on the same server:
+        writing from the reading threads (no separate I/O queue) is at least as fast, and it lets
+        the caller hash each part as it lands.
+        """
+        step = self.options.multipart_chunksize
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.ftruncate(fd, size)
+
+            def part(start: int) -> None:
+                end = min(start + step, size)
+                written = 0
+
+                def attempt() -> None:
+                    nonlocal written
+                    if written and on_bytes is not None:
+                        on_bytes(-written)  # a retry starts the part over
+                    written = 0
+                    body = self.client.get_object(Bucket=self.bucket, Key=full_key, Range=f"bytes={start}-{end - 1}")[
+                        "Body"
+                    ]
+                    pos = start
+                    while pos < end:
+                        chunk = body.read(min(_READ_CHUNK, end - pos))
+                        if not chunk:
+                            raise IncompleteReadError(actual_bytes=pos - start, expected_bytes=end - start)
+                        view = memoryview(chunk)
+                        while view:
+                            n = os.pwrite(fd, view, pos)
+                            pos += n
+                            view = view[n:]
+                        written += len(chunk)
+                        if on_bytes is not None:
+                            on_bytes(len(chunk))
+
+                with_retries(attempt, is_transient, self.options.max_attempts)
+                if on_part is not None:
+                    on_part(start, end)
+
+            parallel_map(part, list(range(0, size, step)), self.options.max_concurrency, pool=self._parts)
+        finally:
+            os.close(fd)
 
     def _read(self, full_key: str) -> bytes:
+        if self._lean is not None:
+            data = self._lean.get(full_key)
+            if data is not None:
+                return data
+
         def read() -> bytes:
             body: bytes = self.client.get_object(Bucket=self.bucket, Key=full_key)["Body"].read()
             return body
@@ -360,6 +438,7 @@ class S3Store(RemoteStore):
     def close(self) -> None:
         """Stop the transfer threads (idempotent)."""
         self._transfers.shutdown()
+        self._parts.shutdown(wait=False, cancel_futures=True)
 
 
 __all__ = [
