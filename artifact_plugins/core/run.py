@@ -228,12 +228,16 @@ class Run:
             ttl_seconds=ttl_seconds,
         )
         result = None
-        if registry.has_committed_digest(self.entity, self.project, artifact.name, digest):
-            # Re-logging content this collection already holds: its blobs and manifest are stored
-            # and kept alive by that committed version (gc never deletes what a live version
-            # references), so steps (1) and (2) have nothing to do. The commit reuses the version
-            # only if it still exists at that moment; if it was deleted meanwhile, the full
-            # protocol runs below.
+        if registry.has_committed_digest(self.entity, self.project, artifact.name, digest) and self._client.store.has(
+            fields["manifest_key"]
+        ):
+            # Re-logging content this collection already holds, into a store that has its manifest
+            # (written only after all its blobs were): the bytes are there and kept alive by that
+            # committed version (gc never deletes what a live version references), so steps (1)
+            # and (2) have nothing to do. The commit reuses the version only if it still exists at
+            # that moment; if it was deleted meanwhile, the full protocol runs below. (A registry
+            # can outlive a store switch: without the manifest check, a re-log into a new store
+            # would commit nothing there.)
             result = registry.reuse_version(**fields)
             self._client._remember(digest, manifest)
         if result is None:

@@ -85,6 +85,24 @@ def test_relogging_known_content_leaves_the_store_alone(tmp_path, api, store_dir
     assert {p: p.stat().st_mtime_ns for p in store_dir.rglob("*") if p.is_file()} == before
 
 
+def test_relog_into_another_store_with_the_same_registry_sends_everything(tmp_path, api, monkeypatch):
+    """The registry knows the content, the new store does not: the re-log must fill the new store."""
+    from artifact_plugins.core.client import close_clients
+
+    monkeypatch.setenv("ARTIFACT_PLUGINS_STORE", str(tmp_path / "store-a"))
+    close_clients()
+    with ap.init() as run:
+        v0 = run.log_artifact(draft(tmp_path, "ds", {"a.txt": "A", "b/c.txt": "C"}))
+    monkeypatch.setenv("ARTIFACT_PLUGINS_STORE", str(tmp_path / "store-b"))
+    close_clients()
+    with ap.init() as run:
+        again = run.log_artifact(draft(tmp_path, "ds", {"a.txt": "A", "b/c.txt": "C"}))
+    assert again == v0
+    root = ap.Api().artifact("ds:v0").download(tmp_path / "out")
+    assert (root / "a.txt").read_text() == "A" and (root / "b" / "c.txt").read_text() == "C"
+    assert len([p for p in (tmp_path / "store-b").rglob("*") if p.is_file()]) == 3  # two blobs + the manifest
+
+
 def test_relog_whose_version_vanished_meanwhile_runs_the_full_protocol(tmp_path, api, store_dir, monkeypatch):
     """The race the shortcut must survive: the registry said the content was there, then that
     version was deleted and its blobs collected before the commit. The commit notices and sends
