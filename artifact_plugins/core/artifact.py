@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from .errors import ArtifactFinalizedError, InvalidInputError
-from .hashing import ChecksumCache, compact_stat, hash_file
+from .hashing import ChecksumCache, compact_stat, hash_file, hash_small
 from .manifest import Manifest, ManifestEntry, make_entry
 from .metadata import validate_description, validate_metadata
 from .naming import normalize_entry_path, normalize_entry_paths, validate_name
@@ -35,22 +35,60 @@ class PendingEntry:
     stat: os.stat_result | None = None
 
 
-def hash_local_files(paths: Sequence[str], checksum_cache: ChecksumCache | None) -> list[tuple[str, os.stat_result]]:
+#: Small files whose bytes a draft keeps from hashing to storing, so they are read once: at most
+#: this large each, and at most :data:`HOLD_BUDGET` bytes per draft (distinct contents only).
+HOLD_MAX_FILE = 64 * 2**10
+HOLD_BUDGET = 64 * 2**20
+
+
+class HeldBytes(dict[str, bytes]):
+    """Bytes of small files read while hashing, by digest, within :data:`HOLD_BUDGET`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def room_for(self, size: int) -> bool:
+        """Whether a file of ``size`` bytes may be held."""
+        return size <= HOLD_MAX_FILE and self.total + size <= HOLD_BUDGET
+
+    def hold(self, digest: str, data: bytes) -> None:
+        """Keep ``data`` (whose digest is ``digest``) unless already held."""
+        if digest not in self:
+            self[digest] = data
+            self.total += len(data)
+
+    def release(self) -> None:
+        """Drop everything held."""
+        self.clear()
+        self.total = 0
+
+
+def hash_local_files(
+    paths: Sequence[str], checksum_cache: ChecksumCache | None, held: HeldBytes | None = None
+) -> list[tuple[str, os.stat_result]]:
     """Digest and stat of each file, skipping rehashing for files the checksum cache knows unchanged."""
     try:
         stats = [os.stat(p) for p in paths]
     except OSError as exc:
         raise InvalidInputError(f"cannot add {exc.filename!r}: {exc.strerror}") from None
-    digests = _digests(paths, stats, checksum_cache)
+    digests = _digests(paths, stats, checksum_cache, held)
     return list(zip(digests, stats, strict=True))
 
 
-def _digests(paths: Sequence[str], stats: list[os.stat_result], checksum_cache: ChecksumCache | None) -> list[str]:
+def _digests(
+    paths: Sequence[str],
+    stats: list[os.stat_result],
+    checksum_cache: ChecksumCache | None,
+    held: HeldBytes | None = None,
+) -> list[str]:
     """The digest of each file; ``stats`` is updated in place to the stat each file was hashed at.
 
-    Files the checksum cache knows unchanged are not read. No per-file tuples or index lists:
-    at a million files, short-lived objects interleaved with the draft's own leave the heap
-    fragmented, and the process's peak memory is what they leave behind.
+    Files the checksum cache knows unchanged are not read. Small files that are read leave
+    their bytes in ``held`` while it has room, so storing them needs no second read. No
+    per-file tuples or index lists: at a million files, short-lived objects interleaved with
+    the draft's own leave the heap fragmented, and the process's peak memory is what they
+    leave behind.
     """
     known: list[str | None] = checksum_cache.lookup(stats) if checksum_cache is not None else [None] * len(paths)
     fresh = bytearray(len(known))
@@ -58,7 +96,11 @@ def _digests(paths: Sequence[str], stats: list[os.stat_result], checksum_cache: 
     # are hashed by BLAKE3's own thread pool.
     for i, d in enumerate(known):
         if d is None:
-            digest, after = hash_file(paths[i], stats[i])
+            if held is not None and held.room_for(stats[i].st_size):
+                digest, after, data = hash_small(paths[i], stats[i])
+                held.hold(digest, data)
+            else:
+                digest, after = hash_file(paths[i], stats[i])
             known[i] = digest
             stats[i] = compact_stat(after)  # at once: full stats add up to GiBs
             fresh[i] = 1
@@ -140,6 +182,7 @@ class Artifact:
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self._logged: ArtifactVersion | None = None
         self._checksum_cache: ChecksumCache | None = None
+        self._held = HeldBytes()
         self.base: ArtifactVersion | None = None
 
     def __repr__(self) -> str:
@@ -188,7 +231,7 @@ class Artifact:
         if not os.path.isfile(path):
             raise InvalidInputError(f"cannot add file {path!r}: it does not exist or is not a regular file")
         entry_path = normalize_entry_path(name if name is not None else os.path.basename(path))
-        ((digest, st),) = hash_local_files([path], self._cache())
+        ((digest, st),) = hash_local_files([path], self._cache(), self._held)
         entry = make_entry(entry_path, digest, st.st_size)
         return self._put(PendingEntry(entry, os.path.abspath(path), st), overwrite)
 
@@ -208,7 +251,7 @@ class Artifact:
         if name is not None:
             rels = [posixpath.join(name, rel) for rel in rels]
         paths = normalize_entry_paths(rels)
-        digests = _digests(fulls, stats, self._cache())
+        digests = _digests(fulls, stats, self._cache(), self._held)
         out = []
         put = self._put
         for full, path, digest, st in zip(fulls, paths, digests, stats, strict=True):
@@ -291,8 +334,14 @@ class Artifact:
         """Total bytes of the entries."""
         return sum(p.entry.size for p in self._entries.values())
 
+    @property
+    def held(self) -> HeldBytes:
+        """Bytes of small files kept from hashing, by digest (for the commit pipeline)."""
+        return self._held
+
     def _mark_logged(self, version: ArtifactVersion) -> None:
         self._logged = version
+        self._held.release()
         if self._tmpdir is not None:
             self._tmpdir.cleanup()
             self._tmpdir = None

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from filelock import FileLock, Timeout
 
 from .errors import IntegrityError, StoreError
 from .hashing import digest_bytes, hash_file, hex_of, read_fd
-from .storage.base import local_write_error
+from .storage.base import local_write_error, temp_token
 from .storage.local import write_new_file
 
 
@@ -162,7 +161,7 @@ class DownloadCache:
             return  # another download cached it first
         except OSError:
             pass  # another file system, or links not allowed there: keep a copy instead
-        tmp = f"{path.parent}/.tmp-{uuid.uuid4().hex}"
+        tmp = f"{path.parent}/.tmp-{temp_token()}"
         try:
             write_new_file(tmp, data)
             os.replace(tmp, path)
@@ -192,7 +191,7 @@ class DownloadCache:
             if hit is not None:
                 return hit
             final = self.path_for(digest)
-            tmp = final.parent / f".tmp-{uuid.uuid4().hex}"
+            tmp = final.parent / f".tmp-{temp_token()}"
             try:
                 self._local(lambda: final.parent.mkdir(parents=True, exist_ok=True))
                 fill(str(tmp))

@@ -127,6 +127,25 @@ def _signature(st: os.stat_result) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
+def hash_small(path: str | os.PathLike[str], st: os.stat_result) -> tuple[str, os.stat_result, bytes]:
+    """:func:`hash_file` of a small file whose stat is known, also returning the bytes hashed."""
+    try:
+        fd = open_regular(path)
+        try:
+            data = read_fd(fd, st.st_size)
+            after = os.fstat(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise StoreError(f"cannot read {os.fspath(path)!r}: {exc.strerror or exc}") from exc
+    if _signature(after) != _signature(st) or len(data) != st.st_size:
+        raise FileChangedError(
+            f"{os.fspath(path)!r} changed while it was being hashed (size/mtime moved); "
+            "log it again once it is no longer being written"
+        )
+    return PREFIX + blake3(data).hexdigest(), after, data
+
+
 def hash_file(path: str | os.PathLike[str], st: os.stat_result | None = None) -> tuple[str, os.stat_result]:
     """Hash a file; returns its digest and the stat it was hashed at.
 

@@ -6,21 +6,20 @@ import contextlib
 import os
 import shutil
 import stat as stat_mod
-import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from .artifact import PendingEntry
 from .cache import SMALL_BLOB
 from .client import Client
-from .errors import InvalidPathError, StoreError
+from .errors import FileChangedError, InvalidPathError, StoreError
 from .hashing import PREFIX, hash_file
 from .manifest import ManifestEntry
 from .naming import normalize_entry_path
 from .progress import Progress, progress_for
 from .references import handler_for
 from .storage import BlobStore, RemoteStore, blob_key, parallel_map
-from .storage.base import local_write_error
+from .storage.base import local_write_error, temp_token
 from .storage.local import SMALL_FILE, LocalStore
 
 TRANSFER_WORKERS = 4
@@ -56,8 +55,14 @@ class _FileProgress:
         self.progress.advance(size - self.moved, 1)
 
 
-def upload_blobs(client: Client, pending: Iterable[PendingEntry], label: str) -> int:
-    """Step (1) of the commit protocol: send every blob the store does not have. Returns bytes sent."""
+def upload_blobs(
+    client: Client, pending: Iterable[PendingEntry], label: str, held: Mapping[str, bytes] | None = None
+) -> int:
+    """Step (1) of the commit protocol: send every blob the store does not have. Returns bytes sent.
+
+    ``held`` has the bytes of small files read while hashing, by digest: those are sent from
+    memory once the file's stat shows it unchanged since it was added (no second read).
+    """
     store = client.store
     # Keyed by digest (strings the entries already hold): store keys are derived on the fly,
     # so a million-entry log does not keep a million key strings alive.
@@ -96,6 +101,12 @@ def upload_blobs(client: Client, pending: Iterable[PendingEntry], label: str) ->
 
         def put(item: object) -> None:
             assert isinstance(item, PendingEntry) and item.source is not None
+            data = held.get(item.entry.digest) if held else None
+            if data is not None and item.stat is not None:
+                _check_unchanged(item.source, item.stat)
+                store.put_bytes(blob_key(item.entry.digest), data)
+                progress.advance(item.entry.size)
+                return
             if isinstance(store, RemoteStore):
                 counted = _FileProgress(progress)
                 store.put_file(blob_key(item.entry.digest), item.source, expect=item.stat, on_bytes=counted)
@@ -106,6 +117,16 @@ def upload_blobs(client: Client, pending: Iterable[PendingEntry], label: str) ->
 
         _parallel(put, todo, _workers(store, total, len(todo)))
     return total
+
+
+def _check_unchanged(source: str, hashed: os.stat_result) -> None:
+    """Refuse a file whose size or mtime moved since it was hashed (its digest no longer holds)."""
+    try:
+        now = os.stat(source)
+    except OSError as exc:
+        raise FileChangedError(f"{source!r} changed since it was added ({exc.strerror}); add it again") from None
+    if (now.st_size, now.st_mtime_ns) != (hashed.st_size, hashed.st_mtime_ns):
+        raise FileChangedError(f"{source!r} changed since it was added; log it again once it is stable")
 
 
 def _digests_of(keys: Iterable[str]) -> set[str]:
@@ -200,7 +221,7 @@ def materialize(
             assert isinstance(item, int)
             entry, dest = entries[item], paths[item]
             parent, _, name = dest.rpartition("/")
-            tmp = f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:12]}"
+            tmp = f"{parent}/.{name}.tmp-{temp_token()}"
             counted = _FileProgress(progress)
             try:
                 fetch_entry(client, entry, Path(tmp), verify, on_bytes=counted)

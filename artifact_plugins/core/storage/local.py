@@ -6,7 +6,6 @@ import contextlib
 import errno
 import os
 import shutil
-import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from blake3 import blake3
 from ..errors import FileChangedError, StoreError
 from ..hashing import PREFIX, open_regular, read_small
 from ..hashing import read_fd as _read_fd
-from .base import BlobStore, StoredObject, local_write_error
+from .base import BlobStore, StoredObject, local_write_error, temp_token
 
 SMALL_FILE = 1 * 2**20
 
@@ -63,7 +62,7 @@ class LocalStore(BlobStore):
         """Write via ``write_tmp(tmp_path)`` then rename to ``key``; creates missing directories once."""
         final = self._prefix + key
         parent = final.rsplit("/", 1)[0]
-        tmp = f"{parent}/.tmp-{uuid.uuid4().hex}"
+        tmp = f"{parent}/.tmp-{temp_token()}"
         assert callable(write_tmp)
         try:
             try:
