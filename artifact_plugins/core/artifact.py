@@ -38,7 +38,7 @@ class PendingEntry:
 #: Small files whose bytes a draft keeps from hashing to storing, so they are read once: at most
 #: this large each, and at most :data:`HOLD_BUDGET` bytes per draft (distinct contents only).
 HOLD_MAX_FILE = 64 * 2**10
-HOLD_BUDGET = 64 * 2**20
+HOLD_BUDGET = 16 * 2**20
 
 
 class HeldBytes(dict[str, bytes]):

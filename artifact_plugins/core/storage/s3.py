@@ -33,6 +33,9 @@ plain writes, which are still safe because keys are content addresses.
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
 import logging
 import os
 from collections.abc import Iterator
@@ -55,7 +58,7 @@ from botocore.exceptions import (
 )
 from s3transfer.subscribers import BaseSubscriber
 
-from ..errors import InvalidConfigError
+from ..errors import FileChangedError, InvalidConfigError
 from ..redact import has_credentials, redact_uri
 from . import (
     DEFAULT_TRANSFER_WORKERS,
@@ -84,6 +87,8 @@ _DAMAGED = {"BadDigest", "XAmzContentSHA256Mismatch", "InvalidDigest"}
 _UNSUPPORTED = {"501", "NotImplemented"}
 #: Bytes read from a response body at a time by ranged downloads.
 _READ_CHUNK = 2**20
+#: S3's limit on the parts of one multipart upload.
+_MAX_PARTS = 10_000
 
 
 def error_code(exc: BaseException) -> str:
@@ -275,7 +280,6 @@ class S3Store(RemoteStore):
         self._conditional = True
         for op in ("PutObject", "CompleteMultipartUpload"):
             self.client.meta.events.register(f"before-parameter-build.s3.{op}", self._add_condition)
-        self._transfers = make_transfer_manager(self.client, self.options)
         self._parts = ThreadPoolExecutor(self.options.max_concurrency, thread_name_prefix="artifact-plugins-s3")
         lean = LeanS3(self.client, bucket) if self.options.lean_requests else None
         self._lean = lean if lean is not None and lean.available else None
@@ -341,14 +345,57 @@ class S3Store(RemoteStore):
         self._create(lambda: self.client.put_object(Bucket=self.bucket, Key=full_key, Body=data, **self._encryption))
 
     def _upload_file(self, full_key: str, src: str, size: int, on_bytes: ByteCallback | None) -> None:
+        """A multipart upload whose parts are read (``pread``) and sent from the part threads.
+
+        One progress report per part: s3transfer's subscriber hears every 8 KiB the HTTP layer
+        reads (~130,000 callbacks per GiB), which measurably slowed large uploads against a
+        plain ``upload_file`` without callbacks. At most ``max_concurrency`` parts are in memory.
+        """
+        step = max(self.options.multipart_chunksize, -(-size // _MAX_PARTS))
+        starts = list(range(0, size, step))
+
         def send() -> None:
-            self._transfers.upload(
-                src,
-                self.bucket,
-                full_key,
-                extra_args=dict(self._encryption),
-                subscribers=[TransferSubscriber(None, on_bytes)],
-            ).result()
+            upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=full_key, **self._encryption)[
+                "UploadId"
+            ]
+            try:
+                fd = os.open(src, os.O_RDONLY)
+                try:
+
+                    def part(number: int) -> dict[str, Any]:
+                        start = starts[number - 1]
+                        data = os.pread(fd, min(step, size - start), start)
+                        if len(data) != min(step, size - start):
+                            raise FileChangedError(f"{src!r} shrank while it was being stored; log it again")
+                        md5 = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+                        response = with_retries(
+                            lambda: self.client.upload_part(
+                                Bucket=self.bucket,
+                                Key=full_key,
+                                UploadId=upload_id,
+                                PartNumber=number,
+                                Body=data,
+                                ContentMD5=md5,
+                            ),
+                            is_transient,
+                            self.options.max_attempts,
+                        )
+                        if on_bytes is not None:
+                            on_bytes(len(data))
+                        return {"PartNumber": number, "ETag": response["ETag"]}
+
+                    parts = parallel_map(
+                        part, list(range(1, len(starts) + 1)), self.options.max_concurrency, pool=self._parts
+                    )
+                finally:
+                    os.close(fd)
+                self.client.complete_multipart_upload(
+                    Bucket=self.bucket, Key=full_key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                )
+            except BaseException:
+                with contextlib.suppress(Exception):  # never mask the real error; lifecycle rules reap leftovers
+                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=full_key, UploadId=upload_id)
+                raise
 
         self._create(send)
 
@@ -437,7 +484,6 @@ class S3Store(RemoteStore):
 
     def close(self) -> None:
         """Stop the transfer threads (idempotent)."""
-        self._transfers.shutdown()
         self._parts.shutdown(wait=False, cancel_futures=True)
 
 
