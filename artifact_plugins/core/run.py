@@ -30,7 +30,7 @@ from .hashing import digest_bytes
 from .manifest import Manifest
 from .metadata import validate_description, validate_metadata
 from .naming import parse_ref, validate_alias, validate_name
-from .registry import RunRecord, VersionRecord
+from .registry import CommitFields, RunRecord, VersionRecord
 from .run_context import AliasMove, RunContext, RunContextProvider, current_run_context
 from .storage import manifest_key
 from .transfer import upload_blobs
@@ -211,7 +211,7 @@ class Run:
         manifest = artifact.manifest()
         metadata, description = _checked_fields(artifact)
         registry, digest = self._client.registry, manifest.digest()
-        fields: dict[str, Any] = dict(
+        fields = CommitFields(
             entity=self.entity,
             project=self.project,
             name=artifact.name,

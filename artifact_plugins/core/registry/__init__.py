@@ -1,11 +1,20 @@
 """The metadata registry: SQLAlchemy models, Alembic migrations, and the operations on them."""
 
-from .records import AliasEventRecord, CollectionRecord, CommitResult, EdgeRecord, RunRecord, VersionRecord
+from .records import (
+    AliasEventRecord,
+    CollectionRecord,
+    CommitFields,
+    CommitResult,
+    EdgeRecord,
+    RunRecord,
+    VersionRecord,
+)
 from .registry import Registry
 
 __all__ = [
     "AliasEventRecord",
     "CollectionRecord",
+    "CommitFields",
     "CommitResult",
     "EdgeRecord",
     "Registry",

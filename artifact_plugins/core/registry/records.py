@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 
 def utc(dt: datetime | None) -> datetime | None:
@@ -114,6 +115,25 @@ class EdgeRecord:
     version_id: int
     kind: str
     at: datetime
+
+
+class CommitFields(TypedDict):
+    """What step (3) of the commit protocol records for a version (see ``Registry.commit_version``)."""
+
+    entity: str
+    project: str
+    name: str
+    type: str
+    digest: str
+    manifest_key: str
+    size: int
+    file_count: int
+    description: str | None
+    metadata: dict[str, Any]
+    aliases: Iterable[str]
+    tags: Iterable[str]
+    run_id: str | None
+    ttl_seconds: NotRequired[int | None]
 
 
 @dataclass(frozen=True)

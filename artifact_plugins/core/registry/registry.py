@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import aliased
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
+from typing_extensions import Unpack
 
 from ..errors import (
     AliasConflictError,
@@ -35,6 +36,7 @@ from .db import create_registry_engine, ensure_schema, transaction
 from .records import (
     AliasEventRecord,
     CollectionRecord,
+    CommitFields,
     CommitResult,
     EdgeRecord,
     RunRecord,
@@ -330,17 +332,16 @@ class Registry:
 
         return self.read(fn)
 
-    def commit_version(self, **fields: Any) -> CommitResult:
+    def commit_version(self, **fields: Unpack[CommitFields]) -> CommitResult:
         """Step (3) of the commit protocol: dedup or allocate the next index, move aliases, record lineage.
 
-        Fields: ``entity, project, name, type, digest, manifest_key, size, file_count, description,
-        metadata, aliases, tags, run_id`` and optionally ``ttl_seconds``.
+        ``fields`` are the :class:`CommitFields` of the version.
         """
         result = self._commit_version(**fields, reuse_only=False)
         assert result is not None
         return result
 
-    def reuse_version(self, **fields: Any) -> CommitResult | None:
+    def reuse_version(self, **fields: Unpack[CommitFields]) -> CommitResult | None:
         """Like :meth:`commit_version`, but only reuses a committed version with the same digest;
         when there is none (it was deleted meanwhile), writes nothing and returns ``None``."""
         return self._commit_version(**fields, reuse_only=True)
