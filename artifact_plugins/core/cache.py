@@ -75,6 +75,12 @@ class DownloadCache:
         A small blob is checked against its digest first (it may share its inode with a file a
         download wrote, which its owner can edit); one that no longer matches is dropped.
         """
+        found = self._open_verified(digest, read_large=False)
+        return None if found is None else self.path_for(digest)
+
+    def _open_verified(self, digest: str, read_large: bool) -> bytes | None:
+        """The cached blob's bytes (``b""`` for a large one unless ``read_large``), its use time
+        refreshed; ``None`` when absent or, for a small blob, no longer matching (then dropped)."""
         path = self.path_for(digest)
         try:
             fd = os.open(path, os.O_RDONLY)
@@ -82,13 +88,15 @@ class DownloadCache:
             return None
         try:
             st = os.fstat(fd)
-            if st.st_size <= SMALL_BLOB and digest_bytes(read_fd(fd, st.st_size)) != digest:
+            small = st.st_size <= SMALL_BLOB
+            data = read_fd(fd, st.st_size) if small or read_large else b""
+            if small and digest_bytes(data) != digest:
                 self._drop(path)
                 return None
             self._touch(fd, st)
+            return data
         finally:
             os.close(fd)
-        return path
 
     @staticmethod
     def _touch(fd: int, st: os.stat_result) -> None:
@@ -111,22 +119,10 @@ class DownloadCache:
         4 KiB file costs ~100 µs, a link ~7 µs); where ``dest`` is on another file system, as a
         copy. Because such a blob shares its inode with ``dest``, every cache hit re-checks it.
         """
-        path = self.path_for(digest)
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            pass
-        else:
-            try:
-                st = os.fstat(fd)
-                data = read_fd(fd, st.st_size)
-                if digest_bytes(data) == digest:
-                    self._touch(fd, st)
-                    self._write(dest, data)
-                    return len(data)
-            finally:
-                os.close(fd)
-            self._drop(path)  # edited through a downloaded copy: fetch it again
+        cached = self._open_verified(digest, read_large=True)
+        if cached is not None:
+            self._write(dest, cached)
+            return len(cached)
         for _ in range(VERIFY_ATTEMPTS):
             data = read()
             actual = digest_bytes(data)
@@ -138,7 +134,7 @@ class DownloadCache:
                 "it was not cached — the store holds damaged bytes"
             )
         self._write(dest, data)
-        self._adopt(path, os.fspath(dest), data)
+        self._adopt(self.path_for(digest), os.fspath(dest), data)
         return len(data)
 
     @staticmethod

@@ -133,7 +133,7 @@ def hash_small(path: str | os.PathLike[str], st: os.stat_result) -> tuple[str, o
         fd = open_regular(path)
         try:
             data = read_fd(fd, st.st_size)
-            after = os.fstat(fd)
+            after = os.fstat(fd)  # the file just read, without a second path lookup
         finally:
             os.close(fd)
     except OSError as exc:
@@ -153,20 +153,15 @@ def hash_file(path: str | os.PathLike[str], st: os.stat_result | None = None) ->
     """
     try:
         before = st or os.stat(path)
-        if before.st_size >= MMAP_THRESHOLD:
-            fd = open_regular(path)  # never hand a FIFO or a device to the mmap hasher
-            try:
-                h = _hash_mapped(fd, before.st_size)
-                after = os.fstat(fd)
-            finally:
-                os.close(fd)
-        else:
-            fd = open_regular(path)
-            try:
-                h = blake3(read_fd(fd, before.st_size))
-                after = os.fstat(fd)  # the file just read, without a second path lookup
-            finally:
-                os.close(fd)
+        if before.st_size < MMAP_THRESHOLD:
+            digest, after, _ = hash_small(path, before)
+            return digest, after
+        fd = open_regular(path)  # never hand a FIFO or a device to the mmap hasher
+        try:
+            h = _hash_mapped(fd, before.st_size)
+            after = os.fstat(fd)
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise StoreError(f"cannot read {os.fspath(path)!r}: {exc.strerror or exc}") from exc
     if _signature(after) != _signature(before):

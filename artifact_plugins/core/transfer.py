@@ -283,14 +283,16 @@ def fetch_entry(
         size = client.download_cache.fetch_small(entry.digest, lambda: store.get_bytes(key), dest)
         if on_bytes is not None:
             on_bytes(size)
-    elif isinstance(store, RemoteStore) and client.download_cache.get(entry.digest) is None:
-        # A large blob goes straight to its destination, verified part by part as it lands. It is
-        # not also copied into the shared cache: a second full copy of every large file would
-        # double the disk used and the time (files already in the destination are not fetched again).
-        store.get_file(key, dest, size=entry.size, on_bytes=on_bytes, digest=entry.digest)
-        return
     else:
-        cached = client.download_cache.fetch(entry.digest, lambda tmp: store.get_file(key, tmp))
+        cached = client.download_cache.get(entry.digest)
+        if cached is None and isinstance(store, RemoteStore):
+            # A large blob goes straight to its destination, verified part by part as it lands. It is
+            # not also copied into the shared cache: a second full copy of every large file would
+            # double the disk used and the time (files already in the destination are not fetched again).
+            store.get_file(key, dest, size=entry.size, on_bytes=on_bytes, digest=entry.digest)
+            return
+        if cached is None:
+            cached = client.download_cache.fetch(entry.digest, lambda tmp: store.get_file(key, tmp))
         from .storage.local import copy_file
 
         try:

@@ -234,21 +234,7 @@ def test_use_by_asset_pins_the_triggering_version(api: Any, dataset_dir: Path) -
 
 
 def test_distributed_parts_commit_one_version(api: Any, tmp_path: Path) -> None:
-    shards = []
-    for index in range(3):
-        shard = tmp_path / f"shard-{index}.csv"
-        shard.write_text(f"part {index}\n")
-        shards.append(shard)
-    for index, shard in enumerate(shards):
-        part = LogArtifactOperator(
-            task_id="write_part",
-            name="bike-shards",
-            type="dataset",
-            distributed=True,
-            paths=[{"path": str(shard), "name": f"shards/{shard.name}"}],
-        )
-        ctx = make_context(part, map_index=index)
-        result = part.execute(ctx)
+    for result, ctx in _write_parts(tmp_path):
         assert result["part"] is True and result["distributed_id"] == f"{DAG_ID}/{RUN_ID}"
         assert len(ctx["outlet_events"]) == 0
     with pytest.raises(ap.errors.ArtifactNotFoundError):
@@ -271,7 +257,11 @@ def test_distributed_parts_commit_one_version(api: Any, tmp_path: Path) -> None:
     assert sorted(r.step["map_index"] for r in parts) == [0, 1, 2]
 
 
-def _write_parts(tmp_path: Path, retry_index: int | None = None, label: str = "part") -> None:
+def _write_parts(
+    tmp_path: Path, retry_index: int | None = None, label: str = "part"
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Run the three mapped part writers (part ``retry_index`` twice); returns each try's result and context."""
+    out = []
     for index in range(3):
         shard = tmp_path / f"shard-{index}.csv"
         shard.write_text(f"{label} {index}\n")
@@ -284,7 +274,9 @@ def _write_parts(tmp_path: Path, retry_index: int | None = None, label: str = "p
                 distributed=True,
                 paths=[{"path": str(shard), "name": f"shards/{shard.name}"}],
             )
-            part.execute(make_context(part, map_index=index, try_number=try_number))
+            ctx = make_context(part, map_index=index, try_number=try_number)
+            out.append((part.execute(ctx), ctx))
+    return out
 
 
 def _finish(try_number: int) -> tuple[dict[str, Any], dict[str, Any]]:

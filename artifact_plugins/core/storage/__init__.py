@@ -27,7 +27,7 @@ import tenacity
 from blake3 import blake3
 
 from ..errors import ArtifactPluginsError, FileChangedError, IntegrityError, InvalidConfigError, StoreError
-from ..hashing import PREFIX, hash_file, read_small
+from ..hashing import PREFIX, digest_bytes, read_small
 from ..redact import has_credentials, redact_uri
 from .base import BlobStore, StoredObject, blob_key, local_write_error, manifest_key
 from .local import LocalStore
@@ -301,8 +301,9 @@ class RemoteStore(BlobStore):
         on_bytes: ByteCallback | None,
         on_part: PartCallback | None = None,
     ) -> None:
-        """Write the object to ``dest`` (parallel ranged reads for large objects), calling
-        ``on_part(start, end)`` as each ranged part is complete on disk."""
+        """Write the object to ``dest`` in parallel ranged reads (``size``: found out when ``None``),
+        calling ``on_part(start, end)`` as each part is complete on disk. Objects known to be at
+        most ``inline_limit`` bytes never get here: :meth:`get_file` reads them in one request."""
 
     @abstractmethod
     def _read(self, full_key: str) -> bytes:
@@ -465,17 +466,24 @@ class RemoteStore(BlobStore):
         part as the download runs) and :class:`IntegrityError` is raised when they do not match.
         """
         target = os.fspath(dest)
-        hasher = PartHasher(target) if digest is not None and size is not None and size > self.inline_limit else None
+        small = size is not None and size <= self.inline_limit
+        hasher = PartHasher(target) if digest is not None and not small else None
         try:
             with self._errors("read", key):
-                self._download(self.full_key(key), target, size, on_bytes, hasher.part_done if hasher else None)
-                if digest is not None:
-                    actual = hasher.digest(size or 0) if hasher is not None else hash_file(target)[0]
-                    if actual != digest:
-                        raise IntegrityError(
-                            f"blob {key} from {self.uri} hashes to {actual}, expected {digest}: the store holds "
-                            "damaged bytes"
-                        )
+                if small:  # one request, verified in memory
+                    data = self._read(self.full_key(key))
+                    actual = digest_bytes(data) if digest is not None else None
+                    if actual == digest:
+                        with open(target, "wb") as f:
+                            f.write(data)
+                else:
+                    self._download(self.full_key(key), target, size, on_bytes, hasher.part_done if hasher else None)
+                    actual = hasher.digest(size or 0) if hasher is not None else None
+                if actual != digest:
+                    raise IntegrityError(
+                        f"blob {key} from {self.uri} hashes to {actual}, expected {digest}: the store holds "
+                        "damaged bytes"
+                    )
         except StoreError as exc:
             # A full or read-only local disk is not the store's fault: name the local path.
             local = local_write_error(exc.__cause__, dest) if exc.__cause__ is not None else None

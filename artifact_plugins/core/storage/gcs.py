@@ -314,11 +314,6 @@ class GCSStore(RemoteStore):
             if blob is None:
                 raise api_exceptions.NotFound(f"{full_key} not found")
             size, generation = int(blob.size or 0), blob.generation
-        if size <= self.inline_limit:
-            data = self._read(full_key)
-            with open(dest, "wb") as f:
-                f.write(data)
-            return
         self.download_ranges(full_key, generation, size, dest, on_bytes, on_part)
 
     def download_ranges(

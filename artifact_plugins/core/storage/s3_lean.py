@@ -1,12 +1,13 @@
 """Small-object GETs and PUTs for the S3 store without botocore's per-call pipeline.
 
-A ``get_object``/``put_object`` call spends ~1.3 ms of CPU in botocore (parameter validation,
+A ``get_object``/``put_object`` call spends most of its CPU in botocore (parameter validation,
 a dozen event hooks, endpoint rules, header and timestamp parsing) around a request that moves
 4 KiB; on a 2-core machine talking to a nearby endpoint that CPU, not the network, bounds the
-transfer of many small blobs. This path keeps what matters from boto3 — credentials (the
-standard chain, refreshed), endpoint resolution and SigV4 signing, through
+transfer of many small blobs (measured on a local SeaweedFS: 1.37 ms of CPU per 4 KiB
+``get_object``, 0.79 ms per presigned GET through this module). This path keeps what matters
+from boto3 — credentials (the standard chain, refreshed), endpoint resolution and SigV4 signing, through
 ``generate_presigned_url`` — and the client's own connection pool, TLS and proxy settings
-(its ``URLLib3Session``), and skips the rest: ~0.4 ms per object.
+(its ``URLLib3Session``), and skips the rest.
 
 It answers only the plain cases: a 200 (GET), a 200 or 412 (create-only PUT). Anything else —
 a missing object, a redirect to another region, throttling, an error, an exception — returns
