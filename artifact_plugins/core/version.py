@@ -62,8 +62,8 @@ class Entry:
         from .transfer import materialize
 
         base = Path(root) if root is not None else default_root(self.version._record)
-        (path,) = materialize(self.version._client, [self.entry], base, f"{self.version.qualified_name}/{self.path}")
-        return path
+        materialize(self.version._client, [self.entry], base, f"{self.version.qualified_name}/{self.path}")
+        return base / self.entry.path
 
 
 class ArtifactVersion:
@@ -191,17 +191,10 @@ class ArtifactVersion:
         self, root: str | os.PathLike[str] | None = None, path_prefix: str | None = None, verify: bool = False
     ) -> Path:
         """Materialise the version (or the entries under ``path_prefix``) under ``root`` and return ``root``."""
-        from .transfer import materialize
+        from .transfer import download_tree
 
         base = Path(root) if root is not None else default_root(self._record)
-        try:
-            base.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            from .errors import StoreError
-            from .storage.base import local_write_error
-
-            raise (local_write_error(exc, base) or StoreError(f"cannot create {base}: {exc}")) from exc
-        materialize(self._client, self._select(path_prefix), base, self.qualified_name, verify=verify)
+        download_tree(self._client, self._select(path_prefix), base, self.qualified_name, verify=verify)
         if not self._client.store.is_local:
             self._client.download_cache.evict()
         return base

@@ -1,0 +1,112 @@
+"""Downloading a version into a directory: built aside and renamed into place when it is new."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import artifact_plugins as ap
+from artifact_plugins.core import transfer
+from artifact_plugins.core.errors import StoreError
+from artifact_plugins.core.storage.local import LocalStore
+
+FILES = {f"d{i % 3}/f{i}.bin": os.urandom(100 + i) for i in range(12)}
+
+
+def logged(tmp_path: Path) -> ap.ArtifactVersion:
+    src = tmp_path / "src"
+    for rel, data in FILES.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes(data)
+    art = ap.Artifact("tree", "dataset")
+    art.add_dir(src)
+    with ap.init(job_type="t") as run:
+        return run.log_artifact(art)
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def leftovers(parent: Path) -> list[str]:
+    return [p.name for p in parent.rglob("*") if ".tmp-" in p.name]
+
+
+def test_new_root_is_complete_with_nothing_left_beside_it(tmp_path: Path) -> None:
+    v = logged(tmp_path)
+    root = tmp_path / "out" / "new"
+    assert v.download(root) == root
+    assert tree(root) == FILES
+    assert leftovers(tmp_path / "out") == []
+    assert os.listdir(tmp_path / "out") == ["new"]
+
+
+def test_failed_download_into_new_root_keeps_what_arrived_and_a_retry_fetches_only_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    v = logged(tmp_path)
+    root = tmp_path / "out"
+    broken = v.get_entry("d1/f4.bin").digest.split(":")[1]
+    real_get = LocalStore.get_file
+    fetched: list[str] = []
+
+    def get_file(self: LocalStore, key: str, dest: Any) -> None:
+        if key.endswith(broken):
+            Path(dest).write_bytes(b"half")  # bytes written, then the store fails
+            raise StoreError(f"blob {key} unreadable (injected)")
+        fetched.append(key)
+        real_get(self, key, dest)
+
+    monkeypatch.setattr(LocalStore, "get_file", get_file)
+    with pytest.raises(StoreError, match="injected"):
+        v.download(root)
+    got = tree(root)
+    assert "d1/f4.bin" not in got  # the failed file is not left under its final name
+    assert got and all(FILES[k] == b for k, b in got.items())  # what arrived is complete
+    assert leftovers(tmp_path) == []
+
+    monkeypatch.setattr(LocalStore, "get_file", real_get)
+    calls: list[str] = []
+    monkeypatch.setattr(
+        LocalStore, "get_file", lambda self, key, dest: (calls.append(key), real_get(self, key, dest))[-1]
+    )
+    v.download(root)
+    assert tree(root) == FILES
+    assert len(calls) == len(FILES) - len(got)  # only what had not arrived
+    assert any(c.endswith(broken) for c in calls)
+
+
+def test_root_made_by_someone_else_meanwhile_is_filled_file_by_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    v = logged(tmp_path)
+    root = tmp_path / "out"
+    real = transfer.materialize
+
+    def racing(client: Any, entries: Any, where: Any, label: str, verify: bool = False, fresh: bool = False) -> None:
+        if fresh:  # another process creates the root, with a file of its own, while we build ours
+            root.mkdir()
+            (root / "theirs.txt").write_text("keep me")
+        real(client, entries, where, label, verify, fresh)
+
+    monkeypatch.setattr(transfer, "materialize", racing)
+    v.download(root)
+    assert tree(root) == {**FILES, "theirs.txt": b"keep me"}
+    assert leftovers(tmp_path) == []
+
+
+def test_an_existing_empty_root_and_a_root_that_is_a_file(tmp_path: Path) -> None:
+    v = logged(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    v.download(empty)
+    assert tree(empty) == FILES
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StoreError, match=str(blocker)):
+        v.download(blocker)
+    assert blocker.read_text() == "not a directory"
+    assert leftovers(tmp_path) == []
