@@ -50,6 +50,39 @@ def test_building_a_draft_imports_no_orchestrator_or_cloud_sdk(tmp_path):
     assert json.loads(proc.stdout) == []
 
 
+def test_log_use_and_download_run_core_statements_only(tmp_path):
+    """The registry's hot path never configures the ORM (a per-process cost of every pipeline step)."""
+    proc = run_python(
+        f"""
+        import json
+        import artifact_plugins as ap
+        from artifact_plugins.core.registry import models
+        src = {str(tmp_path / "src")!r}
+        import os; os.makedirs(src); open(os.path.join(src, "f.txt"), "w").write("x")
+        for _ in range(2):  # a new version, then a re-log of the same content
+            art = ap.Artifact("ds", "dataset")
+            art.add_dir(src)
+            with ap.init(job_type="make") as run:
+                run.log_artifact(art, aliases=["best"], tags=["t"])
+        with ap.init(job_type="use") as run:
+            run.use_artifact("ds:best").download({str(tmp_path / "out")!r})
+        print(json.dumps([models.Version.__mapper__.configured, ap.Api().artifact("ds:latest").version]))
+        """
+    )
+    assert json.loads(proc.stdout) == [False, "v0"]
+
+
+def test_core_table_views_name_every_model_column():
+    from artifact_plugins.core.registry import models, tables
+
+    for model in models.Base.__subclasses__():
+        view = getattr(tables, model.__name__)
+        for attr, prop in model.__mapper__.column_attrs.items():
+            assert getattr(view, attr) is prop.columns[0], (model.__name__, attr)
+    with pytest.raises(AttributeError, match="no column for 'nope'"):
+        _ = tables.Version.nope
+
+
 def test_public_names_resolve():
     for name in ap.__all__:
         assert getattr(ap, name) is not None

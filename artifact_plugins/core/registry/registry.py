@@ -16,7 +16,6 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
-from sqlalchemy.orm import aliased
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 from typing_extensions import Unpack
 
@@ -31,7 +30,7 @@ from ..errors import (
 )
 from ..naming import LATEST, Ref
 from ..redact import redact_uri
-from . import models as m
+from . import tables as tb
 from .db import create_registry_engine, ensure_schema, transaction
 from .records import (
     AliasEventRecord,
@@ -120,10 +119,12 @@ class Registry:
 
     @staticmethod
     def _project_id(conn: Connection, entity: str, project: str, create: bool) -> int | None:
-        pid = conn.execute(select(m.Project.id).where(m.Project.entity == entity, m.Project.name == project)).scalar()
+        pid = conn.execute(
+            select(tb.Project.id).where(tb.Project.entity == entity, tb.Project.name == project)
+        ).scalar()
         if pid is None and create:
             pid = conn.execute(
-                insert(m.Project).values(entity=entity, name=project, created_at=now())
+                insert(tb.Project).values(entity=entity, name=project, created_at=now())
             ).inserted_primary_key[0]  # type: ignore[index]
         return pid
 
@@ -131,11 +132,11 @@ class Registry:
     def _lock_collection(conn: Connection, collection_id: int) -> None:
         """Serialise writers of one collection (SQLite already holds the database write lock)."""
         if conn.dialect.name == "postgresql":
-            conn.execute(select(m.Collection.id).where(m.Collection.id == collection_id).with_for_update())
+            conn.execute(select(tb.Collection.id).where(tb.Collection.id == collection_id).with_for_update())
 
     @staticmethod
     def _collection(conn: Connection, project_id: int, name: str, lock: bool = False) -> Any:
-        q = select(m.Collection.__table__).where(m.Collection.project_id == project_id, m.Collection.name == name)
+        q = select(tb.Collection.__table__).where(tb.Collection.project_id == project_id, tb.Collection.name == name)
         if lock and conn.dialect.name == "postgresql":
             q = q.with_for_update()
         return conn.execute(q).first()
@@ -146,7 +147,7 @@ class Registry:
         row = self._collection(conn, pid, name, lock=True)
         if row is None:
             conn.execute(
-                insert(m.Collection).values(project_id=pid, name=name, type=type_, next_index=0, created_at=now())
+                insert(tb.Collection).values(project_id=pid, name=name, type=type_, next_index=0, created_at=now())
             )
             row = self._collection(conn, pid, name, lock=True)
         if row.type != type_:
@@ -159,7 +160,7 @@ class Registry:
     # -- versions ------------------------------------------------------------------------------
 
     def _version_query(self) -> Any:
-        v, c, p = m.Version, m.Collection, m.Project
+        v, c, p = tb.Version, tb.Collection, tb.Project
         return (
             select(v, c.name, c.type, p.entity, p.name.label("project"))
             .join(c, c.id == v.collection_id)
@@ -175,11 +176,13 @@ class Registry:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             for vid, alias in conn.execute(
-                select(m.Alias.version_id, m.Alias.alias).where(m.Alias.version_id.in_(chunk)).order_by(m.Alias.alias)
+                select(tb.Alias.version_id, tb.Alias.alias)
+                .where(tb.Alias.version_id.in_(chunk))
+                .order_by(tb.Alias.alias)
             ):
                 aliases.setdefault(vid, []).append(alias)
             for vid, tag in conn.execute(
-                select(m.Tag.version_id, m.Tag.tag).where(m.Tag.version_id.in_(chunk)).order_by(m.Tag.tag)
+                select(tb.Tag.version_id, tb.Tag.tag).where(tb.Tag.version_id.in_(chunk)).order_by(tb.Tag.tag)
             ):
                 tags.setdefault(vid, []).append(tag)
         return [
@@ -208,7 +211,7 @@ class Registry:
         ]
 
     def _version_by_id(self, conn: Connection, version_id: int) -> VersionRecord:
-        rows = conn.execute(self._version_query().where(m.Version.id == version_id)).all()
+        rows = conn.execute(self._version_query().where(tb.Version.id == version_id)).all()
         if not rows:
             raise ArtifactNotFoundError(f"version id {version_id} does not exist")
         return self._records(conn, rows)[0]
@@ -232,7 +235,7 @@ class Registry:
         compare-and-swap and forced moves pass ``guarded=False``.
         """
         current = conn.execute(
-            select(m.Alias.version_id).where(m.Alias.collection_id == collection_id, m.Alias.alias == alias)
+            select(tb.Alias.version_id).where(tb.Alias.collection_id == collection_id, tb.Alias.alias == alias)
         ).scalar()
         if current == version_id:
             return None
@@ -243,13 +246,13 @@ class Registry:
             )
         at = now()
         if current is not None:
-            conn.execute(delete(m.Alias).where(m.Alias.collection_id == collection_id, m.Alias.alias == alias))
+            conn.execute(delete(tb.Alias).where(tb.Alias.collection_id == collection_id, tb.Alias.alias == alias))
         if version_id is not None:
             conn.execute(
-                insert(m.Alias).values(collection_id=collection_id, alias=alias, version_id=version_id, updated_at=at)
+                insert(tb.Alias).values(collection_id=collection_id, alias=alias, version_id=version_id, updated_at=at)
             )
         conn.execute(
-            insert(m.AliasEvent).values(
+            insert(tb.AliasEvent).values(
                 collection_id=collection_id,
                 alias=alias,
                 version_id=version_id,
@@ -264,16 +267,16 @@ class Registry:
     def _is_protected(conn: Connection, collection_id: int, alias: str) -> bool:
         return (
             conn.execute(
-                select(m.ProtectedAlias.alias)
-                .join(m.Collection, m.Collection.project_id == m.ProtectedAlias.project_id)
-                .where(m.Collection.id == collection_id, m.ProtectedAlias.alias == alias)
+                select(tb.ProtectedAlias.alias)
+                .join(tb.Collection, tb.Collection.project_id == tb.ProtectedAlias.project_id)
+                .where(tb.Collection.id == collection_id, tb.ProtectedAlias.alias == alias)
             ).first()
             is not None
         )
 
     @staticmethod
     def _index_of(conn: Connection, version_id: int) -> int | None:
-        return conn.execute(select(m.Version.index).where(m.Version.id == version_id)).scalar()
+        return conn.execute(select(tb.Version.index).where(tb.Version.id == version_id)).scalar()
 
     def protect_alias(self, entity: str, project: str, alias: str, protected: bool = True) -> None:
         """Mark ``alias`` protected (or not) in every collection of a project."""
@@ -281,10 +284,10 @@ class Registry:
         def fn(conn: Connection) -> None:
             pid = self._project_id(conn, entity, project, create=True)
             conn.execute(
-                delete(m.ProtectedAlias).where(m.ProtectedAlias.project_id == pid, m.ProtectedAlias.alias == alias)
+                delete(tb.ProtectedAlias).where(tb.ProtectedAlias.project_id == pid, tb.ProtectedAlias.alias == alias)
             )
             if protected:
-                conn.execute(insert(m.ProtectedAlias).values(project_id=pid, alias=alias))
+                conn.execute(insert(tb.ProtectedAlias).values(project_id=pid, alias=alias))
 
         self.write(fn)
 
@@ -294,10 +297,10 @@ class Registry:
         def fn(conn: Connection) -> list[str]:
             return list(
                 conn.execute(
-                    select(m.ProtectedAlias.alias)
-                    .join(m.Project, m.Project.id == m.ProtectedAlias.project_id)
-                    .where(m.Project.entity == entity, m.Project.name == project)
-                    .order_by(m.ProtectedAlias.alias)
+                    select(tb.ProtectedAlias.alias)
+                    .join(tb.Project, tb.Project.id == tb.ProtectedAlias.project_id)
+                    .where(tb.Project.entity == entity, tb.Project.name == project)
+                    .order_by(tb.ProtectedAlias.alias)
                 ).scalars()
             )
 
@@ -305,9 +308,9 @@ class Registry:
 
     def _newest_committed(self, conn: Connection, collection_id: int) -> int | None:
         return conn.execute(
-            select(m.Version.id)
-            .where(m.Version.collection_id == collection_id, m.Version.state == COMMITTED)
-            .order_by(m.Version.index.desc())
+            select(tb.Version.id)
+            .where(tb.Version.collection_id == collection_id, tb.Version.state == COMMITTED)
+            .order_by(tb.Version.index.desc())
             .limit(1)
         ).scalar()
 
@@ -316,15 +319,15 @@ class Registry:
 
         def fn(conn: Connection) -> bool:
             found = conn.execute(
-                select(m.Version.id)
-                .join(m.Collection, m.Collection.id == m.Version.collection_id)
-                .join(m.Project, m.Project.id == m.Collection.project_id)
+                select(tb.Version.id)
+                .join(tb.Collection, tb.Collection.id == tb.Version.collection_id)
+                .join(tb.Project, tb.Project.id == tb.Collection.project_id)
                 .where(
-                    m.Project.entity == entity,
-                    m.Project.name == project,
-                    m.Collection.name == name,
-                    m.Version.digest == digest,
-                    m.Version.state == COMMITTED,
+                    tb.Project.entity == entity,
+                    tb.Project.name == project,
+                    tb.Collection.name == name,
+                    tb.Version.digest == digest,
+                    tb.Version.state == COMMITTED,
                 )
                 .limit(1)
             ).first()
@@ -371,9 +374,9 @@ class Registry:
         def fn(conn: Connection) -> CommitResult | None:
             coll = self._collection_for_write(conn, entity, project, name, type)
             existing = conn.execute(
-                select(m.Version.id)
-                .where(m.Version.collection_id == coll.id, m.Version.digest == digest, m.Version.state == COMMITTED)
-                .order_by(m.Version.index.desc())
+                select(tb.Version.id)
+                .where(tb.Version.collection_id == coll.id, tb.Version.digest == digest, tb.Version.state == COMMITTED)
+                .order_by(tb.Version.index.desc())
             ).scalar()
             if existing is None and reuse_only:
                 return None
@@ -381,9 +384,9 @@ class Registry:
             moves = []
             if created:
                 index = coll.next_index
-                conn.execute(update(m.Collection).where(m.Collection.id == coll.id).values(next_index=index + 1))
+                conn.execute(update(tb.Collection).where(tb.Collection.id == coll.id).values(next_index=index + 1))
                 vid = conn.execute(
-                    insert(m.Version).values(
+                    insert(tb.Version).values(
                         collection_id=coll.id,
                         index=index,
                         digest=digest,
@@ -406,9 +409,9 @@ class Registry:
                     if description is not None:
                         values["description"] = description
                     if metadata:
-                        current_meta = conn.execute(select(m.Version.metadata_).where(m.Version.id == vid)).scalar()
+                        current_meta = conn.execute(select(tb.Version.metadata_).where(tb.Version.id == vid)).scalar()
                         values["metadata"] = {**(current_meta or {}), **metadata}
-                    conn.execute(update(m.Version).where(m.Version.id == vid).values(**values))
+                    conn.execute(update(tb.Version).where(tb.Version.id == vid).values(**values))
             for alias in aliases:
                 moves.append(self._move_alias(conn, coll.id, alias, vid, run_id))
             self._add_tags(conn, vid, tags)
@@ -420,18 +423,20 @@ class Registry:
 
     @staticmethod
     def _add_tags(conn: Connection, version_id: int, tags: Iterable[str]) -> None:
-        have = set(conn.execute(select(m.Tag.tag).where(m.Tag.version_id == version_id)).scalars())
+        have = set(conn.execute(select(tb.Tag.tag).where(tb.Tag.version_id == version_id)).scalars())
         for t in tags:
             if t not in have:
-                conn.execute(insert(m.Tag).values(version_id=version_id, tag=t))
+                conn.execute(insert(tb.Tag).values(version_id=version_id, tag=t))
 
     @staticmethod
     def _edge(conn: Connection, run_id: str, version_id: int, kind: str) -> None:
         exists = conn.execute(
-            select(m.Edge.run_id).where(m.Edge.run_id == run_id, m.Edge.version_id == version_id, m.Edge.kind == kind)
+            select(tb.Edge.run_id).where(
+                tb.Edge.run_id == run_id, tb.Edge.version_id == version_id, tb.Edge.kind == kind
+            )
         ).first()
         if exists is None:
-            conn.execute(insert(m.Edge).values(run_id=run_id, version_id=version_id, kind=kind, at=now()))
+            conn.execute(insert(tb.Edge).values(run_id=run_id, version_id=version_id, kind=kind, at=now()))
 
     def resolve(self, ref: Ref, entity: str, project: str) -> VersionRecord:
         """The committed version a ref points at; the error names the ref and the nearest versions."""
@@ -439,17 +444,17 @@ class Registry:
 
         def fn(conn: Connection) -> VersionRecord:
             q = self._version_query().where(
-                m.Project.entity == ent,
-                m.Project.name == proj,
-                m.Collection.name == ref.name,
-                m.Version.state == COMMITTED,
+                tb.Project.entity == ent,
+                tb.Project.name == proj,
+                tb.Collection.name == ref.name,
+                tb.Version.state == COMMITTED,
             )
             if ref.digest is not None:
-                q = q.where(m.Version.digest == ref.digest).order_by(m.Version.index.desc()).limit(1)
+                q = q.where(tb.Version.digest == ref.digest).order_by(tb.Version.index.desc()).limit(1)
             elif ref.version is not None:
-                q = q.where(m.Version.index == ref.version)
+                q = q.where(tb.Version.index == ref.version)
             else:
-                q = q.join(m.Alias, and_(m.Alias.version_id == m.Version.id, m.Alias.alias == ref.alias))
+                q = q.join(tb.Alias, and_(tb.Alias.version_id == tb.Version.id, tb.Alias.alias == ref.alias))
             rows = conn.execute(q).all()
             if not rows:
                 raise ArtifactNotFoundError(self._not_found_message(conn, ref, ent, proj))
@@ -460,25 +465,25 @@ class Registry:
     def _not_found_message(self, conn: Connection, ref: Ref, entity: str, project: str) -> str:
         qualified = f"{entity}/{project}/{ref.name}{ref.selector}"
         rows = conn.execute(
-            select(m.Version.index, m.Alias.alias)
-            .join(m.Collection, m.Collection.id == m.Version.collection_id)
-            .join(m.Project, m.Project.id == m.Collection.project_id)
-            .outerjoin(m.Alias, m.Alias.version_id == m.Version.id)
+            select(tb.Version.index, tb.Alias.alias)
+            .join(tb.Collection, tb.Collection.id == tb.Version.collection_id)
+            .join(tb.Project, tb.Project.id == tb.Collection.project_id)
+            .outerjoin(tb.Alias, tb.Alias.version_id == tb.Version.id)
             .where(
-                m.Project.entity == entity,
-                m.Project.name == project,
-                m.Collection.name == ref.name,
-                m.Version.state == COMMITTED,
+                tb.Project.entity == entity,
+                tb.Project.name == project,
+                tb.Collection.name == ref.name,
+                tb.Version.state == COMMITTED,
             )
-            .order_by(m.Version.index.desc())
+            .order_by(tb.Version.index.desc())
         ).all()
         if not rows:
             names = (
                 conn.execute(
-                    select(m.Collection.name)
-                    .join(m.Project, m.Project.id == m.Collection.project_id)
-                    .where(m.Project.entity == entity, m.Project.name == project)
-                    .order_by(m.Collection.name)
+                    select(tb.Collection.name)
+                    .join(tb.Project, tb.Project.id == tb.Collection.project_id)
+                    .where(tb.Project.entity == entity, tb.Project.name == project)
+                    .order_by(tb.Collection.name)
                 )
                 .scalars()
                 .all()
@@ -515,11 +520,11 @@ class Registry:
 
         def fn(conn: Connection) -> list[VersionRecord]:
             q = self._version_query().where(
-                m.Project.entity == entity, m.Project.name == project, m.Collection.name == name
+                tb.Project.entity == entity, tb.Project.name == project, tb.Collection.name == name
             )
             if not include_deleted:
-                q = q.where(m.Version.state == COMMITTED)
-            q = q.order_by(m.Version.index.desc() if newest_first else m.Version.index)
+                q = q.where(tb.Version.state == COMMITTED)
+            q = q.order_by(tb.Version.index.desc() if newest_first else tb.Version.index)
             if offset:
                 q = q.offset(offset)
             if limit is not None:
@@ -540,10 +545,10 @@ class Registry:
             return {
                 alias: f"v{index}"
                 for alias, index in conn.execute(
-                    select(m.Alias.alias, m.Version.index)
-                    .join(m.Version, m.Version.id == m.Alias.version_id)
-                    .where(m.Alias.collection_id == collection_id)
-                    .order_by(m.Alias.alias)
+                    select(tb.Alias.alias, tb.Version.index)
+                    .join(tb.Version, tb.Version.id == tb.Alias.version_id)
+                    .where(tb.Alias.collection_id == collection_id)
+                    .order_by(tb.Alias.alias)
                 )
             }
 
@@ -556,7 +561,7 @@ class Registry:
         def fn(conn: Connection) -> list[VersionRecord]:
             out: list[Any] = []
             for start in range(0, len(ids), 500):
-                out += conn.execute(self._version_query().where(m.Version.id.in_(ids[start : start + 500]))).all()
+                out += conn.execute(self._version_query().where(tb.Version.id.in_(ids[start : start + 500]))).all()
             return self._records(conn, out)
 
         return self.read(fn) if ids else []
@@ -567,7 +572,7 @@ class Registry:
         """Collections of a project (or of every project of the entity), optionally of one type."""
 
         def fn(conn: Connection) -> list[CollectionRecord]:
-            c, p, v = m.Collection, m.Project, m.Version
+            c, p, v = tb.Collection, tb.Project, tb.Version
             counts = (
                 select(v.collection_id, func.count().label("n"), func.max(v.index).label("latest"))
                 .where(
@@ -610,7 +615,7 @@ class Registry:
         """Every (entity, project)."""
         return self.read(
             lambda conn: [
-                (r[0], r[1]) for r in conn.execute(select(m.Project.entity, m.Project.name).order_by(m.Project.id))
+                (r[0], r[1]) for r in conn.execute(select(tb.Project.entity, tb.Project.name).order_by(tb.Project.id))
             ]
         )
 
@@ -630,7 +635,7 @@ class Registry:
 
         def fn(conn: Connection) -> tuple[str, int | None, int | None] | None:
             self._lock_collection(conn, version.collection_id)
-            state = conn.execute(select(m.Version.state).where(m.Version.id == version.id)).scalar()
+            state = conn.execute(select(tb.Version.state).where(tb.Version.id == version.id)).scalar()
             if state != COMMITTED:
                 raise ArtifactNotFoundError(f"{version.collection}:{version.version} was deleted")
             if check:
@@ -672,9 +677,9 @@ class Registry:
     @staticmethod
     def _alias_target_index(conn: Connection, collection_id: int, alias: str) -> int | None:
         return conn.execute(
-            select(m.Version.index)
-            .join(m.Alias, m.Alias.version_id == m.Version.id)
-            .where(m.Alias.collection_id == collection_id, m.Alias.alias == alias)
+            select(tb.Version.index)
+            .join(tb.Alias, tb.Alias.version_id == tb.Version.id)
+            .where(tb.Alias.collection_id == collection_id, tb.Alias.alias == alias)
         ).scalar()
 
     def alias_history(
@@ -684,8 +689,8 @@ class Registry:
         ``version_id`` only the moves onto or away from that version."""
 
         def fn(conn: Connection) -> list[AliasEventRecord]:
-            new, old = aliased(m.Version), aliased(m.Version)
-            e = m.AliasEvent
+            new, old = tb.Version.aliased(), tb.Version.aliased()
+            e = tb.AliasEvent
             q = (
                 select(e.alias, new.index, old.index, e.at, e.run_id)
                 .outerjoin(new, new.id == e.version_id)
@@ -730,24 +735,24 @@ class Registry:
 
         def fn(conn: Connection) -> tuple[VersionRecord, list[tuple[str, int | None, int | None]]]:
             self._lock_collection(conn, version.collection_id)
-            state = conn.execute(select(m.Version.state).where(m.Version.id == version.id)).scalar()
+            state = conn.execute(select(tb.Version.state).where(tb.Version.id == version.id)).scalar()
             if state != COMMITTED:
                 raise ArtifactNotFoundError(f"{version.collection}:{version.version} was deleted; it cannot be edited")
             conn.execute(
-                update(m.Version)
-                .where(m.Version.id == version.id)
+                update(tb.Version)
+                .where(tb.Version.id == version.id)
                 .values(description=description, metadata=metadata, ttl_seconds=ttl_seconds)
             )
             # Apply only the caller's own changes relative to what it loaded, so a stale object
             # never undoes alias moves made by others since.
             loaded, wanted = set(version.aliases), set(aliases)
-            current = set(conn.execute(select(m.Alias.alias).where(m.Alias.version_id == version.id)).scalars())
+            current = set(conn.execute(select(tb.Alias.alias).where(tb.Alias.version_id == version.id)).scalars())
             moves = []
             for a in sorted((loaded - wanted) & current - {LATEST}):
                 moves.append(self._move_alias(conn, version.collection_id, a, None, run_id))
             for a in sorted(wanted - loaded - {LATEST}):
                 moves.append(self._move_alias(conn, version.collection_id, a, version.id, run_id))
-            conn.execute(delete(m.Tag).where(m.Tag.version_id == version.id))
+            conn.execute(delete(tb.Tag).where(tb.Tag.version_id == version.id))
             self._add_tags(conn, version.id, tags)
             return self._version_by_id(conn, version.id), [mv for mv in moves if mv]
 
@@ -758,7 +763,7 @@ class Registry:
 
         def fn(conn: Connection) -> None:
             self._lock_collection(conn, version.collection_id)
-            aliases = list(conn.execute(select(m.Alias.alias).where(m.Alias.version_id == version.id)).scalars())
+            aliases = list(conn.execute(select(tb.Alias.alias).where(tb.Alias.version_id == version.id)).scalars())
             user_aliases = [a for a in aliases if a != LATEST]
             if user_aliases and not delete_aliases:
                 raise AliasedVersionError(
@@ -767,7 +772,7 @@ class Registry:
                 )
             for a in aliases:
                 self._move_alias(conn, version.collection_id, a, None, None)
-            conn.execute(update(m.Version).where(m.Version.id == version.id).values(state=DELETED))
+            conn.execute(update(tb.Version).where(tb.Version.id == version.id).values(state=DELETED))
             if LATEST in aliases:
                 newest = self._newest_committed(conn, version.collection_id)
                 if newest is not None:
@@ -800,12 +805,12 @@ class Registry:
         """
 
         def fn(conn: Connection) -> RunRecord:
-            row = conn.execute(select(m.Run.id).where(m.Run.run_key == run_key)).scalar()
+            row = conn.execute(select(tb.Run.id).where(tb.Run.run_key == run_key)).scalar()
             if row is None:
                 pid = self._project_id(conn, entity, project, create=True)
                 rid = str(uuid.uuid4())
                 conn.execute(
-                    insert(m.Run).values(
+                    insert(tb.Run).values(
                         id=rid,
                         run_key=run_key,
                         orchestrator=orchestrator,
@@ -823,10 +828,10 @@ class Registry:
                 )
             else:
                 rid = row
-                values: dict[Any, Any] = {m.Run.status: "running", m.Run.finished_at: None}
+                values: dict[Any, Any] = {tb.Run.status: "running", tb.Run.finished_at: None}
                 if refresh_identity:
-                    values.update({m.Run.job_type: job_type, m.Run.name: name, m.Run.group: group})
-                conn.execute(update(m.Run).where(m.Run.id == rid).values(values))
+                    values.update({tb.Run.job_type: job_type, tb.Run.name: name, tb.Run.group: group})
+                conn.execute(update(tb.Run).where(tb.Run.id == rid).values(values))
             return self._run_by_id(conn, rid)
 
         return self.write(fn)
@@ -835,7 +840,9 @@ class Registry:
         """Record the outcome of the step run ``run_key`` if this registry has it; True if it did."""
 
         def fn(conn: Connection) -> bool:
-            done = conn.execute(update(m.Run).where(m.Run.run_key == run_key).values(status=status, finished_at=now()))
+            done = conn.execute(
+                update(tb.Run).where(tb.Run.run_key == run_key).values(status=status, finished_at=now())
+            )
             return bool(done.rowcount)
 
         return self.write(fn)
@@ -843,12 +850,14 @@ class Registry:
     def finish_run(self, run_id: str, status: str) -> None:
         """Record the end of a run."""
         self.write(
-            lambda conn: conn.execute(update(m.Run).where(m.Run.id == run_id).values(status=status, finished_at=now()))
+            lambda conn: conn.execute(
+                update(tb.Run).where(tb.Run.id == run_id).values(status=status, finished_at=now())
+            )
         )
 
     def _run_query(self) -> Any:
-        return select(m.Run, m.Project.entity, m.Project.name.label("project")).join(
-            m.Project, m.Project.id == m.Run.project_id
+        return select(tb.Run, tb.Project.entity, tb.Project.name.label("project")).join(
+            tb.Project, tb.Project.id == tb.Run.project_id
         )
 
     @staticmethod
@@ -872,7 +881,7 @@ class Registry:
         )
 
     def _run_by_id(self, conn: Connection, run_id: str) -> RunRecord:
-        r = conn.execute(self._run_query().where(m.Run.id == run_id)).first()
+        r = conn.execute(self._run_query().where(tb.Run.id == run_id)).first()
         if r is None:
             raise RunNotFoundError(f"run {run_id!r} does not exist")
         return self._run_record(r)
@@ -897,18 +906,18 @@ class Registry:
         def fn(conn: Connection) -> list[RunRecord]:
             q = self._run_query()
             if entity is not None:
-                q = q.where(m.Project.entity == entity)
+                q = q.where(tb.Project.entity == entity)
             if project is not None:
-                q = q.where(m.Project.name == project)
+                q = q.where(tb.Project.name == project)
             if group is not None:
-                q = q.where(m.Run.group == group)
+                q = q.where(tb.Run.group == group)
             if orchestrator is not None:
-                q = q.where(m.Run.orchestrator == orchestrator)
+                q = q.where(tb.Run.orchestrator == orchestrator)
             if job_type is not None:
-                q = q.where(m.Run.job_type == job_type)
+                q = q.where(tb.Run.job_type == job_type)
             if ids is not None:
-                q = q.where(m.Run.id.in_(list(ids)))
-            q = q.order_by(m.Run.started_at.desc())
+                q = q.where(tb.Run.id.in_(list(ids)))
+            q = q.order_by(tb.Run.started_at.desc())
             if limit is not None:
                 q = q.limit(limit)
             return [self._run_record(r) for r in conn.execute(q)]
@@ -926,14 +935,14 @@ class Registry:
         def fn(conn: Connection) -> list[EdgeRecord]:
             conds = []
             if run_ids:
-                conds.append(m.Edge.run_id.in_(run_ids))
+                conds.append(tb.Edge.run_id.in_(run_ids))
             if version_ids:
-                conds.append(m.Edge.version_id.in_(version_ids))
+                conds.append(tb.Edge.version_id.in_(version_ids))
             if not conds:
                 return []
             return [
                 EdgeRecord(e.run_id, e.version_id, e.kind, as_utc(e.at))
-                for e in conn.execute(select(m.Edge).where(or_(*conds)).order_by(m.Edge.at))
+                for e in conn.execute(select(tb.Edge).where(or_(*conds)).order_by(tb.Edge.at))
             ]
 
         return self.read(fn)
@@ -944,7 +953,7 @@ class Registry:
 
         def fn(conn: Connection) -> dict[str, list[str]]:
             out: dict[str, list[str]] = {}
-            for rid, g in conn.execute(select(m.Run.id, m.Run.group).where(m.Run.group.in_(groups))):
+            for rid, g in conn.execute(select(tb.Run.id, tb.Run.group).where(tb.Run.group.in_(groups))):
                 if g is not None:
                     out.setdefault(g, []).append(rid)
             return out
@@ -971,17 +980,17 @@ class Registry:
 
         def fn(conn: Connection) -> None:
             coll = self._collection_for_write(conn, entity, project, name, type)
-            where = (m.Part.collection_id == coll.id, m.Part.distributed_id == distributed_id)
+            where = (tb.Part.collection_id == coll.id, tb.Part.distributed_id == distributed_id)
             if part_key is not None:
                 conn.execute(
-                    delete(m.Part).where(
-                        *where, m.Part.part_key == part_key, m.Part.state == "open", m.Part.digest != digest
+                    delete(tb.Part).where(
+                        *where, tb.Part.part_key == part_key, tb.Part.state == "open", tb.Part.digest != digest
                     )
                 )
-            exists = conn.execute(select(m.Part.id).where(*where, m.Part.digest == digest)).first()
+            exists = conn.execute(select(tb.Part.id).where(*where, tb.Part.digest == digest)).first()
             if exists is None:
                 conn.execute(
-                    insert(m.Part).values(
+                    insert(tb.Part).values(
                         collection_id=coll.id,
                         distributed_id=distributed_id,
                         digest=digest,
@@ -1009,13 +1018,13 @@ class Registry:
             return [
                 (r.digest, r.manifest_key, r.run_id)
                 for r in conn.execute(
-                    select(m.Part)
+                    select(tb.Part)
                     .where(
-                        m.Part.collection_id == coll.id,
-                        m.Part.distributed_id == distributed_id,
-                        m.Part.state == "open",
+                        tb.Part.collection_id == coll.id,
+                        tb.Part.distributed_id == distributed_id,
+                        tb.Part.state == "open",
                     )
-                    .order_by(m.Part.id)
+                    .order_by(tb.Part.id)
                 )
             ]
 
@@ -1028,11 +1037,11 @@ class Registry:
             coll = self._parts_collection(conn, entity, project, name)
             if coll is not None:
                 conn.execute(
-                    update(m.Part)
+                    update(tb.Part)
                     .where(
-                        m.Part.collection_id == coll.id,
-                        m.Part.distributed_id == distributed_id,
-                        m.Part.state == "open",
+                        tb.Part.collection_id == coll.id,
+                        tb.Part.distributed_id == distributed_id,
+                        tb.Part.state == "open",
                     )
                     .values(state="finished", version_id=version_id)
                 )
@@ -1047,13 +1056,13 @@ class Registry:
             if coll is None:
                 return None
             vid = conn.execute(
-                select(m.Part.version_id)
+                select(tb.Part.version_id)
                 .where(
-                    m.Part.collection_id == coll.id,
-                    m.Part.distributed_id == distributed_id,
-                    m.Part.version_id.is_not(None),
+                    tb.Part.collection_id == coll.id,
+                    tb.Part.distributed_id == distributed_id,
+                    tb.Part.version_id.is_not(None),
                 )
-                .order_by(m.Part.id.desc())
+                .order_by(tb.Part.id.desc())
                 .limit(1)
             ).scalar()
             return self._version_by_id(conn, vid) if vid is not None else None
@@ -1064,10 +1073,10 @@ class Registry:
         """Set (or, with both ``None``, clear) a collection's retention policy."""
 
         def fn(conn: Connection) -> None:
-            conn.execute(delete(m.RetentionPolicy).where(m.RetentionPolicy.collection_id == collection_id))
+            conn.execute(delete(tb.RetentionPolicy).where(tb.RetentionPolicy.collection_id == collection_id))
             if keep_last is not None or keep_within_seconds is not None:
                 conn.execute(
-                    insert(m.RetentionPolicy).values(
+                    insert(tb.RetentionPolicy).values(
                         collection_id=collection_id,
                         keep_last=keep_last,
                         keep_within_seconds=keep_within_seconds,
@@ -1081,7 +1090,7 @@ class Registry:
         """(keep_last, keep_within_seconds) per collection id that has a policy."""
         return self.read(
             lambda conn: {
-                r.collection_id: (r.keep_last, r.keep_within_seconds) for r in conn.execute(select(m.RetentionPolicy))
+                r.collection_id: (r.keep_last, r.keep_within_seconds) for r in conn.execute(select(tb.RetentionPolicy))
             }
         )
 
@@ -1089,8 +1098,8 @@ class Registry:
         """Manifest keys of committed versions and open parts (gc's mark set root)."""
 
         def fn(conn: Connection) -> set[str]:
-            keys = set(conn.execute(select(m.Version.manifest_key).where(m.Version.state == COMMITTED)).scalars())
-            keys |= set(conn.execute(select(m.Part.manifest_key).where(m.Part.state == "open")).scalars())
+            keys = set(conn.execute(select(tb.Version.manifest_key).where(tb.Version.state == COMMITTED)).scalars())
+            keys |= set(conn.execute(select(tb.Part.manifest_key).where(tb.Part.state == "open")).scalars())
             return keys
 
         return self.read(fn)
