@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from .errors import ArtifactFinalizedError, InvalidInputError
-from .hashing import ChecksumCache, compact_stat, hash_file, hash_small
+from .hashing import ChecksumCache, FileStat, compact_stat, hash_file, hash_small
 from .manifest import Manifest, ManifestEntry, make_entry
 from .metadata import validate_description, validate_metadata
 from .naming import normalize_entry_path, normalize_entry_paths, validate_name
@@ -32,7 +32,7 @@ class PendingEntry:
 
     entry: ManifestEntry
     source: str | None = None
-    stat: os.stat_result | None = None
+    stat: FileStat | None = None
 
 
 #: Small files whose bytes a draft keeps from hashing to storing, so they are read once: at most
@@ -66,10 +66,10 @@ class HeldBytes(dict[str, bytes]):
 
 def hash_local_files(
     paths: Sequence[str], checksum_cache: ChecksumCache | None, held: HeldBytes | None = None
-) -> list[tuple[str, os.stat_result]]:
+) -> list[tuple[str, FileStat]]:
     """Digest and stat of each file, skipping rehashing for files the checksum cache knows unchanged."""
     try:
-        stats = [os.stat(p) for p in paths]
+        stats = [compact_stat(os.stat(p)) for p in paths]
     except OSError as exc:
         raise InvalidInputError(f"cannot add {exc.filename!r}: {exc.strerror}") from None
     digests = _digests(paths, stats, checksum_cache, held)
@@ -78,7 +78,7 @@ def hash_local_files(
 
 def _digests(
     paths: Sequence[str],
-    stats: list[os.stat_result],
+    stats: list[FileStat],
     checksum_cache: ChecksumCache | None,
     held: HeldBytes | None = None,
 ) -> list[str]:
@@ -109,7 +109,7 @@ def _digests(
     return cast(list[str], known)  # every None was filled in above
 
 
-def _scan_dir(root: str) -> tuple[list[str], list[str], list[os.stat_result]]:
+def _scan_dir(root: str) -> tuple[list[str], list[str], list[FileStat]]:
     """Regular files under ``root``: full paths, ``/``-separated relative paths and stats.
 
     The order is ``os.walk``'s with sorted names (a directory's files, then its sorted
@@ -121,7 +121,7 @@ def _scan_dir(root: str) -> tuple[list[str], list[str], list[os.stat_result]]:
     real_root = os.path.realpath(root)
     fulls: list[str] = []
     rels: list[str] = []
-    stats: list[os.stat_result] = []
+    stats: list[FileStat] = []
     is_reg, compact = stat_mod.S_ISREG, compact_stat
     stack: list[tuple[str, str]] = [(root, "")]
     while stack:

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from blake3 import blake3
 
@@ -89,17 +90,33 @@ def read_small(path: str | os.PathLike[str], size: int) -> bytes:
         os.close(fd)
 
 
-_STAT = os.stat_result
+class FileStat(NamedTuple):
+    """What the log pipeline keeps of a file's ``stat``: its identity, size and modification time.
+
+    Read through the same ``st_*`` names as :class:`os.stat_result`, so either can be passed
+    where a stat is expected. ~190 bytes instead of ~640 for a full stat result (~300 for a
+    stat result with the other fields zeroed): a draft keeps one per file until it is logged.
+    """
+
+    st_mode: int
+    st_ino: int
+    st_dev: int
+    st_size: int
+    st_mtime_ns: int
+
+
+#: A stat as the pipeline reads it: a full :class:`os.stat_result` or a :class:`FileStat`.
+Stat = os.stat_result | FileStat
+
 _SHARED: dict[int, int] = {}  # one int object per distinct mode / device number
+_new_stat = tuple.__new__
 
 
-def compact_stat(st: os.stat_result) -> os.stat_result:
-    """A stat result holding only what the log pipeline reads (mode, inode, device, size,
-    mtime_ns): ~300 bytes instead of ~640 — a draft keeps one per file until it is logged."""
+def compact_stat(st: Stat) -> FileStat:
+    """The :class:`FileStat` of a stat result (mode and device numbers shared between files)."""
     share = _SHARED.setdefault
     mode, dev = st.st_mode, st.st_dev
-    fields = (share(mode, mode), st.st_ino, share(dev, dev), 0, 0, 0, st.st_size, 0, 0, 0)
-    return _STAT((*fields, 0, 0, 0, 0, st.st_mtime_ns, 0, 0, 0, 0))
+    return _new_stat(FileStat, (share(mode, mode), st.st_ino, share(dev, dev), st.st_size, st.st_mtime_ns))
 
 
 #: Bytes of a large file mapped at a time while hashing it.
@@ -123,21 +140,34 @@ def _hash_mapped(fd: int, size: int) -> blake3:
     return h  # a file that grew or shrank meanwhile fails the caller's size/mtime check
 
 
-def _signature(st: os.stat_result) -> tuple[int, int]:
+def _signature(st: Stat) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
-def hash_small(path: str | os.PathLike[str], st: os.stat_result) -> tuple[str, os.stat_result, bytes]:
-    """:func:`hash_file` of a small file whose stat is known, also returning the bytes hashed."""
+def hash_small(path: str | os.PathLike[str], st: Stat) -> tuple[str, os.stat_result, bytes]:
+    """:func:`hash_file` of a small file whose stat is known, also returning the bytes hashed.
+
+    ``st`` said "regular file"; the ``fstat`` after the read proves the file read was one (a
+    FIFO or device swapped in meanwhile is refused then: opened non-blocking and read at most
+    ``size + 1`` bytes, it can neither hang nor flood memory), so no ``fstat`` is needed before.
+    """
     try:
-        fd = open_regular(path)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         try:
-            data = read_fd(fd, st.st_size)
+            try:
+                data = read_fd(fd, st.st_size)
+            except BlockingIOError:  # only a FIFO-like file would block; refused just below
+                data = b""
             after = os.fstat(fd)  # the file just read, without a second path lookup
         finally:
             os.close(fd)
     except OSError as exc:
         raise StoreError(f"cannot read {os.fspath(path)!r}: {exc.strerror or exc}") from exc
+    if not stat_mod.S_ISREG(after.st_mode):
+        raise FileChangedError(
+            f"{os.fspath(path)!r} is no longer a regular file (a FIFO, device or socket took its place); "
+            "log it again once it is a plain file"
+        )
     if _signature(after) != _signature(st) or len(data) != st.st_size:
         raise FileChangedError(
             f"{os.fspath(path)!r} changed while it was being hashed (size/mtime moved); "
@@ -146,7 +176,7 @@ def hash_small(path: str | os.PathLike[str], st: os.stat_result) -> tuple[str, o
     return PREFIX + blake3(data).hexdigest(), after, data
 
 
-def hash_file(path: str | os.PathLike[str], st: os.stat_result | None = None) -> tuple[str, os.stat_result]:
+def hash_file(path: str | os.PathLike[str], st: Stat | None = None) -> tuple[str, os.stat_result]:
     """Hash a file; returns its digest and the stat it was hashed at.
 
     Raises :class:`FileChangedError` when the file's size or mtime changed while it was read.
@@ -198,7 +228,7 @@ class ChecksumCache:
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 
-    def lookup(self, stats: Sequence[os.stat_result]) -> list[str | None]:
+    def lookup(self, stats: Sequence[Stat]) -> list[str | None]:
         """The cached digest for each stat, or ``None`` where unknown or stale."""
         out: list[str | None] = [None] * len(stats)
         if not stats:
@@ -227,7 +257,7 @@ class ChecksumCache:
             pass
         return out
 
-    def remember(self, items: Iterable[tuple[os.stat_result, str]]) -> None:
+    def remember(self, items: Iterable[tuple[Stat, str]]) -> None:
         """Record digests; files modified within the racy window are skipped."""
         now = time.time_ns()
         rows = (

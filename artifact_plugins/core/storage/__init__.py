@@ -27,7 +27,7 @@ import tenacity
 from blake3 import blake3
 
 from ..errors import ArtifactPluginsError, FileChangedError, IntegrityError, InvalidConfigError, StoreError
-from ..hashing import PREFIX, digest_bytes, read_small
+from ..hashing import PREFIX, Stat, digest_bytes, read_small
 from ..redact import has_credentials, redact_uri
 from .base import BlobStore, StoredObject, blob_key, local_write_error, manifest_key
 from .local import LocalStore
@@ -417,7 +417,7 @@ class RemoteStore(BlobStore):
         self,
         key: str,
         src: str | os.PathLike[str],
-        expect: os.stat_result | None = None,
+        expect: Stat | None = None,
         on_bytes: ByteCallback | None = None,
     ) -> None:
         """Upload ``src`` to ``key`` unless present; ``on_bytes`` is called with byte counts as they are sent."""

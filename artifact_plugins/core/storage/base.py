@@ -9,13 +9,14 @@ Layout, identical on every backend::
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from ..errors import StoreError
-from ..hashing import hex_of
+from ..hashing import Stat, hex_of
 
 #: Failures that are always about the local file being written, never about the store read from.
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
@@ -34,12 +35,27 @@ def local_write_error(exc: BaseException, path: str | os.PathLike[str]) -> Store
     return StoreError(f"cannot write {target}: {exc.strerror or exc}{hint}")
 
 
-def temp_token() -> str:
-    """A random token for a temp file's name (64 bits: ``uuid4`` costs 4x more, on a per-file path).
+_token_prefix = os.urandom(6).hex()
+_token_count = itertools.count()
 
-    Temp files are created with ``O_EXCL``, so even a collision could not overwrite anything.
+
+def _new_token_prefix() -> None:
+    global _token_prefix, _token_count
+    _token_prefix, _token_count = os.urandom(6).hex(), itertools.count()
+
+
+os.register_at_fork(after_in_child=_new_token_prefix)  # a forked child never repeats its parent's names
+
+
+def temp_token() -> str:
+    """A unique token for a temp file's name: 48 random bits per process, then a counter.
+
+    Random per process (and per forked child), so concurrent writers never pick the same name;
+    counted within it, so the per-file path costs no system call (``uuid4`` or ``os.urandom``
+    per name did). Temp files are created with ``O_EXCL``, so even a collision could not
+    overwrite anything.
     """
-    return os.urandom(8).hex()
+    return f"{_token_prefix}{next(_token_count):x}"
 
 
 def blob_key(digest: str) -> str:
@@ -79,7 +95,7 @@ class BlobStore(ABC):
         return {k for k in keys if not self.has(k)}
 
     @abstractmethod
-    def put_file(self, key: str, src: str | os.PathLike[str], expect: os.stat_result | None = None) -> None:
+    def put_file(self, key: str, src: str | os.PathLike[str], expect: Stat | None = None) -> None:
         """Store the file ``src`` at ``key``; with ``expect``, fail if the file changed since that stat."""
 
     @abstractmethod

@@ -12,7 +12,7 @@ from pathlib import Path
 from blake3 import blake3
 
 from ..errors import FileChangedError, StoreError
-from ..hashing import PREFIX, open_regular, read_small
+from ..hashing import PREFIX, Stat, open_regular, read_small
 from ..hashing import read_fd as _read_fd
 from .base import BlobStore, StoredObject, local_write_error, temp_token
 
@@ -76,7 +76,7 @@ class LocalStore(BlobStore):
                 os.unlink(tmp)
             raise
 
-    def put_file(self, key: str, src: str | os.PathLike[str], expect: os.stat_result | None = None) -> None:
+    def put_file(self, key: str, src: str | os.PathLike[str], expect: Stat | None = None) -> None:
         try:
             if expect is not None and expect.st_size < SMALL_FILE:
                 # Small files: read once, check the bytes still hash to the key, write them.
