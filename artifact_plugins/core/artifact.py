@@ -10,9 +10,8 @@ import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
 
 from .errors import ArtifactFinalizedError, InvalidInputError
 from .hashing import ChecksumCache, FileStat, compact_stat, hash_file, hash_small
@@ -26,9 +25,11 @@ if TYPE_CHECKING:
     from .version import ArtifactVersion
 
 
-@dataclass(frozen=True, slots=True)
-class PendingEntry:
-    """A manifest entry plus, for local files, where its bytes come from and the stat they were hashed at."""
+class PendingEntry(NamedTuple):
+    """A manifest entry plus, for local files, where its bytes come from and the stat they were hashed at.
+
+    A named tuple: built once per file of a draft, so its construction cost and size count.
+    """
 
     entry: ManifestEntry
     source: str | None = None
@@ -127,8 +128,9 @@ def _scan_dir(root: str) -> tuple[list[str], list[str], list[FileStat]]:
     while stack:
         top, rel_top = stack.pop()
         try:
-            with os.scandir(top) as it:
-                items = sorted((e.name, e) for e in it)
+            # Scanned through a directory descriptor: each file's stat then resolves one name
+            # (fstatat), not the whole path from the root again.
+            dir_fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
         except FileNotFoundError:
             continue  # removed while we walked
         except OSError as exc:
@@ -138,24 +140,35 @@ def _scan_dir(root: str) -> tuple[list[str], list[str], list[FileStat]]:
                 "readable parts explicitly"
             ) from None
         subdirs = []
-        for fname, e in items:
+        try:
             try:
-                if e.is_dir():
-                    if not e.is_symlink():
-                        subdirs.append(fname)
+                with os.scandir(dir_fd) as it:
+                    items = sorted((e.name, e) for e in it)
+            except OSError as exc:
+                raise InvalidInputError(
+                    f"cannot add directory {top!r}: {exc.strerror or exc}; fix its permissions or add the "
+                    "readable parts explicitly"
+                ) from None
+            for fname, e in items:
+                try:
+                    if e.is_dir():
+                        if not e.is_symlink():
+                            subdirs.append(fname)
+                        continue
+                    link = e.is_symlink()
+                    st = e.stat()  # follows a symlink; for a plain file the only syscall
+                except OSError:
+                    continue  # dangling symlink, vanished file
+                if not is_reg(st.st_mode):
                     continue
-                link = e.is_symlink()
-                st = e.stat()  # follows a symlink; for a plain file the only syscall
-            except OSError:
-                continue  # dangling symlink, vanished file
-            if not is_reg(st.st_mode):
-                continue
-            full = e.path
-            if link and os.path.commonpath([os.path.realpath(full), real_root]) != real_root:
-                continue
-            fulls.append(full)
-            rels.append(rel_top + fname)
-            stats.append(compact(st))
+                full = f"{top}/{fname}"
+                if link and os.path.commonpath([os.path.realpath(full), real_root]) != real_root:
+                    continue
+                fulls.append(full)
+                rels.append(rel_top + fname)
+                stats.append(compact(st))
+        finally:
+            os.close(dir_fd)
         stack.extend((os.path.join(top, d), f"{rel_top}{d}/") for d in reversed(subdirs))
     return fulls, rels, stats
 
