@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
 
 from .errors import ArtifactFinalizedError, InvalidInputError
-from .hashing import ChecksumCache, FileStat, compact_stat, hash_file, hash_small
+from .hashing import (
+    SNAPSHOT_MAX_FILES,
+    SNAPSHOT_MIN_FILES,
+    ChecksumCache,
+    FileStat,
+    compact_stat,
+    hash_file,
+    hash_small,
+    snapshot_key,
+)
 from .manifest import Manifest, ManifestEntry, make_entry
 from .metadata import validate_description, validate_metadata
 from .naming import normalize_entry_path, normalize_entry_paths, validate_name
@@ -91,6 +100,12 @@ def _digests(
     the draft's own leave the heap fragmented, and the process's peak memory is what they
     leave behind.
     """
+    snapshot = None
+    if checksum_cache is not None and SNAPSHOT_MIN_FILES <= len(paths) <= SNAPSHOT_MAX_FILES:
+        snapshot = snapshot_key(paths, stats)
+        whole = checksum_cache.snapshot(snapshot, len(paths))
+        if whole is not None:
+            return whole
     known: list[str | None] = checksum_cache.lookup(stats) if checksum_cache is not None else [None] * len(paths)
     fresh = bytearray(len(known))
     # Serial: small files are syscall-bound (threads only add GIL hand-offs) and large files
@@ -107,7 +122,11 @@ def _digests(
             fresh[i] = 1
     if checksum_cache is not None and any(fresh):
         checksum_cache.remember((stats[i], cast(str, known[i])) for i in range(len(known)) if fresh[i])
-    return cast(list[str], known)  # every None was filled in above
+    digests = cast(list[str], known)  # every None was filled in above
+    if snapshot is not None and checksum_cache is not None:
+        # Keyed by the stats before hashing, which hashing proved unchanged (size and mtime).
+        checksum_cache.remember_snapshot(snapshot, stats, digests)
+    return digests
 
 
 def _scan_dir(root: str) -> tuple[list[str], list[str], list[FileStat]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from core_helpers import age_files
@@ -95,6 +96,74 @@ def test_recently_modified_files_are_not_cached(make_tree, hash_calls):
     ap.Artifact("ds", "dataset").add_dir(src)
     ap.Artifact("ds", "dataset").add_dir(src)
     assert len(hash_calls) == 2
+
+
+@pytest.fixture
+def small_snapshots(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whole-set snapshots from 5 files up (the real floor is 1,000), so a small tree exercises them."""
+    monkeypatch.setattr(artifact_mod, "SNAPSHOT_MIN_FILES", 5)
+
+
+def test_unchanged_tree_is_known_from_one_snapshot_row(make_tree, hash_calls, small_snapshots, monkeypatch):
+    files = {f"d{i % 3}/f{i}.txt": f"content {i}" for i in range(12)}
+    src = make_tree("data", files)
+    age_files(src)
+    first = ap.Artifact("ds", "dataset")
+    first.add_dir(src)
+    assert len(hash_calls) == 12
+
+    def no_per_file_lookups(self, stats):
+        raise AssertionError("per-file lookup on an unchanged tree")
+
+    monkeypatch.setattr(ChecksumCache, "lookup", no_per_file_lookups)
+    hash_calls.clear()
+    again = ap.Artifact("ds", "dataset")
+    again.add_dir(src)
+    assert hash_calls == []
+    assert {p: e.digest for p, e in again.entries.items()} == {p: e.digest for p, e in first.entries.items()}
+    assert again.entries["d1/f4.txt"].digest == digest_bytes(b"content 4")
+
+
+@pytest.mark.parametrize("change", ["rewrite", "add", "remove", "rename"])
+def test_any_change_to_the_tree_misses_the_snapshot(make_tree, hash_calls, small_snapshots, change):
+    src = make_tree("data", {f"f{i}.txt": f"content {i}" for i in range(8)})
+    age_files(src)
+    ap.Artifact("ds", "dataset").add_dir(src)
+    if change == "rewrite":  # same size, new bytes, an older mtime than before
+        (src / "f3.txt").write_text("CONTENT 3")
+        age_files(src / "f3.txt", seconds=400)
+    elif change == "add":
+        (src / "new.txt").write_text("new")
+        age_files(src / "new.txt")
+    elif change == "remove":
+        (src / "f5.txt").unlink()
+    else:
+        (src / "f6.txt").rename(src / "g6.txt")
+    hash_calls.clear()
+    art = ap.Artifact("ds", "dataset")
+    art.add_dir(src)
+    expected = {p.name: digest_bytes(p.read_bytes()) for p in src.iterdir()}
+    assert {p: e.digest for p, e in art.entries.items()} == expected
+    assert [os.path.basename(p) for p in hash_calls] == {"rewrite": ["f3.txt"], "add": ["new.txt"]}.get(change, [])
+
+
+def test_a_tree_with_a_just_modified_file_is_not_snapshotted(make_tree, small_snapshots):
+    from artifact_plugins.core.client import default_checksum_cache
+
+    src = make_tree("data", {f"f{i}.txt": f"content {i}" for i in range(8)})
+    age_files(src)
+    (src / "f2.txt").write_text("fresh")  # inside the racy window
+    paths = sorted(str(p) for p in src.iterdir())
+
+    def remembered() -> list[str] | None:
+        stats = [hashing.compact_stat(os.stat(p)) for p in paths]
+        return default_checksum_cache().snapshot(hashing.snapshot_key(paths, stats), len(paths))
+
+    ap.Artifact("ds", "dataset").add_dir(src)
+    assert remembered() is None
+    age_files(src / "f2.txt")  # settled now: the next scan remembers the set
+    ap.Artifact("ds", "dataset").add_dir(src)
+    assert remembered() == [digest_bytes(Path(p).read_bytes()) for p in paths]
 
 
 def test_cache_is_shared_across_processes(make_tree, hash_calls, tmp_path):
