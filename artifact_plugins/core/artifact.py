@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
 
 from .errors import ArtifactFinalizedError, InvalidInputError
+from .gcpause import gc_paused
 from .hashing import (
     SNAPSHOT_MAX_FILES,
     SNAPSHOT_MIN_FILES,
@@ -279,15 +280,16 @@ class Artifact:
         root = os.path.abspath(os.fspath(local_path))
         if not os.path.isdir(root):
             raise InvalidInputError(f"cannot add directory {root!r}: it does not exist or is not a directory")
-        fulls, rels, stats = _scan_dir(root)
-        if name is not None:
-            rels = [posixpath.join(name, rel) for rel in rels]
-        paths = normalize_entry_paths(rels)
-        digests = _digests(fulls, stats, self._cache(), self._held)
-        out = []
-        put = self._put
-        for full, path, digest, st in zip(fulls, paths, digests, stats, strict=True):
-            out.append(put(PendingEntry(make_entry(path, digest, st.st_size), full, st), overwrite))
+        with gc_paused():
+            fulls, rels, stats = _scan_dir(root)
+            if name is not None:
+                rels = [posixpath.join(name, rel) for rel in rels]
+            paths = normalize_entry_paths(rels)
+            digests = _digests(fulls, stats, self._cache(), self._held)
+            out = []
+            put = self._put
+            for full, path, digest, st in zip(fulls, paths, digests, stats, strict=True):
+                out.append(put(PendingEntry(make_entry(path, digest, st.st_size), full, st), overwrite))
         return out
 
     @contextmanager

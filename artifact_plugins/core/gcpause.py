@@ -1,0 +1,26 @@
+"""Pausing Python's cyclic garbage collector while many acyclic objects are built at once."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Run the block with the cyclic collector off; it is back on afterwards if it was on before.
+
+    Building a draft of 100,000 files makes the collector run its full, every-live-object pass
+    again and again as the objects pile up (0.3–0.5 s of a 1.5 s re-add, measured). Entries,
+    stats and paths form no reference cycles, so there is nothing for it to find; reference
+    counting frees them as usual. Nests safely.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
