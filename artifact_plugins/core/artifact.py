@@ -95,19 +95,38 @@ def _digests(
 ) -> list[str]:
     """The digest of each file; ``stats`` is updated in place to the stat each file was hashed at.
 
-    Files the checksum cache knows unchanged are not read. Small files that are read leave
-    their bytes in ``held`` while it has room, so storing them needs no second read. No
-    per-file tuples or index lists: at a million files, short-lived objects interleaved with
-    the draft's own leave the heap fragmented, and the process's peak memory is what they
-    leave behind.
+    Files the checksum cache knows unchanged are not read; a whole set it knows unchanged is
+    not even looked up file by file (one snapshot row).
     """
-    snapshot = None
-    if checksum_cache is not None and SNAPSHOT_MIN_FILES <= len(paths) <= SNAPSHOT_MAX_FILES:
-        snapshot = snapshot_key(paths, stats)
+    if checksum_cache is None:
+        return _hash_all(paths, stats, [None] * len(paths), held)
+    snapshot = snapshot_key(paths, stats) if SNAPSHOT_MIN_FILES <= len(paths) <= SNAPSHOT_MAX_FILES else None
+    if snapshot is not None:
         whole = checksum_cache.snapshot(snapshot, len(paths))
         if whole is not None:
             return whole
-    known: list[str | None] = checksum_cache.lookup(stats) if checksum_cache is not None else [None] * len(paths)
+    known = checksum_cache.lookup(stats)
+    digests = _hash_all(paths, stats, known, held, checksum_cache)
+    if snapshot is not None:
+        # Keyed by the stats before hashing, which hashing proved unchanged (size and mtime).
+        checksum_cache.remember_snapshot(snapshot, stats, digests)
+    return digests
+
+
+def _hash_all(
+    paths: Sequence[str],
+    stats: list[FileStat],
+    known: list[str | None],
+    held: HeldBytes | None,
+    checksum_cache: ChecksumCache | None = None,
+) -> list[str]:
+    """Fill in every ``None`` of ``known`` by hashing that file (and remember it in ``checksum_cache``).
+
+    Small files that are read leave their bytes in ``held`` while it has room, so storing them
+    needs no second read. No per-file tuples or index lists: at a million files, short-lived
+    objects interleaved with the draft's own leave the heap fragmented, and the process's peak
+    memory is what they leave behind.
+    """
     fresh = bytearray(len(known))
     # Serial: small files are syscall-bound (threads only add GIL hand-offs) and large files
     # are hashed by BLAKE3's own thread pool.
@@ -123,11 +142,7 @@ def _digests(
             fresh[i] = 1
     if checksum_cache is not None and any(fresh):
         checksum_cache.remember((stats[i], cast(str, known[i])) for i in range(len(known)) if fresh[i])
-    digests = cast(list[str], known)  # every None was filled in above
-    if snapshot is not None and checksum_cache is not None:
-        # Keyed by the stats before hashing, which hashing proved unchanged (size and mtime).
-        checksum_cache.remember_snapshot(snapshot, stats, digests)
-    return digests
+    return cast(list[str], known)  # every None was filled in above
 
 
 def _scan_dir(root: str) -> tuple[list[str], list[str], list[FileStat]]:

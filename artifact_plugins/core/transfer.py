@@ -13,7 +13,7 @@ from .artifact import PendingEntry
 from .cache import SMALL_BLOB
 from .client import Client
 from .errors import FileChangedError, InvalidPathError, StoreError
-from .hashing import PREFIX, Stat, hash_file
+from .hashing import PREFIX, ChecksumCache, Stat, hash_file
 from .manifest import ManifestEntry
 from .naming import normalize_entry_path
 from .progress import Progress, progress_for
@@ -188,7 +188,7 @@ def materialize(
         _check_destination(root_abs, e.path)
     paths = [f"{base}/{e.path}" for e in entries]
     cache = client.checksum_cache
-    present = [False] * len(entries) if fresh else _present(client, entries, paths)
+    present = [False] * len(entries) if fresh else _present(cache, entries, paths)
     todo = [i for i in range(len(entries)) if not present[i]]
     total = sum(entries[i].size for i in todo)
     made: set[str] = set()
@@ -232,9 +232,8 @@ def materialize(
             cache.remember(written)
 
 
-def _present(client: Client, entries: Sequence[ManifestEntry], paths: list[str]) -> list[bool]:
+def _present(cache: ChecksumCache, entries: Sequence[ManifestEntry], paths: list[str]) -> list[bool]:
     """Which entries are already on disk with the right content (stat + checksum cache, else hashed)."""
-    cache = client.checksum_cache
     present: list[bool] = [False] * len(entries)
     existing = []
     for i, d in enumerate(paths):
@@ -294,26 +293,17 @@ def download_tree(
         os.mkdir(staging)
     except OSError as exc:
         raise (local_write_error(exc, root) or StoreError(f"cannot create {root}: {exc}")) from exc
+    placed = False
     try:
         materialize(client, entries, staging, label, verify, fresh=True)
-    except BaseException:
-        if not _rename_dir(staging, root):
-            shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if not _rename_dir(staging, root):  # ``root`` appeared meanwhile, not empty: fill it the careful way
+    finally:  # on failure too: what arrived is complete, a retry keeps it
         try:
-            materialize(client, entries, root, label, verify)
-        finally:
+            os.rename(staging, root)  # also replaces an empty directory made meanwhile
+            placed = True
+        except OSError:
             shutil.rmtree(staging, ignore_errors=True)
-
-
-def _rename_dir(src: str, dest: str) -> bool:
-    """Rename directory ``src`` to ``dest`` (replacing an empty directory); False if ``dest`` is in the way."""
-    try:
-        os.rename(src, dest)
-    except OSError:
-        return False
-    return True
+    if not placed:  # ``root`` appeared meanwhile, not empty: fill it the careful way
+        materialize(client, entries, root, label, verify)
 
 
 def _replace(tmp: str, dest: str) -> None:
