@@ -115,9 +115,9 @@ class DownloadCache:
         Bytes are verified either way. Fetched bytes that do not match ``digest`` (damaged in
         transit) are read again, at most :data:`VERIFY_ATTEMPTS` times, then
         :class:`IntegrityError`. A fetched blob enters the cache as a hard link to ``dest`` (one
-        directory entry instead of a second file: on this kind of disk, creating and writing a
-        4 KiB file costs ~100 µs, a link ~7 µs); where ``dest`` is on another file system, as a
-        copy. Because such a blob shares its inode with ``dest``, every cache hit re-checks it.
+        directory entry instead of creating and writing a second file); where ``dest`` is on
+        another file system, as a copy. Because such a blob shares its inode with ``dest``, every
+        cache hit re-checks it.
         """
         cached = self._open_verified(digest, read_large=True)
         if cached is not None:

@@ -346,7 +346,8 @@ class S3Store(RemoteStore):
         """A multipart upload whose parts are read (``pread``) and sent from the part threads.
 
         One progress report per part; at most ``max_concurrency`` parts are in memory. Transit
-        integrity is botocore's CRC32 per part (an extra MD5 per part cost ~2 s of CPU per GiB).
+        integrity is botocore's CRC32 per part (with an MD5 per part as well, bench_cloud.py's
+        1 GiB log was 1.18x plain boto3; without it, 0.97x).
         """
         step = max(self.options.multipart_chunksize, -(-size // _MAX_PARTS))
         starts = list(range(0, size, step))

@@ -3,8 +3,9 @@
 A ``get_object``/``put_object`` call spends most of its CPU in botocore (parameter validation,
 a dozen event hooks, endpoint rules, header and timestamp parsing) around a request that moves
 4 KiB; on a 2-core machine talking to a nearby endpoint that CPU, not the network, bounds the
-transfer of many small blobs (measured on a local SeaweedFS: 1.37 ms of CPU per 4 KiB
-``get_object``, 0.79 ms per presigned GET through this module). This path keeps what matters
+transfer of many small blobs (``benchmarks/bench_cloud.py --only requests`` on a local
+SeaweedFS: 500 GETs of 4 KiB cost 0.91 s of CPU through ``get_object``, 0.43 s through this
+module). This path keeps what matters
 from boto3 — credentials (the standard chain, refreshed), endpoint resolution and SigV4 signing, through
 ``generate_presigned_url`` — and the client's own connection pool, TLS and proxy settings
 (its ``URLLib3Session``), and skips the rest.

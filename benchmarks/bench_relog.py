@@ -1,0 +1,118 @@
+"""Where a re-log of unchanged small files spends its time, and what each of its shortcuts saves.
+
+    python benchmarks/bench_relog.py [--files 10000] [--size 4096] [--pairs 7] [--dir DIR]
+
+Generates ``--files`` files (100 directories, mtimes aged past the checksum cache's racy
+window), logs them once per variant (untimed), then re-logs them in fresh processes, the
+variants taking turns run by run. Each re-log is timed in four phases: ``add_dir`` (scan,
+checksum cache, entries), ``init`` (the run record), ``commit`` (``log_artifact``) and
+``finish``. Variants, each with one shortcut taken away:
+
+* ``as shipped``
+* ``no snapshot``: no whole-set snapshot in the checksum cache (one lookup per file)
+* ``collector on``: the cyclic garbage collector left running while ``add_dir`` builds the draft
+* ``ORM statements``: the registry's statements built from the ORM models instead of Core tables
+
+Prints the median of each phase per variant. The store, registry and caches live under
+``--dir`` (default: a temporary directory), the same disk as the data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+VARIANTS = {
+    "as shipped": "",
+    "no snapshot": "import artifact_plugins.core.artifact as a; a.SNAPSHOT_MIN_FILES = 10**12",
+    "collector on": "import contextlib, artifact_plugins.core.artifact as a; a.gc_paused = contextlib.nullcontext",
+    "ORM statements": (
+        "import artifact_plugins.core.registry.registry as r, artifact_plugins.core.registry.models as m; r.tb = m"
+    ),
+}
+
+CHILD = """
+import os, sys, time, json
+home, src, timed = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+for k, v in {"STORE": home + "/store", "REGISTRY": "sqlite:///" + home + "/registry.db",
+             "CACHE_DIR": home + "/cache", "CONFIG": home + "/none.toml", "PROJECT": "bench"}.items():
+    os.environ["ARTIFACT_PLUGINS_" + k] = v
+import artifact_plugins as ap
+import artifact_plugins.core.api, artifact_plugins.core.run, artifact_plugins.core.transfer
+from artifact_plugins.core.client import get_client
+PATCH
+client = get_client(); client.registry; client.checksum_cache._connect()
+marks = [time.perf_counter()]
+art = ap.Artifact("ds", "dataset"); art.add_dir(src); marks.append(time.perf_counter())
+run = ap.init(job_type="bench"); marks.append(time.perf_counter())
+run.log_artifact(art); marks.append(time.perf_counter())
+run.finish(); marks.append(time.perf_counter())
+if timed:
+    names = ["add_dir", "init", "commit", "finish"]
+    print(json.dumps({n: b - a for n, a, b in zip(names, marks, marks[1:])}))
+"""
+
+
+def generate(root: Path, files: int, size: int) -> None:
+    """``files`` files of ``size`` distinct bytes in 100 directories, mtimes an hour old."""
+    if (root / ".done").exists():
+        return
+    old = time.time() - 3600
+    for i in range(files):
+        d = root / f"d{i % 100:03d}"
+        d.mkdir(parents=True, exist_ok=True)
+        p = d / f"f{i:06d}.bin"
+        p.write_bytes(i.to_bytes(8, "little") * (size // 8))
+        os.utime(p, (old, old))
+    (root / ".done").touch()
+
+
+def relog(home: Path, src: Path, patch: str, timed: bool) -> dict[str, float]:
+    code = CHILD.replace("PATCH", patch)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(home), str(src), "1" if timed else "0"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1]) if timed else {}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--files", type=int, default=10_000)
+    p.add_argument("--size", type=int, default=4096)
+    p.add_argument("--pairs", type=int, default=7, help="timed re-logs per variant")
+    p.add_argument("--dir", default=None, help="scratch directory (default: a temporary one)")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.dir) as scratch:
+        base = Path(scratch)
+        src = base / "src"
+        generate(src, args.files, args.size)
+        homes = {name: base / f"home-{i}" for i, name in enumerate(VARIANTS)}
+        for name, patch in VARIANTS.items():  # the first log of each variant, untimed
+            homes[name].mkdir()
+            relog(homes[name], src, patch, timed=False)
+            relog(homes[name], src, patch, timed=False)  # and one warm-up re-log
+        samples: dict[str, list[dict[str, float]]] = {name: [] for name in VARIANTS}
+        for _ in range(args.pairs):
+            for name, patch in VARIANTS.items():
+                samples[name].append(relog(homes[name], src, patch, timed=True))
+    print(f"re-log of {args.files:,} unchanged files of {args.size:,} bytes: median of {args.pairs} runs (ms)")
+    print(f"{'variant':<16} {'add_dir':>8} {'init':>7} {'commit':>7} {'finish':>7} {'total':>7}")
+    for name, runs in samples.items():
+        med = {k: statistics.median(r[k] for r in runs) * 1e3 for k in runs[0]}
+        total = statistics.median(sum(r.values()) for r in runs) * 1e3
+        phases = " ".join(f"{med[k]:{w}.1f}" for k, w in (("add_dir", 8), ("init", 7), ("commit", 7), ("finish", 7)))
+        print(f"{name:<16} {phases} {total:7.1f}")
+
+
+if __name__ == "__main__":
+    main()
