@@ -8,6 +8,7 @@ from core_helpers import BARRIER, release_when_ready, start_python, wait_all
 import artifact_plugins as ap
 from artifact_plugins.core.errors import DistributedConflictError, InvalidInputError
 from artifact_plugins.core.hashing import digest_bytes
+from artifact_plugins.core.registry import Registry
 
 
 def part(tmp_path, name: str, files: dict[str, str], tag: str) -> ap.Artifact:
@@ -118,7 +119,7 @@ print("ok", i)
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_parts_from_real_processes(tmp_path, api, monkeypatch):
-    ap.Api()  # migrate the registry up front so the workers race only on parts
+    Registry(ap.Api().settings.registry).engine.dispose()  # migrated up front: workers race on parts only
     procs = []
     for i in range(4):
         monkeypatch.setenv("AP_WORKER", str(i))

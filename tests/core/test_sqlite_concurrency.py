@@ -7,11 +7,13 @@ race is about the registry, not about eight interpreters importing SQLAlchemy on
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import pytest
-from core_helpers import BARRIER, release_when_ready, start_workers, wait_all
+from core_helpers import BARRIER, release_when_ready, start_python, start_workers, wait_all
 
 import artifact_plugins as ap
+from artifact_plugins.core.registry import Registry
 
 N = 8
 
@@ -20,6 +22,7 @@ LOGGER = (
     + """
 import json, os
 import artifact_plugins as ap
+from artifact_plugins.core.registry import Registry
 i, same = int(os.environ["AP_WORKER"]), os.environ["AP_SAME"] == "1"
 art = ap.Artifact("shared", "dataset")
 with art.new_file("data.txt") as f:
@@ -90,7 +93,7 @@ def test_different_contents_get_unique_gap_free_indices(tmp_path, monkeypatch, r
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_identical_contents_dedupe_to_one_version(tmp_path, monkeypatch, registry_db):
-    ap.Api()  # registry created before the race this time
+    Registry(ap.Api().settings.registry).engine.dispose()  # registry created before the race this time
     results = launch(tmp_path, monkeypatch, same=True)
     api = ap.Api()
     versions = api.artifact_versions("dataset", "shared")
@@ -104,3 +107,24 @@ def test_identical_contents_dedupe_to_one_version(tmp_path, monkeypatch, registr
     v = versions[0]
     for r in results:
         assert api.run_logged_artifacts(r["run"]) == [v]
+
+
+@pytest.mark.timeout(120)
+def test_opening_a_new_registry_waits_for_a_process_holding_it(tmp_path):
+    # SQLite answers "database is locked" at once, without its busy handler, when a connection
+    # switches a database to WAL while another process holds a lock on it: exactly what happens
+    # when several processes open a new registry together and one is creating the tables.
+    db = tmp_path / "registry.db"
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("CREATE TABLE held (x)")
+    opener = start_python(f"from artifact_plugins.core.registry import Registry\nRegistry('sqlite:///{db}')\n")
+    time.sleep(1.5)  # the opener is importing, then waiting on the lock
+    assert opener.poll() is None, opener.communicate()
+    holder.execute("COMMIT")
+    holder.close()
+    _, err = opener.communicate(timeout=60)
+    assert opener.returncode == 0, err
+    journal = sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0]
+    assert journal == "wal"
+    assert ap.Api(registry=f"sqlite:///{db}").artifact_exists("nothing:latest") is False

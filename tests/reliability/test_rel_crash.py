@@ -37,6 +37,7 @@ import artifact_plugins as ap
 from artifact_plugins.core import cache as cache_mod
 from artifact_plugins.core.client import close_clients, get_client
 from artifact_plugins.core.errors import StoreError
+from artifact_plugins.core.registry import Registry
 from artifact_plugins.core.storage import blob_key
 
 DRIVER = Path(__file__).with_name("_crash_driver.py")
@@ -83,7 +84,7 @@ def test_sigkill_while_logging(tmp_path: Path) -> None:
         src = write_tree(tmp_path / f"src-{k}", files)
         variants.append({"index": k, "collection": f"crash-{k % 2}", "src": str(src)})
         contents[k] = files
-    ap.Api()  # create the registry schema up front: these trials are about commits
+    Registry(ap.Api().settings.registry).engine.dispose()  # schema up front: the trials are about commits
     close_clients()
 
     result = drive({"mode": "log", "seed": 7, "trials": LOG_TRIALS, "variants": variants}, tmp_path)

@@ -35,6 +35,7 @@ from sqlalchemy.exc import OperationalError
 import artifact_plugins as ap
 from artifact_plugins.core.client import close_clients, get_client
 from artifact_plugins.core.errors import RegistryError
+from artifact_plugins.core.registry import Registry
 from artifact_plugins.core.registry import db as db_mod
 from artifact_plugins.core.registry import registry as registry_mod
 
@@ -325,7 +326,7 @@ def test_sqlite_held_exclusive_by_another_process(tmp_path: Path, short_busy_tim
 def test_sqlite_writer_frozen_mid_commit(tmp_path: Path, short_busy_timeout: int) -> None:
     """A writer SIGSTOPped inside its commit transaction blocks others for a bounded time only;
     when it resumes, its commit completes and nothing is lost or duplicated."""
-    ap.Api()  # schema
+    Registry(ap.Api().settings.registry).engine.dispose()  # schema
     close_clients()
     frozen = tmp_path / "frozen"
     env = {**os.environ}

@@ -25,6 +25,7 @@ from servers import SECRET_KEY
 import artifact_plugins as ap
 from artifact_plugins.core.client import close_clients
 from artifact_plugins.core.errors import ArtifactPluginsError, StoreError
+from artifact_plugins.core.registry import Registry
 
 LOG_TRIALS = 24
 DOWNLOAD_TRIALS = 24
@@ -81,7 +82,7 @@ def test_logs_under_random_storage_faults(
         files = random_files(rng, large=trial % 3 == 0)
         trials.append((trial, write_tree(tmp_path / f"src-{trial}", files), files))
     contents: dict[str, dict[str, bytes]] = {}
-    ap.Api()  # open the registry before the threads start
+    Registry(ap.Api().settings.registry).engine.dispose()  # open the registry before the threads start
 
     def one(item: tuple[int, Path, dict[str, bytes]]) -> tuple[str, str, float, Path, str]:
         trial, src, _files = item

@@ -8,6 +8,7 @@ import pytest
 from team_helpers import Workers, race
 
 import artifact_plugins as ap
+from artifact_plugins.core.registry import Registry
 
 N = 8
 
@@ -19,7 +20,7 @@ def registry(
     """The registry URL under test, also set for this process."""
     url = request.getfixturevalue("pg_url") if request.param == "postgresql" else f"sqlite:///{tmp_path / 'r.db'}"
     monkeypatch.setenv("ARTIFACT_PLUGINS_REGISTRY", url)
-    ap.Api()  # migrate once up front, as `artifacts db upgrade` would
+    Registry(url).engine.dispose()  # migrate once up front, as `artifacts db upgrade` would
     return url
 
 

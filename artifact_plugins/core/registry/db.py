@@ -8,6 +8,7 @@ so concurrent writers from many processes queue instead of failing half-way. Pos
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from ..errors import InvalidConfigError, RegistryError
 
@@ -69,16 +71,38 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+        _enable_wal(cur)
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _database_locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "database is locked" in str(exc)
+
+
+def _enable_wal(cur: Any) -> None:
+    """Switch the database to WAL, waiting out other processes that hold it.
+
+    Changing the journal mode needs the database to itself, and SQLite answers "database is
+    locked" at once instead of calling the busy handler: this happens whenever several processes
+    open a new registry together while one of them is creating its tables. Once the file is in
+    WAL mode (it stays so) the statement is a no-op that never waits.
+    """
+    for attempt in Retrying(
+        retry=retry_if_exception(_database_locked),
+        stop=stop_after_delay(SQLITE_BUSY_TIMEOUT_S),
+        wait=wait_random_exponential(multiplier=0.005, max=0.1),
+        reraise=True,
+    ):
+        with attempt:
+            cur.execute("PRAGMA journal_mode=WAL")
 
 
 @contextmanager
