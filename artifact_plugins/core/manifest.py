@@ -27,6 +27,8 @@ MAX_MANIFEST_BYTES = 1 * 2**30
 _DIGEST_RE = re.compile(re.escape(PREFIX) + "[0-9a-f]{64}")
 #: Entries serialised per chunk when streaming a manifest through gzip (bounds peak memory).
 _CHUNK = 20_000
+#: Text JSON writes as it is (printable ASCII but '"' and '\\').
+_JSON_PLAIN = re.compile(r"[ !#-\[\]-~]*")
 
 
 class ManifestEntry(BaseModel):
@@ -127,6 +129,23 @@ def entry_from_json(raw: dict[str, Any]) -> ManifestEntry:
     return make_entry(path, _check_digest(path, raw.get("digest")), size, ref, extra)
 
 
+def _entries_text(entries: list[ManifestEntry]) -> str:
+    """The entries as ``json.dumps`` would write them inside a list (no brackets), compact.
+
+    Entries with only path, digest and size whose text needs no escaping are formatted
+    directly (``to_bytes`` 1.4-1.6x faster, ``benchmarks/bench_manifest.py``); anything else
+    goes through ``json``.
+    """
+    fields = [e.__dict__ for e in entries]
+    if (
+        all(f["ref"] is None and not f["extra"] and type(f["size"]) is int for f in fields)
+        and _JSON_PLAIN.fullmatch("".join([f["path"] for f in fields]))
+        and _JSON_PLAIN.fullmatch("".join([f["digest"] for f in fields]))
+    ):
+        return ",".join([f'{{"path":"{f["path"]}","digest":"{f["digest"]}","size":{f["size"]}}}' for f in fields])
+    return json.dumps([e.to_json() for e in entries], separators=(",", ":"), ensure_ascii=False)[1:-1]
+
+
 def _decompress(data: bytes) -> bytes:
     """Gunzip ``data``, refusing (before allocating it) output beyond :data:`MAX_MANIFEST_BYTES`:
     a small tampered object cannot expand into an out-of-memory crash (a "gzip bomb")."""
@@ -206,10 +225,8 @@ class Manifest:
         gz = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits=31: gzip; level 1: fastest, a few % larger
         out = [gz.compress(head[:-1].encode() + b',"entries":[')]
         for start in range(0, len(paths), _CHUNK):
-            part = json.dumps(
-                [table[p].to_json() for p in paths[start : start + _CHUNK]], separators=(",", ":"), ensure_ascii=False
-            )
-            out.append(gz.compress((("," if start else "") + part[1:-1]).encode()))
+            part = _entries_text([table[p] for p in paths[start : start + _CHUNK]])
+            out.append(gz.compress((("," if start else "") + part).encode()))
         out.append(gz.compress(b"]}"))
         out.append(gz.flush())
         return b"".join(out)

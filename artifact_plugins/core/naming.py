@@ -198,21 +198,28 @@ def normalize_entry_path(path: object) -> str:
     raise InvalidPathError(f"invalid entry path {_show(path)}: {rule}")
 
 
-_PLAIN_LINES = re.compile(r"(?:[A-Za-z0-9_.+=,@~ -]+(?:/[A-Za-z0-9_.+=,@~ -]+)*\n)*")
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9_.+=,@~ /\n-]*")
 _DOT_SEGMENT = re.compile(r"(?:^|/)\.{1,2}(?:/|$)", re.MULTILINE)
 
 
 def normalize_entry_paths(paths: list[str]) -> list[str]:
     """:func:`normalize_entry_path` of many paths (the same list back when all are canonical).
 
-    Checks the whole batch with two regular-expression passes over the joined text instead of
-    one call per path; any path that is not plain takes the per-path route.
+    Checks the whole batch at once on the joined text (one line per path): plain characters
+    only (one flat character class), then substring tests for an empty or absolute path, a
+    trailing slash and an empty segment, and, only when some segment starts with a dot, a
+    search for ``.`` and ``..`` segments. Any batch that is not plain takes the per-path route.
     """
-    text = "\n".join(paths) + "\n"
+    joined = "".join(paths)
+    text = "\n" + "\n".join(paths) + "\n"
     if (
-        "\n" not in "".join(paths)
-        and _PLAIN_LINES.fullmatch(text)
-        and not _DOT_SEGMENT.search(text)
+        "\n" not in joined
+        and _PLAIN_TEXT.fullmatch(text)
+        and "\n\n" not in text  # an empty path (or none at all)
+        and "\n/" not in text  # absolute
+        and "/\n" not in text  # a trailing slash
+        and "//" not in text  # an empty segment
+        and not (("/." in text or "\n." in text) and _DOT_SEGMENT.search(text))
         and max(map(len, paths), default=0) <= MAX_PATH_BYTES
     ):
         return paths

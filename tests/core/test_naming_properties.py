@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from artifact_plugins.core.errors import InvalidAliasError, InvalidPathError
-from artifact_plugins.core.naming import Ref, normalize_entry_path, parse_ref, validate_alias
+from artifact_plugins.core.naming import Ref, normalize_entry_path, normalize_entry_paths, parse_ref, validate_alias
 
 set_hypothesis_home_dir(tempfile.mkdtemp(prefix="ap-hypothesis-"))  # keep .hypothesis out of the checkout
 
@@ -76,3 +76,30 @@ def test_bare_name_means_latest():
     assert parse_ref("ds") == Ref("ds", alias="latest")
     assert parse_ref("p/ds") == Ref("ds", "p", alias="latest")
     assert parse_ref("e/p/ds:prod") == Ref("ds", "p", "e", alias="prod")
+
+
+PLAIN_SEGMENTS = ["a", "b.txt", ".x", "-", " ", "x y", "...", "z" * 1020]  # the long one: over 1024 with a neighbour
+BAD_SEGMENTS = ["", "", "", ".", "..", "\n", "x\ny", "é", "\\", "C:", "e\u0301"]
+# Mostly plain segments, so that batches the fast route accepts are common; an empty segment
+# makes a leading, trailing or double slash.
+batch_paths = st.lists(
+    st.lists(st.sampled_from(PLAIN_SEGMENTS * 4 + BAD_SEGMENTS), max_size=4).map("/".join),
+    max_size=4,
+)
+
+
+def _outcome(fn, arg):
+    try:
+        return fn(arg)
+    except InvalidPathError as exc:
+        return str(exc)
+
+
+@settings(FAST, max_examples=1500)
+@given(batch_paths)
+def test_batch_normalisation_gives_the_per_path_verdicts(paths):
+    batch = _outcome(normalize_entry_paths, paths)
+    one_by_one = _outcome(lambda ps: [normalize_entry_path(p) for p in ps], paths)
+    assert batch == one_by_one
+    if batch is paths:  # the batch route said "all canonical": each one is
+        assert all(normalize_entry_path(p) == p for p in paths)

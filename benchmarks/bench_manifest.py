@@ -1,0 +1,88 @@
+"""Per-entry work on entry paths and manifests: the batch routes against the one-by-one routes.
+
+    python benchmarks/bench_manifest.py [--entries 10000,100000,1000000] [--runs 5]
+
+A manifest is written on every first log or change (``to_bytes``: canonical JSON, gzipped) and
+read on every download, use, diff and gc of a version the process has not read yet
+(``from_bytes``: parsed and every entry validated). Plain entries (path, digest and size, text
+needing no JSON escaping) are written by direct formatting; this script times that against the
+``json.dumps`` route on the same manifests (paths like ``d0042/f0012345.bin``, distinct
+digests), checks both give the same bytes, and times reading them back. It also times
+checking the entry paths of a directory being added: ``normalize_entry_paths`` on the whole
+batch against ``normalize_entry_path`` one path at a time. One process, pure CPU; medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import time
+from collections.abc import Callable
+
+from blake3 import blake3
+
+from artifact_plugins.core import manifest as manifest_mod
+from artifact_plugins.core.manifest import Manifest, ManifestEntry, make_entry
+from artifact_plugins.core.naming import normalize_entry_path, normalize_entry_paths
+
+
+def build(n: int) -> Manifest:
+    """A manifest of ``n`` plain entries in 1,000-file directories."""
+    return Manifest(
+        make_entry(f"d{i // 1000:04d}/f{i:07d}.bin", "blake3:" + blake3(i.to_bytes(8, "little")).hexdigest(), 1024 + i)
+        for i in range(n)
+    )
+
+
+def _json_route(entries: list[ManifestEntry]) -> str:
+    return json.dumps([e.to_json() for e in entries], separators=(",", ":"), ensure_ascii=False)[1:-1]
+
+
+def median(fn: Callable[[], object], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        gc.collect()
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--entries", default="10000,100000,1000000")
+    p.add_argument("--runs", type=int, default=5)
+    args = p.parse_args()
+    fast = manifest_mod._entries_text
+    print(f"{'entries':>10} {'write, json.dumps':>20} {'write, direct':>18} {'speed-up':>9} {'read':>18}")
+    for n in (int(x) for x in args.entries.split(",")):
+        m = build(n)
+        data = m.to_bytes()
+        manifest_mod._entries_text = _json_route
+        try:
+            assert m.to_bytes() == data
+            slow = median(m.to_bytes, args.runs)
+        finally:
+            manifest_mod._entries_text = fast
+        quick = median(m.to_bytes, args.runs)
+        digest = m.digest()
+        read = median(lambda data=data, digest=digest: Manifest.from_bytes(data, digest), args.runs)
+        per = 1e6 / n
+        print(
+            f"{n:>10,} {slow:9.3f} s {slow * per:4.1f} us {quick:7.3f} s {quick * per:4.1f} us {slow / quick:8.2f}x"
+            f" {read:7.3f} s {read * per:4.1f} us"
+        )
+    print(f"\n{'entries':>10} {'paths, one by one':>20} {'paths, batch':>18} {'speed-up':>9}")
+    for n in (int(x) for x in args.entries.split(",")):
+        paths = [f"d{i // 1000:04d}/f{i:07d}.bin" for i in range(n)]
+        assert normalize_entry_paths(paths) is paths
+        slow = median(lambda paths=paths: [normalize_entry_path(p) for p in paths], args.runs)
+        quick = median(lambda paths=paths: normalize_entry_paths(paths), args.runs)
+        per = 1e6 / n
+        print(f"{n:>10,} {slow:9.3f} s {slow * per:4.2f} us {quick:7.3f} s {quick * per:4.2f} us {slow / quick:8.2f}x")
+
+
+if __name__ == "__main__":
+    main()
