@@ -9,6 +9,8 @@ import stat as stat_mod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from .artifact import PendingEntry
 from .cache import SMALL_BLOB
 from .client import Client
@@ -287,10 +289,9 @@ def download_tree(
         materialize(client, entries, root, label, verify)
         return
     parent, name = os.path.split(os.path.abspath(root))
-    staging = os.path.join(parent, f".{name}.tmp-{temp_token()}")
     try:
         os.makedirs(parent, exist_ok=True)
-        os.mkdir(staging)
+        staging, in_use = _new_staging(parent, name)
     except OSError as exc:
         raise (local_write_error(exc, root) or StoreError(f"cannot create {root}: {exc}")) from exc
     placed = False
@@ -302,8 +303,47 @@ def download_tree(
             placed = True
         except OSError:
             shutil.rmtree(staging, ignore_errors=True)
+        _release_staging(staging, in_use)
     if not placed:  # ``root`` appeared meanwhile, not empty: fill it the careful way
         materialize(client, entries, root, label, verify)
+
+
+def _new_staging(parent: str, name: str) -> tuple[str, FileLock]:
+    """A new hidden directory beside ``name`` to build it in, marked in use by a held lock.
+
+    First removes the staging directories of earlier downloads of ``name`` whose process died
+    (their lock is free): a download killed mid-way leaves nothing behind for longer than the
+    next download of the same root.
+    """
+    prefix = f".{name}.tmp-"
+    with os.scandir(parent) as it:
+        stale = [e.name[: -len(".lock")] for e in it if e.name.startswith(prefix) and e.name.endswith(".lock")]
+    for dead in stale:
+        lock = FileLock(os.path.join(parent, f"{dead}.lock"), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            continue  # a live download of the same root is building it
+        try:
+            shutil.rmtree(os.path.join(parent, dead), ignore_errors=True)
+        finally:
+            _release_staging(os.path.join(parent, dead), lock)
+    staging = os.path.join(parent, f"{prefix}{temp_token()}")
+    in_use = FileLock(f"{staging}.lock", timeout=0)
+    in_use.acquire()  # a new file: never contended
+    try:
+        os.mkdir(staging)
+    except BaseException:
+        _release_staging(staging, in_use)
+        raise
+    return staging, in_use
+
+
+def _release_staging(staging: str, in_use: FileLock) -> None:
+    """Drop the lock file that marked ``staging`` in use (the directory is gone or renamed)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(f"{staging}.lock")  # before the release: a sweeper that then locks it finds nothing to do
+    in_use.release()
 
 
 def _replace(tmp: str, dest: str) -> None:

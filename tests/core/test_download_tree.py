@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +114,83 @@ def test_an_existing_empty_root_and_a_root_that_is_a_file(tmp_path: Path) -> Non
         v.download(blocker)
     assert blocker.read_text() == "not a directory"
     assert leftovers(tmp_path) == []
+
+
+# A download in another process that stops (SIGSTOP) inside its first file, holding its staging
+# directory: killed, it leaves the directory behind; alive, nobody may take it away.
+PAUSED_DOWNLOAD = """
+import os, signal, sys
+import artifact_plugins as ap
+from artifact_plugins.core.storage.local import LocalStore
+
+real = LocalStore.get_file
+stopped = []
+
+def get_file(self, key, dest):
+    real(self, key, dest)
+    if not stopped:
+        stopped.append(key)
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+LocalStore.get_file = get_file
+ap.Api().artifact(sys.argv[1]).download(sys.argv[2])
+print("done")
+"""
+
+
+def start_paused_download(v: ap.ArtifactVersion, root: Path) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PAUSED_DOWNLOAD, v.qualified_name, str(root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not any(n.startswith(f".{root.name}.tmp-") and n.endswith(".lock") for n in os.listdir(root.parent)):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the download never started"
+        time.sleep(0.02)
+    while _state(proc.pid) != "T":  # stopped inside its first file
+        assert time.monotonic() < deadline, "the download never paused"
+        time.sleep(0.02)
+    return proc
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_a_killed_download_leaves_nothing_after_the_next_download(tmp_path: Path) -> None:
+    v = logged(tmp_path)
+    (tmp_path / "out").mkdir()
+    root = tmp_path / "out" / "model"
+    killed = start_paused_download(v, root)
+    killed.kill()
+    killed.wait()
+    assert len(leftovers(tmp_path / "out")) == 2  # its half-built directory and its lock file
+    assert not root.exists()  # nobody ever saw a partial root
+
+    assert v.download(root) == root
+    assert tree(root) == FILES
+    assert leftovers(tmp_path / "out") == []
+    assert os.listdir(tmp_path / "out") == ["model"]
+
+
+def test_a_live_download_keeps_its_staging_directory(tmp_path: Path) -> None:
+    v = logged(tmp_path)
+    (tmp_path / "out").mkdir()
+    root = tmp_path / "out" / "model"
+    paused = start_paused_download(v, root)
+    try:
+        (theirs,) = [n for n in os.listdir(tmp_path / "out") if not n.endswith(".lock")]
+        assert v.download(root) == root
+        assert tree(root) == FILES
+        assert (tmp_path / "out" / theirs).is_dir()  # still theirs, untouched
+    finally:
+        paused.send_signal(signal.SIGCONT)
+        out, err = paused.communicate(timeout=60)
+    # It completes into the root that now exists, file by file, and cleans up after itself.
+    assert paused.returncode == 0 and out.strip() == "done", err
+    assert tree(root) == FILES
+    assert leftovers(tmp_path / "out") == []
