@@ -62,10 +62,10 @@ class Client:
         cached = self._manifests.get(version.digest)
         if cached is None:
             cached = Manifest.from_bytes(self.store.get_bytes(version.manifest_key), expected_digest=version.digest)
-            self._remember(version.digest, cached)
+            self.remember_manifest(version.digest, cached)
         return cached
 
-    def _remember(self, digest: str, manifest: Manifest) -> None:
+    def remember_manifest(self, digest: str, manifest: Manifest) -> None:
         """Memoise a manifest; bounded in manifests and in entries (a million-entry manifest
         costs hundreds of MiB, so only a couple of those stay)."""
         held = sum(len(m) for m in self._manifests.values())
@@ -81,7 +81,7 @@ class Client:
             self.store.touch([key])
         else:
             self.store.put_bytes(key, manifest.to_bytes())
-        self._remember(digest, manifest)
+        self.remember_manifest(digest, manifest)
         return key
 
 

@@ -239,7 +239,7 @@ class Run:
             # can outlive a store switch: without the manifest check, a re-log into a new store
             # would commit nothing there.)
             result = registry.reuse_version(**fields)
-            self._client._remember(digest, manifest)
+            self._client.remember_manifest(digest, manifest)
         if result is None:
             upload_blobs(self._client, artifact.pending, artifact.name, artifact.held)
             self._client.put_manifest(manifest)
