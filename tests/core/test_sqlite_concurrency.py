@@ -22,7 +22,6 @@ LOGGER = (
     + """
 import json, os
 import artifact_plugins as ap
-from artifact_plugins.core.registry import Registry
 i, same = int(os.environ["AP_WORKER"]), os.environ["AP_SAME"] == "1"
 art = ap.Artifact("shared", "dataset")
 with art.new_file("data.txt") as f:
@@ -118,9 +117,16 @@ def test_opening_a_new_registry_waits_for_a_process_holding_it(tmp_path):
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     holder.execute("CREATE TABLE held (x)")
-    opener = start_python(f"from artifact_plugins.core.registry import Registry\nRegistry('sqlite:///{db}')\n")
-    time.sleep(1.5)  # the opener is importing, then waiting on the lock
-    assert opener.poll() is None, opener.communicate()
+    # The opener says when it is about to open (imports done), so the lock is surely held when it
+    # gets there: without the wait, it fails within milliseconds of saying so.
+    opener = start_python(
+        "from artifact_plugins.core.registry import Registry\n"
+        "print('opening', flush=True)\n"
+        f"Registry('sqlite:///{db}')\n"
+    )
+    assert opener.stdout is not None and opener.stdout.readline().strip() == "opening", opener.communicate()
+    time.sleep(1.0)
+    assert opener.poll() is None, opener.communicate()  # waiting on the lock, not failed
     holder.execute("COMMIT")
     holder.close()
     _, err = opener.communicate(timeout=60)
