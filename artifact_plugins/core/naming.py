@@ -210,10 +210,9 @@ def normalize_entry_paths(paths: list[str]) -> list[str]:
     trailing slash and an empty segment, and, only when some segment starts with a dot, a
     search for ``.`` and ``..`` segments. Any batch that is not plain takes the per-path route.
     """
-    joined = "".join(paths)
     text = "\n" + "\n".join(paths) + "\n"
     if (
-        "\n" not in joined
+        text.count("\n") == len(paths) + 1  # no path holds a newline of its own
         and _PLAIN_TEXT.fullmatch(text)
         and "\n\n" not in text  # an empty path (or none at all)
         and "\n/" not in text  # absolute

@@ -309,25 +309,9 @@ def download_tree(
 
 
 def _new_staging(parent: str, name: str) -> tuple[str, FileLock]:
-    """A new hidden directory beside ``name`` to build it in, marked in use by a held lock.
-
-    First removes the staging directories of earlier downloads of ``name`` whose process died
-    (their lock is free): a download killed mid-way leaves nothing behind for longer than the
-    next download of the same root.
-    """
+    """A new hidden directory beside ``name`` to build it in, marked in use by a held lock."""
     prefix = f".{name}.tmp-"
-    with os.scandir(parent) as it:
-        stale = [e.name[: -len(".lock")] for e in it if e.name.startswith(prefix) and e.name.endswith(".lock")]
-    for dead in stale:
-        lock = FileLock(os.path.join(parent, f"{dead}.lock"), timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            continue  # a live download of the same root is building it
-        try:
-            shutil.rmtree(os.path.join(parent, dead), ignore_errors=True)
-        finally:
-            _release_staging(os.path.join(parent, dead), lock)
+    _remove_dead_staging(parent, prefix)
     staging = os.path.join(parent, f"{prefix}{temp_token()}")
     in_use = FileLock(f"{staging}.lock", timeout=0)
     in_use.acquire()  # a new file: never contended
@@ -337,6 +321,24 @@ def _new_staging(parent: str, name: str) -> tuple[str, FileLock]:
         _release_staging(staging, in_use)
         raise
     return staging, in_use
+
+
+def _remove_dead_staging(parent: str, prefix: str) -> None:
+    """Remove staging directories named ``prefix…`` whose download died (their lock is free), so a
+    download killed mid-way leaves nothing behind past the next download of the same root."""
+    with os.scandir(parent) as it:
+        locks = [e.path for e in it if e.name.startswith(prefix) and e.name.endswith(".lock")]
+    for lock_path in locks:
+        staging = lock_path[: -len(".lock")]
+        lock = FileLock(lock_path, timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            continue  # a live download of the same root is building it
+        try:
+            shutil.rmtree(staging, ignore_errors=True)
+        finally:
+            _release_staging(staging, lock)
 
 
 def _release_staging(staging: str, in_use: FileLock) -> None:
