@@ -133,7 +133,7 @@ def _entries_text(entries: list[ManifestEntry]) -> str:
     """The entries as ``json.dumps`` would write them inside a list (no brackets), compact.
 
     Entries with only path, digest and size whose text needs no escaping are formatted
-    directly (``to_bytes`` 1.4-1.6x faster, ``benchmarks/bench_manifest.py``); anything else
+    directly (``to_bytes`` 1.4-1.7x faster, ``benchmarks/bench_manifest.py``); anything else
     goes through ``json``.
     """
     fields = [e.__dict__ for e in entries]
