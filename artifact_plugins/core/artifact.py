@@ -22,7 +22,6 @@ from .hashing import (
     FileStat,
     compact_stat,
     hash_file,
-    hash_small,
     snapshot_key,
 )
 from .manifest import Manifest, ManifestEntry, make_entry
@@ -46,44 +45,13 @@ class PendingEntry(NamedTuple):
     stat: FileStat | None = None
 
 
-#: Small files whose bytes a draft keeps from hashing to storing, so they are read once: at most
-#: this large each, and at most :data:`HOLD_BUDGET` bytes per draft (distinct contents only).
-HOLD_MAX_FILE = 64 * 2**10
-HOLD_BUDGET = 16 * 2**20
-
-
-class HeldBytes(dict[str, bytes]):
-    """Bytes of small files read while hashing, by digest, within :data:`HOLD_BUDGET`."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.total = 0
-
-    def room_for(self, size: int) -> bool:
-        """Whether a file of ``size`` bytes may be held."""
-        return size <= HOLD_MAX_FILE and self.total + size <= HOLD_BUDGET
-
-    def hold(self, digest: str, data: bytes) -> None:
-        """Keep ``data`` (whose digest is ``digest``) unless already held."""
-        if digest not in self:
-            self[digest] = data
-            self.total += len(data)
-
-    def release(self) -> None:
-        """Drop everything held."""
-        self.clear()
-        self.total = 0
-
-
-def hash_local_files(
-    paths: Sequence[str], checksum_cache: ChecksumCache | None, held: HeldBytes | None = None
-) -> list[tuple[str, FileStat]]:
+def hash_local_files(paths: Sequence[str], checksum_cache: ChecksumCache | None) -> list[tuple[str, FileStat]]:
     """Digest and stat of each file, skipping rehashing for files the checksum cache knows unchanged."""
     try:
         stats = [compact_stat(os.stat(p)) for p in paths]
     except OSError as exc:
         raise InvalidInputError(f"cannot add {exc.filename!r}: {exc.strerror}") from None
-    digests = _digests(paths, stats, checksum_cache, held)
+    digests = _digests(paths, stats, checksum_cache)
     return list(zip(digests, stats, strict=True))
 
 
@@ -91,7 +59,6 @@ def _digests(
     paths: Sequence[str],
     stats: list[FileStat],
     checksum_cache: ChecksumCache | None,
-    held: HeldBytes | None = None,
 ) -> list[str]:
     """The digest of each file; ``stats`` is updated in place to the stat each file was hashed at.
 
@@ -99,14 +66,14 @@ def _digests(
     not even looked up file by file (one snapshot row).
     """
     if checksum_cache is None:
-        return _hash_all(paths, stats, [None] * len(paths), held)
+        return _hash_all(paths, stats, [None] * len(paths))
     snapshot = snapshot_key(paths, stats) if SNAPSHOT_MIN_FILES <= len(paths) <= SNAPSHOT_MAX_FILES else None
     if snapshot is not None:
         whole = checksum_cache.snapshot(snapshot, len(paths))
         if whole is not None:
             return whole
     known = checksum_cache.lookup(stats)
-    digests = _hash_all(paths, stats, known, held, checksum_cache)
+    digests = _hash_all(paths, stats, known, checksum_cache)
     if snapshot is not None:
         # Keyed by the stats before hashing, which hashing proved unchanged (size and mtime).
         checksum_cache.remember_snapshot(snapshot, stats, digests)
@@ -117,13 +84,11 @@ def _hash_all(
     paths: Sequence[str],
     stats: list[FileStat],
     known: list[str | None],
-    held: HeldBytes | None,
     checksum_cache: ChecksumCache | None = None,
 ) -> list[str]:
     """Fill in every ``None`` of ``known`` by hashing that file (and remember it in ``checksum_cache``).
 
-    Small files that are read leave their bytes in ``held`` while it has room, so storing them
-    needs no second read. No per-file tuples or index lists: at a million files, short-lived
+    No per-file tuples or index lists: at a million files, short-lived
     objects interleaved with the draft's own leave the heap fragmented, and the process's peak
     memory is what they leave behind.
     """
@@ -132,11 +97,7 @@ def _hash_all(
     # are hashed by BLAKE3's own thread pool.
     for i, d in enumerate(known):
         if d is None:
-            if held is not None and held.room_for(stats[i].st_size):
-                digest, after, data = hash_small(paths[i], stats[i])
-                held.hold(digest, data)
-            else:
-                digest, after = hash_file(paths[i], stats[i])
+            digest, after = hash_file(paths[i], stats[i])
             known[i] = digest
             stats[i] = compact_stat(after)  # at once: full stats add up to GiBs
             fresh[i] = 1
@@ -230,7 +191,6 @@ class Artifact:
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self._logged: ArtifactVersion | None = None
         self._checksum_cache: ChecksumCache | None = None
-        self._held = HeldBytes()
         self.base: ArtifactVersion | None = None
 
     def __repr__(self) -> str:
@@ -279,7 +239,7 @@ class Artifact:
         if not os.path.isfile(path):
             raise InvalidInputError(f"cannot add file {path!r}: it does not exist or is not a regular file")
         entry_path = normalize_entry_path(name if name is not None else os.path.basename(path))
-        ((digest, st),) = hash_local_files([path], self._cache(), self._held)
+        ((digest, st),) = hash_local_files([path], self._cache())
         entry = make_entry(entry_path, digest, st.st_size)
         return self._put(PendingEntry(entry, os.path.abspath(path), st), overwrite)
 
@@ -300,7 +260,7 @@ class Artifact:
             if name is not None:
                 rels = [posixpath.join(name, rel) for rel in rels]
             paths = normalize_entry_paths(rels)
-            digests = _digests(fulls, stats, self._cache(), self._held)
+            digests = _digests(fulls, stats, self._cache())
             out = []
             put = self._put
             for full, path, digest, st in zip(fulls, paths, digests, stats, strict=True):
@@ -383,14 +343,8 @@ class Artifact:
         """Total bytes of the entries."""
         return sum(p.entry.size for p in self._entries.values())
 
-    @property
-    def held(self) -> HeldBytes:
-        """Bytes of small files kept from hashing, by digest (for the commit pipeline)."""
-        return self._held
-
     def _mark_logged(self, version: ArtifactVersion) -> None:
         self._logged = version
-        self._held.release()
         if self._tmpdir is not None:
             self._tmpdir.cleanup()
             self._tmpdir = None

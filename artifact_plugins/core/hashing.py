@@ -150,8 +150,8 @@ def _signature(st: Stat) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
-def hash_small(path: str | os.PathLike[str], st: Stat) -> tuple[str, os.stat_result, bytes]:
-    """:func:`hash_file` of a small file whose stat is known, also returning the bytes hashed.
+def _hash_small(path: str | os.PathLike[str], st: Stat) -> tuple[str, os.stat_result]:
+    """:func:`hash_file` of a small file whose stat is known: read in one call, hashed in memory.
 
     ``st`` said "regular file"; the ``fstat`` after the read proves the file read was one (a
     FIFO or device swapped in meanwhile is refused then: opened non-blocking and read at most
@@ -176,7 +176,7 @@ def hash_small(path: str | os.PathLike[str], st: Stat) -> tuple[str, os.stat_res
             f"{os.fspath(path)!r} changed while it was being hashed (size/mtime moved); "
             "log it again once it is no longer being written"
         )
-    return PREFIX + blake3(data).hexdigest(), after, data
+    return PREFIX + blake3(data).hexdigest(), after
 
 
 def hash_file(path: str | os.PathLike[str], st: Stat | None = None) -> tuple[str, os.stat_result]:
@@ -187,8 +187,7 @@ def hash_file(path: str | os.PathLike[str], st: Stat | None = None) -> tuple[str
     try:
         before = st or os.stat(path)
         if before.st_size < MMAP_THRESHOLD:
-            digest, after, _ = hash_small(path, before)
-            return digest, after
+            return _hash_small(path, before)
         fd = open_regular(path)  # never hand a FIFO or a device to the mmap hasher
         try:
             h = _hash_mapped(fd, before.st_size)

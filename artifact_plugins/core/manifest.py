@@ -25,8 +25,9 @@ FORMAT = "artifact-plugins-manifest"
 #: manifest, yet refused before it can exhaust memory (JSON parsing needs several times as much).
 MAX_MANIFEST_BYTES = 1 * 2**30
 _DIGEST_RE = re.compile(re.escape(PREFIX) + "[0-9a-f]{64}")
-#: Entries serialised per chunk when streaming a manifest through gzip (bounds peak memory).
-_CHUNK = 20_000
+#: Entries hashed or serialised per chunk when streaming a manifest (bounds peak memory: 20,000
+#: a chunk left ~5 MiB more at the peak of a 100,000-file log than 4,096, and was no faster).
+_CHUNK = 4096
 #: Text JSON writes as it is (printable ASCII but '"' and '\\').
 _JSON_PLAIN = re.compile(r"[ !#-\[\]-~]*")
 

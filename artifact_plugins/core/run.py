@@ -241,7 +241,7 @@ class Run:
             result = registry.reuse_version(**fields)
             self._client.remember_manifest(digest, manifest)
         if result is None:
-            upload_blobs(self._client, artifact.pending, artifact.name, artifact.held)
+            upload_blobs(self._client, artifact.pending, artifact.name)
             self._client.put_manifest(manifest)
             result = registry.commit_version(**fields)
         version = ArtifactVersion(self._client, result.version, self)
@@ -293,7 +293,7 @@ class Run:
         did = self._distributed_id(distributed_id)
         manifest = artifact.manifest()
         _checked_fields(artifact)
-        upload_blobs(self._client, artifact.pending, artifact.name, artifact.held)
+        upload_blobs(self._client, artifact.pending, artifact.name)
         key = self._client.put_manifest(manifest)
         self._client.registry.add_part(
             entity=self.entity,

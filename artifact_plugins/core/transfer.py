@@ -6,7 +6,7 @@ import contextlib
 import os
 import shutil
 import stat as stat_mod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -14,8 +14,8 @@ from filelock import FileLock, Timeout
 from .artifact import PendingEntry
 from .cache import SMALL_BLOB
 from .client import Client
-from .errors import FileChangedError, InvalidPathError, StoreError
-from .hashing import PREFIX, ChecksumCache, Stat, hash_file
+from .errors import InvalidPathError, StoreError
+from .hashing import ChecksumCache, Stat, hash_file
 from .manifest import ManifestEntry
 from .naming import normalize_entry_path
 from .progress import Progress, progress_for
@@ -57,58 +57,37 @@ class _FileProgress:
         self.progress.advance(size - self.moved, 1)
 
 
-def upload_blobs(
-    client: Client, pending: Iterable[PendingEntry], label: str, held: Mapping[str, bytes] | None = None
-) -> int:
-    """Step (1) of the commit protocol: send every blob the store does not have. Returns bytes sent.
-
-    ``held`` has the bytes of small files read while hashing, by digest: those are sent from
-    memory once the file's stat shows it unchanged since it was added (no second read).
-    """
+def upload_blobs(client: Client, pending: Iterable[PendingEntry], label: str) -> int:
+    """Step (1) of the commit protocol: send every blob the store does not have. Returns bytes sent."""
     store = client.store
-    # Keyed by digest (strings the entries already hold): store keys are derived on the fly,
-    # so a million-entry log does not keep a million key strings alive.
-    by_digest: dict[str, PendingEntry] = {}
-    for p in pending:
-        if p.entry.ref is None:
-            d = p.entry.digest
-            if p.source is not None or d not in by_digest:
-                by_digest[d] = p
+    blobs = _distinct_blobs(pending)
     if isinstance(store, LocalStore):
         # A reused blob must look young to a concurrent gc. On local disk touching is a look
         # too (it fails on a missing file), so touch first: what it found is present and young
         # now, what it did not find is sent — one system call per blob instead of three.
-        missing: set[str] = set()
-        digests = list(by_digest)
-        for start in range(0, len(digests), 10_000):  # key strings live for one chunk only
-            chunk = digests[start : start + 10_000]
-            keys = [blob_key(d) for d in chunk]
+        todo: list[PendingEntry] = []
+        for start in range(0, len(blobs), _KEY_CHUNK):  # key strings live for one chunk only
+            chunk = blobs[start : start + _KEY_CHUNK]
+            keys = [blob_key(p.entry.digest) for p in chunk]
             gone = store.touch(keys)
             if gone is None:
                 gone = store.missing(keys)
             if gone:
-                missing.update(d for d, k in zip(chunk, keys, strict=True) if k in gone)
-        _check_lost(by_digest, missing, label)
+                todo.extend(p for p, k in zip(chunk, keys, strict=True) if k in gone)
     else:
-        missing = _digests_of(store.missing(map(blob_key, by_digest)))
-        _check_lost(by_digest, missing, label)
-        reused = [blob_key(d) for d in by_digest if d not in missing]
+        gone = store.missing(blob_key(p.entry.digest) for p in blobs)
+        reused = [k for k in (blob_key(p.entry.digest) for p in blobs) if k not in gone]
         if reused:
-            # One that gc deleted between the check above and this touch is simply sent again.
+            # One that gc deleted between the look above and this touch is sent again.
             store.touch(reused)
-            missing |= {d for d in _digests_of(store.missing(reused)) if by_digest[d].source is not None}
-    todo = [by_digest[d] for d in sorted(missing)]
+            gone |= store.missing(reused)
+        todo = [p for p in blobs if blob_key(p.entry.digest) in gone]
+    _check_lost(todo, label)
     total = sum(p.entry.size for p in todo)
     with progress_for(f"uploading {label}", total, len(todo)) as progress:
 
         def put(item: object) -> None:
             assert isinstance(item, PendingEntry) and item.source is not None
-            data = held.get(item.entry.digest) if held else None
-            if data is not None and item.stat is not None:
-                _check_unchanged(item.source, item.stat)
-                store.put_bytes(blob_key(item.entry.digest), data)
-                progress.advance(item.entry.size)
-                return
             if isinstance(store, RemoteStore):
                 counted = _FileProgress(progress)
                 store.put_file(blob_key(item.entry.digest), item.source, expect=item.stat, on_bytes=counted)
@@ -121,23 +100,35 @@ def upload_blobs(
     return total
 
 
-def _check_unchanged(source: str, hashed: Stat) -> None:
-    """Refuse a file whose size or mtime moved since it was hashed (its digest no longer holds)."""
-    try:
-        now = os.stat(source)
-    except OSError as exc:
-        raise FileChangedError(f"{source!r} changed since it was added ({exc.strerror}); add it again") from None
-    if (now.st_size, now.st_mtime_ns) != (hashed.st_size, hashed.st_mtime_ns):
-        raise FileChangedError(f"{source!r} changed since it was added; log it again once it is stable")
+#: Blob keys built at a time while the store is asked about them.
+_KEY_CHUNK = 10_000
 
 
-def _digests_of(keys: Iterable[str]) -> set[str]:
-    """The digests named by blob keys (``blobs/blake3/<aa>/<hex>``)."""
-    return {PREFIX + k.rsplit("/", 1)[1] for k in keys}
+def _distinct_blobs(pending: Iterable[PendingEntry]) -> list[PendingEntry]:
+    """One pending entry per blob the entries need (references need none), in digest order.
+
+    Where entries share a digest, one with a local source is kept: it can send the bytes. No
+    dict or set over every digest: at 100,000 distinct blobs those were a tenth of a log's peak
+    memory; a sorted list costs a pointer per blob.
+    """
+    blobs = sorted((p for p in pending if p.entry.ref is None), key=_digest_of)
+    distinct: list[PendingEntry] = []
+    for p in blobs:
+        if distinct and distinct[-1].entry.digest == p.entry.digest:
+            if distinct[-1].source is None and p.source is not None:
+                distinct[-1] = p
+            continue
+        distinct.append(p)
+    return distinct
 
 
-def _check_lost(by_digest: dict[str, PendingEntry], missing: set[str], label: str) -> None:
-    lost = sorted(by_digest[d].entry.path for d in missing if by_digest[d].source is None)
+def _digest_of(p: PendingEntry) -> str:
+    return p.entry.digest
+
+
+def _check_lost(missing: Iterable[PendingEntry], label: str) -> None:
+    """Refuse to commit when blobs of entries carried over without a local source are gone."""
+    lost = sorted(p.entry.path for p in missing if p.source is None)
     if lost:
         raise StoreError(
             f"{label}: the stored bytes of {len(lost)} entries carried over from an earlier version are gone "

@@ -233,6 +233,32 @@ def test_a_blob_deleted_from_the_bucket_is_reported(
     assert not (tmp_path / "out" / "a.txt").exists()
 
 
+def test_a_carried_over_blob_deleted_from_the_bucket_is_refused_or_sent_again(
+    backend: Backend, make_tree: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A new version of a draft carried over from an earlier one: a blob gone from the bucket is
+    refused by name when nothing local has its bytes, and sent again when a local file does."""
+    prefix = backend.use_store()
+    v0 = log_dir(make_tree("src", {"keep.txt": b"kept", "lost.txt": b"deleted by hand"}))
+    backend.delete(STORE_BUCKET, f"{prefix}/{blob_key(digest_bytes(b'deleted by hand'))}")
+
+    refused = v0.new_draft()
+    with refused.new_file("added.txt") as f:
+        f.write("new")
+    with ap.init(job_type="producer") as run, pytest.raises(StoreError, match=r"carried over.*'lost\.txt'"):
+        run.log_artifact(refused)
+    assert [v.version for v in ap.Api().artifact_versions("dataset", "ds")] == ["v0"]
+
+    restored = v0.new_draft()
+    copy = tmp_path / "copy.txt"
+    copy.write_bytes(b"deleted by hand")
+    restored.add_file(copy, "copy-of-lost.txt")
+    with ap.init(job_type="producer") as run:
+        v1 = run.log_artifact(restored)
+    out = v1.download(tmp_path / "out")
+    assert (out / "lost.txt").read_bytes() == b"deleted by hand"
+
+
 def test_wrong_credentials_fail_cleanly(
     s3: Backend, make_tree: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,7 +13,6 @@ from blake3 import blake3
 
 import artifact_plugins as ap
 from artifact_plugins.core import artifact as artifact_mod
-from artifact_plugins.core.artifact import HOLD_MAX_FILE
 from artifact_plugins.core.errors import (
     ArtifactNotFoundError,
     FileChangedError,
@@ -26,7 +25,6 @@ from artifact_plugins.core.errors import (
 )
 from artifact_plugins.core.hashing import digest_bytes
 from artifact_plugins.core.manifest import DIGEST_HEADER, FORMAT
-from artifact_plugins.core.storage import local as storage_local
 from artifact_plugins.core.storage import manifest_key
 from artifact_plugins.core.storage.local import LocalStore
 
@@ -321,20 +319,14 @@ def test_file_changing_while_hashed(tmp_path, seeded, snapshot, monkeypatch):
     _run, draft, _ = seeded
     victim = tmp_path / "growing.log"
     victim.write_text("first line\n")
-    real, real_small = artifact_mod.hash_file, artifact_mod.hash_small
+    real = artifact_mod.hash_file
 
     def growing_hash(path, st=None):
         with open(path, "a") as f:
             f.write("another line\n")
         return real(path, st)
 
-    def growing_small(path, st):
-        with open(path, "a") as f:
-            f.write("another line\n")
-        return real_small(path, st)
-
     monkeypatch.setattr(artifact_mod, "hash_file", growing_hash)
-    monkeypatch.setattr(artifact_mod, "hash_small", growing_small)  # small files keep their bytes
     before = snapshot()
     with pytest.raises(FileChangedError) as info:
         draft.add_file(victim)
@@ -347,7 +339,7 @@ def test_file_changing_while_stored(tmp_path, seeded, snapshot, monkeypatch):
     """Fault injection: the file is appended to when the store starts copying it."""
     run, _draft, _ = seeded
     victim = tmp_path / "model.bin"
-    victim.write_bytes(os.urandom(HOLD_MAX_FILE + 4096))  # too big to be held in memory: read again to store
+    victim.write_bytes(os.urandom(2 * 2**20))  # large: copied by the kernel, then its stat is checked
     art = ap.Artifact("ds", "dataset")
     art.add_file(victim)
     real_put = LocalStore.put_file
@@ -366,31 +358,22 @@ def test_file_changing_while_stored(tmp_path, seeded, snapshot, monkeypatch):
     assert art.logged_version is None
 
 
-def test_small_file_bytes_are_read_once_and_still_checked(tmp_path, seeded, snapshot, monkeypatch):
-    """A small file's bytes, read when it was hashed, are stored from memory (no second read);
-    an edit made in between is still refused."""
+def test_small_file_edited_between_add_and_log_is_refused_even_when_its_stat_is_unchanged(tmp_path, seeded, snapshot):
+    """A small file is read again when stored and its bytes hashed again: an edit that kept its
+    length and was given back its mtime is refused, not stored under the old digest."""
     run, _draft, _ = seeded
     src = tmp_path / "small.txt"
-    src.write_text("small and stable")
+    src.write_text("small, new bytes")
+    os.utime(src, ns=(0, 0))
     art = ap.Artifact("ds", "dataset")
     art.add_file(src)
-    assert art.held.total == len("small and stable")
-    reads: list[str] = []
-    real_read = storage_local.read_small
-    monkeypatch.setattr(storage_local, "read_small", lambda p, n: reads.append(str(p)) or real_read(p, n))
-    v = run.log_artifact(art)
-    assert reads == [] and art.held.total == 0  # stored from memory, released once logged
-    assert (v.download(tmp_path / "out") / "small.txt").read_text() == "small and stable"
-
-    edited = ap.Artifact("ds", "dataset")
-    src.write_text("small, new bytes")
-    edited.add_file(src)
     src.write_text("small, NEW bytes")
-    os.utime(src, ns=(0, 0))  # an edit that kept the length; the mtime tells
+    os.utime(src, ns=(0, 0))  # same length, same mtime: only the bytes tell
     before = snapshot()
     with pytest.raises(FileChangedError, match=r"small\.txt"):
-        run.log_artifact(edited)
+        run.log_artifact(art)
     assert snapshot() == before
+    assert art.logged_version is None
 
 
 def test_file_changed_between_add_and_log(tmp_path, seeded, snapshot):

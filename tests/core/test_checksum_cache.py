@@ -18,24 +18,18 @@ from artifact_plugins.core.hashing import ChecksumCache, digest_bytes
 
 @pytest.fixture
 def hash_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every path hashed through ``hashing.hash_file`` or ``hashing.hash_small`` (wherever imported)."""
+    """Every path hashed through ``hashing.hash_file`` (wherever imported)."""
     calls: list[str] = []
     lock = threading.Lock()
-    real, real_small = hashing.hash_file, hashing.hash_small
+    real = hashing.hash_file
 
     def counting(path, st=None):
         with lock:
             calls.append(os.fspath(path))
         return real(path, st)
 
-    def counting_small(path, st):
-        with lock:
-            calls.append(os.fspath(path))
-        return real_small(path, st)
-
     monkeypatch.setattr(hashing, "hash_file", counting)
     monkeypatch.setattr(artifact_mod, "hash_file", counting)
-    monkeypatch.setattr(artifact_mod, "hash_small", counting_small)
     return calls
 
 

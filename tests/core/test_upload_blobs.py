@@ -1,0 +1,66 @@
+"""Step (1) of a commit on the local store: which blobs are sent, and what is refused."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import artifact_plugins as ap
+from artifact_plugins.core.errors import StoreError
+from artifact_plugins.core.hashing import digest_bytes
+from artifact_plugins.core.storage import blob_key
+
+
+def _log(art: ap.Artifact) -> ap.ArtifactVersion:
+    with ap.init(job_type="producer") as run:
+        return run.log_artifact(art)
+
+
+def _first_version(make_tree: Callable[..., Path], files: dict[str, bytes]) -> ap.ArtifactVersion:
+    art = ap.Artifact("ds", "dataset")
+    art.add_dir(make_tree("src", files))
+    return _log(art)
+
+
+def test_identical_contents_are_stored_once(make_tree: Callable[..., Path], store_dir: Path) -> None:
+    files = {f"d{i % 3}/copy{i}.txt": b"the same bytes" for i in range(7)} | {"other.txt": b"other"}
+    v = _first_version(make_tree, files)
+    blobs = sorted(p.name for p in (store_dir / "blobs").rglob("*") if p.is_file())
+    assert blobs == sorted(blob_key(digest_bytes(c)).rsplit("/", 1)[1] for c in (b"the same bytes", b"other"))
+    out = v.download(store_dir.parent / "out")
+    assert all((out / rel).read_bytes() == content for rel, content in files.items())
+
+
+def test_a_carried_over_entry_whose_blob_is_gone_is_refused(
+    make_tree: Callable[..., Path], store_dir: Path, snapshot: Callable[[], tuple[Any, ...]]
+) -> None:
+    v0 = _first_version(make_tree, {"keep.txt": b"kept", "lost.txt": b"deleted by hand"})
+    (store_dir / blob_key(digest_bytes(b"deleted by hand"))).unlink()
+    draft = v0.new_draft()
+    with draft.new_file("added.txt") as f:
+        f.write("new")
+    with ap.init(job_type="producer") as run:
+        before = snapshot()
+        with pytest.raises(StoreError, match=r"1 entries carried over.*'lost\.txt'"):
+            run.log_artifact(draft)
+        assert snapshot() == before  # no version, no manifest, no blob of the refused log
+    assert draft.logged_version is None
+
+
+def test_a_gone_blob_is_sent_again_from_a_local_file_with_the_same_bytes(
+    make_tree: Callable[..., Path], store_dir: Path, tmp_path: Path
+) -> None:
+    v0 = _first_version(make_tree, {"keep.txt": b"kept", "lost.txt": b"deleted by hand"})
+    lost_blob = store_dir / blob_key(digest_bytes(b"deleted by hand"))
+    lost_blob.unlink()
+    draft = v0.new_draft()
+    copy = tmp_path / "copy.txt"
+    copy.write_bytes(b"deleted by hand")
+    draft.add_file(copy, "copy-of-lost.txt")  # a local source for the same digest
+    v1 = _log(draft)
+    assert lost_blob.read_bytes() == b"deleted by hand"
+    out = v1.download(tmp_path / "out")
+    assert (out / "lost.txt").read_bytes() == (out / "copy-of-lost.txt").read_bytes() == b"deleted by hand"
