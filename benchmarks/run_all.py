@@ -647,17 +647,18 @@ def targets(b: Bench, scale: dict[str, Any] | None) -> list[str]:
                 big.rss_mib <= small.rss_mib * 1.5,
             )
         )
-    many = c.get(("ours", "first_log", "small100k"))
-    if many is not None and many.samples:
-        s = sorted(many.samples, key=lambda s: s["seconds"])[len(many.samples) // 2]
-        per = (s["rss_kib"] - s["base_rss_kib"]) * 1024 / s["entries"]
-        rows.append(
-            (
-                f"≤ 1 KiB per manifest entry (first log of {s['entries']:,} files, peak RSS above baseline)",
-                f"{per:.0f} bytes",
-                per <= 1024,
+    for op, what in (("first_log", "first log"), ("download_cached", "cached download")):
+        many = c.get(("ours", op, "small100k"))
+        if many is not None and many.samples:
+            s = sorted(many.samples, key=lambda s: s["seconds"])[len(many.samples) // 2]
+            per = (s["rss_kib"] - s["base_rss_kib"]) * 1024 / s["entries"]
+            rows.append(
+                (
+                    f"≤ 1 KiB per manifest entry ({what} of {s['entries']:,} files, peak RSS above baseline)",
+                    f"{per:.0f} bytes",
+                    per <= 1024,
+                )
             )
-        )
     if scale:
         per = (scale["first_log_rss_kib"] - scale["base_rss_kib"]) * 1024 / scale["entries"]
         label = f"≤ 1 KiB per manifest entry (first log of {scale['entries']:,} entries)"

@@ -130,6 +130,15 @@ def entry_from_json(raw: dict[str, Any]) -> ManifestEntry:
     return make_entry(path, _check_digest(path, raw.get("digest")), size, ref, extra)
 
 
+def _consumed(items: list[Any]) -> Iterator[Any]:
+    """Yield ``items`` in order, emptying the list as it goes: each parsed entry is freed as soon
+    as its :class:`ManifestEntry` exists, so the two are never all in memory at once."""
+    items.reverse()
+    pop = items.pop
+    while items:
+        yield pop()
+
+
 def _entries_text(entries: list[ManifestEntry]) -> str:
     """The entries as ``json.dumps`` would write them inside a list (no brackets), compact.
 
@@ -240,6 +249,7 @@ class Manifest:
             raise InvalidInputError(f"manifest of {len(raw)} bytes exceeds the limit of {MAX_MANIFEST_BYTES}")
         try:
             doc = json.loads(raw)
+            del raw  # the text is not needed while the entries are built
         except ValueError as exc:
             raise InvalidInputError(f"manifest is not valid JSON: {exc}") from None
         except RecursionError:
@@ -249,7 +259,7 @@ class Manifest:
         entries = doc.get("entries")
         if not isinstance(entries, list):
             raise InvalidInputError("manifest has no entry list")
-        manifest = cls(entry_from_json(e) for e in entries)
+        manifest = cls(entry_from_json(e) for e in _consumed(entries))
         if expected_digest is not None and manifest.digest() != expected_digest:
             raise InvalidInputError(
                 f"manifest content digest {manifest.digest()} does not match the recorded {expected_digest}"

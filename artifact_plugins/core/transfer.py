@@ -15,7 +15,7 @@ from .artifact import PendingEntry
 from .cache import SMALL_BLOB
 from .client import Client
 from .errors import InvalidPathError, StoreError
-from .hashing import ChecksumCache, Stat, hash_file
+from .hashing import ChecksumCache, FileStat, Stat, compact_stat, hash_file
 from .manifest import ManifestEntry
 from .naming import normalize_entry_path
 from .progress import Progress, progress_for
@@ -179,14 +179,17 @@ def materialize(
     root_abs, base = os.path.abspath(root), os.fspath(root)
     for e in entries:
         _check_destination(root_abs, e.path)
-    paths = [f"{base}/{e.path}" for e in entries]
     cache = client.checksum_cache
-    present = [False] * len(entries) if fresh else _present(cache, entries, paths)
-    todo = [i for i in range(len(entries)) if not present[i]]
+    # Indices and destination paths are made as they are needed: at a million entries, lists of
+    # them were hundreds of MiB of a download's peak memory.
+    todo: Sequence[int] = range(len(entries))
+    if not fresh:
+        present = _present(cache, entries, base)
+        todo = [i for i in todo if not present[i]]
     total = sum(entries[i].size for i in todo)
     made: set[str] = set()
     for i in todo:
-        parent = paths[i].rsplit("/", 1)[0]
+        parent = f"{base}/{entries[i].path}".rsplit("/", 1)[0]
         if parent not in made:
             try:
                 os.makedirs(parent, exist_ok=True)
@@ -198,7 +201,8 @@ def materialize(
 
         def fetch(item: object) -> None:
             assert isinstance(item, int)
-            entry, dest = entries[item], paths[item]
+            entry = entries[item]
+            dest = f"{base}/{entry.path}"
             if fresh:
                 target = dest
             else:
@@ -216,7 +220,7 @@ def materialize(
                 _remove(target)
                 raise
             if entry.ref is None:  # a reference's digest may describe its URI, not its bytes
-                written.append((os.stat(dest), entry.digest))
+                written.append((compact_stat(os.stat(dest)), entry.digest))
             counted.done(entry.size)
 
         try:
@@ -225,17 +229,17 @@ def materialize(
             cache.remember(written)
 
 
-def _present(cache: ChecksumCache, entries: Sequence[ManifestEntry], paths: list[str]) -> list[bool]:
-    """Which entries are already on disk with the right content (stat + checksum cache, else hashed)."""
-    present: list[bool] = [False] * len(entries)
-    existing = []
-    for i, d in enumerate(paths):
+def _present(cache: ChecksumCache, entries: Sequence[ManifestEntry], base: str) -> bytearray:
+    """Which entries are already under ``base`` with the right content (stat + checksum cache, else hashed)."""
+    present = bytearray(len(entries))
+    existing: list[tuple[int, FileStat]] = []
+    for i, e in enumerate(entries):
         try:
-            st = os.stat(d)
+            found = os.stat(f"{base}/{e.path}")
         except OSError:
             continue
-        if stat_mod.S_ISREG(st.st_mode):
-            existing.append((i, st))
+        if stat_mod.S_ISREG(found.st_mode):
+            existing.append((i, compact_stat(found)))
     if existing:
         known = cache.lookup([st for _, st in existing])
         rehash = []
@@ -245,7 +249,7 @@ def _present(cache: ChecksumCache, entries: Sequence[ManifestEntry], paths: list
             elif st.st_size == entries[i].size:
                 rehash.append((i, st))
         if rehash:
-            results = [hash_file(paths[i], st) for i, st in rehash]
+            results = [hash_file(f"{base}/{entries[i].path}", st) for i, st in rehash]
             cache.remember((st, d) for d, st in results)
             for (i, _), (d, _) in zip(rehash, results, strict=True):
                 present[i] = d == entries[i].digest
