@@ -1,0 +1,159 @@
+"""Where a first log of small files spends its time, step by step, next to `cp -r` of the same files.
+
+    python benchmarks/bench_first_log.py [--files 10000] [--size 4096] [--runs 5] [--dir DIR]
+
+Generates ``--files`` files of ``--size`` distinct bytes in 100 directories (under ``--dir``,
+default ``benchmarks/.data``), then alternates, ``--runs`` times: ``cp -r`` of them into a new
+directory, and a first log of them (``Artifact`` + ``add_dir`` + ``init`` + ``log_artifact`` +
+``finish``) in a fresh process into an empty store, registry and checksum cache. The log's
+process times each step by wrapping the function that does it:
+
+* ``scan``: walking the directory (one ``stat`` per file)
+* ``hash``: reading and hashing the files, minus ``remember`` (below)
+* ``remember``: writing their digests to the checksum cache
+* ``entries``: the rest of ``add_dir`` (path checks, entry objects)
+* ``look up``: asking the store which blobs it lacks (``touch``: one ``utime`` per blob)
+* ``store``: reading each file again, checking its digest and writing the blob (temp + rename)
+* ``manifest``: building, hashing, serialising and storing the manifest
+* ``registry``: the run record, the version's transaction and the run's end
+* ``other``: what is left of the whole (upload bookkeeping, progress, Python between steps)
+
+and prints the median of each. Nothing is deleted before a run (on this VM's ext4 with
+``discard`` a bulk delete slows file creation for seconds): stores and copies are renamed into
+a trash directory, removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+CHILD = r"""
+import functools, json, os, sys, time
+home, src = sys.argv[1], sys.argv[2]
+for k, v in {"STORE": home + "/store", "REGISTRY": "sqlite:///" + home + "/registry.db",
+             "CACHE_DIR": home + "/cache", "CONFIG": home + "/none.toml", "PROJECT": "bench"}.items():
+    os.environ["ARTIFACT_PLUGINS_" + k] = v
+import artifact_plugins as ap
+import artifact_plugins.core.api, artifact_plugins.core.run as run_mod, artifact_plugins.core.transfer as transfer
+import artifact_plugins.core.artifact as artifact_mod
+from artifact_plugins.core.client import Client, get_client
+from artifact_plugins.core.hashing import ChecksumCache
+from artifact_plugins.core.manifest import Manifest
+from artifact_plugins.core.registry.registry import Registry
+from artifact_plugins.core.storage.local import LocalStore
+spent = {}
+
+def timed(owner, name, step):
+    real = getattr(owner, name)
+    @functools.wraps(real)
+    def wrapper(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return real(*args, **kwargs)
+        finally:
+            spent[step] = spent.get(step, 0.0) + time.perf_counter() - t
+    setattr(owner, name, wrapper)
+
+timed(artifact_mod, "_scan_dir", "scan")
+timed(artifact_mod, "_digests", "hash")
+timed(ChecksumCache, "remember", "remember")
+timed(LocalStore, "touch", "look up")
+timed(LocalStore, "put_file", "store")
+timed(artifact_mod.Artifact, "manifest", "manifest")
+timed(Manifest, "digest", "manifest")
+timed(Client, "put_manifest", "manifest")
+timed(Registry, "commit_version", "registry")
+client = get_client(); client.registry; client.checksum_cache._connect()
+t0 = time.perf_counter()
+art = ap.Artifact("ds", "dataset"); art.add_dir(src)
+t1 = time.perf_counter()
+with ap.init(job_type="bench") as run:
+    t2 = time.perf_counter()
+    run.log_artifact(art)
+    t3 = time.perf_counter()
+t4 = time.perf_counter()
+spent["hash"] -= spent.get("remember", 0.0)
+spent["entries"] = (t1 - t0) - spent["scan"] - spent["hash"] - spent.get("remember", 0.0)
+spent["registry"] = spent.get("registry", 0.0) + (t2 - t1) + (t4 - t3)
+spent["total"] = t4 - t0
+spent["other"] = spent["total"] - sum(v for k, v in spent.items() if k != "total")
+print(json.dumps(spent))
+"""
+
+STEPS = ("scan", "hash", "remember", "entries", "look up", "store", "manifest", "registry", "other", "total")
+
+
+def generate(root: Path, files: int, size: int) -> None:
+    """``files`` files of ``size`` distinct bytes in 100 directories, mtimes an hour old (outside
+    the checksum cache's racy window, as files being logged usually are)."""
+    marker = root.parent / f".{root.name}.complete"
+    if marker.exists():
+        return
+    old = time.time() - 3600
+    for i in range(files):
+        d = root / f"d{i % 100:03d}"
+        d.mkdir(parents=True, exist_ok=True)
+        f = d / f"f{i:07d}.bin"
+        f.write_bytes(i.to_bytes(8, "little") * (size // 8))
+        os.utime(f, (old, old))
+    os.sync()
+    marker.touch()
+
+
+def first_log(home: Path, src: Path) -> dict[str, float]:
+    home.mkdir(parents=True)
+    out = subprocess.run([sys.executable, "-c", CHILD, str(home), str(src)], check=True, capture_output=True, text=True)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def cp_r(src: Path, dest: Path) -> float:
+    t = time.perf_counter()
+    subprocess.run(["cp", "-r", str(src), str(dest)], check=True)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--files", type=int, default=10_000)
+    p.add_argument("--size", type=int, default=4096)
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--dir", default=str(HERE / ".data"), help="where the data and scratch stores live")
+    args = p.parse_args()
+    base = Path(args.dir)
+    src = base / f"first-log-{args.files}x{args.size}"
+    generate(src, args.files, args.size)
+    trash = base / f"first-log-trash-{uuid.uuid4().hex}"
+    trash.mkdir(parents=True)
+    logs: list[dict[str, float]] = []
+    copies: list[float] = []
+    try:
+        for k in range(args.runs):
+            os.sync()
+            copies.append(cp_r(src, trash / f"cp-{k}"))
+            os.sync()
+            logs.append(first_log(trash / f"home-{k}", src))
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)
+    print(f"first log of {args.files:,} new files of {args.size:,} bytes: median of {args.runs} runs")
+    cp = statistics.median(copies)
+    for step in STEPS:
+        ms = statistics.median(r.get(step, 0.0) for r in logs) * 1e3
+        print(f"  {step:<9} {ms:8.1f} ms  {ms * 1e3 / args.files:6.1f} us a file")
+    total = statistics.median(r["total"] for r in logs)
+    print(f"  cp -r     {cp * 1e3:8.1f} ms  {cp * 1e6 / args.files:6.1f} us a file")
+    print(f"first log / cp -r = {total / cp:.2f}")
+
+
+if __name__ == "__main__":
+    main()
