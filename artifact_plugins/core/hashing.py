@@ -125,8 +125,10 @@ def compact_stat(st: Stat) -> FileStat:
     return _new_stat(FileStat, (share(mode, mode), st.st_ino, share(dev, dev), st.st_size, st.st_mtime_ns))
 
 
-#: Bytes of a large file mapped at a time while hashing it.
-MMAP_WINDOW = 64 * 2**20
+#: Bytes of a large file mapped at a time while hashing it: the whole of a log's memory that
+#: grows with a file's size. 16 MiB hashes a 1 GiB file as fast as 64 MiB did (BLAKE3's threads
+#: still get enough work per window) with 48 MiB less at the peak.
+MMAP_WINDOW = 16 * 2**20
 
 
 def _hash_mapped(fd: int, size: int) -> blake3:
