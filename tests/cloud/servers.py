@@ -14,6 +14,7 @@ import contextlib
 import importlib.metadata
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -31,12 +32,36 @@ ACCESS_KEY = "test-access-key"
 SECRET_KEY = "test-secret-key-never-printed"
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's ephemeral range.
+
+    A port the kernel handed out for ``bind(0)`` comes from the ephemeral range, the same range it
+    draws the local ports of outgoing connections from: a server that connects to its own parts
+    before it listens (``weed mini`` does) can take the port it was told to listen on. Ports below
+    that range are only ever taken by an explicit bind.
+    """
+    low = _ephemeral_range()[0]
+    for _ in range(200):
+        port = random.randrange(10000, max(low, 10001))
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free TCP port found on 127.0.0.1 between 10000 and {low}")
+
+
+class PortTaken(RuntimeError):
+    """A server exited because one of its ports was bound by another process first."""
 
 
 def _wait(check: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -87,11 +112,25 @@ class SeaweedFS:
         return f"http://127.0.0.1:{self.ports['s3']}"
 
     def start(self) -> SeaweedFS:
-        """Start (or restart on the same ports and data) and wait until S3 answers."""
-        if not self.ports:
-            names = ["master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3", "s3_grpc"]
-            names += ["admin", "admin_grpc", "debug"]
-            self.ports = {n: free_port() for n in names}
+        """Start (or restart on the same ports and data) and wait until S3 answers.
+
+        A first start whose ports were taken meanwhile by someone else starts again on new ones.
+        """
+        fresh = not self.ports
+        for attempt in range(3):
+            if fresh:
+                names = ["master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3", "s3_grpc"]
+                names += ["admin", "admin_grpc", "debug"]
+                self.ports = {n: free_port() for n in names}
+            try:
+                return self._start_once()
+            except PortTaken:
+                if attempt == 2:
+                    raise
+                time.sleep(0.5)
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> SeaweedFS:
         p = self.ports
         data = self.root / "data"
         data.mkdir(parents=True, exist_ok=True)
@@ -132,7 +171,13 @@ class SeaweedFS:
             client.list_buckets()
             return True
 
-        _wait(ready, 60, "SeaweedFS", self.proc, log)
+        try:
+            _wait(ready, 60, "SeaweedFS", self.proc, log)
+        except RuntimeError as e:
+            self.kill()
+            if "address already in use" in str(e):
+                raise PortTaken(str(e)) from e
+            raise
         return self
 
     def kill(self) -> None:
