@@ -35,14 +35,34 @@ if TYPE_CHECKING:
 
 
 class PendingEntry(NamedTuple):
-    """A manifest entry plus, for local files, where its bytes come from and the stat they were hashed at.
+    """A manifest entry plus, for local files, where its bytes come from and when they were hashed.
 
-    A named tuple: built once per file of a draft, so its construction cost and size count.
+    A named tuple: built once per file of a draft, so its construction cost and size count. Of
+    the file's stat it keeps the modification time alone (the size is the entry's): that is all
+    storing the bytes checks. A file added with its directory keeps no path of its own either:
+    ``origin`` is then the directory (one string shared by all its files) and the file's path is
+    that plus the entry's path from ``cut`` on. A stat and a full path per file were a fifth of a
+    100,000-file draft's memory.
     """
 
     entry: ManifestEntry
-    source: str | None = None
-    stat: FileStat | None = None
+    origin: str | None = None
+    mtime_ns: int | None = None
+    cut: int = -1
+
+    @property
+    def source(self) -> str | None:
+        """The local file the entry's bytes come from (``None`` for a stored or referenced entry)."""
+        if self.cut < 0 or self.origin is None:
+            return self.origin
+        return self.origin + self.entry.path[self.cut :]
+
+    @property
+    def hashed_stat(self) -> FileStat | None:
+        """The size and modification time the source had when it was hashed (what storing it checks)."""
+        if self.origin is None or self.mtime_ns is None:
+            return None
+        return FileStat(0, 0, 0, self.entry.size, self.mtime_ns)
 
 
 def hash_local_files(paths: Sequence[str], checksum_cache: ChecksumCache | None) -> list[tuple[str, FileStat]]:
@@ -241,7 +261,7 @@ class Artifact:
         entry_path = normalize_entry_path(name if name is not None else os.path.basename(path))
         ((digest, st),) = hash_local_files([path], self._cache())
         entry = make_entry(entry_path, digest, st.st_size)
-        return self._put(PendingEntry(entry, os.path.abspath(path), st), overwrite)
+        return self._put(PendingEntry(entry, os.path.abspath(path), st.st_mtime_ns), overwrite)
 
     def add_dir(
         self, local_path: str | os.PathLike[str], name: str | None = None, *, overwrite: bool = False
@@ -263,8 +283,18 @@ class Artifact:
             digests = _digests(fulls, stats, self._cache())
             out = []
             put = self._put
-            for full, path, digest, st in zip(fulls, paths, digests, stats, strict=True):
-                out.append(put(PendingEntry(make_entry(path, digest, st.st_size), full, st), overwrite))
+            base, cut = f"{root}/", 0 if name is None else len(posixpath.join(name, ""))
+            # Each stat and full path is let go as its entry is made: never both at once.
+            spent_stats, spent_fulls = cast(list[FileStat | None], stats), cast(list[str | None], fulls)
+            for i, st in enumerate(stats):
+                path, full = paths[i], fulls[i]
+                spent_stats[i] = spent_fulls[i] = None
+                entry = make_entry(path, digests[i], st.st_size)
+                if base + path[cut:] == full:  # the usual case: the path is the directory's plus the entry's
+                    pending = PendingEntry(entry, base, st.st_mtime_ns, cut)
+                else:  # the entry path was normalised away from the file's name
+                    pending = PendingEntry(entry, full, st.st_mtime_ns)
+                out.append(put(pending, overwrite))
         return out
 
     @contextmanager

@@ -90,10 +90,10 @@ def upload_blobs(client: Client, pending: Iterable[PendingEntry], label: str) ->
             assert isinstance(item, PendingEntry) and item.source is not None
             if isinstance(store, RemoteStore):
                 counted = _FileProgress(progress)
-                store.put_file(blob_key(item.entry.digest), item.source, expect=item.stat, on_bytes=counted)
+                store.put_file(blob_key(item.entry.digest), item.source, expect=item.hashed_stat, on_bytes=counted)
                 counted.done(item.entry.size)
             else:
-                store.put_file(blob_key(item.entry.digest), item.source, expect=item.stat)
+                store.put_file(blob_key(item.entry.digest), item.source, expect=item.hashed_stat)
                 progress.advance(item.entry.size)
 
         _parallel(put, todo, _workers(store, total, len(todo)))

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import artifact_plugins as ap
-from artifact_plugins.core.errors import StoreError
+from artifact_plugins.core.errors import FileChangedError, StoreError
 from artifact_plugins.core.hashing import digest_bytes
 from artifact_plugins.core.storage import blob_key
 
@@ -64,3 +64,32 @@ def test_a_gone_blob_is_sent_again_from_a_local_file_with_the_same_bytes(
     assert lost_blob.read_bytes() == b"deleted by hand"
     out = v1.download(tmp_path / "out")
     assert (out / "lost.txt").read_bytes() == (out / "copy-of-lost.txt").read_bytes() == b"deleted by hand"
+
+
+@pytest.mark.parametrize("prefix", [None, "pre", "a/b"])
+def test_files_added_with_their_directory_are_stored_from_their_own_paths(
+    make_tree: Callable[..., Path], store_dir: Path, prefix: str | None
+) -> None:
+    # A draft keeps the directory once and rebuilds each file's path from its entry path; a
+    # name that normalisation changes (NFD on disk, NFC in the manifest) keeps its own path.
+    files = {"top.txt": b"top", "d1/d2/deep.txt": b"deep", "cafe\u0301.txt": b"nfd name"}
+    root = make_tree("src", files)
+    art = ap.Artifact("ds", "dataset")
+    art.add_dir(root, name=prefix)
+    on_disk = {p.source for p in art.pending}
+    assert on_disk == {str(root / rel) for rel in files}
+    assert sorted(p.cut >= 0 for p in art.pending) == [False, True, True]  # only the NFD name keeps its path
+    v = _log(art)
+    out = v.download(store_dir.parent / "out")
+    lead = f"{prefix}/" if prefix else ""
+    got = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert got == {f"{lead}top.txt": b"top", f"{lead}d1/d2/deep.txt": b"deep", f"{lead}caf\u00e9.txt": b"nfd name"}
+
+
+def test_a_file_added_with_its_directory_and_then_edited_is_refused(make_tree: Callable[..., Path]) -> None:
+    root = make_tree("src", {"a.txt": b"first", "b.txt": b"other"})
+    art = ap.Artifact("ds", "dataset")
+    art.add_dir(root)
+    (root / "a.txt").write_bytes(b"edited after add_dir")
+    with ap.init(job_type="producer") as run, pytest.raises(FileChangedError, match=r"a\.txt"):
+        run.log_artifact(art)
