@@ -36,6 +36,8 @@ import time
 import uuid
 from pathlib import Path
 
+from smallfiles import add_size_options, generate
+
 HERE = Path(__file__).resolve().parent
 
 CHILD = r"""
@@ -45,7 +47,7 @@ for k, v in {"STORE": home + "/store", "REGISTRY": "sqlite:///" + home + "/regis
              "CACHE_DIR": home + "/cache", "CONFIG": home + "/none.toml", "PROJECT": "bench"}.items():
     os.environ["ARTIFACT_PLUGINS_" + k] = v
 import artifact_plugins as ap
-import artifact_plugins.core.api, artifact_plugins.core.run as run_mod, artifact_plugins.core.transfer as transfer
+import artifact_plugins.core.api, artifact_plugins.core.run, artifact_plugins.core.transfer  # loaded before the clock
 import artifact_plugins.core.artifact as artifact_mod
 from artifact_plugins.core.client import Client, get_client
 from artifact_plugins.core.hashing import ChecksumCache
@@ -94,23 +96,6 @@ print(json.dumps(spent))
 STEPS = ("scan", "hash", "remember", "entries", "look up", "store", "manifest", "registry", "other", "total")
 
 
-def generate(root: Path, files: int, size: int) -> None:
-    """``files`` files of ``size`` distinct bytes in 100 directories, mtimes an hour old (outside
-    the checksum cache's racy window, as files being logged usually are)."""
-    marker = root.parent / f".{root.name}.complete"
-    if marker.exists():
-        return
-    old = time.time() - 3600
-    for i in range(files):
-        d = root / f"d{i % 100:03d}"
-        d.mkdir(parents=True, exist_ok=True)
-        f = d / f"f{i:07d}.bin"
-        f.write_bytes(i.to_bytes(8, "little") * (size // 8))
-        os.utime(f, (old, old))
-    os.sync()
-    marker.touch()
-
-
 def first_log(home: Path, src: Path) -> dict[str, float]:
     home.mkdir(parents=True)
     out = subprocess.run([sys.executable, "-c", CHILD, str(home), str(src)], check=True, capture_output=True, text=True)
@@ -125,8 +110,7 @@ def cp_r(src: Path, dest: Path) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--files", type=int, default=10_000)
-    p.add_argument("--size", type=int, default=4096)
+    add_size_options(p)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--dir", default=str(HERE / ".data"), help="where the data and scratch stores live")
     args = p.parse_args()

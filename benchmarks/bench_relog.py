@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from smallfiles import add_size_options, generate
 
 VARIANTS = {
     "as shipped": "",
@@ -60,20 +60,6 @@ if timed:
 """
 
 
-def generate(root: Path, files: int, size: int) -> None:
-    """``files`` files of ``size`` distinct bytes in 100 directories, mtimes an hour old."""
-    if (root / ".done").exists():
-        return
-    old = time.time() - 3600
-    for i in range(files):
-        d = root / f"d{i % 100:03d}"
-        d.mkdir(parents=True, exist_ok=True)
-        p = d / f"f{i:06d}.bin"
-        p.write_bytes(i.to_bytes(8, "little") * (size // 8))
-        os.utime(p, (old, old))
-    (root / ".done").touch()
-
-
 def relog(home: Path, src: Path, patch: str, timed: bool) -> dict[str, float]:
     code = CHILD.replace("PATCH", patch)
     out = subprocess.run(
@@ -87,8 +73,7 @@ def relog(home: Path, src: Path, patch: str, timed: bool) -> dict[str, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--files", type=int, default=10_000)
-    p.add_argument("--size", type=int, default=4096)
+    add_size_options(p)
     p.add_argument("--pairs", type=int, default=7, help="timed re-logs per variant")
     p.add_argument("--dir", default=None, help="scratch directory (default: a temporary one)")
     args = p.parse_args()
