@@ -15,6 +15,7 @@ from pathlib import Path
 from .cache import DownloadCache
 from .config import Settings
 from .hashing import ChecksumCache
+from .liveness import HEARTBEAT
 from .manifest import Manifest
 from .registry import Registry, VersionRecord
 from .storage import BlobStore, manifest_key, open_store
@@ -51,8 +52,12 @@ class Client:
         return DownloadCache(self.settings.cache_dir, self.settings.cache_max_bytes)
 
     def close(self) -> None:
-        """Close the registry's connections and the store's sessions, if they were opened."""
+        """Close the registry's connections and the store's sessions, if they were opened.
+
+        Runs still open on this registry are no longer kept alive or finished at exit.
+        """
         if "registry" in self.__dict__:
+            HEARTBEAT.forget(self.registry)
             self.registry.engine.dispose()
         if "store" in self.__dict__:
             self.store.close()

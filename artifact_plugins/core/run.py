@@ -7,8 +7,6 @@ In a plain script, each :func:`init` is its own run.
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import dataclasses
 import getpass
 import logging
@@ -27,6 +25,7 @@ from .client import Client, get_client
 from .config import Settings
 from .errors import DistributedConflictError, InvalidInputError
 from .hashing import digest_bytes
+from .liveness import HEARTBEAT
 from .manifest import Manifest
 from .metadata import validate_description, validate_metadata
 from .naming import parse_ref, validate_alias, validate_name
@@ -111,6 +110,8 @@ class Run:
             step=dict(context.step),
         )
         self._finished = False
+        registry = client.registry
+        HEARTBEAT.add(self, self.id, registry, registry.renew_leases, self.finish)
 
     # -- identity ---------------------------------------------------------------------------------
 
@@ -176,6 +177,7 @@ class Run:
         """Mark the run finished (or failed). Idempotent."""
         if not self._finished:
             self._finished = True
+            HEARTBEAT.discard(self)
             self._client.registry.finish_run(self.id, status)
             self._record = self._client.registry.run(self.id)
             if _current.get() is self:
@@ -506,8 +508,7 @@ def _implicit_run() -> Iterator[Run]:
         yield run
         return
     run = init()
-    if found is None:
-        _finish_at_exit()
+    if found is None:  # a script's run: finished at exit (core/liveness.py)
         yield run
         return
     try:
@@ -516,23 +517,6 @@ def _implicit_run() -> Iterator[Run]:
         run.finish("failed")
         raise
     run.finish()
-
-
-_exit_hook_installed = False
-
-
-def _finish_at_exit() -> None:
-    global _exit_hook_installed
-    if not _exit_hook_installed:
-        _exit_hook_installed = True
-
-        def finish_current() -> None:
-            run = _current.get()
-            if run is not None:
-                with contextlib.suppress(Exception):
-                    run.finish()
-
-        atexit.register(finish_current)
 
 
 def log_artifact(

@@ -112,6 +112,9 @@ class Run(Base):
     status: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: The process holding the run open and how long it is known alive (``core/liveness.py``).
+    owner: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Edge(Base):

@@ -76,6 +76,8 @@ class RunRecord:
     url: str | None
     group_url: str | None
     step: dict[str, Any]
+    #: ``running``, ``finished``, ``failed``, or ``crashed``: a run left ``running`` by a process
+    #: that is gone (``core/liveness.py``).
     status: str
     started_at: datetime
     finished_at: datetime | None

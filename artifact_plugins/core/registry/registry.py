@@ -28,6 +28,7 @@ from ..errors import (
     RunNotFoundError,
     TypeMismatchError,
 )
+from ..liveness import RUNNING, current_owner, effective_status, lease_length
 from ..naming import LATEST, Ref
 from ..redact import redact_uri
 from . import tables as tb
@@ -804,6 +805,8 @@ class Registry:
         (an explicit ``init(job_type=...)`` inside a step wins over the step's defaults).
         """
 
+        held = {"owner": current_owner().to_text(), "lease_until": now() + lease_length()}
+
         def fn(conn: Connection) -> RunRecord:
             row = conn.execute(select(tb.Run.id).where(tb.Run.run_key == run_key)).scalar()
             if row is None:
@@ -822,19 +825,32 @@ class Registry:
                         url=url,
                         group_url=group_url,
                         step=step,
-                        status="running",
+                        status=RUNNING,
                         started_at=now(),
+                        **held,
                     )
                 )
             else:
                 rid = row
-                values: dict[Any, Any] = {tb.Run.status: "running", tb.Run.finished_at: None}
+                values: dict[Any, Any] = {tb.Run.status: RUNNING, tb.Run.finished_at: None, **held}
                 if refresh_identity:
                     values.update({tb.Run.job_type: job_type, tb.Run.name: name, tb.Run.group: group})
                 conn.execute(update(tb.Run).where(tb.Run.id == rid).values(values))
             return self._run_by_id(conn, rid)
 
         return self.write(fn)
+
+    def renew_leases(self, run_ids: Sequence[str]) -> None:
+        """Push the lease of these open runs a :func:`~..liveness.lease_length` ahead (this process
+        still holds them)."""
+        until = now() + lease_length()
+        self.write(
+            lambda conn: conn.execute(
+                update(tb.Run)
+                .where(tb.Run.id.in_(list(run_ids)), tb.Run.status == RUNNING)
+                .values(lease_until=until)
+            )
+        )
 
     def finish_run_by_key(self, run_key: str, status: str) -> bool:
         """Record the outcome of the step run ``run_key`` if this registry has it; True if it did."""
@@ -875,7 +891,7 @@ class Registry:
             url=r.url,
             group_url=r.group_url,
             step=dict(r.step or {}),
-            status=r.status,
+            status=effective_status(r.status, r.owner, utc(r.lease_until), now()),
             started_at=as_utc(r.started_at),
             finished_at=utc(r.finished_at),
         )
