@@ -43,9 +43,11 @@ elif mode == "finish":
     runs[0].finish("failed")
 """
 
+Spawn = Callable[..., tuple[subprocess.Popen[str], list[str]]]
+
 
 @pytest.fixture
-def spawn() -> Iterator[Callable[..., tuple[subprocess.Popen[str], list[str]]]]:
+def spawn() -> Iterator[Spawn]:
     """Start a process that opens runs (``CHILD``); returns it and its run ids. Killed at the end."""
     procs: list[subprocess.Popen[str]] = []
 
@@ -82,7 +84,7 @@ def wait_for(run_id: str, wanted: str, within: float) -> float:
     return time.monotonic() - t0
 
 
-def test_a_killed_process_leaves_a_crashed_run_at_once(spawn: Callable[..., tuple[subprocess.Popen[str], list[str]]]) -> None:
+def test_a_killed_process_leaves_a_crashed_run_at_once(spawn: Spawn) -> None:
     proc, (run_id,) = spawn("wait")
     assert status(run_id) == "running"
     proc.kill()
@@ -91,9 +93,7 @@ def test_a_killed_process_leaves_a_crashed_run_at_once(spawn: Callable[..., tupl
     assert [r.status for r in ap.Api().runs() if r.id == run_id] == ["crashed"]
 
 
-def test_a_stopped_process_on_this_host_is_still_running(
-    spawn: Callable[..., tuple[subprocess.Popen[str], list[str]]],
-) -> None:
+def test_a_stopped_process_on_this_host_is_still_running(spawn: Spawn) -> None:
     proc, (run_id,) = spawn("wait")
     proc.send_signal(signal.SIGSTOP)  # no more heartbeats, but the process exists
     time.sleep(LEASE + 1)
@@ -101,7 +101,7 @@ def test_a_stopped_process_on_this_host_is_still_running(
     proc.send_signal(signal.SIGCONT)
 
 
-def test_a_run_on_another_host_lives_by_its_lease(spawn: Callable[..., tuple[subprocess.Popen[str], list[str]]]) -> None:
+def test_a_run_on_another_host_lives_by_its_lease(spawn: Spawn) -> None:
     proc, (run_id,) = spawn("wait", host="elsewhere")
     time.sleep(2 * LEASE)  # several leases long: the heartbeat keeps renewing it
     assert status(run_id) == "running"
@@ -112,7 +112,7 @@ def test_a_run_on_another_host_lives_by_its_lease(spawn: Callable[..., tuple[sub
     assert waited <= LEASE + 1, f"crashed only after {waited:.1f}s with a {LEASE}s lease"
 
 
-def test_runs_left_open_are_finished_at_exit(spawn: Callable[..., tuple[subprocess.Popen[str], list[str]]]) -> None:
+def test_runs_left_open_are_finished_at_exit(spawn: Spawn) -> None:
     proc, ids = spawn("two")
     assert proc.wait() == 0
     assert [status(i) for i in ids] == ["finished", "finished"]
@@ -126,9 +126,7 @@ def test_runs_left_open_are_finished_at_exit(spawn: Callable[..., tuple[subproce
     assert status(explicit) == "failed"  # what the program said stands
 
 
-def test_a_forked_child_neither_finishes_nor_renews_its_parents_runs(
-    spawn: Callable[..., tuple[subprocess.Popen[str], list[str]]],
-) -> None:
+def test_a_forked_child_neither_finishes_nor_renews_its_parents_runs(spawn: Spawn) -> None:
     proc, (run_id,) = spawn("fork")
     assert proc.stdout is not None and proc.stdout.readline().strip() == "forked"
     assert status(run_id) == "running"  # the child's exit hooks left it alone

@@ -33,8 +33,9 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 import artifact_plugins as ap
+from artifact_plugins.core import api as api_mod
 from artifact_plugins.core.client import close_clients, get_client
-from artifact_plugins.core.errors import RegistryError
+from artifact_plugins.core.errors import AliasConflictError, RegistryError
 from artifact_plugins.core.registry import Registry
 from artifact_plugins.core.registry import db as db_mod
 from artifact_plugins.core.registry import registry as registry_mod
@@ -127,18 +128,14 @@ def make_artifact(tmp_path: Path, i: int) -> tuple[ap.Artifact, dict[str, bytes]
     return art, files
 
 
-def test_postgres_backend_terminated_mid_commit(
-    tmp_path: Path, pg_registry: tuple[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    admin, _url = pg_registry
-    client = get_client()
-    killer = BackendKiller(admin, client.registry.engine)
-    ack_lost = {"armed": False, "kills": 0}
+def lose_acks(monkeypatch: pytest.MonkeyPatch, killer: BackendKiller) -> dict[str, Any]:
+    """ACK-LOST: once ``armed`` is set, the next write transaction commits, then its session dies
+    before the caller hears back (the caller sees a dropped connection and retries)."""
+    ack_lost: dict[str, Any] = {"armed": False, "kills": 0}
     real_transaction = registry_mod.transaction
 
     @contextmanager
     def lossy_transaction(engine: Any, write: bool) -> Iterator[Any]:
-        """ACK-LOST: the transaction commits, then the session dies before the caller hears back."""
         with real_transaction(engine, write) as conn:
             pid = conn.connection.dbapi_connection.info.backend_pid
             yield conn
@@ -151,6 +148,16 @@ def test_postgres_backend_terminated_mid_commit(
             raise OperationalError("COMMIT", None, lost)
 
     monkeypatch.setattr(registry_mod, "transaction", lossy_transaction)
+    return ack_lost
+
+
+def test_postgres_backend_terminated_mid_commit(
+    tmp_path: Path, pg_registry: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin, _url = pg_registry
+    client = get_client()
+    killer = BackendKiller(admin, client.registry.engine)
+    ack_lost = lose_acks(monkeypatch, killer)
     rng = random.Random(77)
     contents: dict[str, dict[str, bytes]] = {}
     outcomes: list[tuple[str, bool]] = []
@@ -191,6 +198,49 @@ def test_postgres_backend_terminated_mid_commit(
         kill_points=KILL_POINTS,
         versions_committed=len(versions),
         bytes_verified=verified,
+    )
+
+
+def test_compare_and_swap_whose_acknowledgement_was_lost_succeeds(
+    tmp_path: Path, pg_registry: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compare-and-swap commits, the connection dies before the answer arrives, the retry finds
+    the alias already moved: that is its own move, reported once, not a conflict."""
+    admin, _url = pg_registry
+    killer = BackendKiller(admin, get_client().registry.engine)
+    ack_lost = lose_acks(monkeypatch, killer)
+    moves: list[tuple[str, int | None, int | None]] = []
+    real_notify = api_mod.notify_alias_moves
+    monkeypatch.setattr(api_mod, "notify_alias_moves", lambda c, v, m, r: (moves.extend(m), real_notify(c, v, m, r)))
+    try:
+        with ap.init(job_type="promote"):
+            for i in range(3):
+                ap.log_artifact(make_artifact(tmp_path, i)[0])
+        api = ap.Api()
+        api.set_alias("pg-victim:v0", "production", check=True)
+        ack_lost["armed"] = True
+        moved = api.set_alias("pg-victim:v1", "production", expected="v0")
+        assert ack_lost["kills"] == 1
+        assert moved.version == "v1" and "production" in moved.aliases
+        assert [(m[0], m[1] == moved.id) for m in moves[-1:]] == [("production", True)]  # reported once
+        history = api.alias_history("pg-victim", "production")
+        assert [(h.previous, h.version) for h in history] == [(None, "v0"), ("v0", "v1")], history  # one move
+
+        with pytest.raises(AliasConflictError):  # a real conflict still is one
+            api.set_alias("pg-victim:v2", "production", expected="v0")
+
+        ack_lost["armed"] = True
+        api.remove_alias("pg-victim:v1", "production", expected="v1")
+        assert ack_lost["kills"] == 2
+        assert "production" not in api.artifact("pg-victim:v1").aliases
+        assert len(api.alias_history("pg-victim", "production")) == 3
+    finally:
+        killer.close()
+    report(
+        "test_compare_and_swap_whose_acknowledgement_was_lost_succeeds",
+        "alias compare-and-swap whose COMMIT acknowledgement was lost (PostgreSQL)",
+        trials=2,
+        faults_injected=ack_lost["kills"],
     )
 
 

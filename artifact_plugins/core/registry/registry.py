@@ -81,6 +81,17 @@ _retry = retry(
 )
 
 
+class _Retried:
+    """Called at the start of each attempt of one transaction: False on the first, True after."""
+
+    def __init__(self) -> None:
+        self._attempts = 0
+
+    def __call__(self) -> bool:
+        self._attempts += 1
+        return self._attempts > 1
+
+
 class Registry:
     """Metadata of projects, collections, versions, aliases, runs and lineage edges."""
 
@@ -634,12 +645,17 @@ class Registry:
     ) -> tuple[str, int | None, int | None] | None:
         """Point ``alias`` at ``version``; with ``check``, only if it currently points at ``expected``."""
 
+        retried = _Retried()
+
         def fn(conn: Connection) -> tuple[str, int | None, int | None] | None:
             self._lock_collection(conn, version.collection_id)
             state = conn.execute(select(tb.Version.state).where(tb.Version.id == version.id)).scalar()
             if state != COMMITTED:
                 raise ArtifactNotFoundError(f"{version.collection}:{version.version} was deleted")
             if check:
+                done = self._own_move(conn, version.collection_id, alias, version.id, expected) if retried() else None
+                if done is not None:
+                    return done
                 self._expect(conn, version.collection_id, version.collection, alias, expected)
             return self._move_alias(
                 conn, version.collection_id, alias, version.id, run_id, guarded=not (check or force)
@@ -660,9 +676,14 @@ class Registry:
     ) -> tuple[str, int | None, int | None] | None:
         """Remove ``alias`` from a collection (compare-and-swap with ``check``)."""
 
+        retried = _Retried()
+
         def fn(conn: Connection) -> tuple[str, int | None, int | None] | None:
             self._lock_collection(conn, collection_id)
             if check:
+                done = self._own_move(conn, collection_id, alias, None, expected) if retried() else None
+                if done is not None:
+                    return done
                 self._expect(conn, collection_id, collection, alias, expected)
             return self._move_alias(conn, collection_id, alias, None, run_id, guarded=not (check or force))
 
@@ -674,6 +695,25 @@ class Registry:
         found = f"v{current}" if current is not None else None
         if found != expected:
             raise AliasConflictError(alias, found, expected, collection)
+
+    def _own_move(
+        self, conn: Connection, collection_id: int, alias: str, target_id: int | None, expected: str | None
+    ) -> tuple[str, int | None, int | None] | None:
+        """On a retry of a compare-and-swap: the move it asked for (``expected`` -> ``target_id``),
+        if that is the alias's last move. The earlier attempt committed it and only the
+        acknowledgement was lost; its compare would now fail against its own swap."""
+        last = conn.execute(
+            select(tb.AliasEvent.version_id, tb.AliasEvent.previous_version_id)
+            .where(tb.AliasEvent.collection_id == collection_id, tb.AliasEvent.alias == alias)
+            .order_by(tb.AliasEvent.id.desc())
+            .limit(1)
+        ).first()
+        if last is None or last.version_id != target_id:
+            return None
+        previous = self._index_of(conn, last.previous_version_id) if last.previous_version_id is not None else None
+        if (f"v{previous}" if previous is not None else None) != expected:
+            return None
+        return alias, target_id, last.previous_version_id
 
     @staticmethod
     def _alias_target_index(conn: Connection, collection_id: int, alias: str) -> int | None:
