@@ -9,11 +9,10 @@ import stat as stat_mod
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from .artifact import PendingEntry
 from .cache import SMALL_BLOB
 from .client import Client
+from .download_claims import IN_ROOT_PREFIX, Claim, claim, dead_claims, remove_tagged
 from .errors import InvalidPathError, StoreError
 from .hashing import ChecksumCache, FileStat, Stat, compact_stat, hash_file
 from .manifest import ManifestEntry
@@ -172,13 +171,38 @@ def materialize(
     """Write ``entries`` under ``root``; files already there with the right digest are kept.
 
     Every path is validated before any byte is written. Files appear under their final names
-    only when complete (temp file + rename). ``fresh`` says ``root`` is a directory this call's
-    caller just created and nobody else sees yet (see :func:`download_tree`): nothing can be
-    there, so nothing is looked up, and files are written in place (a failed file is removed).
+    only when complete (temp file + rename); the temp files carry a token claimed for this
+    download (``download_claims.py``), so the next download into ``root`` removes those a killed
+    one left. ``fresh`` says ``root`` is a directory this call's caller just created and nobody
+    else sees yet (see :func:`download_tree`): nothing can be there, so nothing is looked up,
+    and files are written in place (a failed file is removed).
     """
     root_abs, base = os.path.abspath(root), os.fspath(root)
     for e in entries:
         _check_destination(root_abs, e.path)
+    if fresh:
+        _materialize(client, entries, base, label, verify, fresh, temp_token())
+        return
+    for dead in dead_claims(base, IN_ROOT_PREFIX):  # leftovers of killed downloads into this root
+        try:
+            remove_tagged(base, dead.token)
+        finally:
+            dead.release()
+    try:
+        mine: Claim | None = claim(base, IN_ROOT_PREFIX)
+    except OSError:  # a root we cannot write to: the first file says so, naming the root
+        mine = None
+    try:
+        _materialize(client, entries, base, label, verify, fresh, mine.token if mine else temp_token())
+    finally:
+        if mine is not None:
+            mine.release()
+
+
+def _materialize(
+    client: Client, entries: Sequence[ManifestEntry], base: str, label: str, verify: bool, fresh: bool, token: str
+) -> None:
+    """:func:`materialize` once the paths are checked; temp files are named with ``token``."""
     cache = client.checksum_cache
     # Indices and destination paths are made as they are needed: at a million entries, lists of
     # them were hundreds of MiB of a download's peak memory.
@@ -207,7 +231,7 @@ def materialize(
                 target = dest
             else:
                 parent, _, name = dest.rpartition("/")
-                target = f"{parent}/.{name}.tmp-{temp_token()}"
+                target = f"{parent}/.{name}.tmp-{token}"
             counted = _FileProgress(progress)
             try:
                 fetch_entry(client, entry, target, verify, on_bytes=counted)
@@ -286,7 +310,7 @@ def download_tree(
     parent, name = os.path.split(os.path.abspath(root))
     try:
         os.makedirs(parent, exist_ok=True)
-        staging, in_use = _new_staging(parent, name)
+        staging, mine = _new_staging(parent, name)
     except OSError as exc:
         raise (local_write_error(exc, root) or StoreError(f"cannot create {root}: {exc}")) from exc
     placed = False
@@ -298,49 +322,31 @@ def download_tree(
             placed = True
         except OSError:
             shutil.rmtree(staging, ignore_errors=True)
-        _release_staging(staging, in_use)
+        mine.release()
     if not placed:  # ``root`` appeared meanwhile, not empty: fill it the careful way
         materialize(client, entries, root, label, verify)
 
 
-def _new_staging(parent: str, name: str) -> tuple[str, FileLock]:
-    """A new hidden directory beside ``name`` to build it in, marked in use by a held lock."""
+def _new_staging(parent: str, name: str) -> tuple[str, Claim]:
+    """A new hidden directory beside ``name`` to build it in, claimed for this download.
+
+    Staging directories of downloads of the same root that died are removed first, so a
+    download killed mid-way leaves nothing behind past the next download of the same root.
+    """
     prefix = f".{name}.tmp-"
-    _remove_dead_staging(parent, prefix)
-    staging = os.path.join(parent, f"{prefix}{temp_token()}")
-    in_use = FileLock(f"{staging}.lock", timeout=0)
-    in_use.acquire()  # a new file: never contended
+    for dead in dead_claims(parent, prefix):
+        try:
+            shutil.rmtree(os.path.join(parent, f"{prefix}{dead.token}"), ignore_errors=True)
+        finally:
+            dead.release()
+    mine = claim(parent, prefix)
+    staging = os.path.join(parent, f"{prefix}{mine.token}")
     try:
         os.mkdir(staging)
     except BaseException:
-        _release_staging(staging, in_use)
+        mine.release()
         raise
-    return staging, in_use
-
-
-def _remove_dead_staging(parent: str, prefix: str) -> None:
-    """Remove staging directories named ``prefix…`` whose download died (their lock is free), so a
-    download killed mid-way leaves nothing behind past the next download of the same root."""
-    with os.scandir(parent) as it:
-        locks = [e.path for e in it if e.name.startswith(prefix) and e.name.endswith(".lock")]
-    for lock_path in locks:
-        staging = lock_path[: -len(".lock")]
-        lock = FileLock(lock_path, timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            continue  # a live download of the same root is building it
-        try:
-            shutil.rmtree(staging, ignore_errors=True)
-        finally:
-            _release_staging(staging, lock)
-
-
-def _release_staging(staging: str, in_use: FileLock) -> None:
-    """Drop the lock file that marked ``staging`` in use (the directory is gone or renamed)."""
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(f"{staging}.lock")  # before the release: a sweeper that then locks it finds nothing to do
-    in_use.release()
+    return staging, mine
 
 
 def _replace(tmp: str, dest: str) -> None:

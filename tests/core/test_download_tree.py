@@ -139,6 +139,10 @@ print("done")
 
 
 def start_paused_download(v: ap.ArtifactVersion, root: Path) -> subprocess.Popen[str]:
+    """A download of ``v`` into ``root`` in another process, stopped inside its first file: its
+    lock is beside ``root`` when ``root`` is new, inside it when it exists."""
+    existing = root.is_dir()
+    where, prefix = (root, ".download.tmp-") if existing else (root.parent, f".{root.name}.tmp-")
     proc = subprocess.Popen(
         [sys.executable, "-c", PAUSED_DOWNLOAD, v.qualified_name, str(root)],
         stdout=subprocess.PIPE,
@@ -146,7 +150,7 @@ def start_paused_download(v: ap.ArtifactVersion, root: Path) -> subprocess.Popen
         text=True,
     )
     deadline = time.monotonic() + 60
-    while not any(n.startswith(f".{root.name}.tmp-") and n.endswith(".lock") for n in os.listdir(root.parent)):
+    while not any(n.startswith(prefix) and n.endswith(".lock") for n in os.listdir(where)):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the download never started"
         time.sleep(0.02)
@@ -194,3 +198,39 @@ def test_a_live_download_keeps_its_staging_directory(tmp_path: Path) -> None:
     assert paused.returncode == 0 and out.strip() == "done", err
     assert tree(root) == FILES
     assert leftovers(tmp_path / "out") == []
+
+
+def test_a_killed_download_into_an_existing_root_leaves_nothing_after_the_next_one(tmp_path: Path) -> None:
+    v = logged(tmp_path)
+    root = tmp_path / "out"
+    root.mkdir()
+    (root / "theirs.txt").write_bytes(b"keep me")
+    killed = start_paused_download(v, root)
+    killed.kill()
+    killed.wait()
+    left = sorted(leftovers(root))
+    assert len(left) == 2 and left[0].startswith(".download.tmp-"), left  # its lock and its first file's temp
+    assert not any(n.endswith(".tmp-") for n in left)
+
+    v.download(root)
+    assert tree(root) == {**FILES, "theirs.txt": b"keep me"}
+    assert leftovers(root) == []
+
+
+def test_a_live_download_into_an_existing_root_keeps_its_temp_files(tmp_path: Path) -> None:
+    v = logged(tmp_path)
+    root = tmp_path / "out"
+    root.mkdir()
+    paused = start_paused_download(v, root)
+    try:
+        theirs = sorted(leftovers(root))
+        assert len(theirs) == 2
+        v.download(root)  # a second download of the same root meanwhile
+        assert sorted(leftovers(root)) == theirs  # still theirs, untouched
+        assert {p: b for p, b in tree(root).items() if ".tmp-" not in p} == FILES
+    finally:
+        paused.send_signal(signal.SIGCONT)
+        out, err = paused.communicate(timeout=60)
+    assert paused.returncode == 0 and out.strip() == "done", err
+    assert tree(root) == FILES
+    assert leftovers(root) == []
