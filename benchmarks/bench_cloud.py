@@ -8,7 +8,10 @@ an empty download cache and an empty destination):
 * log of one 1 GiB file, and of 10,000 x 4 KiB files (``Artifact.add_*`` + ``log_artifact``;
   the checksum cache is warm, as in ``bench_core.py``; cold BLAKE3 hashing is reported apart);
 * download of both (``ArtifactVersion.download``: through the verified download cache);
-* re-log of unchanged content (must send no blob: the PUTs are counted).
+* re-log of unchanged content (must send no blob: the PUTs are counted);
+* log after a 1% change of the 10,000 files (100 rewritten per run), with the requests it made
+  by kind; the baseline is the floor a tool that already knew what changed would pay: a
+  ``put_object`` of each changed file.
 
 Baseline: ``upload_file``/``download_file`` with the fastest ``TransferConfig`` of a small sweep
 (part size x concurrency) for the large file, and a thread pool of ``put_object``/``get_object``
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import statistics
 import sys
@@ -27,6 +31,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -163,7 +168,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller data (256 MiB, 2,000 files)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-sweep", action="store_true", help="baseline: 16 MiB parts x 8 threads, no sweep")
-    parser.add_argument("--only", default="log,download,requests,relog", help="row groups to run (comma-separated)")
+    parser.add_argument(
+        "--only", default="log,download,requests,relog,change", help="row groups to run (comma-separated)"
+    )
     args = parser.parse_args()
     big_bytes = (256 if args.quick else 1024) * 2**20
     n_small = 2_000 if args.quick else 10_000
@@ -210,9 +217,12 @@ def main() -> None:
             os.environ["ARTIFACT_PLUGINS_CACHE_DIR"] = str(work / cache)
             client_mod.get_client().store  # noqa: B018
 
+        requests: Counter[str] = Counter()
+
         def count_puts() -> None:
-            """Count object writes at the client's HTTP session: boto3 calls and the store's presigned
-            small-object requests both leave through it (boto3's call events see only the former)."""
+            """Count object writes (``counter``) and every request by kind (``requests``) at the
+            client's HTTP session: boto3 calls and the store's presigned small-object requests both
+            leave through it (boto3's call events see only the former)."""
             store = client_mod.get_client().store
             assert isinstance(store, S3Store)
             lock = threading.Lock()
@@ -220,8 +230,10 @@ def main() -> None:
             send = http.send
 
             def counting(request: Any) -> Any:
-                if request.method == "PUT" or (request.method == "POST" and "uploads" in request.url):
-                    with lock:
+                kind = "LIST" if request.method == "GET" and "list-type=" in request.url else request.method
+                with lock:
+                    requests[kind] += 1
+                    if request.method == "PUT" or (request.method == "POST" and "uploads" in request.url):
                         counter["n"] += 1
                 return send(request)
 
@@ -337,6 +349,41 @@ def main() -> None:
         rows.append(
             (f"  (cold BLAKE3 of {big_bytes >> 20} MiB, once)", hash_s, None, "paid at first add, cached after")
         )
+
+        # -- log after a 1% change -------------------------------------------------------------------------
+        if "change" in groups:
+            changed: list[Path] = []
+            step = iter(range(1, 10**6))
+
+            def change_setup() -> None:
+                use_prefix("ours-download")
+                count_puts()
+                requests.clear()
+                rng = random.Random(next(step))
+                changed[:] = rng.sample(small_files, max(1, len(small_files) // 100))
+                for p in changed:
+                    p.write_bytes(os.urandom(4096))
+
+            counts: list[Counter[str]] = []
+
+            def change() -> None:
+                log("small", lambda a: a.add_dir(small))
+                counts.append(Counter(requests))
+
+            ours = median_time(change, args.runs, setup=change_setup)
+            theirs = median_time(
+                lambda: base.upload_small(changed, small, "base-download"),
+                args.runs,
+                setup=lambda: [p.write_bytes(os.urandom(4096)) for p in changed],
+            )
+            made = counts[len(counts) // 2]
+            kinds = ", ".join(f"{k} {n}" for k, n in sorted(made.items()))
+            row(
+                f"log after a 1% change ({len(changed)} of {n_small:,} files)",
+                ours,
+                theirs,
+                f"ours made {kinds}; baseline put_object of the changed files only",
+            )
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)

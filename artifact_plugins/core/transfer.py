@@ -76,8 +76,10 @@ def upload_blobs(client: Client, pending: Iterable[PendingEntry], label: str) ->
     else:
         gone = store.missing(blob_key(p.entry.digest) for p in blobs)
         reused = [k for k in (blob_key(p.entry.digest) for p in blobs) if k not in gone]
-        if reused:
-            # One that gc deleted between the look above and this touch is sent again.
+        if reused and store.touches:
+            # One that gc deleted between the look above and this touch is sent again. (Where
+            # touching does nothing, a second look would only repeat the first: one listing of
+            # every reused blob's directory, ~185 requests for 10,000 blobs.)
             store.touch(reused)
             gone |= store.missing(reused)
         todo = [p for p in blobs if blob_key(p.entry.digest) in gone]

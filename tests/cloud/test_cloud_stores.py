@@ -115,6 +115,32 @@ def test_blobs_are_sent_once_across_versions(
     assert len([k for k in backend.keys(STORE_BUCKET, prefix + "/blobs/")]) == len(files) + 2
 
 
+def test_a_new_version_asks_the_bucket_about_its_blobs_once(
+    backend: Backend, make_tree: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Touching does nothing on a bucket, so nothing is gained by looking again after it: one
+    existence check per blob (a second round was one more listing of every reused blob)."""
+    backend.use_store()
+    files = files_for(20)
+    src = make_tree("src", files)
+    log_dir(src)
+    store = get_client().store
+    asked: list[list[str]] = []
+    real_missing = store.missing
+
+    def missing(keys: Any) -> set[str]:
+        keys = list(keys)
+        asked.append(keys)
+        return real_missing(keys)
+
+    monkeypatch.setattr(store, "missing", missing)
+    (src / "small/f000.txt").write_bytes(b"changed\n")
+    v1 = log_dir(src)
+    assert v1.version == "v1"
+    assert len(asked) == 1 and len(asked[0]) == len(files)
+    assert store.missing([blob_key(digest_bytes(b"changed\n"))]) == set()
+
+
 def test_missing_uses_listings_for_many_keys(backend: Backend, proxy_for: Callable[[int], FaultProxy]) -> None:
     proxy = proxy_for(upstream_port(backend))
     backend.use_store(via=proxy.endpoint)

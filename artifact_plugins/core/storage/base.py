@@ -118,12 +118,17 @@ class BlobStore(ABC):
     def delete(self, key: str) -> None:
         """Remove the object at ``key`` (no error if absent)."""
 
+    #: Whether :meth:`touch` refreshes anything (else it is a no-op, and nothing is gained by
+    #: looking again at what it was given).
+    touches = False
+
     def touch(self, keys: Iterable[str]) -> set[str] | None:
         """Refresh the modification time of existing objects (a reused blob must look young to gc).
 
-        Stores whose objects cannot be touched cheaply leave this a no-op; gc's grace period
-        then has to outlast the longest log. A store that learns for free which keys do not
-        exist (touching a missing local file fails) returns them; others return ``None``.
+        Stores whose objects cannot be touched cheaply leave this a no-op (``touches`` is False);
+        gc's grace period then has to outlast the longest log. A store that learns for free
+        which keys do not exist (touching a missing local file fails) returns them; others
+        return ``None``.
         """
         return None
 

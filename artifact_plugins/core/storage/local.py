@@ -39,6 +39,7 @@ class LocalStore(BlobStore):
     """Blobs as read-only files under a root directory; writes go to a temp name and are renamed into place."""
 
     is_local = True
+    touches = True
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().resolve()
