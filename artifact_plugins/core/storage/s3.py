@@ -18,7 +18,7 @@ standard chain (``AWS_ENDPOINT_URL_S3``, ``AWS_REGION``, ``AWS_PROFILE``, ``~/.a
 ``ARTIFACT_PLUGINS_S3_MULTIPART_CHUNKSIZE``  part size, default 16MiB
 ``ARTIFACT_PLUGINS_S3_MAX_CONCURRENCY``      parts in flight per store, default 16
 ``ARTIFACT_PLUGINS_TRANSFER_WORKERS``        files in flight, default 32
-``ARTIFACT_PLUGINS_S3_LEAN_REQUESTS``        ``0`` sends small objects through full boto3 calls too
+``ARTIFACT_PLUGINS_S3_LEAN_REQUESTS``        ``0`` sends small objects and listings through full boto3 calls
                                              (default: presigned requests, see ``s3_lean``)
 ===========================================  =====================================================
 
@@ -218,15 +218,18 @@ class S3Options:
 def make_client(options: S3Options, connections: int) -> S3Client:
     """A thread-safe boto3 S3 client with bounded retries and a connection pool of ``connections``."""
     session = boto3.session.Session(profile_name=options.profile, region_name=options.region)
-    config = Config(
-        retries={"mode": options.retry_mode, "max_attempts": options.max_attempts},
-        max_pool_connections=connections,
-        connect_timeout=options.connect_timeout,
-        read_timeout=options.read_timeout,
-        tcp_keepalive=True,
-        s3={"addressing_style": options.addressing_style},
-        **options.extra_config,
-    )
+    settings: dict[str, Any] = {
+        # Explicit, so presigned URLs (s3_lean) are SigV4 too: left unset, botocore presigns with
+        # SigV2, which newer regions and some S3-compatible servers refuse for listings.
+        "signature_version": "s3v4",
+        "retries": {"mode": options.retry_mode, "max_attempts": options.max_attempts},
+        "max_pool_connections": connections,
+        "connect_timeout": options.connect_timeout,
+        "read_timeout": options.read_timeout,
+        "tcp_keepalive": True,
+        "s3": {"addressing_style": options.addressing_style},
+    }
+    config = Config(**{**settings, **options.extra_config})
     client: S3Client = session.client("s3", endpoint_url=options.endpoint_url, config=config)
     return client
 
@@ -331,11 +334,24 @@ class S3Store(RemoteStore):
         return mtime
 
     def _list(self, prefix: str, start: str | None = None) -> Iterator[ObjectPage]:
+        after = start[:-1] if start else None  # StartAfter is exclusive; this sorts just before ``start``
+        if self._lean is not None:
+            token = None
+            while True:
+                page = self._lean.list_page(prefix, self.page_size, after, token)
+                if page is None:
+                    break  # the ordinary paginator takes over from the last key listed
+                items, token = page
+                yield items
+                if items:
+                    after = items[-1][0]
+                if token is None:
+                    return
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": self.page_size}
-        if start:
-            kwargs["StartAfter"] = start[:-1]  # StartAfter is exclusive; this sorts just before ``start``
-        for page in self.client.get_paginator("list_objects_v2").paginate(**kwargs):
-            yield [(o["Key"], int(o["Size"]), o["LastModified"].timestamp()) for o in page.get("Contents", [])]
+        if after:
+            kwargs["StartAfter"] = after
+        for raw in self.client.get_paginator("list_objects_v2").paginate(**kwargs):
+            yield [(o["Key"], int(o["Size"]), o["LastModified"].timestamp()) for o in raw.get("Contents", [])]
 
     def _upload_bytes(self, full_key: str, data: bytes) -> None:
         if self._lean is not None and self._conditional and not self._encryption and self._lean.put_new(full_key, data):

@@ -1,4 +1,4 @@
-"""Small-object GETs and PUTs for the S3 store without botocore's per-call pipeline.
+"""Small-object GETs and PUTs, and listings, for the S3 store without botocore's per-call pipeline.
 
 A ``get_object``/``put_object`` call spends most of its CPU in botocore (parameter validation,
 a dozen event hooks, endpoint rules, header and timestamp parsing) around a request that moves
@@ -10,7 +10,12 @@ from boto3 — credentials (the standard chain, refreshed), endpoint resolution 
 ``generate_presigned_url`` — and the client's own connection pool, TLS and proxy settings
 (its ``URLLib3Session``), and skips the rest.
 
-It answers only the plain cases: a 200 (GET), a 200 or 412 (create-only PUT). Anything else —
+Listings are the same story at a larger scale: botocore turns each page of 1,000 keys into
+dicts, ``datetime`` objects and decoded strings (about 60 ms of CPU per page; asking a local
+SeaweedFS which of 10,000 blobs exist took 183 pages and most of a 1.5 s log). A presigned
+``ListObjectsV2`` parsed with ElementTree takes a tenth of the CPU.
+
+It answers only the plain cases: a 200 (GET, LIST), a 200 or 412 (create-only PUT). Anything else —
 a missing object, a redirect to another region, throttling, an error, an exception — returns
 ``None`` and the caller makes the ordinary boto3 call, which retries, follows and explains.
 Writes with server-side-encryption settings always take the ordinary call (S3 wants those
@@ -22,7 +27,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import xml.etree.ElementTree as ET
+from datetime import datetime
 from typing import Any
+from urllib.parse import unquote_plus
 
 from botocore.awsrequest import AWSRequest
 
@@ -30,6 +38,11 @@ logger = logging.getLogger("artifact_plugins.storage")
 
 #: Lifetime of each presigned URL: it is used at once, so short is enough.
 URL_TTL_S = 900
+_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+
+#: One page of a listing: (key, size, modification time in epoch seconds) per object, and the
+#: continuation token of the next page (``None`` after the last).
+ListPage = tuple[list[tuple[str, int, float]], str | None]
 
 
 class LeanS3:
@@ -56,9 +69,12 @@ class LeanS3:
         for param, (header, value) in (signed or {}).items():
             params[param] = value
             headers[header] = value
-        url = self._client.generate_presigned_url(
-            "get_object" if method == "GET" else "put_object", Params=params, ExpiresIn=URL_TTL_S, HttpMethod=method
-        )
+        return self._request("get_object" if method == "GET" else "put_object", method, params, headers, data)
+
+    def _request(
+        self, operation: str, method: str, params: dict[str, Any], headers: dict[str, str], data: bytes | None = None
+    ) -> Any:
+        url = self._client.generate_presigned_url(operation, Params=params, ExpiresIn=URL_TTL_S, HttpMethod=method)
         request = AWSRequest(method=method, url=url, headers=headers, data=data).prepare()
         assert self._http is not None
         return self._http.send(request)
@@ -91,4 +107,42 @@ class LeanS3:
         return response.status_code in (200, 412)
 
 
-__all__ = ["URL_TTL_S", "LeanS3"]
+    def list_page(self, prefix: str, max_keys: int, start_after: str | None, token: str | None) -> ListPage | None:
+        """One ``ListObjectsV2`` page of ``prefix`` (after ``start_after``, or from ``token``), or
+        ``None`` when the ordinary paginator should answer instead."""
+        params: dict[str, Any] = {"Bucket": self._bucket, "Prefix": prefix, "MaxKeys": max_keys}
+        if token is not None:
+            params["ContinuationToken"] = token
+        elif start_after is not None:
+            params["StartAfter"] = start_after
+        try:
+            response = self._request("list_objects_v2", "GET", params, {})
+            if response.status_code != 200:
+                return None
+            return _parse_listing(response.content)
+        except Exception as exc:  # a malformed body included: the ordinary call explains
+            logger.debug("lean LIST of %s fell back: %s", prefix, type(exc).__name__)
+            return None
+
+
+def _parse_listing(body: bytes) -> ListPage:
+    """Objects and next continuation token of a ``ListBucketResult`` (keys URL-decoded when the
+    server says it encoded them)."""
+    root = ET.fromstring(body)
+    if root.tag != f"{_NS}ListBucketResult":
+        raise ValueError(f"not a listing: {root.tag}")
+    decode = unquote_plus if root.findtext(f"{_NS}EncodingType") == "url" else str
+    items = []
+    for item in root.iter(f"{_NS}Contents"):
+        key, size, modified = (item.findtext(f"{_NS}{tag}") for tag in ("Key", "Size", "LastModified"))
+        if key is None or size is None or modified is None:
+            raise ValueError("a listed object lacks its key, size or time")
+        items.append((decode(key), int(size), datetime.fromisoformat(modified).timestamp()))
+    truncated = root.findtext(f"{_NS}IsTruncated") == "true"
+    token = root.findtext(f"{_NS}NextContinuationToken") if truncated else None
+    if truncated and not token:
+        raise ValueError("a truncated listing without a continuation token")
+    return items, token
+
+
+__all__ = ["URL_TTL_S", "LeanS3", "ListPage"]
