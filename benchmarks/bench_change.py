@@ -1,0 +1,135 @@
+"""Where a log after a 1% change spends its time, next to a re-log of the same files unchanged.
+
+    python benchmarks/bench_change.py [--files 10000] [--size 4096] [--runs 7] [--dir DIR]
+
+Generates ``--files`` files (100 directories, mtimes aged past the checksum cache's racy
+window) and logs them once. Then, ``--runs`` times: rewrites 1% of them (a fixed pseudo-random
+pick per run), waits out the racy window, logs the directory in a fresh process (a new
+version), and logs it again unchanged in another (the re-log shortcut). Each log's process
+times what it calls by wrapping the function that does it:
+
+* ``scan``: walking the directory (``artifact._scan_dir``)
+* ``look up``: the per-file checksum cache look-ups (a changed set misses the whole-set snapshot)
+* ``snapshot``: reading the whole-set snapshot, and writing the new one
+* ``hash``: hashing the files the cache did not know (and remembering them)
+* ``store check``: asking the store which blobs it lacks (on local disk: one ``utime`` per blob)
+* ``store``: writing the new blobs
+* ``manifest``: serialising and writing the manifest
+* ``commit``: the registry transaction of a new version (or of the reused one)
+* ``total``: ``Artifact`` + ``add_dir`` + ``init`` + ``log_artifact`` + ``finish``
+
+and prints the median of each step for both logs: the difference is what the change cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from smallfiles import add_size_options, generate
+
+STEPS = {
+    "scan": ("artifact_plugins.core.artifact", None, "_scan_dir"),
+    "look up": ("artifact_plugins.core.hashing", "ChecksumCache", "lookup"),
+    "snapshot": ("artifact_plugins.core.hashing", "ChecksumCache", "snapshot", "remember_snapshot"),
+    "hash": ("artifact_plugins.core.artifact", None, "_hash_all"),
+    "store check": ("artifact_plugins.core.storage.local", "LocalStore", "touch"),
+    "store": ("artifact_plugins.core.storage.local", "LocalStore", "put_file"),
+    "manifest": ("artifact_plugins.core.client", "Client", "put_manifest"),
+    "commit": ("artifact_plugins.core.registry.registry", "Registry", "commit_version", "reuse_version"),
+}
+
+CHILD = """
+import importlib, json, os, sys, time
+home, src, steps = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+for k, v in {"STORE": home + "/store", "REGISTRY": "sqlite:///" + home + "/registry.db",
+             "CACHE_DIR": home + "/cache", "CONFIG": home + "/none.toml", "PROJECT": "bench"}.items():
+    os.environ["ARTIFACT_PLUGINS_" + k] = v
+import artifact_plugins as ap
+import artifact_plugins.core.api, artifact_plugins.core.run, artifact_plugins.core.transfer
+from artifact_plugins.core.client import get_client
+client = get_client(); client.registry; client.checksum_cache._connect()
+spent = {}
+
+def timed(step, fn):
+    def wrapper(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            spent[step] = spent.get(step, 0.0) + time.perf_counter() - t
+    return wrapper
+
+for step, (module, owner, *names) in steps.items():
+    target = importlib.import_module(module)
+    target = getattr(target, owner) if owner else target
+    for name in names:
+        setattr(target, name, timed(step, getattr(target, name)))
+t = time.perf_counter()
+art = ap.Artifact("ds", "dataset")
+art.add_dir(src)
+with ap.init(job_type="bench") as run:
+    version = run.log_artifact(art)
+spent["total"] = time.perf_counter() - t
+spent["version"] = version.version_index
+print(json.dumps(spent))
+"""
+
+
+def log(home: Path, src: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(home), str(src), json.dumps(STEPS)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def change(src: Path, files: int, size: int, k: int) -> None:
+    """Rewrite a fixed pseudo-random 1% of the files (new bytes, same size)."""
+    for i in random.Random(k).sample(range(files), max(1, files // 100)):
+        (src / f"d{i % 100:03d}" / f"f{i:07d}.bin").write_bytes(os.urandom(size))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_size_options(p)
+    p.add_argument("--runs", type=int, default=7)
+    p.add_argument("--dir", default=None, help="scratch directory (default: a temporary one)")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.dir) as scratch:
+        base = Path(scratch)
+        src, home = base / "src", base / "home"
+        generate(src, args.files, args.size)
+        home.mkdir()
+        log(home, src)  # v0, untimed
+        changed: list[dict[str, float]] = []
+        unchanged: list[dict[str, float]] = []
+        for k in range(1, args.runs + 1):
+            change(src, args.files, args.size, k)
+            time.sleep(1.2)  # past the racy window, as files being logged usually are
+            changed.append(log(home, src))
+            unchanged.append(log(home, src))
+            assert changed[-1]["version"] == k and unchanged[-1]["version"] == k, "not one new version per change"
+    print(
+        f"log after a 1% change ({max(1, args.files // 100):,} of {args.files:,} files of {args.size:,} bytes) "
+        f"and re-log unchanged: median of {args.runs} runs (ms)"
+    )
+    print(f"{'step':<12} {'change':>8} {'re-log':>8} {'difference':>11}")
+    for step in [*STEPS, "total"]:
+        a = statistics.median(r.get(step, 0.0) for r in changed) * 1e3
+        b = statistics.median(r.get(step, 0.0) for r in unchanged) * 1e3
+        print(f"{step:<12} {a:8.1f} {b:8.1f} {a - b:11.1f}")
+
+
+if __name__ == "__main__":
+    main()
