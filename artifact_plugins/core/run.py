@@ -111,7 +111,7 @@ class Run:
         )
         self._finished = False
         registry = client.registry
-        HEARTBEAT.add(self, self.id, registry, registry.renew_leases, self.finish)
+        HEARTBEAT.add(self, self.id, registry, registry.renew_leases, self._finish_at_exit)
 
     # -- identity ---------------------------------------------------------------------------------
 
@@ -175,10 +175,18 @@ class Run:
 
     def finish(self, status: str = "finished") -> None:
         """Mark the run finished (or failed). Idempotent."""
+        self._finish(status, if_running=False)
+
+    def _finish_at_exit(self, status: str) -> None:
+        """The end of a run its program left open: an outcome recorded meanwhile (by an
+        orchestrator adapter) stands."""
+        self._finish(status, if_running=True)
+
+    def _finish(self, status: str, *, if_running: bool) -> None:
         if not self._finished:
             self._finished = True
             HEARTBEAT.discard(self)
-            self._client.registry.finish_run(self.id, status)
+            self._client.registry.finish_run(self.id, status, if_running=if_running)
             self._record = self._client.registry.run(self.id)
             if _current.get() is self:
                 _current.set(None)

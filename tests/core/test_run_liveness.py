@@ -41,6 +41,9 @@ elif mode == "fork":
     time.sleep(600)
 elif mode == "finish":
     runs[0].finish("failed")
+elif mode == "outcome":  # what an orchestrator adapter does when the step ends
+    from artifact_plugins.core.client import get_client
+    get_client().registry.finish_run_by_key(runs[0].context.run_key, "failed")
 """
 
 Spawn = Callable[..., tuple[subprocess.Popen[str], list[str]]]
@@ -124,6 +127,10 @@ def test_runs_left_open_are_finished_at_exit(spawn: Spawn) -> None:
     proc, (explicit,) = spawn("finish")
     assert proc.wait() == 0
     assert status(explicit) == "failed"  # what the program said stands
+
+    proc, (recorded,) = spawn("outcome")
+    assert proc.wait() == 0
+    assert status(recorded) == "failed"  # and so does an outcome recorded by someone else
 
 
 def test_a_forked_child_neither_finishes_nor_renews_its_parents_runs(spawn: Spawn) -> None:

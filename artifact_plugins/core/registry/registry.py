@@ -903,13 +903,13 @@ class Registry:
 
         return self.write(fn)
 
-    def finish_run(self, run_id: str, status: str) -> None:
-        """Record the end of a run."""
-        self.write(
-            lambda conn: conn.execute(
-                update(tb.Run).where(tb.Run.id == run_id).values(status=status, finished_at=now())
-            )
-        )
+    def finish_run(self, run_id: str, status: str, *, if_running: bool = False) -> None:
+        """Record the end of a run; with ``if_running``, only if nothing else has ended it yet
+        (an orchestrator adapter may have recorded the step's outcome)."""
+        query = update(tb.Run).where(tb.Run.id == run_id)
+        if if_running:
+            query = query.where(tb.Run.status == RUNNING)
+        self.write(lambda conn: conn.execute(query.values(status=status, finished_at=now())))
 
     def _run_query(self) -> Any:
         return select(tb.Run, tb.Project.entity, tb.Project.name.label("project")).join(
