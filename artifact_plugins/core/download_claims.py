@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from filelock import FileLock, Timeout
 
@@ -49,9 +49,18 @@ def claim(directory: str, prefix: str) -> Claim:
     return Claim(path, token, lock)
 
 
-def dead_claims(directory: str, prefix: str) -> Iterator[Claim]:
-    """The claims in ``directory`` named ``<prefix>…`` whose holder died, each taken over (the
-    caller removes what carries its token, then releases it). Live ones are skipped."""
+def sweep(directory: str, prefix: str, remove: Callable[[str], object]) -> None:
+    """For each claim in ``directory`` named ``<prefix>…`` whose holder died: ``remove(token)``
+    (what carries its token), then the claim itself. Live claims and their files are left alone."""
+    for dead in _dead_claims(directory, prefix):
+        try:
+            remove(dead.token)
+        finally:
+            dead.release()
+
+
+def _dead_claims(directory: str, prefix: str) -> Iterator[Claim]:
+    """The claims in ``directory`` named ``<prefix>…`` whose holder died, each taken over."""
     try:
         with os.scandir(directory) as it:
             names = [e.name for e in it if e.name.startswith(prefix) and e.name.endswith(LOCK_SUFFIX)]

@@ -12,7 +12,7 @@ from pathlib import Path
 from .artifact import PendingEntry
 from .cache import SMALL_BLOB
 from .client import Client
-from .download_claims import IN_ROOT_PREFIX, Claim, claim, dead_claims, remove_tagged
+from .download_claims import IN_ROOT_PREFIX, Claim, claim, remove_tagged, sweep
 from .errors import InvalidPathError, StoreError
 from .hashing import ChecksumCache, FileStat, Stat, compact_stat, hash_file
 from .manifest import ManifestEntry
@@ -185,11 +185,7 @@ def materialize(
     if fresh:
         _materialize(client, entries, base, label, verify, fresh, temp_token())
         return
-    for dead in dead_claims(base, IN_ROOT_PREFIX):  # leftovers of killed downloads into this root
-        try:
-            remove_tagged(base, dead.token)
-        finally:
-            dead.release()
+    sweep(base, IN_ROOT_PREFIX, lambda token: remove_tagged(base, token))  # what killed downloads left
     try:
         mine: Claim | None = claim(base, IN_ROOT_PREFIX)
     except OSError:  # a root we cannot write to: the first file says so, naming the root
@@ -336,11 +332,7 @@ def _new_staging(parent: str, name: str) -> tuple[str, Claim]:
     download killed mid-way leaves nothing behind past the next download of the same root.
     """
     prefix = f".{name}.tmp-"
-    for dead in dead_claims(parent, prefix):
-        try:
-            shutil.rmtree(os.path.join(parent, f"{prefix}{dead.token}"), ignore_errors=True)
-        finally:
-            dead.release()
+    sweep(parent, prefix, lambda token: shutil.rmtree(os.path.join(parent, f"{prefix}{token}"), ignore_errors=True))
     mine = claim(parent, prefix)
     staging = os.path.join(parent, f"{prefix}{mine.token}")
     try:
