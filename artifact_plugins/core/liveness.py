@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import os
 import socket
 import threading
@@ -28,10 +29,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
+from .errors import InvalidConfigError
+
 logger = logging.getLogger("artifact_plugins")
 
-#: Seconds between lease renewals; a lease lasts :data:`LEASE_BEATS` of them.
-HEARTBEAT_SECONDS = float(os.environ.get("ARTIFACT_PLUGINS_HEARTBEAT_SECONDS") or 60)
+HEARTBEAT_ENV = "ARTIFACT_PLUGINS_HEARTBEAT_SECONDS"
 #: Renewals a lease outlasts: a run is declared dead only after this many missed beats
 #: (generous, as the lease is compared with the reader's clock, not the writer's).
 LEASE_BEATS = 5
@@ -39,9 +41,23 @@ CRASHED = "crashed"
 RUNNING = "running"
 
 
+def heartbeat_seconds() -> float:
+    """Seconds between lease renewals: ``ARTIFACT_PLUGINS_HEARTBEAT_SECONDS``, default 60."""
+    raw = os.environ.get(HEARTBEAT_ENV)
+    if not raw:
+        return 60.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise InvalidConfigError(f"{HEARTBEAT_ENV}={raw!r}: expected a positive number of seconds, such as 60")
+    return value
+
+
 def lease_length() -> timedelta:
     """How far ahead each renewal pushes a run's lease."""
-    return timedelta(seconds=HEARTBEAT_SECONDS * LEASE_BEATS)
+    return timedelta(seconds=heartbeat_seconds() * LEASE_BEATS)
 
 
 @dataclass(frozen=True)
@@ -149,6 +165,7 @@ class Heartbeat:
         # holder (a Run: several may hold one run id) -> (run id, group, renew, finish)
         self._open: dict[object, tuple[str, object, Callable[[list[str]], None], Callable[[str], None]]] = {}
         self._thread: threading.Thread | None = None
+        self._every = 60.0
         self._exit_hook = False
 
     def add(
@@ -167,6 +184,7 @@ class Heartbeat:
                 atexit.register(self._at_exit)
                 self._exit_hook = True
             if self._thread is None or not self._thread.is_alive():
+                self._every = heartbeat_seconds()
                 self._thread = threading.Thread(target=self._beat, name="artifact_plugins-heartbeat", daemon=True)
                 self._thread.start()
 
@@ -194,7 +212,7 @@ class Heartbeat:
     def _beat(self) -> None:
         while True:
             with self._lock:
-                self._wake.wait(HEARTBEAT_SECONDS)
+                self._wake.wait(self._every)
                 if not self._open:
                     self._thread = None
                     return

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import artifact_plugins as ap
+from artifact_plugins.core.errors import InvalidConfigError
 from artifact_plugins.core.liveness import Owner, current_owner, effective_status, owner_gone
 from artifact_plugins.core.registry.records import now
 
@@ -168,3 +169,11 @@ def test_an_open_run_in_this_process_reads_running(tmp_path: Path) -> None:
     with ap.init(job_type="here") as run:
         assert status(run.id) == "running"
     assert status(run.id) == "finished"
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-5", "inf", "nan"])
+def test_a_bad_heartbeat_setting_is_refused_by_name(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARTIFACT_PLUGINS_HEARTBEAT_SECONDS", value)
+    with pytest.raises(InvalidConfigError, match=rf"ARTIFACT_PLUGINS_HEARTBEAT_SECONDS='{value}': expected a positive"):
+        ap.init(job_type="never")
+    assert ap.Api().runs() == []  # nothing half-written
