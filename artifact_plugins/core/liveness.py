@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -204,11 +205,6 @@ class Heartbeat:
             if not self._open:
                 self._wake.notify_all()
 
-    def open_runs(self) -> set[str]:
-        """Ids of the runs this process holds open."""
-        with self._lock:
-            return {run_id for run_id, *_ in self._open.values()}
-
     def _beat(self) -> None:
         while True:
             with self._lock:
@@ -226,8 +222,6 @@ class Heartbeat:
                     logger.debug("could not renew the lease of runs %s: %s", ids, exc)
 
     def _at_exit(self) -> None:
-        import sys
-
         status = "failed" if getattr(sys, "last_value", None) is not None else "finished"
         with self._lock:
             pending = [finish for *_, finish in self._open.values()]
