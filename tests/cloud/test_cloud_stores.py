@@ -368,56 +368,79 @@ def test_small_objects_take_one_presigned_request_each(
         assert calls.count("GetObject") == len(files) + 1  # + the manifest
 
 
-@pytest.mark.parametrize("lean", [True, False], ids=["lean", "boto3"])
-def test_listings_page_through_odd_names_without_a_boto3_call(
-    s3: Backend, monkeypatch: pytest.MonkeyPatch, proxy_for: Callable[[int], FaultProxy], lean: bool
+def _count_library_listings(store: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Calls of the client library's own listing (boto3's paginator, google-cloud-storage's
+    ``list_blobs``), recorded as they happen."""
+    calls: list[str] = []
+    name = "get_paginator" if isinstance(store, S3Store) else "list_blobs"
+    real = getattr(store.client, name)
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store.client, name, counted)
+    return calls
+
+
+def _is_listing(backend: Backend, method: str, path: str) -> bool:
+    if backend.kind == "s3":
+        return method == "GET" and "list-type=2" in path
+    return method == "GET" and f"/b/{STORE_BUCKET}/o?" in path
+
+
+@pytest.mark.parametrize("lean", [True, False], ids=["lean", "library"])
+def test_listings_page_through_odd_names_without_the_librarys_parsing(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch, proxy_for: Callable[[int], FaultProxy], lean: bool
 ) -> None:
-    """Listings are presigned ``ListObjectsV2`` requests parsed on their own (a tenth of botocore's
-    CPU per page); names that need URL-encoding come back intact, page after page."""
-    proxy = proxy_for(upstream_port(s3))
+    """Listings are plain requests parsed on their own (S3: a presigned ``ListObjectsV2``; GCS: the
+    JSON of ``objects.list``), far less CPU per page than the libraries' objects; names that need
+    escaping come back intact, page after page."""
+    proxy = proxy_for(upstream_port(backend))
     if not lean:
-        monkeypatch.setenv("ARTIFACT_PLUGINS_S3_LEAN_REQUESTS", "0")
-    prefix = s3.use_store(via=proxy.endpoint)
+        monkeypatch.setenv(f"ARTIFACT_PLUGINS_{'S3' if backend.kind == 's3' else 'GCS'}_LEAN_REQUESTS", "0")
+    prefix = backend.use_store(via=proxy.endpoint)
     store = get_client().store
-    assert isinstance(store, S3Store)
+    assert isinstance(store, RemoteStore)
     names = ["a b.txt", "a+b.txt", "pct%41.txt", "ünï/cödé.bin", "x&y<z>.txt", *(f"n/{i:03d}" for i in range(20))]
     for name in names:
-        s3.put(STORE_BUCKET, f"{prefix}/odd/{name}", name.encode())
+        backend.put(STORE_BUCKET, f"{prefix}/odd/{name}", name.encode())
     store.page_size = 7  # type: ignore[misc]  # several pages
-    calls: list[str] = []
-    store.client.meta.events.register("before-call.s3.*", lambda model, **_: calls.append(model.name))
+    library = _count_library_listings(store, monkeypatch)
+    proxy.clear()
     listed = list(store.iter_objects("odd/"))
     assert sorted(o.key for o in listed) == sorted(f"odd/{n}" for n in names)
     assert {o.key: o.size for o in listed} == {f"odd/{n}": len(n.encode()) for n in names}
     assert all(abs(o.mtime - listed[0].mtime) < 600 for o in listed)
-    lists = [p for m, p in proxy.requests if m == "GET" and "list-type=2" in p]
-    assert len(lists) == -(-len(names) // 7)
-    assert calls.count("ListObjectsV2") == (0 if lean else len(lists))
+    assert len([p for m, p in proxy.requests if _is_listing(backend, m, p)]) == -(-len(names) // 7)
+    assert len(library) == (0 if lean else 1)
 
 
-def test_a_refused_lean_listing_is_finished_by_boto3(
-    s3: Backend, monkeypatch: pytest.MonkeyPatch, proxy_for: Callable[[int], FaultProxy]
+def test_a_refused_lean_listing_is_finished_by_the_library(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch, proxy_for: Callable[[int], FaultProxy]
 ) -> None:
-    """A page the presigned request did not get (here: an injected 503) is fetched by boto3's
-    paginator from the last name listed, which retries it: nothing listed twice, nothing lost."""
-    proxy = proxy_for(upstream_port(s3))
-    prefix = s3.use_store(via=proxy.endpoint)
+    """A page the plain request did not get (here: an injected 503) is fetched by the library's
+    own listing from the last name listed, which retries it: nothing listed twice, nothing lost."""
+    proxy = proxy_for(upstream_port(backend))
+    prefix = backend.use_store(via=proxy.endpoint)
     store = get_client().store
-    assert isinstance(store, S3Store)
+    assert isinstance(store, RemoteStore)
     names = [f"k/{i:03d}" for i in range(30)]
     for name in names:
-        s3.put(STORE_BUCKET, f"{prefix}/{name}", b"x")
+        backend.put(STORE_BUCKET, f"{prefix}/{name}", b"x")
     store.page_size = 8  # type: ignore[misc]
+    library = _count_library_listings(store, monkeypatch)
     pages = {"n": 0}
 
     def second_page(method: str, path: str) -> bool:
-        if method == "GET" and "list-type=2" in path:
+        if _is_listing(backend, method, path):
             pages["n"] += 1
             return pages["n"] == 2
         return False
 
     proxy.fail(1, 503, match=second_page)
     assert [o.key for o in store.iter_objects("k/")] == names
+    assert len(library) == 1
 
 
 def test_listing_bodies_are_parsed_strictly() -> None:
@@ -438,3 +461,14 @@ def test_listing_bodies_are_parsed_strictly() -> None:
     ):
         with pytest.raises(ValueError):
             _parse_listing(bad.encode())
+
+
+def test_gcs_listing_pages_are_parsed_strictly() -> None:
+    from artifact_plugins.core.storage.gcs_lean import _parse_page
+
+    item = {"name": "a b", "size": "3", "updated": "2026-12-03T10:00:00.000Z"}
+    assert _parse_page({"items": [item], "nextPageToken": "t1"}) == ([("a b", 3, 1796292000.0)], "t1")
+    assert _parse_page({}) == ([], None)
+    for bad in ([item], {"items": [{"name": "x"}]}, {"items": [item], "nextPageToken": 5}):
+        with pytest.raises((ValueError, KeyError)):
+            _parse_page(bad)

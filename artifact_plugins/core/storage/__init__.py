@@ -104,6 +104,14 @@ def env_str(name: str, default: str | None = None) -> str | None:
     return value if value else default
 
 
+def env_flag(name: str, default: bool = True) -> bool:
+    """``$ARTIFACT_PLUGINS_<name>`` as a switch: ``0``, ``false``, ``no`` or ``off`` turn it off."""
+    value = env_str(name)
+    if value is None:
+        return default
+    return value.lower() not in ("0", "false", "no", "off")
+
+
 def env_int(name: str, default: int, minimum: int = 0) -> int:
     """``$ARTIFACT_PLUGINS_<name>`` as an integer (sizes accept units such as ``64MiB``)."""
     raw = env_str(name)

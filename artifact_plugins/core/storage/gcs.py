@@ -15,6 +15,8 @@ library's defaults:
 ``ARTIFACT_PLUGINS_GCS_CONNECT_TIMEOUT``       seconds, default 10
 ``ARTIFACT_PLUGINS_GCS_READ_TIMEOUT``          seconds, default 60
 ``ARTIFACT_PLUGINS_TRANSFER_WORKERS``          files in flight, default 32
+``ARTIFACT_PLUGINS_GCS_LEAN_REQUESTS``         ``0`` lists through the library's ``list_blobs``
+                                               (default: plain JSON pages, see ``gcs_lean``)
 ``STORAGE_EMULATOR_HOST``                      the library's emulator switch (anonymous credentials)
 =============================================  ===================================================
 
@@ -47,12 +49,14 @@ from . import (
     ObjectPage,
     PartCallback,
     RemoteStore,
+    env_flag,
     env_int,
     env_str,
     parallel_map,
     scrub,
     split_bucket_uri,
 )
+from .gcs_lean import LeanGCS
 
 if TYPE_CHECKING:
     from google.api_core.retry import Retry
@@ -99,6 +103,7 @@ class GCSOptions:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     transfer_workers: int = DEFAULT_TRANSFER_WORKERS
+    lean_requests: bool = True
 
     def __post_init__(self) -> None:
         if self.chunk_size % _UNIT:
@@ -117,6 +122,7 @@ class GCSOptions:
             "connect_timeout": float(env_str("GCS_CONNECT_TIMEOUT", "10") or 10),
             "read_timeout": float(env_str("GCS_READ_TIMEOUT", "60") or 60),
             "transfer_workers": env_int("TRANSFER_WORKERS", DEFAULT_TRANSFER_WORKERS, minimum=1),
+            "lean_requests": env_flag("GCS_LEAN_REQUESTS"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -235,6 +241,8 @@ class GCSStore(RemoteStore):
         self._bucket = self.client.bucket(bucket)
         self._retry = self.options.retry()
         self._parts = ThreadPoolExecutor(self.options.max_concurrency, thread_name_prefix="artifact-plugins-gcs")
+        lean = LeanGCS(self.client, bucket, self.options.timeout) if self.options.lean_requests else None
+        self._lean = lean if lean is not None and lean.available else None
 
     @classmethod
     def from_uri(cls, uri: str, **overrides: Any) -> GCSStore:
@@ -259,17 +267,32 @@ class GCSStore(RemoteStore):
         return blob.updated.timestamp() if blob.updated else 0.0
 
     def _list(self, prefix: str, start: str | None = None) -> Iterator[ObjectPage]:
+        seen: str | None = None  # the last name listed: the library resumes from there if needed
+        if self._lean is not None:
+            token = None
+            while True:
+                page = self._lean.list_page(prefix, self.page_size, start, token)
+                if page is None:
+                    break
+                items, token = page
+                yield items
+                if items:
+                    seen = items[-1][0]
+                if token is None:
+                    return
         it = self.client.list_blobs(
             self._bucket,
             prefix=prefix,
-            start_offset=start,
+            start_offset=seen or start,  # inclusive: the name already listed is skipped below
             page_size=self.page_size,
             fields="items(name,size,updated),nextPageToken",
             retry=self._retry,
             timeout=self.options.timeout,
         )
-        for page in it.pages:
-            yield [(b.name, int(b.size or 0), b.updated.timestamp() if b.updated else 0.0) for b in page]
+        for blobs in it.pages:
+            yield [
+                (b.name, int(b.size or 0), b.updated.timestamp() if b.updated else 0.0) for b in blobs if b.name != seen
+            ]
 
     def _create(self, upload: Any) -> None:
         try:

@@ -64,6 +64,7 @@ from . import (
     ObjectPage,
     PartCallback,
     RemoteStore,
+    env_flag,
     env_int,
     env_str,
     parallel_map,
@@ -198,7 +199,7 @@ class S3Options:
             "multipart_chunksize": env_int("S3_MULTIPART_CHUNKSIZE", 16 * 2**20, minimum=5 * 2**20),
             "max_concurrency": env_int("S3_MAX_CONCURRENCY", 16, minimum=1),
             "transfer_workers": env_int("TRANSFER_WORKERS", DEFAULT_TRANSFER_WORKERS, minimum=1),
-            "lean_requests": (env_str("S3_LEAN_REQUESTS", "1") or "1").lower() not in ("0", "false", "no", "off"),
+            "lean_requests": env_flag("S3_LEAN_REQUESTS"),
         }
         if values["sse_kms_key_id"] and not values["sse"]:
             values["sse"] = "aws:kms"
