@@ -191,6 +191,29 @@ def with_retries(fn: Callable[[], T], transient: Callable[[BaseException], bool]
 ObjectPage = list[tuple[str, int, float]]
 #: Told that bytes ``[start, end)`` of a download are written (parts may finish in any order).
 PartCallback = Callable[[int, int], None]
+#: A page of a listing plus the continuation token of the next one (``None`` after the last).
+TokenPage = tuple[ObjectPage, str | None]
+
+
+def lean_first(
+    lean: Callable[[str | None], TokenPage | None] | None, rest: Callable[[str | None], Iterator[ObjectPage]]
+) -> Iterator[ObjectPage]:
+    """A listing from ``lean(token)`` pages while that answers; if it stops answering,
+    ``rest(last)`` lists on after ``last``, the last name listed (``None``: nothing was)."""
+    last: str | None = None
+    if lean is not None:
+        token = None
+        while True:
+            page = lean(token)
+            if page is None:
+                break
+            items, token = page
+            yield items
+            if items:
+                last = items[-1][0]
+            if token is None:
+                return
+    yield from rest(last)
 
 
 class PartHasher:

@@ -52,6 +52,7 @@ from . import (
     env_flag,
     env_int,
     env_str,
+    lean_first,
     parallel_map,
     scrub,
     split_bucket_uri,
@@ -267,32 +268,28 @@ class GCSStore(RemoteStore):
         return blob.updated.timestamp() if blob.updated else 0.0
 
     def _list(self, prefix: str, start: str | None = None) -> Iterator[ObjectPage]:
-        seen: str | None = None  # the last name listed: the library resumes from there if needed
-        if self._lean is not None:
-            token = None
-            while True:
-                page = self._lean.list_page(prefix, self.page_size, start, token)
-                if page is None:
-                    break
-                items, token = page
-                yield items
-                if items:
-                    seen = items[-1][0]
-                if token is None:
-                    return
-        it = self.client.list_blobs(
-            self._bucket,
-            prefix=prefix,
-            start_offset=seen or start,  # inclusive: the name already listed is skipped below
-            page_size=self.page_size,
-            fields="items(name,size,updated),nextPageToken",
-            retry=self._retry,
-            timeout=self.options.timeout,
+        lean = self._lean
+
+        def rest(last: str | None) -> Iterator[ObjectPage]:
+            it = self.client.list_blobs(
+                self._bucket,
+                prefix=prefix,
+                start_offset=last or start,  # inclusive: the name already listed is skipped below
+                page_size=self.page_size,
+                fields="items(name,size,updated),nextPageToken",
+                retry=self._retry,
+                timeout=self.options.timeout,
+            )
+            for blobs in it.pages:
+                yield [
+                    (b.name, int(b.size or 0), b.updated.timestamp() if b.updated else 0.0)
+                    for b in blobs
+                    if b.name != last
+                ]
+
+        return lean_first(
+            (lambda token: lean.list_page(prefix, self.page_size, start, token)) if lean is not None else None, rest
         )
-        for blobs in it.pages:
-            yield [
-                (b.name, int(b.size or 0), b.updated.timestamp() if b.updated else 0.0) for b in blobs if b.name != seen
-            ]
 
     def _create(self, upload: Any) -> None:
         try:

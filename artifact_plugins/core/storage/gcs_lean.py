@@ -15,11 +15,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from . import TokenPage
+
 logger = logging.getLogger("artifact_plugins.storage")
 
-#: One page: (name, size, modification time in epoch seconds) per object, and the token of the
-#: next page (``None`` after the last).
-ListPage = tuple[list[tuple[str, int, float]], str | None]
 _FIELDS = "items(name,size,updated),nextPageToken"
 
 
@@ -38,7 +37,7 @@ class LeanGCS:
         """Whether the lean path can be used with this client."""
         return isinstance(self._base, str) and callable(getattr(self._http, "get", None))
 
-    def list_page(self, prefix: str, max_results: int, start: str | None, token: str | None) -> ListPage | None:
+    def list_page(self, prefix: str, max_results: int, start: str | None, token: str | None) -> TokenPage | None:
         """One page of the objects named ``prefix…`` from ``start`` on (inclusive) or from ``token``,
         or ``None`` when the library should list instead."""
         params: dict[str, Any] = {"prefix": prefix, "maxResults": max_results, "fields": _FIELDS}
@@ -58,7 +57,7 @@ class LeanGCS:
             return None
 
 
-def _parse_page(doc: Any) -> ListPage:
+def _parse_page(doc: Any) -> TokenPage:
     """Objects and next page token of an ``objects.list`` answer."""
     if not isinstance(doc, dict):
         raise ValueError("not a listing")
@@ -72,4 +71,4 @@ def _parse_page(doc: Any) -> ListPage:
     return items, token or None
 
 
-__all__ = ["LeanGCS", "ListPage"]
+__all__ = ["LeanGCS"]

@@ -67,6 +67,7 @@ from . import (
     env_flag,
     env_int,
     env_str,
+    lean_first,
     parallel_map,
     scrub,
     split_bucket_uri,
@@ -336,23 +337,18 @@ class S3Store(RemoteStore):
 
     def _list(self, prefix: str, start: str | None = None) -> Iterator[ObjectPage]:
         after = start[:-1] if start else None  # StartAfter is exclusive; this sorts just before ``start``
-        if self._lean is not None:
-            token = None
-            while True:
-                page = self._lean.list_page(prefix, self.page_size, after, token)
-                if page is None:
-                    break  # the ordinary paginator takes over from the last key listed
-                items, token = page
-                yield items
-                if items:
-                    after = items[-1][0]
-                if token is None:
-                    return
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": self.page_size}
-        if after:
-            kwargs["StartAfter"] = after
-        for raw in self.client.get_paginator("list_objects_v2").paginate(**kwargs):
-            yield [(o["Key"], int(o["Size"]), o["LastModified"].timestamp()) for o in raw.get("Contents", [])]
+        lean = self._lean
+
+        def rest(last: str | None) -> Iterator[ObjectPage]:
+            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": self.page_size}
+            if last or after:
+                kwargs["StartAfter"] = last or after
+            for raw in self.client.get_paginator("list_objects_v2").paginate(**kwargs):
+                yield [(o["Key"], int(o["Size"]), o["LastModified"].timestamp()) for o in raw.get("Contents", [])]
+
+        return lean_first(
+            (lambda token: lean.list_page(prefix, self.page_size, after, token)) if lean is not None else None, rest
+        )
 
     def _upload_bytes(self, full_key: str, data: bytes) -> None:
         if self._lean is not None and self._conditional and not self._encryption and self._lean.put_new(full_key, data):

@@ -35,15 +35,14 @@ from urllib.parse import unquote_plus
 
 from botocore.awsrequest import AWSRequest
 
+from . import TokenPage
+
 logger = logging.getLogger("artifact_plugins.storage")
 
 #: Lifetime of each presigned URL: it is used at once, so short is enough.
 URL_TTL_S = 900
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
-#: One page of a listing: (key, size, modification time in epoch seconds) per object, and the
-#: continuation token of the next page (``None`` after the last).
-ListPage = tuple[list[tuple[str, int, float]], str | None]
 
 
 class LeanS3:
@@ -108,7 +107,7 @@ class LeanS3:
         return response.status_code in (200, 412)
 
 
-    def list_page(self, prefix: str, max_keys: int, start_after: str | None, token: str | None) -> ListPage | None:
+    def list_page(self, prefix: str, max_keys: int, start_after: str | None, token: str | None) -> TokenPage | None:
         """One ``ListObjectsV2`` page of ``prefix`` (after ``start_after``, or from ``token``), or
         ``None`` when the ordinary paginator should answer instead."""
         params: dict[str, Any] = {"Bucket": self._bucket, "Prefix": prefix, "MaxKeys": max_keys}
@@ -126,7 +125,7 @@ class LeanS3:
             return None
 
 
-def _parse_listing(body: bytes) -> ListPage:
+def _parse_listing(body: bytes) -> TokenPage:
     """Objects and next continuation token of a ``ListBucketResult`` (keys URL-decoded when the
     server says it encoded them)."""
     root = ET.fromstring(body)
@@ -146,4 +145,4 @@ def _parse_listing(body: bytes) -> ListPage:
     return items, token
 
 
-__all__ = ["URL_TTL_S", "LeanS3", "ListPage"]
+__all__ = ["URL_TTL_S", "LeanS3"]
