@@ -76,11 +76,10 @@ def _dead_claims(directory: str, prefix: str) -> Iterator[Claim]:
         yield Claim(path, name[len(prefix) : -len(LOCK_SUFFIX)], lock)
 
 
-def remove_tagged(root: str, token: str) -> int:
+def remove_tagged(root: str, token: str) -> None:
     """Remove the temp files (and temp directories) under ``root`` that carry ``token``:
-    ``.<name>.tmp-<token>`` and ``.<name>.tmp-<token>.old``. Returns how many went."""
+    ``.<name>.tmp-<token>`` and ``.<name>.tmp-<token>.old``."""
     tags = (f".tmp-{token}", f".tmp-{token}.old")
-    removed = 0
     for dirpath, dirs, files in os.walk(root):
         for name in [*files, *dirs]:
             if name.startswith(".") and name.endswith(tags):
@@ -91,5 +90,3 @@ def remove_tagged(root: str, token: str) -> int:
                 else:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(path)
-                removed += 1
-    return removed

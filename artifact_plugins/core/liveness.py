@@ -25,10 +25,11 @@ import os
 import socket
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
+from typing import Protocol
 
 from .errors import InvalidConfigError
 
@@ -150,37 +151,36 @@ def effective_status(status: str, owner: str | None, lease_until: datetime | Non
     return status
 
 
+class LeaseStore(Protocol):
+    """Where run leases are kept (the registry)."""
+
+    def renew_leases(self, run_ids: Sequence[str]) -> None:
+        """Push the leases of these open runs ahead."""
+
+
 class Heartbeat:
     """Keeps the leases of this process's open runs from running out, and settles them at exit.
 
-    One background thread per process, alive while at least one run is open. ``renew`` is
-    called with the ids of the open runs of one registry and the new lease end; failures are
-    logged and retried at the next beat (a missed beat or four cost nothing). At interpreter
-    exit every run still open is finished: ``failed`` if the program is dying of an unhandled
-    exception, else ``finished``.
+    One background thread per process, alive while at least one run is open. Each beat renews
+    the leases of the open runs, one call per registry; failures are logged and retried at the
+    next beat (a missed beat or four cost nothing). At interpreter exit every run still open is
+    finished: ``failed`` if the program is dying of an unhandled exception, else ``finished``.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        # holder (a Run: several may hold one run id) -> (run id, group, renew, finish)
-        self._open: dict[object, tuple[str, object, Callable[[list[str]], None], Callable[[str], None]]] = {}
+        # holder (a Run: several may hold one run id) -> (run id, its registry, finish)
+        self._open: dict[object, tuple[str, LeaseStore, Callable[[str], None]]] = {}
         self._thread: threading.Thread | None = None
         self._every = 60.0
         self._exit_hook = False
 
-    def add(
-        self,
-        holder: object,
-        run_id: str,
-        group: object,
-        renew: Callable[[list[str]], None],
-        finish: Callable[[str], None],
-    ) -> None:
-        """Track the open run ``run_id`` held by ``holder``: ``renew(ids)`` extends the leases of a
-        ``group``'s runs (one call per group and beat), ``finish(status)`` closes it at exit."""
+    def add(self, holder: object, run_id: str, leases: LeaseStore, finish: Callable[[str], None]) -> None:
+        """Track the open run ``run_id`` held by ``holder``, whose lease ``leases`` keeps;
+        ``finish(status)`` closes it at exit."""
         with self._lock:
-            self._open[holder] = (run_id, group, renew, finish)
+            self._open[holder] = (run_id, leases, finish)
             if not self._exit_hook:
                 atexit.register(self._at_exit)
                 self._exit_hook = True
@@ -196,11 +196,11 @@ class Heartbeat:
             if not self._open:
                 self._wake.notify_all()
 
-    def forget(self, group: object) -> None:
-        """Stop tracking the runs of ``group`` (its registry is being closed): no more renewals,
-        and nothing to finish at exit."""
+    def forget(self, leases: LeaseStore) -> None:
+        """Stop tracking the runs whose leases ``leases`` keeps (that registry is being closed):
+        no more renewals, and nothing to finish at exit."""
         with self._lock:
-            for holder in [h for h, (_, g, _, _) in self._open.items() if g is group]:
+            for holder in [h for h, (_, kept_by, _) in self._open.items() if kept_by is leases]:
                 del self._open[holder]
             if not self._open:
                 self._wake.notify_all()
@@ -212,19 +212,19 @@ class Heartbeat:
                 if not self._open:
                     self._thread = None
                     return
-                groups: dict[int, tuple[Callable[[list[str]], None], set[str]]] = {}
-                for run_id, group, renew, _ in self._open.values():
-                    groups.setdefault(id(group), (renew, set()))[1].add(run_id)
-            for renew, ids in groups.values():
+                groups: dict[int, tuple[LeaseStore, set[str]]] = {}
+                for run_id, leases, _ in self._open.values():
+                    groups.setdefault(id(leases), (leases, set()))[1].add(run_id)
+            for leases, ids in groups.values():
                 try:
-                    renew(sorted(ids))
+                    leases.renew_leases(sorted(ids))
                 except Exception as exc:  # the registry may be briefly away; the lease has slack
                     logger.debug("could not renew the lease of runs %s: %s", ids, exc)
 
     def _at_exit(self) -> None:
         status = "failed" if getattr(sys, "last_value", None) is not None else "finished"
         with self._lock:
-            pending = [finish for *_, finish in self._open.values()]
+            pending = [finish for _, _, finish in self._open.values()]
         for finish in pending:
             try:
                 finish(status)

@@ -110,8 +110,7 @@ class Run:
             step=dict(context.step),
         )
         self._finished = False
-        registry = client.registry
-        HEARTBEAT.add(self, self.id, registry, registry.renew_leases, self._finish_at_exit)
+        HEARTBEAT.add(self, self.id, client.registry, self._finish_at_exit)
 
     # -- identity ---------------------------------------------------------------------------------
 

@@ -183,7 +183,7 @@ def materialize(
     for e in entries:
         _check_destination(root_abs, e.path)
     if fresh:
-        _materialize(client, entries, base, label, verify, fresh, temp_token())
+        _materialize(client, entries, base, label, verify, None)
         return
     sweep(base, IN_ROOT_PREFIX, lambda token: remove_tagged(base, token))  # what killed downloads left
     try:
@@ -191,21 +191,22 @@ def materialize(
     except OSError:  # a root we cannot write to: the first file says so, naming the root
         mine = None
     try:
-        _materialize(client, entries, base, label, verify, fresh, mine.token if mine else temp_token())
+        _materialize(client, entries, base, label, verify, mine.token if mine else temp_token())
     finally:
         if mine is not None:
             mine.release()
 
 
 def _materialize(
-    client: Client, entries: Sequence[ManifestEntry], base: str, label: str, verify: bool, fresh: bool, token: str
+    client: Client, entries: Sequence[ManifestEntry], base: str, label: str, verify: bool, token: str | None
 ) -> None:
-    """:func:`materialize` once the paths are checked; temp files are named with ``token``."""
+    """:func:`materialize` once the paths are checked: temp files named with ``token``, or (``None``:
+    a fresh root) files written in place."""
     cache = client.checksum_cache
     # Indices and destination paths are made as they are needed: at a million entries, lists of
     # them were hundreds of MiB of a download's peak memory.
     todo: Sequence[int] = range(len(entries))
-    if not fresh:
+    if token is not None:
         present = _present(cache, entries, base)
         todo = [i for i in todo if not present[i]]
     total = sum(entries[i].size for i in todo)
@@ -225,7 +226,7 @@ def _materialize(
             assert isinstance(item, int)
             entry = entries[item]
             dest = f"{base}/{entry.path}"
-            if fresh:
+            if token is None:
                 target = dest
             else:
                 parent, _, name = dest.rpartition("/")

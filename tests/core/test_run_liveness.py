@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -165,7 +164,7 @@ def test_status_rules_for_rows_old_and_new() -> None:
     assert effective_status("failed", None, past, at) == "failed"
 
 
-def test_an_open_run_in_this_process_reads_running(tmp_path: Path) -> None:
+def test_an_open_run_in_this_process_reads_running() -> None:
     with ap.init(job_type="here") as run:
         assert status(run.id) == "running"
     assert status(run.id) == "finished"

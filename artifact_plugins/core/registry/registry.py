@@ -8,6 +8,7 @@ and transactions that lose a race on them are retried.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -81,15 +82,10 @@ _retry = retry(
 )
 
 
-class _Retried:
+def _retried() -> Callable[[], bool]:
     """Called at the start of each attempt of one transaction: False on the first, True after."""
-
-    def __init__(self) -> None:
-        self._attempts = 0
-
-    def __call__(self) -> bool:
-        self._attempts += 1
-        return self._attempts > 1
+    attempts = itertools.count()
+    return lambda: next(attempts) > 0
 
 
 class Registry:
@@ -645,7 +641,7 @@ class Registry:
     ) -> tuple[str, int | None, int | None] | None:
         """Point ``alias`` at ``version``; with ``check``, only if it currently points at ``expected``."""
 
-        retried = _Retried()
+        retried = _retried()
 
         def fn(conn: Connection) -> tuple[str, int | None, int | None] | None:
             self._lock_collection(conn, version.collection_id)
@@ -653,10 +649,10 @@ class Registry:
             if state != COMMITTED:
                 raise ArtifactNotFoundError(f"{version.collection}:{version.version} was deleted")
             if check:
-                done = self._own_move(conn, version.collection_id, alias, version.id, expected) if retried() else None
-                if done is not None:
-                    return done
-                self._expect(conn, version.collection_id, version.collection, alias, expected)
+                coll_id, target = version.collection_id, version.id
+                own = self._expect(conn, coll_id, version.collection, alias, expected, target, retried())
+                if own is not None:
+                    return own
             return self._move_alias(
                 conn, version.collection_id, alias, version.id, run_id, guarded=not (check or force)
             )
@@ -676,25 +672,40 @@ class Registry:
     ) -> tuple[str, int | None, int | None] | None:
         """Remove ``alias`` from a collection (compare-and-swap with ``check``)."""
 
-        retried = _Retried()
+        retried = _retried()
 
         def fn(conn: Connection) -> tuple[str, int | None, int | None] | None:
             self._lock_collection(conn, collection_id)
             if check:
-                done = self._own_move(conn, collection_id, alias, None, expected) if retried() else None
-                if done is not None:
-                    return done
-                self._expect(conn, collection_id, collection, alias, expected)
+                own = self._expect(conn, collection_id, collection, alias, expected, None, retried())
+                if own is not None:
+                    return own
             return self._move_alias(conn, collection_id, alias, None, run_id, guarded=not (check or force))
 
         return self.write(fn)
 
-    def _expect(self, conn: Connection, collection_id: int, collection: str, alias: str, expected: str | None) -> None:
-        """The compare of compare-and-swap: fail unless ``alias`` points at ``expected`` (``None``: nowhere)."""
+    def _expect(
+        self,
+        conn: Connection,
+        collection_id: int,
+        collection: str,
+        alias: str,
+        expected: str | None,
+        target_id: int | None,
+        retry: bool,
+    ) -> tuple[str, int | None, int | None] | None:
+        """The compare of compare-and-swap: fail unless ``alias`` points at ``expected`` (``None``:
+        nowhere). On a ``retry``, a swap to ``target_id`` that an earlier attempt already made is
+        returned instead (see :meth:`_own_move`); ``None`` means: go ahead and move."""
+        if retry:
+            own = self._own_move(conn, collection_id, alias, target_id, expected)
+            if own is not None:
+                return own
         current = self._alias_target_index(conn, collection_id, alias)
         found = f"v{current}" if current is not None else None
         if found != expected:
             raise AliasConflictError(alias, found, expected, collection)
+        return None
 
     def _own_move(
         self, conn: Connection, collection_id: int, alias: str, target_id: int | None, expected: str | None

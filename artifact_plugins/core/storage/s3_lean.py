@@ -44,7 +44,6 @@ URL_TTL_S = 900
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
 
-
 class LeanS3:
     """Presigned single-request GET/PUT on an existing boto3 client's connection pool."""
 
@@ -105,7 +104,6 @@ class LeanS3:
             logger.debug("lean PUT of %s fell back: %s", key, type(exc).__name__)
             return False
         return response.status_code in (200, 412)
-
 
     def list_page(self, prefix: str, max_keys: int, start_after: str | None, token: str | None) -> TokenPage | None:
         """One ``ListObjectsV2`` page of ``prefix`` (after ``start_after``, or from ``token``), or
