@@ -34,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from child_setup import SETUP, WARM
 from smallfiles import add_size_options, generate
 
 STEPS = {
@@ -47,32 +48,18 @@ STEPS = {
     "commit": ("artifact_plugins.core.registry.registry", "Registry", "commit_version", "reuse_version"),
 }
 
-CHILD = """
-import importlib, json, os, sys, time
-home, src, steps = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-for k, v in {"STORE": home + "/store", "REGISTRY": "sqlite:///" + home + "/registry.db",
-             "CACHE_DIR": home + "/cache", "CONFIG": home + "/none.toml", "PROJECT": "bench"}.items():
-    os.environ["ARTIFACT_PLUGINS_" + k] = v
-import artifact_plugins as ap
-import artifact_plugins.core.api, artifact_plugins.core.run, artifact_plugins.core.transfer
-from artifact_plugins.core.client import get_client
-client = get_client(); client.registry; client.checksum_cache._connect()
-spent = {}
-
-def timed(step, fn):
-    def wrapper(*args, **kwargs):
-        t = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            spent[step] = spent.get(step, 0.0) + time.perf_counter() - t
-    return wrapper
-
+CHILD = (
+    SETUP
+    + """
+import importlib
+src, steps = sys.argv[2], json.loads(sys.argv[3])
 for step, (module, owner, *names) in steps.items():
     target = importlib.import_module(module)
-    target = getattr(target, owner) if owner else target
     for name in names:
-        setattr(target, name, timed(step, getattr(target, name)))
+        timed(getattr(target, owner) if owner else target, name, step)
+"""
+    + WARM
+    + """
 t = time.perf_counter()
 art = ap.Artifact("ds", "dataset")
 art.add_dir(src)
@@ -82,6 +69,7 @@ spent["total"] = time.perf_counter() - t
 spent["version"] = version.version_index
 print(json.dumps(spent))
 """
+)
 
 
 def log(home: Path, src: Path) -> dict[str, float]:

@@ -36,36 +36,21 @@ import time
 import uuid
 from pathlib import Path
 
+from child_setup import SETUP, WARM
 from smallfiles import add_size_options, generate
 
 HERE = Path(__file__).resolve().parent
 
-CHILD = r"""
-import functools, json, os, sys, time
-home, src = sys.argv[1], sys.argv[2]
-for k, v in {"STORE": home + "/store", "REGISTRY": "sqlite:///" + home + "/registry.db",
-             "CACHE_DIR": home + "/cache", "CONFIG": home + "/none.toml", "PROJECT": "bench"}.items():
-    os.environ["ARTIFACT_PLUGINS_" + k] = v
-import artifact_plugins as ap
-import artifact_plugins.core.api, artifact_plugins.core.run, artifact_plugins.core.transfer  # loaded before the clock
+CHILD = (
+    SETUP
+    + r"""
+src = sys.argv[2]
 import artifact_plugins.core.artifact as artifact_mod
-from artifact_plugins.core.client import Client, get_client
+from artifact_plugins.core.client import Client
 from artifact_plugins.core.hashing import ChecksumCache
 from artifact_plugins.core.manifest import Manifest
 from artifact_plugins.core.registry.registry import Registry
 from artifact_plugins.core.storage.local import LocalStore
-spent = {}
-
-def timed(owner, name, step):
-    real = getattr(owner, name)
-    @functools.wraps(real)
-    def wrapper(*args, **kwargs):
-        t = time.perf_counter()
-        try:
-            return real(*args, **kwargs)
-        finally:
-            spent[step] = spent.get(step, 0.0) + time.perf_counter() - t
-    setattr(owner, name, wrapper)
 
 timed(artifact_mod, "_scan_dir", "scan")
 timed(artifact_mod, "_digests", "hash")
@@ -76,7 +61,9 @@ timed(artifact_mod.Artifact, "manifest", "manifest")
 timed(Manifest, "digest", "manifest")
 timed(Client, "put_manifest", "manifest")
 timed(Registry, "commit_version", "registry")
-client = get_client(); client.registry; client.checksum_cache._connect()
+"""
+    + WARM
+    + r"""
 t0 = time.perf_counter()
 art = ap.Artifact("ds", "dataset"); art.add_dir(src)
 t1 = time.perf_counter()
@@ -92,6 +79,7 @@ spent["total"] = t4 - t0
 spent["other"] = spent["total"] - sum(v for k, v in spent.items() if k != "total")
 print(json.dumps(spent))
 """
+)
 
 STEPS = ("scan", "hash", "remember", "entries", "look up", "store", "manifest", "registry", "other", "total")
 

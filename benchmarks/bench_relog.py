@@ -27,6 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from child_setup import SETUP, WARM
 from smallfiles import add_size_options, generate
 
 VARIANTS = {
@@ -38,26 +39,24 @@ VARIANTS = {
     ),
 }
 
-CHILD = """
-import os, sys, time, json
-home, src, timed = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
-for k, v in {"STORE": home + "/store", "REGISTRY": "sqlite:///" + home + "/registry.db",
-             "CACHE_DIR": home + "/cache", "CONFIG": home + "/none.toml", "PROJECT": "bench"}.items():
-    os.environ["ARTIFACT_PLUGINS_" + k] = v
-import artifact_plugins as ap
-import artifact_plugins.core.api, artifact_plugins.core.run, artifact_plugins.core.transfer
-from artifact_plugins.core.client import get_client
+CHILD = (
+    SETUP
+    + """
+src, timed_run = sys.argv[2], sys.argv[3] == "1"
 PATCH
-client = get_client(); client.registry; client.checksum_cache._connect()
+"""
+    + WARM
+    + """
 marks = [time.perf_counter()]
 art = ap.Artifact("ds", "dataset"); art.add_dir(src); marks.append(time.perf_counter())
 run = ap.init(job_type="bench"); marks.append(time.perf_counter())
 run.log_artifact(art); marks.append(time.perf_counter())
 run.finish(); marks.append(time.perf_counter())
-if timed:
+if timed_run:
     names = ["add_dir", "init", "commit", "finish"]
     print(json.dumps({n: b - a for n, a, b in zip(names, marks, marks[1:])}))
 """
+)
 
 
 def relog(home: Path, src: Path, patch: str, timed: bool) -> dict[str, float]:
