@@ -43,7 +43,7 @@ STEPS = {
     "snapshot": ("artifact_plugins.core.hashing", "ChecksumCache", "snapshot", "remember_snapshot"),
     "hash": ("artifact_plugins.core.artifact", None, "_hash_all"),
     "store check": ("artifact_plugins.core.storage.local", "LocalStore", "touch"),
-    "store": ("artifact_plugins.core.storage.local", "LocalStore", "put_file"),
+    "store": ("artifact_plugins.core.transfer", None, "_transfer"),
     "manifest": ("artifact_plugins.core.client", "Client", "put_manifest"),
     "commit": ("artifact_plugins.core.registry.registry", "Registry", "commit_version", "reuse_version"),
 }

@@ -13,7 +13,8 @@ process times each step by wrapping the function that does it:
 * ``remember``: writing their digests to the checksum cache
 * ``entries``: the rest of ``add_dir`` (path checks, entry objects)
 * ``look up``: asking the store which blobs it lacks (``touch``: one ``utime`` per blob)
-* ``store``: reading each file again, checking its digest and writing the blob (temp + rename)
+* ``store``: reading each file again, checking its digest and writing the blob (temp + rename),
+  serially while the disk keeps up, on threads while it is slow (``bench_pacing.py``)
 * ``manifest``: building, hashing, serialising and storing the manifest
 * ``registry``: the run record, the version's transaction and the run's end
 * ``other``: what is left of the whole (upload bookkeeping, progress, Python between steps)
@@ -56,7 +57,7 @@ timed(artifact_mod, "_scan_dir", "scan")
 timed(artifact_mod, "_digests", "hash")
 timed(ChecksumCache, "remember", "remember")
 timed(LocalStore, "touch", "look up")
-timed(LocalStore, "put_file", "store")
+timed(artifact_plugins.core.transfer, "_transfer", "store")  # whole: the files may go on threads
 timed(artifact_mod.Artifact, "manifest", "manifest")
 timed(Manifest, "digest", "manifest")
 timed(Client, "put_manifest", "manifest")

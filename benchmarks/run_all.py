@@ -28,6 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from smallfiles import wait_until_settled
+
 HERE = Path(__file__).resolve().parent
 OPS = HERE / "bench_ops.py"
 PEERS_PY = HERE / ".peers" / "venv" / "bin" / "python"
@@ -230,30 +232,10 @@ def rm(*paths: Path) -> None:
 
 
 def settle(b: Bench) -> None:
-    """Empty the trash, then wait (at most three minutes) until creating files is fast again.
-
-    The probe creates 1,000 files of 4 KiB, and the disk counts as settled when two probes in a
-    row stay under 60 us per file: a probe of 200 tiny files once passed while `cp -r` of the
-    10,000-file set still ran 8x slower than on a settled disk (its discards were not done).
-    """
+    """Empty the trash, then wait until creating files is fast again (:func:`wait_until_settled`)."""
     if TRASH is not None and TRASH.exists():
         shutil.rmtree(TRASH)
-    os.sync()
-    probe_root = b.work / "probe" / uuid.uuid4().hex
-    t0 = time.perf_counter()
-    per_file, fast, block = 0.0, 0, b"x" * 4096
-    for k in range(60):
-        probe = probe_root / str(k)
-        probe.mkdir(parents=True)
-        t = time.perf_counter()
-        for i in range(1000):
-            (probe / str(i)).write_bytes(block)
-        per_file = (time.perf_counter() - t) / 1000
-        fast = fast + 1 if per_file < 60e-6 else 0
-        if fast == 2:
-            break
-        time.sleep(3)
-    b.say(f"  (disk settled in {time.perf_counter() - t0:.0f} s: {per_file * 1e6:.0f} us per file create)")
+    wait_until_settled(b.work, b.say)
 
 
 def bench_workload(b: Bench, w: Workload, src_root: Path, peers: bool) -> None:

@@ -17,6 +17,7 @@ from .errors import InvalidPathError, StoreError
 from .hashing import ChecksumCache, FileStat, Stat, compact_stat, hash_file
 from .manifest import ManifestEntry
 from .naming import normalize_entry_path
+from .pacing import run_paced
 from .progress import Progress, progress_for
 from .references import handler_for
 from .storage import BlobStore, RemoteStore, blob_key, parallel_map
@@ -26,16 +27,22 @@ from .storage.local import SMALL_FILE, LocalStore
 TRANSFER_WORKERS = 4
 
 
-def _parallel(fn: Callable[[object], None], items: Sequence[object], workers: int = TRANSFER_WORKERS) -> None:
-    """Run ``fn`` over ``items`` on a bounded thread pool (serially when that cannot help).
+def _transfer(fn: Callable[[object], None], items: Sequence[object], store: BlobStore, total_bytes: int) -> None:
+    """Run ``fn`` over ``items``, the files of one transfer of ``total_bytes`` with ``store``.
 
-    The first failure stops the transfer: work not yet started is cancelled, not retried to death.
+    Network stores and large files go on a bounded thread pool. Small local copies run serially
+    while the disk keeps up and on threads while it makes them wait (:func:`run_paced`). The
+    first failure stops the transfer: work not yet started is not run, not retried to death.
     """
-    if len(items) <= 1 or workers <= 1:
+    if len(items) <= 1:
         for it in items:
             fn(it)
-        return
-    parallel_map(fn, items, workers)
+    elif isinstance(store, RemoteStore):
+        parallel_map(fn, items, store.transfer_workers)
+    elif not store.is_local or (len(items) > 4 and total_bytes / len(items) >= SMALL_FILE):
+        parallel_map(fn, items, TRANSFER_WORKERS)
+    else:
+        run_paced(fn, items, TRANSFER_WORKERS)
 
 
 class _FileProgress:
@@ -97,7 +104,7 @@ def upload_blobs(client: Client, pending: Iterable[PendingEntry], label: str) ->
                 store.put_file(blob_key(item.entry.digest), item.source, expect=item.hashed_stat)
                 progress.advance(item.entry.size)
 
-        _parallel(put, todo, _workers(store, total, len(todo)))
+        _transfer(put, todo, store, total)
     return total
 
 
@@ -135,16 +142,6 @@ def _check_lost(missing: Iterable[PendingEntry], label: str) -> None:
             f"{label}: the stored bytes of {len(lost)} entries carried over from an earlier version are gone "
             f"(first: {lost[0]!r}); that version was garbage-collected — add those files again"
         )
-
-
-def _workers(store: BlobStore, total_bytes: int, files: int) -> int:
-    """Threads only pay off for network stores or large files: small local copies are
-    syscall-bound and extra threads just trade the GIL back and forth (measured: slower)."""
-    if isinstance(store, RemoteStore):
-        return store.transfer_workers
-    if not store.is_local:
-        return TRANSFER_WORKERS
-    return TRANSFER_WORKERS if files > 4 and total_bytes / files >= SMALL_FILE else 1
 
 
 def safe_destination(root: Path, entry_path: str) -> Path:
@@ -247,7 +244,7 @@ def _materialize(
             counted.done(entry.size)
 
         try:
-            _parallel(fetch, todo, _workers(client.store, total, len(todo)))
+            _transfer(fetch, todo, client.store, total)
         finally:  # what did arrive is known good: a retry need not hash it again
             cache.remember(written)
 

@@ -1,0 +1,125 @@
+"""Small local copies: serial while the disk keeps up, on threads while every call waits.
+
+A slow file system is the fault injected here (a sleep in the call: a network file system or a
+disk busy discarding waits outside the interpreter the same way); the store and the log are real.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import artifact_plugins as ap
+from artifact_plugins.core import pacing
+from artifact_plugins.core.pacing import GROUP_ITEMS, PROBE_ITEMS, run_paced
+from artifact_plugins.core.storage.local import LocalStore
+
+PACED = "artifact-plugins-paced"
+
+
+def _recording(delay: Callable[[int], float]) -> tuple[Callable[[int], None], dict[int, str]]:
+    """A call that waits ``delay(item)`` seconds and records which thread ran each item."""
+    ran: dict[int, str] = {}
+    lock = threading.Lock()
+
+    def fn(item: int) -> None:
+        wait = delay(item)
+        if wait:
+            time.sleep(wait)
+        with lock:
+            assert item not in ran, f"item {item} ran twice"
+            ran[item] = threading.current_thread().name
+
+    return fn, ran
+
+
+def test_quick_calls_run_in_order_on_the_calling_thread() -> None:
+    fn, ran = _recording(lambda _: 0.0)
+    run_paced(fn, range(5000), workers=4, slow_item_seconds=0.0005)  # far above a quick call, even under load
+    assert list(ran) == list(range(5000))  # dicts keep insertion order
+    assert set(ran.values()) == {threading.current_thread().name}
+
+
+def test_slow_calls_overlap_on_threads() -> None:
+    n = PROBE_ITEMS + GROUP_ITEMS  # one probe, then one group
+    fn, ran = _recording(lambda _: 0.002)
+    started = time.perf_counter()
+    run_paced(fn, range(n), workers=4)
+    elapsed = time.perf_counter() - started
+    assert sorted(ran) == list(range(n))
+    assert all(not ran[i].startswith(PACED) for i in range(PROBE_ITEMS))  # the probe is serial
+    threads = {ran[i] for i in range(PROBE_ITEMS, n)}
+    assert len(threads) == 4 and all(t.startswith(PACED) for t in threads)
+    serial = n * 0.002
+    assert elapsed < 0.6 * serial, f"{elapsed:.2f} s: the waits did not overlap (serially {serial:.2f} s)"
+
+
+def test_a_change_of_pace_is_followed_both_ways() -> None:
+    group = PROBE_ITEMS + GROUP_ITEMS
+    slow_from, fast_from = group, 2 * group
+
+    fn, ran = _recording(lambda i: 0.002 if slow_from <= i < fast_from else 0.0)
+    run_paced(fn, range(3 * group), workers=2, slow_item_seconds=0.0005)
+    on_threads = {i for i, name in ran.items() if name.startswith(PACED)}
+    assert not on_threads & set(range(slow_from))  # quick: all serial
+    assert on_threads == set(range(slow_from + PROBE_ITEMS, fast_from))  # slow: all but its probe
+    assert not on_threads & set(range(fast_from, 3 * group))  # quick again: serial again
+
+
+def test_the_first_failure_stops_the_work_and_is_raised() -> None:
+    calls: list[int] = []
+    lock = threading.Lock()
+    fail_at = PROBE_ITEMS + 10
+
+    def fn(item: int) -> None:
+        time.sleep(0.001)
+        with lock:
+            calls.append(item)
+        if item == fail_at:
+            raise OSError(28, "No space left on device")
+
+    n = PROBE_ITEMS + 4 * GROUP_ITEMS
+    with pytest.raises(OSError, match="No space left"):
+        run_paced(fn, range(n), workers=4)
+    assert fail_at in calls
+    assert max(calls) < PROBE_ITEMS + GROUP_ITEMS  # no later group was started
+    assert len(calls) < PROBE_ITEMS + GROUP_ITEMS // 2  # the other slices stopped early too
+    assert not [t for t in threading.enumerate() if t.name.startswith(PACED)]  # and none is left running
+
+
+def test_a_log_and_a_download_on_a_slow_disk_place_small_files_on_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "src"
+    for i in range(400):
+        (src / f"d{i % 7}").mkdir(parents=True, exist_ok=True)
+        (src / f"d{i % 7}" / f"f{i}.txt").write_bytes(f"file {i}\n".encode() * 50)
+    placed_on: dict[str, set[str]] = {"put_file": set(), "get_file": set()}
+
+    def slowed(name: str) -> None:
+        real = getattr(LocalStore, name)
+
+        def wrapper(self: LocalStore, *args: object, **kwargs: object) -> None:
+            time.sleep(pacing.SLOW_ITEM_SECONDS * 3)
+            placed_on[name].add(threading.current_thread().name)
+            real(self, *args, **kwargs)
+
+        monkeypatch.setattr(LocalStore, name, wrapper)
+
+    slowed("put_file")
+    slowed("get_file")
+    art = ap.Artifact("slow-disk", "dataset")
+    art.add_dir(src)
+    with ap.init(job_type="producer") as run:
+        version = run.log_artifact(art)
+    out = version.download(tmp_path / "out")
+    for name, threads in placed_on.items():
+        assert any(t.startswith(PACED) for t in threads), f"{name} never ran on a paced thread: {threads}"
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*.txt")} == {
+        p.relative_to(src): p.read_bytes() for p in src.rglob("*.txt")
+    }
+    assert ap.Api().artifact("slow-disk:v0").verify().ok
