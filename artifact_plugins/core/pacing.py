@@ -85,7 +85,11 @@ def _in_slices(
     step = -(-(end - start) // workers)
     slices = [(a, min(a + step, end)) for a in range(start, end, step)]
     futures = [pool.submit(run, s) for s in slices]
-    errors = [f.exception() for f in futures]  # waits for every slice: none is left running
+    try:
+        errors = [f.exception() for f in futures]  # waits for every slice: none is left running
+    except BaseException:  # Ctrl-C while waiting: the slices stop at their next item
+        failed.set()
+        raise
     for exc in errors:
         if exc is not None:
             raise exc

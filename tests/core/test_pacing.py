@@ -6,6 +6,7 @@ disk busy discarding waits outside the interpreter the same way); the store and 
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -89,6 +90,26 @@ def test_the_first_failure_stops_the_work_and_is_raised() -> None:
     assert max(calls) < PROBE_ITEMS + GROUP_ITEMS  # no later group was started
     assert len(calls) < PROBE_ITEMS + GROUP_ITEMS // 2  # the other slices stopped early too
     assert not [t for t in threading.enumerate() if t.name.startswith(PACED)]  # and none is left running
+
+
+def test_ctrl_c_while_threads_work_stops_them() -> None:
+    calls: list[int] = []
+    main = threading.main_thread().ident
+    assert main == threading.get_ident()
+    interrupt_at = PROBE_ITEMS + 5
+
+    def fn(item: int) -> None:
+        time.sleep(0.001)
+        calls.append(item)
+        if item == interrupt_at:
+            signal.pthread_kill(main, signal.SIGINT)  # what Ctrl-C does to a waiting main thread
+
+    with pytest.raises(KeyboardInterrupt):
+        run_paced(fn, range(PROBE_ITEMS + GROUP_ITEMS), workers=4)
+    done = len(calls)
+    assert done < PROBE_ITEMS + GROUP_ITEMS // 2, f"{done} items ran after Ctrl-C"
+    time.sleep(0.05)
+    assert len(calls) == done  # nothing still running behind the caller's back
 
 
 def test_a_log_and_a_download_on_a_slow_disk_place_small_files_on_threads(
