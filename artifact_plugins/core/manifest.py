@@ -16,8 +16,9 @@ from blake3 import blake3
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import InvalidInputError
+from .gcpause import gc_paused
 from .hashing import PREFIX
-from .naming import normalize_entry_path
+from .naming import normalize_entry_path, normalize_entry_paths
 
 DIGEST_HEADER = b"artifact-plugins manifest v1\n"
 FORMAT = "artifact-plugins-manifest"
@@ -25,6 +26,11 @@ FORMAT = "artifact-plugins-manifest"
 #: manifest, yet refused before it can exhaust memory (JSON parsing needs several times as much).
 MAX_MANIFEST_BYTES = 1 * 2**30
 _DIGEST_RE = re.compile(re.escape(PREFIX) + "[0-9a-f]{64}")
+#: Digests joined one per line, each ``blake3:`` and 64 hex digits: 72 characters a line.
+_DIGEST_LINES = re.compile("(?:" + re.escape(PREFIX) + "[0-9a-f]{64}\n)*")
+_DIGEST_LINE_CHARS = len(PREFIX) + 64 + 1
+#: The largest entry size a manifest may state (1 PiB).
+MAX_ENTRY_SIZE = 2**50
 #: Entries hashed or serialised per chunk when streaming a manifest (bounds peak memory: 20,000
 #: a chunk left ~5 MiB more at the peak of a 100,000-file log than 4,096, and was no faster).
 _CHUNK = 4096
@@ -119,7 +125,7 @@ def entry_from_json(raw: dict[str, Any]) -> ManifestEntry:
         raise InvalidInputError(f"manifest entry path {path!r} is not in canonical form")
     assert isinstance(path, str)
     size = raw.get("size")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0 or size > 2**50:
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0 or size > MAX_ENTRY_SIZE:
         raise InvalidInputError(f"manifest entry {path!r} has invalid size {size!r}: must be 0..2**50")
     ref = raw.get("ref")
     if ref is not None and not isinstance(ref, str):
@@ -130,13 +136,49 @@ def entry_from_json(raw: dict[str, Any]) -> ManifestEntry:
     return make_entry(path, _check_digest(path, raw.get("digest")), size, ref, extra)
 
 
-def _consumed(items: list[Any]) -> Iterator[Any]:
-    """Yield ``items`` in order, emptying the list as it goes: each parsed entry is freed as soon
-    as its :class:`ManifestEntry` exists, so the two are never all in memory at once."""
+def _entries_from_json(items: list[Any]) -> Iterator[ManifestEntry]:
+    """:func:`entry_from_json` of every item, in order, validated a chunk at a time.
+
+    A chunk of plain entries (exactly path, digest and size) is checked at once: its paths by
+    :func:`normalize_entry_paths`, its digests by one match over them joined, its sizes in
+    one pass; any other chunk goes entry by entry. With the collector paused as well, reading a
+    manifest took ~20% less time at 10,000 and 100,000 entries and ~37% less at 1,000,000
+    (``benchmarks/bench_manifest.py``). Each chunk's parsed items are let go before the next
+    chunk: the parsed JSON and the entries are never both whole in memory.
+    """
     items.reverse()
-    pop = items.pop
     while items:
-        yield pop()
+        chunk = items[-_CHUNK:]
+        del items[-_CHUNK:]
+        chunk.reverse()
+        plain = _plain_entries(chunk)
+        if plain is not None:
+            yield from plain
+        else:
+            yield from map(entry_from_json, chunk)
+
+
+def _plain_entries(chunk: list[Any]) -> Iterator[ManifestEntry] | None:
+    """The entries of ``chunk`` if every item is a valid plain entry, else ``None``."""
+    if not all(type(raw) is dict and len(raw) == 3 for raw in chunk):
+        return None
+    try:
+        paths = [raw["path"] for raw in chunk]
+        digests = [raw["digest"] for raw in chunk]
+        sizes = [raw["size"] for raw in chunk]
+        digest_text = "\n".join(digests) + "\n"
+        paths_ok = normalize_entry_paths(paths) is paths
+    except (KeyError, TypeError):  # another field, or a value that is not a string
+        return None
+    if not (
+        paths_ok
+        # Every line a digest, and exactly one line per digest (none holds a newline of its own).
+        and len(digest_text) == _DIGEST_LINE_CHARS * len(digests)
+        and _DIGEST_LINES.fullmatch(digest_text)
+        and all(type(size) is int and 0 <= size <= MAX_ENTRY_SIZE for size in sizes)
+    ):
+        return None
+    return map(make_entry, paths, digests, sizes)
 
 
 def _entries_text(entries: list[ManifestEntry]) -> str:
@@ -244,22 +286,23 @@ class Manifest:
     @classmethod
     def from_bytes(cls, data: bytes, expected_digest: str | None = None) -> Manifest:
         """Parse and validate a stored manifest; refuses bad paths, digests, sizes and duplicates."""
-        raw = _decompress(data) if data[:2] == b"\x1f\x8b" else data
-        if len(raw) > MAX_MANIFEST_BYTES:
-            raise InvalidInputError(f"manifest of {len(raw)} bytes exceeds the limit of {MAX_MANIFEST_BYTES}")
-        try:
-            doc = json.loads(raw)
-            del raw  # the text is not needed while the entries are built
-        except ValueError as exc:
-            raise InvalidInputError(f"manifest is not valid JSON: {exc}") from None
-        except RecursionError:
-            raise InvalidInputError("manifest is not valid: its JSON is nested absurdly deep") from None
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") != 1:
-            raise InvalidInputError("manifest has an unknown format or version")
-        entries = doc.get("entries")
-        if not isinstance(entries, list):
-            raise InvalidInputError("manifest has no entry list")
-        manifest = cls(entry_from_json(e) for e in _consumed(entries))
+        with gc_paused():  # parsed dicts and entries are acyclic: the collector would find nothing
+            raw = _decompress(data) if data[:2] == b"\x1f\x8b" else data
+            if len(raw) > MAX_MANIFEST_BYTES:
+                raise InvalidInputError(f"manifest of {len(raw)} bytes exceeds the limit of {MAX_MANIFEST_BYTES}")
+            try:
+                doc = json.loads(raw)
+                del raw  # the text is not needed while the entries are built
+            except ValueError as exc:
+                raise InvalidInputError(f"manifest is not valid JSON: {exc}") from None
+            except RecursionError:
+                raise InvalidInputError("manifest is not valid: its JSON is nested absurdly deep") from None
+            if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") != 1:
+                raise InvalidInputError("manifest has an unknown format or version")
+            entries = doc.get("entries")
+            if not isinstance(entries, list):
+                raise InvalidInputError("manifest has no entry list")
+            manifest = cls(_entries_from_json(entries))
         if expected_digest is not None and manifest.digest() != expected_digest:
             raise InvalidInputError(
                 f"manifest content digest {manifest.digest()} does not match the recorded {expected_digest}"

@@ -7,10 +7,12 @@ import json
 import tempfile
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
+from artifact_plugins.core import manifest as manifest_mod
 from artifact_plugins.core.errors import InvalidInputError
 from artifact_plugins.core.manifest import FORMAT, Manifest, ManifestEntry, make_entry
 from artifact_plugins.core.naming import normalize_entry_path
@@ -63,3 +65,61 @@ def _canonical(path: str) -> bool:
         return normalize_entry_path(path) == path
     except InvalidInputError:
         return False
+
+
+# -- reading: plain chunks are checked at once, and refuse exactly what entry-by-entry reading does --
+
+_valid_raw = st.builds(lambda p, d, s: {"path": p, "digest": d, "size": s}, paths.filter(_canonical), digests, sizes)
+_hostile_values = st.sampled_from(
+    [
+        ("digest", "blake3:" + "a" * 64 + "\nblake3:" + "b" * 64),  # two digests' text in one
+        ("digest", "blake3:" + "A" * 64),
+        ("digest", 7),
+        ("size", True),
+        ("size", 1.0),
+        ("size", -1),
+        ("size", 2**50 + 1),
+        ("path", "a\nb"),
+        ("path", "./a"),
+        ("path", "../a"),
+        ("path", 7),
+        ("ref", 7),
+        ("extra", [1]),
+    ]
+)
+
+
+@st.composite
+def _raw_entries(draw: Any) -> list[dict[str, Any]]:
+    items = draw(st.lists(_valid_raw, min_size=1, max_size=20))
+    for _ in range(draw(st.integers(min_value=0, max_value=2))):
+        key, value = draw(_hostile_values)
+        items[draw(st.integers(min_value=0, max_value=len(items) - 1))][key] = value
+    return items
+
+
+def _read(route: Any, items: list[dict[str, Any]]) -> list[dict[str, Any]] | str:
+    try:
+        return [e.to_json() for e in route(json.loads(json.dumps(items)))]
+    except InvalidInputError as exc:
+        return f"refused: {exc}"
+
+
+@FAST
+@given(_raw_entries())
+def test_chunked_reading_accepts_and_refuses_exactly_as_entry_by_entry(items: list[dict[str, Any]]) -> None:
+    one_by_one = _read(lambda raw: [manifest_mod.entry_from_json(r) for r in raw], items)
+    assert _read(manifest_mod._entries_from_json, items) == one_by_one
+
+
+def test_a_bad_entry_in_a_later_chunk_is_refused_by_name() -> None:
+    items = [
+        make_entry(f"d{i // 1000}/f{i:06d}.bin", "blake3:" + f"{i:064x}", i)
+        for i in range(2 * manifest_mod._CHUNK + 10)
+    ]
+    doc = json.loads(gzip.decompress(Manifest(items).to_bytes()))
+    assert len(Manifest.from_bytes(gzip.compress(json.dumps(doc).encode()))) == len(items)
+    victim = doc["entries"][manifest_mod._CHUNK + 3]
+    victim["size"] = -5
+    with pytest.raises(InvalidInputError, match=rf"{victim['path']}.*invalid size -5"):
+        Manifest.from_bytes(gzip.compress(json.dumps(doc).encode()))
