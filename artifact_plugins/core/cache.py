@@ -59,11 +59,17 @@ class DownloadCache:
         self.max_bytes = max_bytes
         self.blobs = self.root / "blobs" / "blake3"
         self.locks = self.root / "locks"
+        self._blob_prefix = f"{self.blobs}/"
 
     def path_for(self, digest: str) -> Path:
         """Where the blob with ``digest`` lives when cached."""
+        return Path(self._blob_file(digest))
+
+    def _blob_file(self, digest: str) -> str:
+        # A string, not a Path: a download asks for it twice per small blob, and building and
+        # printing Path objects stood out in profiles of cold downloads of small files.
         h = hex_of(digest)
-        return self.blobs / h[:2] / h
+        return f"{self._blob_prefix}{h[:2]}/{h}"
 
     def _lock(self, digest: str) -> FileLock:
         self._local(lambda: self.locks.mkdir(parents=True, exist_ok=True))
@@ -81,7 +87,7 @@ class DownloadCache:
     def _open_verified(self, digest: str, read_large: bool) -> bytes | None:
         """The cached blob's bytes (``b""`` for a large one unless ``read_large``), its use time
         refreshed; ``None`` when absent or, for a small blob, no longer matching (then dropped)."""
-        path = self.path_for(digest)
+        path = self._blob_file(digest)
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
@@ -105,9 +111,9 @@ class DownloadCache:
             os.utime(fd)
 
     @staticmethod
-    def _drop(path: Path) -> None:
+    def _drop(path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+            os.unlink(path)
 
     def fetch_small(self, digest: str, read: Callable[[], bytes], dest: str | os.PathLike[str]) -> int:
         """Write a small blob to the new file ``dest``: from the cache, else from ``read()``; returns its size.
@@ -134,7 +140,7 @@ class DownloadCache:
                 "it was not cached — the store holds damaged bytes"
             )
         self._write(dest, data)
-        self._adopt(self.path_for(digest), os.fspath(dest), data)
+        self._adopt(self._blob_file(digest), os.fspath(dest), data)
         return len(data)
 
     @staticmethod
@@ -144,20 +150,21 @@ class DownloadCache:
         except OSError as exc:
             raise (local_write_error(exc, dest) or StoreError(f"cannot write {os.fspath(dest)}: {exc}")) from exc
 
-    def _adopt(self, path: Path, source: str, data: bytes) -> None:
+    def _adopt(self, path: str, source: str, data: bytes) -> None:
         """Cache the verified file ``source`` (holding ``data``) as blob ``path``."""
+        parent = path.rsplit("/", 1)[0]
         try:
             try:
                 os.link(source, path)
             except FileNotFoundError:
-                self._local(lambda: path.parent.mkdir(parents=True, exist_ok=True))
+                self._local(lambda: os.makedirs(parent, exist_ok=True))
                 os.link(source, path)
             return
         except FileExistsError:
             return  # another download cached it first
         except OSError:
             pass  # another file system, or links not allowed there: keep a copy instead
-        tmp = f"{path.parent}/.tmp-{temp_token()}"
+        tmp = f"{parent}/.tmp-{temp_token()}"
         try:
             write_new_file(tmp, data)
             os.replace(tmp, path)
