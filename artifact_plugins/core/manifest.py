@@ -168,7 +168,9 @@ def _plain_entries(chunk: list[Any]) -> Iterator[ManifestEntry] | None:
         sizes = [raw["size"] for raw in chunk]
         digest_text = "\n".join(digests) + "\n"
         paths_ok = normalize_entry_paths(paths) is paths
-    except (KeyError, TypeError):  # another field, or a value that is not a string
+    except (KeyError, TypeError, InvalidInputError):
+        # Another field, a value that is not a string, or a bad path: entry by entry, the first
+        # bad entry is the one named, whatever is wrong with it.
         return None
     if not (
         paths_ok

@@ -8,7 +8,7 @@ import tempfile
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
@@ -107,6 +107,12 @@ def _read(route: Any, items: list[dict[str, Any]]) -> list[dict[str, Any]] | str
 
 @FAST
 @given(_raw_entries())
+@example(  # a bad digest before a bad path: the first bad entry is the one named
+    [
+        {"path": "a", "digest": "blake3:" + "0" * 63, "size": 0},
+        {"path": "a\nb", "digest": "blake3:" + "0" * 64, "size": 0},
+    ]
+)
 def test_chunked_reading_accepts_and_refuses_exactly_as_entry_by_entry(items: list[dict[str, Any]]) -> None:
     one_by_one = _read(lambda raw: [manifest_mod.entry_from_json(r) for r in raw], items)
     assert _read(manifest_mod._entries_from_json, items) == one_by_one
