@@ -38,9 +38,7 @@ import uuid
 from pathlib import Path
 
 from child_setup import SETUP, WARM
-from smallfiles import add_size_options, generate
-
-HERE = Path(__file__).resolve().parent
+from smallfiles import add_run_options, add_size_options, first_log_set
 
 CHILD = (
     SETUP
@@ -100,12 +98,10 @@ def cp_r(src: Path, dest: Path) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_size_options(p)
-    p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--dir", default=str(HERE / ".data"), help="where the data and scratch stores live")
+    add_run_options(p)
     args = p.parse_args()
     base = Path(args.dir)
-    src = base / f"first-log-{args.files}x{args.size}"
-    generate(src, args.files, args.size)
+    src = first_log_set(base, args.files, args.size)
     trash = base / f"first-log-trash-{uuid.uuid4().hex}"
     trash.mkdir(parents=True)
     logs: list[dict[str, float]] = []

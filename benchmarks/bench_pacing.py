@@ -36,7 +36,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from smallfiles import add_size_options, generate, wait_until_settled
+from smallfiles import add_run_options, add_size_options, first_log_set, wait_until_settled
 
 from artifact_plugins.core.hashing import FileStat, compact_stat, hash_file
 from artifact_plugins.core.pacing import run_paced
@@ -44,7 +44,6 @@ from artifact_plugins.core.storage import blob_key
 from artifact_plugins.core.storage.local import LocalStore
 from artifact_plugins.core.transfer import TRANSFER_WORKERS
 
-HERE = Path(__file__).resolve().parent
 Item = tuple[str, str, FileStat]
 
 
@@ -95,12 +94,10 @@ def bulk_delete(src: Path, trash: Path) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_size_options(p)
-    p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--dir", default=str(HERE / ".data"), help="where the data and scratch stores live")
+    add_run_options(p)
     args = p.parse_args()
     base = Path(args.dir)
-    src = base / f"first-log-{args.files}x{args.size}"
-    generate(src, args.files, args.size)
+    src = first_log_set(base, args.files, args.size)
     items: list[Item] = []
     for path in sorted(str(f) for f in src.rglob("*.bin")):
         digest, st = hash_file(path)

@@ -31,9 +31,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from smallfiles import add_size_options
+from smallfiles import add_run_options, add_size_options
 
-HERE = Path(__file__).resolve().parent
 SHARDS = 256
 
 
@@ -109,8 +108,7 @@ def one_run(base: Path, trash: Path, way: str, files: int, size: int, threads: i
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_size_options(p)
-    p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--dir", default=str(HERE / ".data"), help="a directory on the disk to measure")
+    add_run_options(p, dir_help="a directory on the disk to measure")
     args = p.parse_args()
     base = Path(args.dir) / "bench-place"
     trash = base / "trash"

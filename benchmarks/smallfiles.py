@@ -1,5 +1,6 @@
 """The small-file data set and options shared by the per-step benchmark scripts
-(``bench_first_log.py``, ``bench_relog.py``, ``bench_place.py``)."""
+(``bench_first_log.py``, ``bench_relog.py``, ``bench_change.py``, ``bench_place.py``,
+``bench_pacing.py``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,23 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+#: Where the scripts that keep their data between runs keep it.
+DATA = Path(__file__).resolve().parent / ".data"
+
+
+def add_run_options(p: argparse.ArgumentParser, dir_help: str = "where the data and scratch stores live") -> None:
+    """``--runs`` (default 5) and ``--dir`` (default :data:`DATA`)."""
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--dir", default=str(DATA), help=dir_help)
+
+
+def first_log_set(base: Path, files: int, size: int) -> Path:
+    """The small-file set under ``base`` that ``bench_first_log.py`` and ``bench_pacing.py``
+    share, generated the first time."""
+    src = base / f"first-log-{files}x{size}"
+    generate(src, files, size)
+    return src
 
 
 def add_size_options(p: argparse.ArgumentParser) -> None:
