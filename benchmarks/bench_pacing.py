@@ -39,7 +39,7 @@ from pathlib import Path
 from smallfiles import add_run_options, add_size_options, first_log_set, wait_until_settled
 
 from artifact_plugins.core.hashing import FileStat, compact_stat, hash_file
-from artifact_plugins.core.pacing import run_paced
+from artifact_plugins.core.pacing import _in_slices, run_paced
 from artifact_plugins.core.storage import blob_key
 from artifact_plugins.core.storage.local import LocalStore
 from artifact_plugins.core.transfer import TRANSFER_WORKERS
@@ -57,9 +57,8 @@ def _paced(fn: Callable[[Item], None], items: list[Item]) -> None:
 
 
 def _threads(fn: Callable[[Item], None], items: list[Item]) -> None:
-    step = -(-len(items) // TRANSFER_WORKERS)
-    with ThreadPoolExecutor(TRANSFER_WORKERS) as pool:
-        list(pool.map(lambda lo: _serial(fn, items[lo : lo + step]), range(0, len(items), step)))
+    with ThreadPoolExecutor(TRANSFER_WORKERS) as pool:  # what a paced group does when it is slow
+        _in_slices(pool, fn, items, 0, len(items), TRANSFER_WORKERS)
 
 
 WAYS: dict[str, Callable[[Callable[[Item], None], list[Item]], None]] = {
