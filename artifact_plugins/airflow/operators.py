@@ -79,6 +79,7 @@ class _ArtifactOperator(BaseOperator):
         entity: str | None = None,
         job_type: str | None = None,
         artifact_conn_id: str | None = None,
+        aws_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -86,6 +87,7 @@ class _ArtifactOperator(BaseOperator):
         self.entity = entity
         self.job_type = job_type
         self.artifact_conn_id = artifact_conn_id
+        self.aws_conn_id = aws_conn_id
         self._lineage_inputs: list[LineageDataset] = []
         self._lineage_outputs: list[LineageDataset] = []
 
@@ -100,7 +102,7 @@ class _ArtifactOperator(BaseOperator):
         import artifact_plugins as ap
 
         self._lineage_inputs, self._lineage_outputs = [], []
-        settings = resolve_settings(self.artifact_conn_id)
+        settings = resolve_settings(self.artifact_conn_id, self.aws_conn_id)
         with bound_context(context), ap.init(
             job_type=self.job_type,
             project=self.project or project,

@@ -1,10 +1,16 @@
-"""Artifact settings from an Airflow connection.
+"""Artifact settings from Airflow connections.
 
 A connection is a further configuration source (after explicit operator arguments, before the
 environment): its ``extra`` may hold ``store``, ``registry``, ``entity``, ``project``, ``cache_dir``
 and ``cache_max_bytes``; a ``postgres`` connection without an ``extra["registry"]`` supplies the
 registry URL from its host, port, schema, login and password. Whatever the connection holds only
 ever reaches the core's :class:`Settings`, which redacts credentials whenever it is described.
+
+An AWS connection (``aws_conn_id``) gives an ``s3://`` store its credentials, the way the Amazon
+provider's hooks read one: login and password are the access key id and secret (or
+``aws_access_key_id``/``aws_secret_access_key`` in ``extra``), and ``extra`` may add
+``aws_session_token``, ``region_name``, ``endpoint_url`` and ``profile_name``. Without keys or a
+profile, boto3's own chain applies (a worker's role), as with the provider.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from artifact_plugins.core.config import Settings
+from artifact_plugins.core.store_access import StoreAccess
 
 SETTINGS_FIELDS = ("store", "registry", "entity", "project", "cache_dir", "cache_max_bytes")
 _POSTGRES_TYPES = {"postgres", "postgresql"}
@@ -52,15 +59,71 @@ def connection_settings(conn_id: str) -> dict[str, Any]:
     return values
 
 
-def resolve_settings(conn_id: str | None, **overrides: Any) -> Settings | None:
+#: ``extra`` keys of an AWS connection that :func:`aws_store_access` understands.
+AWS_EXTRA_KEYS = (
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "region_name",
+    "endpoint_url",
+    "profile_name",
+)
+
+
+def aws_store_access(conn_id: str) -> StoreAccess:
+    """Credentials (and endpoint and region) for an ``s3://`` store from the AWS connection ``conn_id``.
+
+    ``extra`` keys this does not understand (``role_arn``, ``config_kwargs``...) are refused by
+    name rather than ignored: a store reached with other credentials than the connection says
+    would fail later, or write where nobody looks.
+    """
+    from airflow.sdk import Connection
+
+    conn = Connection.get(conn_id)
+    extra = conn.extra_dejson or {}
+    unknown = sorted(set(extra) - set(AWS_EXTRA_KEYS))
+    if unknown:
+        raise ValueError(
+            f"AWS connection {conn_id!r} has extra keys artifact_plugins cannot apply: {unknown}; "
+            f"supported: {list(AWS_EXTRA_KEYS)} (login/password are the access key id and secret)"
+        )
+    key_id = conn.login or extra.get("aws_access_key_id") or None
+    secret = conn.password or extra.get("aws_secret_access_key") or None
+    if bool(key_id) != bool(secret):
+        raise ValueError(
+            f"AWS connection {conn_id!r} has an access key id without a secret or a secret without "
+            "an access key id; give both (login and password) or neither (boto3's chain then applies)"
+        )
+    token, profile = extra.get("aws_session_token") or None, extra.get("profile_name") or None
+    region = extra.get("region_name") or None
+
+    def session() -> Any:
+        import boto3
+
+        return boto3.session.Session(
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+            aws_session_token=token,
+            region_name=region,
+            profile_name=profile,
+        )
+
+    options = tuple((k, str(v)) for k, v in (("endpoint_url", extra.get("endpoint_url")), ("region", region)) if v)
+    return StoreAccess("s3", f"Airflow connection {conn_id!r}", session, options)
+
+
+def resolve_settings(conn_id: str | None, aws_conn_id: str | None = None, **overrides: Any) -> Settings | None:
     """Settings for an operator: explicit ``overrides`` > connection ``conn_id`` > environment/defaults.
 
-    Returns ``None`` when neither a connection nor an override is given, so the core resolves its
-    usual configuration.
+    ``aws_conn_id`` names the AWS connection that gives an ``s3://`` store its credentials.
+    Returns ``None`` when no connection and no override is given, so the core resolves its usual
+    configuration.
     """
     explicit = {k: v for k, v in overrides.items() if v is not None}
-    if conn_id is None and not explicit:
+    if conn_id is None and aws_conn_id is None and not explicit:
         return None
     values = connection_settings(conn_id) if conn_id else {}
     values.update(explicit)
+    if aws_conn_id is not None:
+        values["store_access"] = aws_store_access(aws_conn_id)
     return Settings.resolve(**values)

@@ -34,7 +34,7 @@ class Client:
     @cached_property
     def store(self) -> BlobStore:
         """The blob store."""
-        return open_store(self.settings.store)
+        return open_store(self.settings.store, self.settings.store_access)
 
     @cached_property
     def registry(self) -> Registry:

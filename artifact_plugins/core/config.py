@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from platformdirs import user_cache_dir, user_config_dir, user_data_dir
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation, ValidationError
 
 from .errors import InvalidConfigError
 from .naming import validate_name
 from .redact import redact_uri
+from .store_access import StoreAccess
 
 ENV_PREFIX = "ARTIFACT_PLUGINS_"
 APP = "artifact_plugins"
@@ -61,7 +62,11 @@ def config_file_path() -> Path:
 
 
 class Settings(BaseModel):
-    """Resolved configuration: where blobs go, where metadata goes, default entity/project, cache."""
+    """Resolved configuration: where blobs go, where metadata goes, default entity/project, cache.
+
+    ``store_access`` carries credentials for a bucket store from an orchestrator's own objects
+    (an Airflow connection); it is never dumped, described or printed.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -71,6 +76,7 @@ class Settings(BaseModel):
     project: str = "default"
     cache_dir: str
     cache_max_bytes: int = 20 * 2**30
+    store_access: SkipValidation[StoreAccess | None] = Field(default=None, exclude=True, repr=False)
 
     @classmethod
     def resolve(cls, **overrides: Any) -> Settings:
@@ -99,6 +105,11 @@ class Settings(BaseModel):
         values["cache_max_bytes"] = parse_size(values.get("cache_max_bytes", 20 * 2**30))
         validate_name(values.get("entity", "default"), "entity")
         validate_name(values.get("project", "default"), "project")
+        access = values.get("store_access")
+        if access is not None:
+            if not isinstance(access, StoreAccess):
+                raise InvalidConfigError(f"store_access must be a StoreAccess, not {type(access).__name__}")
+            access.check_store(str(values["store"]))
         try:
             return cls(**values)
         except ValidationError as exc:

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -187,6 +188,62 @@ def records(airflow_db: Path) -> AirflowRecords:
 def example_dag() -> Any:
     """Load a DAG from ``dags_examples/`` by file name and dag_id."""
     return load_example
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real SeaweedFS (S3 with SigV4 authentication on) with an ``artifacts`` bucket, started
+    through the cloud suite's :mod:`servers` helpers."""
+    cloud = str(Path(__file__).resolve().parents[1] / "cloud")
+    if cloud not in sys.path:
+        sys.path.append(cloud)
+    from servers import SeaweedFS
+
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs")).start()
+    try:
+        server.make_bucket(LAKE_BUCKET)
+        yield server
+    finally:
+        server.stop()
+
+
+LAKE_BUCKET = "artifacts"
+
+
+class Lake:
+    """An ``s3://`` store on SeaweedFS reached through Airflow connections (see :func:`lake`)."""
+
+    def __init__(self, server: Any, prefix: str, secret: str, registry: Path) -> None:
+        self.server, self.prefix, self.secret, self.registry = server, prefix, secret, registry
+
+    def objects(self) -> list[str]:
+        """The key of every object under the store's prefix, straight from the server."""
+        listing = self.server.client().list_objects_v2(Bucket=LAKE_BUCKET, Prefix=self.prefix + "/")
+        return [o["Key"] for o in listing.get("Contents", [])]
+
+
+@pytest.fixture
+def lake(seaweed: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lake:
+    """An ``s3://`` store on SeaweedFS whose keys are only in the Airflow AWS connection ``lake_aws``
+    (the standard chain holds keys the server refuses); the connection ``lake_store`` points the
+    artifact settings at the bucket, with its own registry and the project ``lake``."""
+    from servers import ACCESS_KEY, SECRET_KEY
+
+    prefix = f"lake-{uuid.uuid4().hex[:10]}"
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "chain-value-the-server-refuses")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    aws = {"region_name": "us-east-1", "endpoint_url": seaweed.endpoint}
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_LAKE_AWS",
+        json.dumps({"conn_type": "aws", "login": ACCESS_KEY, "password": SECRET_KEY, "extra": aws}),
+    )
+    registry = tmp_path / "lake.db"
+    store = {"store": f"s3://{LAKE_BUCKET}/{prefix}", "registry": f"sqlite:///{registry}", "project": "lake"}
+    monkeypatch.setenv("AIRFLOW_CONN_LAKE_STORE", json.dumps({"conn_type": "generic", "extra": store}))
+    return Lake(seaweed, prefix, SECRET_KEY, registry)
 
 
 @pytest.fixture(scope="session")

@@ -248,3 +248,36 @@ def test_faults_retries_and_credentials(
     assert secret.encode() not in stored
     for text in (json.dumps(list(xcoms.values()), default=str), json.dumps(events, default=str), logs):
         assert secret not in text
+
+
+def test_s3_store_through_airflow_connections(
+    run_dag: Any, records: Any, lake: Any, tmp_path: Path, capfd: Any
+) -> None:
+    """Task instances read the AWS connection through the Task SDK, as on a worker: the store's
+    keys and endpoint come from ``lake_aws`` only (the standard chain's keys are refused)."""
+    from airflow.sdk import dag
+
+    from artifact_plugins.airflow import LogArtifactOperator, UseArtifactOperator, artifact_asset
+
+    data = tmp_path / "rentals.csv"
+    data.write_text("hour,rentals\n1,10\n")
+    conns = {"artifact_conn_id": "lake_store", "aws_conn_id": "lake_aws"}
+
+    @dag(dag_id="artifact_s3_connections", schedule=None)
+    def s3_connections() -> None:
+        log = LogArtifactOperator(
+            task_id="log", name="rentals", type="dataset", paths=[str(data)],
+            outlets=[artifact_asset("rentals", project="lake")], **conns,
+        )
+        use = UseArtifactOperator(task_id="use", artifact="rentals:latest", root=str(tmp_path / "dl"), **conns)
+        log >> use
+
+    dr = run_dag(s3_connections())
+    states = records.task_states("artifact_s3_connections", dr.run_id)
+    assert dr.state == "success", states
+    xcoms = records.xcoms("artifact_s3_connections", dr.run_id)
+    assert xcoms[("use", -1)]["qualified_name"] == "default/lake/rentals:v0"
+    assert (tmp_path / "dl" / "rentals.csv").read_text() == data.read_text()
+    assert sum("/blobs/blake3/" in k for k in lake.objects()) == 1
+    output = capfd.readouterr()
+    assert lake.secret not in output.out + output.err + json.dumps(list(xcoms.values()), default=str)

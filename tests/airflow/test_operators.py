@@ -409,6 +409,57 @@ def test_connection_settings_never_leak(
     assert secret.encode() not in blobs
 
 
+def test_aws_connection_gives_an_s3_store_its_keys_and_endpoint(
+    artifact_env: dict[str, str], lake: Any, dataset_dir: Path, tmp_path: Path, caplog: Any
+) -> None:
+    import json
+
+    conns = {"artifact_conn_id": "lake_store", "aws_conn_id": "lake_aws"}
+    log = log_op(dataset_dir, outlets=[artifact_asset("bike-dataset", "lake")], **conns)
+    ctx = make_context(log)
+    with caplog.at_level(logging.DEBUG):
+        logged = log.execute(ctx)
+        use = UseArtifactOperator(task_id="use", artifact="bike-dataset:latest", root=str(tmp_path / "dl"), **conns)
+        used = use.execute(make_context(use))
+    assert logged["qualified_name"] == "default/lake/bike-dataset:v0" == used["qualified_name"]
+    keys = lake.objects()
+    assert sum("/blobs/blake3/" in k for k in keys) == 2 and sum("/manifests/blake3/" in k for k in keys) == 1
+    assert (Path(used["path"]) / "rentals.csv").read_text() == (dataset_dir / "rentals.csv").read_text()
+    event = ctx["outlet_events"][artifact_asset("bike-dataset", "lake")].extra
+    for text in (json.dumps(logged), json.dumps(used), json.dumps(event), caplog.text):
+        assert lake.secret not in text
+    assert lake.secret.encode() not in lake.registry.read_bytes()
+
+
+def test_aws_connection_it_cannot_apply_is_refused_by_name(
+    artifact_env: dict[str, str], dataset_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from artifact_plugins.airflow.settings import resolve_settings
+
+    def conn(name: str, **fields: Any) -> None:
+        monkeypatch.setenv(f"AIRFLOW_CONN_{name.upper()}", json.dumps({"conn_type": "aws", **fields}))
+
+    conn("assume", extra={"role_arn": "arn:aws:iam::1:role/x", "region_name": "eu-west-1"})
+    with pytest.raises(ValueError, match=r"'assume' has extra keys artifact_plugins cannot apply: \['role_arn'\]"):
+        resolve_settings(None, "assume", store="s3://bucket/p")
+    conn("half", login="AKIAEXAMPLE")
+    with pytest.raises(ValueError, match="'half' has an access key id without a secret"):
+        resolve_settings(None, "half", store="s3://bucket/p")
+    # The store of this test is a local directory: S3 keys for it are a mistake, said before any work.
+    conn("keys", login="AKIAEXAMPLE", password="example-secret-key")
+    log = log_op(dataset_dir, aws_conn_id="keys")
+    with pytest.raises(ap.errors.InvalidConfigError, match=r"connection 'keys' gives s3:// credentials, but the store"):
+        log.execute(make_context(log))
+    # Region and endpoint alone are fine: the keys then come from boto3's chain, as with the provider.
+    conn("chain", extra={"region_name": "eu-west-1", "endpoint_url": "http://127.0.0.1:1"})
+    settings = resolve_settings(None, "chain", store="s3://bucket/p")
+    assert settings is not None and settings.store_access is not None
+    assert dict(settings.store_access.options) == {"endpoint_url": "http://127.0.0.1:1", "region": "eu-west-1"}
+    assert settings.store_access.session().region_name == "eu-west-1"
+
+
 def test_provider_module_imports_without_airflow() -> None:
     code = (
         "import sys, artifact_plugins.airflow.context as c;"

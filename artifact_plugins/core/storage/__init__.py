@@ -20,7 +20,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from typing import ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import tenacity
@@ -31,6 +31,9 @@ from ..hashing import PREFIX, Stat, digest_bytes, read_small
 from ..redact import has_credentials, redact_uri
 from .base import BlobStore, StoredObject, blob_key, local_write_error, manifest_key
 from .local import LocalStore
+
+if TYPE_CHECKING:
+    from ..store_access import StoreAccess
 
 __all__ = [
     "BlobStore",
@@ -62,8 +65,15 @@ R = TypeVar("R")
 DEFAULT_TRANSFER_WORKERS = 32
 
 
-def open_store(uri: str) -> BlobStore:
-    """A store for ``uri``: a local path, ``file://``, ``s3://bucket/prefix`` or ``gs://bucket/prefix``."""
+def open_store(uri: str, access: StoreAccess | None = None) -> BlobStore:
+    """A store for ``uri``: a local path, ``file://``, ``s3://bucket/prefix`` or ``gs://bucket/prefix``.
+
+    ``access`` gives a bucket store its credentials (else the provider's default chain is used).
+    """
+    if access is not None:
+        access.check_store(uri)
+        if access.scheme != "s3":
+            raise InvalidConfigError(f"{access.name}: credentials for {access.scheme}:// stores are not supported")
     if has_credentials(uri):
         raise InvalidConfigError(
             f"store URI {redact_uri(uri)!r} carries credentials; configure them through the provider's "
@@ -76,7 +86,7 @@ def open_store(uri: str) -> BlobStore:
     if scheme == "s3":
         from .s3 import S3Store
 
-        return S3Store.from_uri(uri)
+        return S3Store.from_uri(uri, access=access)
     if scheme == "gs":
         from .gcs import GCSStore
 

@@ -22,8 +22,9 @@ standard chain (``AWS_ENDPOINT_URL_S3``, ``AWS_REGION``, ``AWS_PROFILE``, ``~/.a
                                              (default: presigned requests, see ``s3_lean``)
 ===========================================  =====================================================
 
-Credentials come only from boto3's chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/
-``AWS_SESSION_TOKEN``, profiles, SSO, web identity, container and instance roles). They are never
+Credentials come from boto3's chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/
+``AWS_SESSION_TOKEN``, profiles, SSO, web identity, container and instance roles), or from a
+session an orchestrator hands over (an Airflow connection: ``StoreAccess``). They are never
 accepted in a URI and never appear in a message.
 
 Every write is create-only (``If-None-Match: *`` on ``PutObject`` and ``CompleteMultipartUpload``),
@@ -39,7 +40,7 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
@@ -74,6 +75,9 @@ from . import (
     with_retries,
 )
 from .s3_lean import LeanS3
+
+if TYPE_CHECKING:
+    from ..store_access import StoreAccess
 
 S3Client = Any  # boto3 clients are generated at runtime
 
@@ -121,17 +125,22 @@ def is_transient(exc: BaseException) -> bool:
     return error_code(exc) in _CONFLICT or error_code(exc) in _DAMAGED
 
 
-def describe_error(exc: BaseException) -> tuple[str, bool]:
-    """A credential-free description of a boto error, and whether it means "not found"."""
+def describe_error(exc: BaseException, credentials: str | None = None) -> tuple[str, bool]:
+    """A credential-free description of a boto error, and whether it means "not found".
+
+    ``credentials`` names where the credentials came from when not from the standard chain.
+    """
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
         code = error_code(exc)
         detail = f"{code} (HTTP {status}): {err.get('Message') or 'no message'}"
         if status == 403:
-            detail += "; check the credentials (AWS standard chain) and the bucket's permissions"
+            detail += f"; check the credentials ({credentials or 'AWS standard chain'}) and the bucket's permissions"
         return detail, code in _NOT_FOUND
     if isinstance(exc, NoCredentialsError):
+        if credentials:
+            return f"no AWS credentials found in {credentials}; give it an access key id and secret", False
         return (
             "no AWS credentials found; configure the standard chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
             "AWS_PROFILE, SSO, web identity or an instance/container role)",
@@ -217,9 +226,14 @@ class S3Options:
         return args
 
 
-def make_client(options: S3Options, connections: int) -> S3Client:
-    """A thread-safe boto3 S3 client with bounded retries and a connection pool of ``connections``."""
-    session = boto3.session.Session(profile_name=options.profile, region_name=options.region)
+def make_client(options: S3Options, connections: int, session: boto3.session.Session | None = None) -> S3Client:
+    """A thread-safe boto3 S3 client with bounded retries and a connection pool of ``connections``.
+
+    Its credentials come from ``session`` when given (see :class:`~artifact_plugins.core.store_access.StoreAccess`),
+    else from boto3's standard chain.
+    """
+    if session is None:
+        session = boto3.session.Session(profile_name=options.profile, region_name=options.region)
     settings: dict[str, Any] = {
         # Explicit, so presigned URLs (s3_lean) are SigV4 too: left unset, botocore presigns with
         # SigV2, which newer regions and some S3-compatible servers refuse for listings.
@@ -232,7 +246,9 @@ def make_client(options: S3Options, connections: int) -> S3Client:
         "s3": {"addressing_style": options.addressing_style},
     }
     config = Config(**{**settings, **options.extra_config})
-    client: S3Client = session.client("s3", endpoint_url=options.endpoint_url, config=config)
+    client: S3Client = session.client(
+        "s3", endpoint_url=options.endpoint_url, region_name=options.region or session.region_name, config=config
+    )
     return client
 
 
@@ -274,11 +290,22 @@ class S3Store(RemoteStore):
 
     scheme = "s3"
 
-    def __init__(self, bucket: str, prefix: str = "", options: S3Options | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        options: S3Options | None = None,
+        session: boto3.session.Session | None = None,
+        credentials: str | None = None,
+    ) -> None:
+        """``session`` supplies the credentials (else boto3's chain); ``credentials`` names its
+        source in error messages."""
         self.options = options or S3Options.from_env()
         super().__init__(bucket, prefix, self.options.transfer_workers)
         self.inline_limit = min(self.options.multipart_threshold, 8 * 2**20)
-        self.client = make_client(self.options, self.options.transfer_workers + self.options.max_concurrency + 4)
+        connections = self.options.transfer_workers + self.options.max_concurrency + 4
+        self.client = make_client(self.options, connections, session)
+        self._credentials = credentials
         self._encryption = self.options.encryption_args()
         self._conditional = True
         for op in ("PutObject", "CompleteMultipartUpload"):
@@ -288,15 +315,22 @@ class S3Store(RemoteStore):
         self._lean = lean if lean is not None and lean.available else None
 
     @classmethod
-    def from_uri(cls, uri: str, **overrides: Any) -> S3Store:
-        """The store for ``s3://bucket[/prefix]``, configured from the environment and ``overrides``."""
+    def from_uri(cls, uri: str, access: StoreAccess | None = None, **overrides: Any) -> S3Store:
+        """The store for ``s3://bucket[/prefix]``, configured from the environment and ``overrides``.
+
+        With ``access``, its session supplies the credentials and its options (an endpoint, a
+        region) win over the environment's.
+        """
         if "?" in uri or "#" in uri:
             raise InvalidConfigError(
                 f"store URI {redact_uri(uri)!r}: configure S3 through ARTIFACT_PLUGINS_S3_* "
                 "variables, not URI parameters"
             )
         bucket, prefix = split_bucket_uri(uri, "s3")
-        return cls(bucket, prefix, S3Options.from_env(**overrides))
+        if access is None:
+            return cls(bucket, prefix, S3Options.from_env(**overrides))
+        options = S3Options.from_env(**{**dict(access.options), **overrides})
+        return cls(bucket, prefix, options, session=access.session(), credentials=access.name)
 
     # -- conditional writes ------------------------------------------------------------------------
 
@@ -484,7 +518,7 @@ class S3Store(RemoteStore):
         self.client.delete_object(Bucket=self.bucket, Key=full_key)
 
     def _describe(self, exc: BaseException) -> tuple[str, bool]:
-        return describe_error(exc)
+        return describe_error(exc, self._credentials)
 
     def close(self) -> None:
         """Stop the transfer threads (idempotent)."""

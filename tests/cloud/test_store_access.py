@@ -1,0 +1,106 @@
+"""A bucket store reached with credentials handed over by an orchestrator (``StoreAccess``),
+against the real SeaweedFS with SigV4 authentication on."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from cloud_helpers import STORE_BUCKET, unique
+from servers import ACCESS_KEY, SECRET_KEY, SeaweedFS
+
+import artifact_plugins as ap
+from artifact_plugins.core.client import close_clients
+from artifact_plugins.core.config import Settings
+from artifact_plugins.core.errors import InvalidConfigError, StoreError
+from artifact_plugins.core.store_access import StoreAccess
+
+
+def access(server: SeaweedFS, secret: str = SECRET_KEY, name: str = "connection 'lake'") -> StoreAccess:
+    """Keys and endpoint for ``server``, as an orchestrator's connection would hand them over."""
+
+    def session() -> boto3.session.Session:
+        return boto3.session.Session(
+            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=secret, region_name="us-east-1"
+        )
+
+    return StoreAccess("s3", name, session, (("endpoint_url", server.endpoint),))
+
+
+@pytest.fixture
+def no_chain_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The standard chain holds keys the server refuses and no endpoint: only the access can work."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "chain-key-the-server-does-not-know")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "chain-secret-the-server-does-not-know")
+    monkeypatch.delenv("ARTIFACT_PLUGINS_S3_ENDPOINT_URL", raising=False)
+    close_clients()
+
+
+def settings_for(prefix: str, store_access: StoreAccess) -> Settings:
+    return Settings.resolve(store=f"s3://{STORE_BUCKET}/{prefix}", store_access=store_access)
+
+
+def test_the_access_credentials_and_endpoint_reach_the_store(
+    seaweed: SeaweedFS, no_chain_credentials: None, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("alpha\n")
+    (data / "b.bin").write_bytes(uuid.uuid4().bytes * 100)
+    prefix = unique("access")
+    settings = settings_for(prefix, access(seaweed))
+
+    art = ap.Artifact("lake-dataset", "dataset")
+    art.add_dir(data)
+    with ap.init(job_type="write", settings=settings) as run:
+        version = run.log_artifact(art)
+    keys = [o["Key"] for o in seaweed.client().list_objects_v2(Bucket=STORE_BUCKET, Prefix=prefix)["Contents"]]
+    assert any("/blobs/blake3/" in k for k in keys) and any("/manifests/blake3/" in k for k in keys)
+
+    close_clients()  # a fresh process: the download opens the store again through the access
+    with ap.init(job_type="read", settings=settings) as run:
+        root = run.use_artifact("lake-dataset:latest").download(tmp_path / "out")
+    assert (Path(root) / "a.txt").read_text() == "alpha\n"
+    assert (Path(root) / "b.bin").read_bytes() == (data / "b.bin").read_bytes()
+    assert version.version == "v0"
+
+
+def test_refused_credentials_name_their_source_and_never_the_secret(
+    seaweed: SeaweedFS, no_chain_credentials: None, tmp_path: Path, caplog: Any
+) -> None:
+    secret = "wrong-secret-" + uuid.uuid4().hex
+    settings = settings_for(unique("refused"), access(seaweed, secret=secret, name="connection 'lake'"))
+    (tmp_path / "f.txt").write_text("x")
+    art = ap.Artifact("refused", "dataset")
+    art.add_file(tmp_path / "f.txt")
+    with (
+        caplog.at_level(logging.DEBUG),
+        pytest.raises(StoreError) as info,
+        ap.init(job_type="write", settings=settings) as run,
+    ):
+        run.log_artifact(art)
+    message = str(info.value)
+    assert "connection 'lake'" in message and "403" in message
+    assert secret not in message and secret not in caplog.text
+
+
+def test_the_access_never_shows_and_only_fits_its_kind_of_store(seaweed: SeaweedFS, tmp_path: Path) -> None:
+    lake = access(seaweed, secret="s3cr3t-" + uuid.uuid4().hex)
+    settings = settings_for("p", lake)
+    # The session (which holds the keys) is neither printed nor dumped nor described.
+    for text in (repr(settings), str(settings), json.dumps(settings.describe()), json.dumps(settings.model_dump())):
+        assert "store_access" not in text and "s3cr3t" not in text
+    # Same source, same store: one client; no access: another.
+    assert settings == settings_for("p", access(seaweed)) and hash(settings) == hash(settings_for("p", access(seaweed)))
+    assert settings != Settings.resolve(store=f"s3://{STORE_BUCKET}/p")
+
+    for store in (str(tmp_path / "local"), f"gs://{STORE_BUCKET}/p"):
+        with pytest.raises(InvalidConfigError, match=r"connection 'lake' gives s3:// credentials, but the store is"):
+            Settings.resolve(store=store, store_access=lake)
+    with pytest.raises(InvalidConfigError, match="store_access must be a StoreAccess"):
+        Settings.resolve(store=f"s3://{STORE_BUCKET}/p", store_access={"key": "value"})
