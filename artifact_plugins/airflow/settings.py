@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from artifact_plugins.core.config import Settings
-from artifact_plugins.core.store_access import StoreAccess
+from artifact_plugins.core.store_access import StoreAccess, s3_access
 
 SETTINGS_FIELDS = ("store", "registry", "entity", "project", "cache_dir", "cache_max_bytes")
 _POSTGRES_TYPES = {"postgres", "postgresql"}
@@ -87,29 +87,15 @@ def aws_store_access(conn_id: str) -> StoreAccess:
             f"AWS connection {conn_id!r} has extra keys artifact_plugins cannot apply: {unknown}; "
             f"supported: {list(AWS_EXTRA_KEYS)} (login/password are the access key id and secret)"
         )
-    key_id = conn.login or extra.get("aws_access_key_id") or None
-    secret = conn.password or extra.get("aws_secret_access_key") or None
-    if bool(key_id) != bool(secret):
-        raise ValueError(
-            f"AWS connection {conn_id!r} has an access key id without a secret or a secret without "
-            "an access key id; give both (login and password) or neither (boto3's chain then applies)"
-        )
-    token, profile = extra.get("aws_session_token") or None, extra.get("profile_name") or None
-    region = extra.get("region_name") or None
-
-    def session() -> Any:
-        import boto3
-
-        return boto3.session.Session(
-            aws_access_key_id=key_id,
-            aws_secret_access_key=secret,
-            aws_session_token=token,
-            region_name=region,
-            profile_name=profile,
-        )
-
-    options = tuple((k, str(v)) for k, v in (("endpoint_url", extra.get("endpoint_url")), ("region", region)) if v)
-    return StoreAccess("s3", f"Airflow connection {conn_id!r}", session, options)
+    return s3_access(
+        f"Airflow connection {conn_id!r}",
+        key_id=conn.login or extra.get("aws_access_key_id"),
+        secret=conn.password or extra.get("aws_secret_access_key"),
+        token=extra.get("aws_session_token"),
+        region=extra.get("region_name"),
+        endpoint_url=extra.get("endpoint_url"),
+        profile=extra.get("profile_name"),
+    )
 
 
 def resolve_settings(conn_id: str | None, aws_conn_id: str | None = None, **overrides: Any) -> Settings | None:

@@ -39,3 +39,39 @@ class StoreAccess:
                 f"{self.name} gives {self.scheme}:// credentials, but the store is {redact_uri(store_uri)!r}; "
                 f"set the store to an {self.scheme}:// URI or drop the connection"
             )
+
+
+def s3_access(
+    name: str,
+    *,
+    key_id: str | None = None,
+    secret: str | None = None,
+    token: str | None = None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    profile: str | None = None,
+) -> StoreAccess:
+    """An access to ``s3://`` stores with these keys (or, with none, boto3's chain), region and endpoint.
+
+    ``name`` says where they came from (``"Airflow connection 'aws_default'"``); it is all an
+    error message ever shows of them.
+    """
+    if bool(key_id) != bool(secret):
+        raise InvalidConfigError(
+            f"{name} has an access key id without a secret access key, or a secret without a key id; "
+            "give both, or neither for boto3's own chain (environment, profile, instance role)"
+        )
+
+    def session() -> Any:
+        import boto3
+
+        return boto3.session.Session(
+            aws_access_key_id=key_id or None,
+            aws_secret_access_key=secret or None,
+            aws_session_token=token or None,
+            region_name=region or None,
+            profile_name=profile or None,
+        )
+
+    options = tuple((k, v) for k, v in (("endpoint_url", endpoint_url), ("region", region)) if v)
+    return StoreAccess("s3", name, session, options)

@@ -8,6 +8,9 @@ arguments, the unset ones fall through to the environment, the config file and t
     ArtifactStore(store="s3://bucket/artifacts", registry="postgresql+psycopg://...").save("team")
     settings = ArtifactStore.load("team").settings()
     log_artifact("model", "model", "out/", store_block="team")
+
+An ``s3://`` store may take its keys, region and endpoint from the block (the fields
+``prefect-aws``'s ``AwsCredentials`` uses); without them boto3's standard chain applies.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
 from artifact_plugins.core.config import Settings
+from artifact_plugins.core.store_access import s3_access
 
 if TYPE_CHECKING:
     from artifact_plugins.core.api import Api
@@ -52,6 +56,15 @@ class ArtifactStore(Block):
     cache_max_bytes: str | None = Field(
         default=None, description="Bound of the local download cache, e.g. '10GiB'."
     )
+    aws_access_key_id: str | None = Field(default=None, description="Access key id for an s3:// store.")
+    aws_secret_access_key: SecretStr | None = Field(
+        default=None, description="Secret access key for an s3:// store."
+    )
+    aws_session_token: SecretStr | None = Field(default=None, description="Session token, with temporary keys.")
+    region_name: str | None = Field(default=None, description="Region of an s3:// store's bucket.")
+    endpoint_url: str | None = Field(
+        default=None, description="An S3-compatible endpoint (MinIO, SeaweedFS, R2...) for an s3:// store."
+    )
 
     def settings(self, **overrides: Any) -> Settings:
         """Resolve :class:`~artifact_plugins.Settings` with this block's fields as explicit values.
@@ -60,12 +73,23 @@ class ArtifactStore(Block):
         """
         values: dict[str, Any] = {
             "store": self.store,
-            "registry": self.registry.get_secret_value() if self.registry is not None else None,
+            "registry": _secret(self.registry),
             "entity": self.entity,
             "project": self.project,
             "cache_dir": self.cache_dir,
             "cache_max_bytes": self.cache_max_bytes,
         }
+        aws = (self.aws_access_key_id, self.aws_secret_access_key, self.aws_session_token)
+        if any(aws) or self.region_name or self.endpoint_url:
+            name = getattr(self, "_block_document_name", None)
+            values["store_access"] = s3_access(
+                f"ArtifactStore block {name!r}" if name else "the ArtifactStore block",
+                key_id=self.aws_access_key_id,
+                secret=_secret(self.aws_secret_access_key),
+                token=_secret(self.aws_session_token),
+                region=self.region_name,
+                endpoint_url=self.endpoint_url,
+            )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return Settings.resolve(**values)
 
@@ -74,6 +98,10 @@ class ArtifactStore(Block):
         from artifact_plugins.core.api import Api
 
         return Api(settings=self.settings())
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 __all__ = ["ArtifactStore"]

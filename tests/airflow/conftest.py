@@ -197,14 +197,10 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     cloud = str(Path(__file__).resolve().parents[1] / "cloud")
     if cloud not in sys.path:
         sys.path.append(cloud)
-    from servers import SeaweedFS
+    from servers import seaweedfs_running
 
-    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs")).start()
-    try:
-        server.make_bucket(LAKE_BUCKET)
+    with seaweedfs_running(tmp_path_factory.mktemp("seaweedfs"), LAKE_BUCKET) as server:
         yield server
-    finally:
-        server.stop()
 
 
 LAKE_BUCKET = "artifacts"
@@ -227,14 +223,10 @@ def lake(seaweed: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lake:
     """An ``s3://`` store on SeaweedFS whose keys are only in the Airflow AWS connection ``lake_aws``
     (the standard chain holds keys the server refuses); the connection ``lake_store`` points the
     artifact settings at the bucket, with its own registry and the project ``lake``."""
-    from servers import ACCESS_KEY, SECRET_KEY
+    from servers import ACCESS_KEY, SECRET_KEY, refuse_chain_credentials
 
     prefix = f"lake-{uuid.uuid4().hex[:10]}"
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "chain-value-the-server-refuses")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    refuse_chain_credentials(monkeypatch, tmp_path)
     aws = {"region_name": "us-east-1", "endpoint_url": seaweed.endpoint}
     monkeypatch.setenv(
         "AIRFLOW_CONN_LAKE_AWS",

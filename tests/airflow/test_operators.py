@@ -445,7 +445,7 @@ def test_aws_connection_it_cannot_apply_is_refused_by_name(
     with pytest.raises(ValueError, match=r"'assume' has extra keys artifact_plugins cannot apply: \['role_arn'\]"):
         resolve_settings(None, "assume", store="s3://bucket/p")
     conn("half", login="AKIAEXAMPLE")
-    with pytest.raises(ValueError, match="'half' has an access key id without a secret"):
+    with pytest.raises(ap.errors.InvalidConfigError, match="'half' has an access key id without a secret"):
         resolve_settings(None, "half", store="s3://bucket/p")
     # The store of this test is a local directory: S3 keys for it are a mistake, said before any work.
     conn("keys", login="AKIAEXAMPLE", password="example-secret-key")

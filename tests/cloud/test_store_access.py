@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 from cloud_helpers import STORE_BUCKET, unique
-from servers import ACCESS_KEY, SECRET_KEY, SeaweedFS
+from servers import ACCESS_KEY, SECRET_KEY, SeaweedFS, refuse_chain_credentials
 
 import artifact_plugins as ap
 from artifact_plugins.core.client import close_clients
@@ -33,11 +33,9 @@ def access(server: SeaweedFS, secret: str = SECRET_KEY, name: str = "connection 
 
 
 @pytest.fixture
-def no_chain_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_chain_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The standard chain holds keys the server refuses and no endpoint: only the access can work."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "chain-key-the-server-does-not-know")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "chain-secret-the-server-does-not-know")
-    monkeypatch.delenv("ARTIFACT_PLUGINS_S3_ENDPOINT_URL", raising=False)
+    refuse_chain_credentials(monkeypatch, tmp_path)
     close_clients()
 
 

@@ -9,6 +9,7 @@ and download cache through the ``ARTIFACT_PLUGINS_*`` environment variables.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +31,19 @@ def prefect_server() -> Iterator[None]:
     """One Prefect API server for the whole session."""
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real SeaweedFS (S3, SigV4 authentication on) with an ``artifacts`` bucket, through the
+    cloud suite's :mod:`servers` helpers."""
+    cloud = str(Path(__file__).resolve().parents[1] / "cloud")
+    if cloud not in sys.path:
+        sys.path.append(cloud)
+    from servers import seaweedfs_running
+
+    with seaweedfs_running(tmp_path_factory.mktemp("seaweedfs"), "artifacts") as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)

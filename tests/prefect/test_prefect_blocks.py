@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 from prefect import flow
 from prefect.blocks.core import Block
 from prefect.plugins import load_prefect_collections
@@ -48,3 +51,33 @@ def test_tasks_read_a_saved_block(api: ap.Api, tmp_path: Path, make_files: Calla
     assert block_flow(str(path), "team-store") == "default/team/via-block:v0"
     assert ap.Api(settings=loaded.settings()).artifact("team/via-block:v0").file_count == 1
     assert api.artifact_collections() == []  # nothing went to the environment's store
+
+
+def test_block_gives_an_s3_store_its_keys_region_and_endpoint(
+    api: ap.Api, seaweed: Any, tmp_path: Path, make_files: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from servers import ACCESS_KEY, SECRET_KEY, refuse_chain_credentials
+
+    refuse_chain_credentials(monkeypatch, tmp_path)
+    prefix = f"block-{uuid.uuid4().hex[:10]}"
+    ArtifactStore(
+        store=f"s3://artifacts/{prefix}",
+        registry=f"sqlite:///{tmp_path / 'lake.db'}",  # type: ignore[arg-type]
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,  # type: ignore[arg-type]
+        region_name="us-east-1",
+        endpoint_url=seaweed.endpoint,
+    ).save("lake", overwrite=True)
+    path = make_files("lake", {"rows.csv": "a,b\n1,2\n"}) / "rows.csv"
+    assert block_flow(str(path), "lake") == "default/default/via-block:v0"
+    listing = seaweed.client().list_objects_v2(Bucket="artifacts", Prefix=prefix + "/")
+    keys = [o["Key"] for o in listing["Contents"]]
+    assert sum("/blobs/blake3/" in k for k in keys) == 1 and sum("/manifests/blake3/" in k for k in keys) == 1
+    loaded = ArtifactStore.load("lake")
+    settings = loaded.settings()
+    assert SECRET_KEY not in repr(loaded) + repr(settings) + str(settings.describe())
+    assert settings.store_access is not None and settings.store_access.name == "ArtifactStore block 'lake'"
+    assert api.artifact_collections() == []  # nothing went to the environment's store
+
+    with pytest.raises(ap.errors.InvalidConfigError, match="access key id without a secret"):
+        ArtifactStore(store="s3://artifacts/p", aws_access_key_id=ACCESS_KEY).settings()
