@@ -97,13 +97,16 @@ class _ArtifactOperator(BaseOperator):
     ) -> Iterator[Run]:
         """An artifact run bound to this task-instance try, finished (or failed) on exit.
 
-        ``project``/``entity`` are fallbacks for when the operator was given none.
+        ``project``/``entity`` are fallbacks for when the operator was given none. With
+        ``aws_conn_id``, ``s3://`` references are read with that connection too.
         """
         import artifact_plugins as ap
+        from artifact_plugins.core.references import references_read_with
 
         self._lineage_inputs, self._lineage_outputs = [], []
         settings = resolve_settings(self.artifact_conn_id, self.aws_conn_id)
-        with bound_context(context), ap.init(
+        access = settings.store_access if settings is not None else None
+        with bound_context(context), references_read_with(access), ap.init(
             job_type=self.job_type,
             project=self.project or project,
             entity=self.entity or entity,

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -84,7 +85,7 @@ def _in_slices(
 
     step = -(-(end - start) // workers)
     slices = [(a, min(a + step, end)) for a in range(start, end, step)]
-    futures = [pool.submit(run, s) for s in slices]
+    futures = [pool.submit(copy_context().run, run, s) for s in slices]  # the caller's context variables too
     try:
         errors = [f.exception() for f in futures]  # waits for every slice: none is left running
     except BaseException:  # Ctrl-C while waiting: the slices stop at their next item

@@ -415,7 +415,10 @@ def test_aws_connection_gives_an_s3_store_its_keys_and_endpoint(
     import json
 
     conns = {"artifact_conn_id": "lake_store", "aws_conn_id": "lake_aws"}
-    log = log_op(dataset_dir, outlets=[artifact_asset("bike-dataset", "lake")], **conns)
+    trips = f"{lake.prefix}-refs/trips.csv"  # a reference: listed and fetched with the connection too
+    lake.server.client().put_object(Bucket="artifacts", Key=trips, Body=b"trip,minutes\n1,14\n")
+    refs = [{"uri": f"s3://artifacts/{trips}", "name": "trips.csv"}]
+    log = log_op(dataset_dir, references=refs, outlets=[artifact_asset("bike-dataset", "lake")], **conns)
     ctx = make_context(log)
     with caplog.at_level(logging.DEBUG):
         logged = log.execute(ctx)
@@ -425,6 +428,7 @@ def test_aws_connection_gives_an_s3_store_its_keys_and_endpoint(
     keys = lake.objects()
     assert sum("/blobs/blake3/" in k for k in keys) == 2 and sum("/manifests/blake3/" in k for k in keys) == 1
     assert (Path(used["path"]) / "rentals.csv").read_text() == (dataset_dir / "rentals.csv").read_text()
+    assert (Path(used["path"]) / "trips.csv").read_text() == "trip,minutes\n1,14\n"
     event = ctx["outlet_events"][artifact_asset("bike-dataset", "lake")].extra
     for text in (json.dumps(logged), json.dumps(used), json.dumps(event), caplog.text):
         assert lake.secret not in text

@@ -102,3 +102,33 @@ def test_the_access_never_shows_and_only_fits_its_kind_of_store(seaweed: Seaweed
             Settings.resolve(store=store, store_access=lake)
     with pytest.raises(InvalidConfigError, match="store_access must be a StoreAccess"):
         Settings.resolve(store=f"s3://{STORE_BUCKET}/p", store_access={"key": "value"})
+
+
+def test_references_are_read_with_the_access_in_its_block_and_its_worker_threads(
+    seaweed: SeaweedFS, no_chain_credentials: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from artifact_plugins.core.references import references_read_with, verify_references
+
+    refs = unique("refs")
+    admin = seaweed.client()
+    for k in range(3):
+        admin.put_object(Bucket=STORE_BUCKET, Key=f"{refs}/part-{k}.csv", Body=f"part {k}\n".encode())
+    uri = f"s3://{STORE_BUCKET}/{refs}/"
+    lake = access(seaweed)
+
+    monkeypatch.setenv("ARTIFACT_PLUGINS_S3_ENDPOINT_URL", seaweed.endpoint)
+    close_clients()  # and the cached reference handlers
+    outside = ap.Artifact("outside", "dataset")
+    with pytest.raises(StoreError, match=r"HTTP 403.*AWS standard chain"):  # the chain's keys are refused
+        outside.add_reference(uri)
+
+    settings = settings_for(unique("store"), lake)
+    with references_read_with(lake):
+        art = ap.Artifact("parts", "dataset")
+        art.add_reference(uri, name="parts")
+        with ap.init(job_type="write", settings=settings) as run:
+            version = run.log_artifact(art)
+        # Three HEADs on worker threads: each sees the access through the copied context.
+        assert verify_references(version) == {f"parts/part-{k}.csv": "unchanged" for k in range(3)}
+        root = Path(version.download(tmp_path / "out"))
+    assert sorted(p.read_text() for p in (root / "parts").iterdir()) == [f"part {k}\n" for k in range(3)]

@@ -59,6 +59,32 @@ def test_slow_calls_overlap_on_threads() -> None:
     assert elapsed < 0.6 * serial, f"{elapsed:.2f} s: the waits did not overlap (serially {serial:.2f} s)"
 
 
+def test_threads_see_the_callers_context_variables() -> None:
+    """Which credentials references are read with travels in a context variable: paced threads
+    and parallel_map's workers must see the caller's value, not the default."""
+    from contextvars import ContextVar
+
+    from artifact_plugins.core.storage import parallel_map
+
+    who: ContextVar[str] = ContextVar("who", default="nobody")
+    seen: dict[int, tuple[str, str]] = {}
+
+    def fn(item: int) -> None:
+        time.sleep(0.002)
+        seen[item] = (who.get(), threading.current_thread().name)
+
+    token = who.set("caller")
+    try:
+        run_paced(fn, range(PROBE_ITEMS + GROUP_ITEMS), workers=4)
+        assert any(t.startswith(PACED) for _, t in seen.values())  # the group did go on threads
+        assert {v for v, _ in seen.values()} == {"caller"}
+        seen.clear()
+        parallel_map(fn, list(range(64)), 4)
+        assert {v for v, _ in seen.values()} == {"caller"} and len(seen) == 64
+    finally:
+        who.reset(token)
+
+
 def test_a_change_of_pace_is_followed_both_ways() -> None:
     group = PROBE_ITEMS + GROUP_ITEMS
     slow_from, fast_from = group, 2 * group

@@ -11,6 +11,7 @@ import posixpath
 from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -32,6 +33,7 @@ from .base import (
 from .file import FileReferenceHandler
 
 if TYPE_CHECKING:
+    from ..store_access import StoreAccess
     from ..version import ArtifactVersion
 
 __all__ = [
@@ -43,10 +45,27 @@ __all__ = [
     "TooManyObjectsError",
     "handler_for",
     "identity_digest",
+    "references_read_with",
     "verify_references",
 ]
 
-_HANDLERS: dict[str, ReferenceHandler] = {}
+_HANDLERS: dict[str | tuple[str, StoreAccess], ReferenceHandler] = {}
+_ACCESS: ContextVar[StoreAccess | None] = ContextVar("artifact_plugins_reference_access", default=None)
+
+
+@contextmanager
+def references_read_with(access: StoreAccess | None) -> Iterator[None]:
+    """Within the block (and the worker threads it starts), references of ``access``'s scheme are
+    read with its credentials, endpoint and region instead of the provider's default chain.
+
+    How an orchestrator's connection (an Airflow ``aws_conn_id``) reaches references as well as
+    the store. ``None`` changes nothing.
+    """
+    token = _ACCESS.set(access)
+    try:
+        yield
+    finally:
+        _ACCESS.reset(token)
 
 
 def clear_handlers() -> None:
@@ -57,7 +76,7 @@ def clear_handlers() -> None:
 VERIFY_WORKERS = 16
 
 
-def _make_handler(scheme: str) -> ReferenceHandler | None:
+def _make_handler(scheme: str, access: StoreAccess | None) -> ReferenceHandler | None:
     if scheme == "file":
         return FileReferenceHandler()
     if scheme in ("http", "https"):
@@ -67,7 +86,7 @@ def _make_handler(scheme: str) -> ReferenceHandler | None:
     if scheme == "s3":
         from .s3 import S3ReferenceHandler
 
-        return S3ReferenceHandler()
+        return S3ReferenceHandler(access=access)
     if scheme == "gs":
         from .gcs import GCSReferenceHandler
 
@@ -83,10 +102,14 @@ def handler_for(uri: str) -> ReferenceHandler:
             "references must not embed secrets"
         )
     scheme = urlsplit(uri).scheme
-    handler = _HANDLERS.get(scheme)
+    access = _ACCESS.get()
+    if access is not None and access.scheme != scheme:
+        access = None
+    key: str | tuple[str, StoreAccess] = scheme if access is None else (scheme, access)
+    handler = _HANDLERS.get(key)
     if handler is None:
         try:
-            handler = _make_handler(scheme)
+            handler = _make_handler(scheme, access)
         except ImportError as exc:
             extra = {"s3": "s3", "gs": "gcs"}.get(scheme, scheme)
             raise InvalidInputError(
@@ -98,7 +121,7 @@ def handler_for(uri: str) -> ReferenceHandler:
                 f"reference {uri!r}: scheme {scheme + '://' if scheme else '(none)'} is not supported; "
                 "use file://, http(s)://, s3:// or gs://"
             )
-        _HANDLERS[scheme] = handler
+        _HANDLERS[key] = handler
     return handler
 
 

@@ -3,7 +3,8 @@
 ``s3://bucket/key?versionId=V`` pins one version. Prefix listings of versioned buckets record
 each object's current versionId (one ``ListObjectVersions`` walk, no HEAD per object), so a
 download later fetches exactly the logged bytes even after the object was overwritten. The
-connection settings are the S3 store's (``ARTIFACT_PLUGINS_S3_*``, then boto3's chain).
+connection settings are the S3 store's (``ARTIFACT_PLUGINS_S3_*``, then boto3's chain), or, inside
+:func:`~artifact_plugins.core.references.references_read_with`, those of an orchestrator's connection.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -26,6 +27,9 @@ from ..storage.s3 import (
 )
 from . import BucketReferenceHandler, RemoteObject
 from .base import ReferenceChangedError
+
+if TYPE_CHECKING:
+    from ..store_access import StoreAccess
 
 _NO_VERSION = {"NoSuchVersion", "InvalidArgument", "400", "MethodNotAllowed", "405"}  # 405: a delete marker
 _SMALL = 8 * 2**20
@@ -54,8 +58,10 @@ class S3ReferenceHandler(BucketReferenceHandler):
     scheme = "s3"
     version_field = "versionId"
 
-    def __init__(self, options: S3Options | None = None) -> None:
+    def __init__(self, options: S3Options | None = None, access: StoreAccess | None = None) -> None:
+        """``access`` (else boto3's chain) supplies the credentials, and its endpoint and region."""
         self._options = options
+        self._access = access
         self._lock = threading.Lock()
         self._state: tuple[int, Any, Any, S3Options] | None = None
         self._versioned: dict[str, bool] = {}
@@ -64,8 +70,10 @@ class S3ReferenceHandler(BucketReferenceHandler):
         """(client, transfer manager, options) for this process, created on first use."""
         with self._lock:
             if self._state is None or self._state[0] != os.getpid():
-                options = self._options or S3Options.from_env()
-                client = make_client(options, options.transfer_workers + options.max_concurrency)
+                access = self._access
+                options = self._options or S3Options.from_env(**dict(access.options if access else ()))
+                session = access.session() if access else None
+                client = make_client(options, options.transfer_workers + options.max_concurrency, session)
                 self._state = (os.getpid(), client, make_transfer_manager(client, options), options)
             _, client, transfers, options = self._state
             return client, transfers, options
@@ -136,4 +144,4 @@ class S3ReferenceHandler(BucketReferenceHandler):
             raise
 
     def describe(self, exc: BaseException) -> str:
-        return describe_error(exc)[0]
+        return describe_error(exc, self._access.name if self._access else None)[0]

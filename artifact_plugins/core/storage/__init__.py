@@ -20,6 +20,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
+from contextvars import copy_context
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
@@ -156,7 +157,9 @@ def parallel_map(
     executor = pool or ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix="artifact-plugins")
     futures: list[Future[R]] = []
     try:
-        futures = [executor.submit(fn, x) for x in items]
+        # Each call runs in a copy of the caller's context, so context variables (which
+        # credentials references are read with, say) reach the worker threads.
+        futures = [executor.submit(copy_context().run, fn, x) for x in items]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         for f in done:
             exc = f.exception()
