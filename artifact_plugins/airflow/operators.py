@@ -80,6 +80,7 @@ class _ArtifactOperator(BaseOperator):
         job_type: str | None = None,
         artifact_conn_id: str | None = None,
         aws_conn_id: str | None = None,
+        gcp_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -88,6 +89,7 @@ class _ArtifactOperator(BaseOperator):
         self.job_type = job_type
         self.artifact_conn_id = artifact_conn_id
         self.aws_conn_id = aws_conn_id
+        self.gcp_conn_id = gcp_conn_id
         self._lineage_inputs: list[LineageDataset] = []
         self._lineage_outputs: list[LineageDataset] = []
 
@@ -98,13 +100,14 @@ class _ArtifactOperator(BaseOperator):
         """An artifact run bound to this task-instance try, finished (or failed) on exit.
 
         ``project``/``entity`` are fallbacks for when the operator was given none. With
-        ``aws_conn_id``, ``s3://`` references are read with that connection too.
+        ``aws_conn_id`` (``gcp_conn_id``), ``s3://`` (``gs://``) references are read with that
+        connection too.
         """
         import artifact_plugins as ap
         from artifact_plugins.core.references import references_read_with
 
         self._lineage_inputs, self._lineage_outputs = [], []
-        settings = resolve_settings(self.artifact_conn_id, self.aws_conn_id)
+        settings = resolve_settings(self.artifact_conn_id, self.aws_conn_id, self.gcp_conn_id)
         access = settings.store_access if settings is not None else None
         with bound_context(context), references_read_with(access), ap.init(
             job_type=self.job_type,

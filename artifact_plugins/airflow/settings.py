@@ -11,14 +11,20 @@ provider's hooks read one: login and password are the access key id and secret (
 ``aws_access_key_id``/``aws_secret_access_key`` in ``extra``), and ``extra`` may add
 ``aws_session_token``, ``region_name``, ``endpoint_url`` and ``profile_name``. Without keys or a
 profile, boto3's own chain applies (a worker's role), as with the provider.
+
+A Google connection (``gcp_conn_id``) does the same for a ``gs://`` store, read as the Google
+provider reads one: ``extra`` may hold ``keyfile_dict`` (a service-account key's JSON),
+``key_path`` (a key file) and ``project``, with or without the legacy
+``extra__google_cloud_platform__`` prefix. Without a key, Application Default Credentials apply.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from artifact_plugins.core.config import Settings
-from artifact_plugins.core.store_access import StoreAccess, s3_access
+from artifact_plugins.core.store_access import StoreAccess, gcs_access, s3_access
 
 SETTINGS_FIELDS = ("store", "registry", "entity", "project", "cache_dir", "cache_max_bytes")
 _POSTGRES_TYPES = {"postgres", "postgresql"}
@@ -98,18 +104,60 @@ def aws_store_access(conn_id: str) -> StoreAccess:
     )
 
 
-def resolve_settings(conn_id: str | None, aws_conn_id: str | None = None, **overrides: Any) -> Settings | None:
+#: ``extra`` keys of a Google connection that :func:`gcp_store_access` understands.
+GCP_EXTRA_KEYS = ("keyfile_dict", "key_path", "project")
+_GCP_LEGACY_PREFIX = "extra__google_cloud_platform__"
+
+
+def gcp_store_access(conn_id: str) -> StoreAccess:
+    """Credentials (and project) for a ``gs://`` store from the Google connection ``conn_id``.
+
+    Unknown ``extra`` keys (``impersonation_chain``, ``scope``...) are refused by name, as for AWS.
+    """
+    from airflow.sdk import Connection
+
+    conn = Connection.get(conn_id)
+    extra = {k.removeprefix(_GCP_LEGACY_PREFIX): v for k, v in (conn.extra_dejson or {}).items() if v not in (None, "")}
+    unknown = sorted(set(extra) - set(GCP_EXTRA_KEYS))
+    if unknown:
+        raise ValueError(
+            f"Google connection {conn_id!r} has extra keys artifact_plugins cannot apply: {unknown}; "
+            f"supported: {list(GCP_EXTRA_KEYS)}"
+        )
+    key = extra.get("keyfile_dict")
+    if isinstance(key, str):
+        try:
+            key = json.loads(key)
+        except json.JSONDecodeError:
+            key = None  # the message below must not quote it: it is a private key
+        if not isinstance(key, dict):
+            raise ValueError(f"Google connection {conn_id!r}: keyfile_dict is not a service-account key's JSON object")
+    return gcs_access(
+        f"Airflow connection {conn_id!r}", key_info=key, key_path=extra.get("key_path"), project=extra.get("project")
+    )
+
+
+def resolve_settings(
+    conn_id: str | None, aws_conn_id: str | None = None, gcp_conn_id: str | None = None, **overrides: Any
+) -> Settings | None:
     """Settings for an operator: explicit ``overrides`` > connection ``conn_id`` > environment/defaults.
 
-    ``aws_conn_id`` names the AWS connection that gives an ``s3://`` store its credentials.
-    Returns ``None`` when no connection and no override is given, so the core resolves its usual
-    configuration.
+    ``aws_conn_id`` / ``gcp_conn_id`` name the connection that gives an ``s3://`` / ``gs://`` store
+    (and references of that scheme) its credentials; one store, so one of them. Returns ``None``
+    when no connection and no override is given, so the core resolves its usual configuration.
     """
+    if aws_conn_id is not None and gcp_conn_id is not None:
+        raise ValueError(
+            f"aws_conn_id={aws_conn_id!r} and gcp_conn_id={gcp_conn_id!r}: the store is either s3:// or gs://; "
+            "give the connection for the store's kind only"
+        )
     explicit = {k: v for k, v in overrides.items() if v is not None}
-    if conn_id is None and aws_conn_id is None and not explicit:
+    if conn_id is None and aws_conn_id is None and gcp_conn_id is None and not explicit:
         return None
     values = connection_settings(conn_id) if conn_id else {}
     values.update(explicit)
     if aws_conn_id is not None:
         values["store_access"] = aws_store_access(aws_conn_id)
+    if gcp_conn_id is not None:
+        values["store_access"] = gcp_store_access(gcp_conn_id)
     return Settings.resolve(**values)

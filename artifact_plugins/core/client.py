@@ -73,6 +73,7 @@ class Client:
     def remember_manifest(self, digest: str, manifest: Manifest) -> None:
         """Memoise a manifest; bounded in manifests and in entries (a million-entry manifest
         costs hundreds of MiB, so only a couple of those stay)."""
+        self._manifests.pop(digest, None)  # remembered again: its old place must not count twice
         held = sum(len(m) for m in self._manifests.values())
         if len(self._manifests) >= 64 or held + len(manifest) > MAX_MEMO_ENTRIES:
             self._manifests.clear()

@@ -21,7 +21,8 @@ from .redact import redact_uri
 class StoreAccess:
     """How to reach a store of ``scheme``: ``session()`` builds the provider's session.
 
-    For ``s3`` the session is a :class:`boto3.session.Session`. ``options`` are non-secret store
+    For ``s3`` the session is a :class:`boto3.session.Session`; for ``gs``, Google credentials
+    (:class:`google.auth.credentials.Credentials`). ``options`` are non-secret store
     options the source also supplies (``endpoint_url``, ``region``), applied over the
     environment's. Two accesses with the same ``name``, scheme and options are the same access,
     so a process opens one store for them.
@@ -75,3 +76,41 @@ def s3_access(
 
     options = tuple((k, v) for k, v in (("endpoint_url", endpoint_url), ("region", region)) if v)
     return StoreAccess("s3", name, session, options)
+
+
+#: What service-account credentials for a store may do: read and write objects.
+GCS_SCOPES = ("https://www.googleapis.com/auth/devstorage.read_write",)
+
+
+def gcs_access(
+    name: str, *, key_info: dict[str, Any] | None = None, key_path: str | None = None, project: str | None = None
+) -> StoreAccess:
+    """An access to ``gs://`` stores with a service-account key (its JSON as a dict, or a file),
+    or, with neither, Application Default Credentials; ``project`` as given."""
+    if key_info is not None and key_path:
+        raise InvalidConfigError(f"{name} gives both a key (keyfile_dict) and a key file (key_path); give one")
+
+    def session() -> Any:
+        import google.auth
+        from google.oauth2 import service_account
+
+        try:
+            if key_info is not None:
+                return service_account.Credentials.from_service_account_info(key_info, scopes=GCS_SCOPES)
+            if key_path:
+                return service_account.Credentials.from_service_account_file(key_path, scopes=GCS_SCOPES)
+        except OSError as exc:
+            # The path is not secret; naming it is what lets a user fix a typo or a mount.
+            raise InvalidConfigError(
+                f"{name}: the key file {key_path!r} cannot be read ({type(exc).__name__}); "
+                "give the path of a JSON service-account key readable by this process"
+            ) from None
+        except (ValueError, KeyError) as exc:
+            # The message may quote the key's fields; say only what is wrong with it.
+            raise InvalidConfigError(
+                f"{name}: the service-account key cannot be used ({type(exc).__name__}); "
+                "give the JSON key file's content as created by Google Cloud"
+            ) from None
+        return google.auth.default(scopes=GCS_SCOPES)[0]
+
+    return StoreAccess("gs", name, session, (("project", project),) if project else ())

@@ -190,20 +190,32 @@ def example_dag() -> Any:
     return load_example
 
 
+def _servers() -> Any:
+    """The cloud suite's :mod:`servers` helpers (tests/cloud/servers.py), importable from here."""
+    cloud = str(Path(__file__).resolve().parents[1] / "cloud")
+    if cloud not in sys.path:
+        sys.path.append(cloud)
+    import servers
+
+    return servers
+
+
 @pytest.fixture(scope="session")
 def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A real SeaweedFS (S3 with SigV4 authentication on) with an ``artifacts`` bucket, started
     through the cloud suite's :mod:`servers` helpers."""
-    cloud = str(Path(__file__).resolve().parents[1] / "cloud")
-    if cloud not in sys.path:
-        sys.path.append(cloud)
-    from servers import seaweedfs_running
-
-    with seaweedfs_running(tmp_path_factory.mktemp("seaweedfs"), LAKE_BUCKET) as server:
+    with _servers().seaweedfs_running(tmp_path_factory.mktemp("seaweedfs"), LAKE_BUCKET) as server:
         yield server
 
 
 LAKE_BUCKET = "artifacts"
+
+
+@pytest.fixture(scope="session")
+def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real fake-gcs-server with an ``artifacts`` bucket."""
+    with _servers().fake_gcs_running(tmp_path_factory.mktemp("fake-gcs"), LAKE_BUCKET) as server:
+        yield server
 
 
 class Lake:

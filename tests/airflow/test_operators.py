@@ -435,6 +435,54 @@ def test_aws_connection_gives_an_s3_store_its_keys_and_endpoint(
     assert lake.secret.encode() not in lake.registry.read_bytes()
 
 
+def test_google_connection_gives_a_gs_store_its_service_account_key(
+    artifact_env: dict[str, str],
+    fake_gcs: Any,
+    dataset_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: Any,
+) -> None:
+    import json
+
+    from servers import TokenServer
+
+    prefix = f"gcs-{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake_gcs.endpoint)
+    trips = f"{prefix}-refs/trips.csv"  # a reference, listed and fetched with the key too
+    fake_gcs.client().bucket("artifacts").blob(trips).upload_from_string(b"trip,minutes\n1,14\n")
+    store = {"store": f"gs://artifacts/{prefix}", "registry": f"sqlite:///{tmp_path / 'gcs.db'}", "project": "gcs"}
+    monkeypatch.setenv("AIRFLOW_CONN_GCS_STORE", json.dumps({"conn_type": "generic", "extra": store}))
+    with TokenServer() as tokens:
+        key = tokens.service_account_key()
+        extra = {"keyfile_dict": json.dumps(key), "project": "test-project"}
+        monkeypatch.setenv("AIRFLOW_CONN_GCS_KEY", json.dumps({"conn_type": "google_cloud_platform", "extra": extra}))
+        conns = {"artifact_conn_id": "gcs_store", "gcp_conn_id": "gcs_key"}
+        refs = [{"uri": f"gs://artifacts/{trips}", "name": "trips.csv"}]
+        log = log_op(dataset_dir, references=refs, outlets=[artifact_asset("bike-dataset", "gcs")], **conns)
+        with caplog.at_level(logging.DEBUG):
+            logged = log.execute(make_context(log))
+            use = UseArtifactOperator(task_id="use", artifact="bike-dataset:latest", root=str(tmp_path / "dl"), **conns)
+            used = use.execute(make_context(use))
+        assert tokens.grants >= 2  # the store and the reference handler each got a token signed with the key
+    assert logged["qualified_name"] == "default/gcs/bike-dataset:v0" == used["qualified_name"]
+    names = [b.name for b in fake_gcs.client().list_blobs("artifacts", prefix=prefix + "/")]
+    assert sum("/blobs/blake3/" in n for n in names) == 2 and sum("/manifests/blake3/" in n for n in names) == 1
+    assert (Path(used["path"]) / "trips.csv").read_text() == "trip,minutes\n1,14\n"
+    key_line = key["private_key"].splitlines()[1]  # a line of the private key's body
+    for text in (json.dumps(logged), json.dumps(used), caplog.text):
+        assert key_line not in text
+    assert key_line.encode() not in (tmp_path / "gcs.db").read_bytes()
+
+    with TokenServer(refuse=True) as refusing:
+        bad = {"keyfile_dict": json.dumps(refusing.service_account_key())}
+        monkeypatch.setenv("AIRFLOW_CONN_GCS_BAD", json.dumps({"conn_type": "google_cloud_platform", "extra": bad}))
+        log = log_op(dataset_dir, artifact_conn_id="gcs_store", gcp_conn_id="gcs_bad")
+        refused = r"no access token for the credentials of Airflow connection 'gcs_bad'"
+        with pytest.raises(ap.errors.StoreError, match=refused):
+            log.execute(make_context(log))
+
+
 def test_aws_connection_it_cannot_apply_is_refused_by_name(
     artifact_env: dict[str, str], dataset_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -456,6 +504,14 @@ def test_aws_connection_it_cannot_apply_is_refused_by_name(
     log = log_op(dataset_dir, aws_conn_id="keys")
     with pytest.raises(ap.errors.InvalidConfigError, match=r"connection 'keys' gives s3:// credentials, but the store"):
         log.execute(make_context(log))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_IMPERSONATE",
+        json.dumps({"conn_type": "google_cloud_platform", "extra": {"impersonation_chain": "sa@p.iam"}}),
+    )
+    with pytest.raises(ValueError, match=r"'impersonate' has extra keys artifact_plugins cannot apply"):
+        resolve_settings(None, gcp_conn_id="impersonate", store="gs://bucket/p")
+    with pytest.raises(ValueError, match="the store is either s3:// or gs://"):
+        resolve_settings(None, "keys", "impersonate", store="gs://bucket/p")
     # Region and endpoint alone are fine: the keys then come from boto3's chain, as with the provider.
     conn("chain", extra={"region_name": "eu-west-1", "endpoint_url": "http://127.0.0.1:1"})
     settings = resolve_settings(None, "chain", store="s3://bucket/p")

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -102,6 +103,18 @@ def fake_gcs_binary() -> str:
 def seaweedfs_running(root: Path, *buckets: str) -> Iterator[SeaweedFS]:
     """A started SeaweedFS with ``buckets`` made, stopped on exit (the adapters' suites use this)."""
     server = SeaweedFS(root).start()
+    try:
+        for bucket in buckets:
+            server.make_bucket(bucket)
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def fake_gcs_running(root: Path, *buckets: str) -> Iterator[FakeGCS]:
+    """A started fake-gcs-server with ``buckets`` made, stopped on exit."""
+    server = FakeGCS(root).start()
     try:
         for bucket in buckets:
             server.make_bucket(bucket)
@@ -418,3 +431,72 @@ def _pipe(src: socket.socket, dst: socket.socket) -> None:
         pass
     with contextlib.suppress(OSError):
         dst.shutdown(socket.SHUT_WR)
+
+
+class TokenServer:
+    """A stand-in for Google's OAuth token endpoint on loopback: answers each signed-JWT grant of a
+    service-account key with a bearer token, and counts the grants (``refuse``: answers 400).
+
+    fake-gcs-server accepts any request, so this is how a test sees that a store really used the
+    service-account key it was handed."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        import http.server
+
+        self.refuse, self.grants = refuse, 0
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+                fields = dict(urllib.parse.parse_qsl(body))
+                signed = fields.get("assertion", "").count(".") == 2
+                jwt_grant = fields.get("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer"
+                if server.refuse or not jwt_grant or not signed:
+                    reply, status = {"error": "invalid_grant"}, 400
+                else:
+                    server.grants += 1
+                    reply, status = {"access_token": f"token-{server.grants}", "expires_in": 3600}, 200
+                payload = json.dumps(reply).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
+
+    def __enter__(self) -> TokenServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._http.shutdown()
+        self._http.server_close()
+
+    @property
+    def url(self) -> str:
+        """The token endpoint (a key's ``token_uri``)."""
+        return f"http://127.0.0.1:{self._http.server_address[1]}/token"
+
+    def service_account_key(self) -> dict[str, str]:
+        """A new service-account key (a real RSA key) whose tokens come from this server."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        return {
+            "type": "service_account",
+            "project_id": "test-project",
+            "private_key_id": "test-key-1",
+            "private_key": pem.decode(),
+            "client_email": "artifacts-writer@test-project.iam.gserviceaccount.com",
+            "client_id": "1",
+            "token_uri": self.url,
+        }

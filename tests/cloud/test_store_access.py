@@ -15,7 +15,7 @@ from cloud_helpers import STORE_BUCKET, unique
 from servers import ACCESS_KEY, SECRET_KEY, SeaweedFS, refuse_chain_credentials
 
 import artifact_plugins as ap
-from artifact_plugins.core.client import close_clients
+from artifact_plugins.core.client import close_clients, get_client
 from artifact_plugins.core.config import Settings
 from artifact_plugins.core.errors import InvalidConfigError, StoreError
 from artifact_plugins.core.store_access import StoreAccess
@@ -132,3 +132,80 @@ def test_references_are_read_with_the_access_in_its_block_and_its_worker_threads
         assert verify_references(version) == {f"parts/part-{k}.csv": "unchanged" for k in range(3)}
         root = Path(version.download(tmp_path / "out"))
     assert sorted(p.read_text() for p in (root / "parts").iterdir()) == [f"part {k}\n" for k in range(3)]
+
+
+def test_a_gs_store_and_references_use_the_service_account_key_handed_over(
+    fake_gcs: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fake-gcs-server accepts any request; the token endpoint is where using the key shows."""
+    from servers import TokenServer
+
+    from artifact_plugins.core.references import references_read_with
+    from artifact_plugins.core.store_access import gcs_access
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake_gcs.endpoint)
+    refs = unique("gs-refs")
+    fake_gcs.client().bucket(STORE_BUCKET).blob(f"{refs}/trips.csv").upload_from_string(b"trip\n1\n")
+    (tmp_path / "rows.csv").write_text("a,b\n")
+
+    def settings_of(key: dict[str, str]) -> Settings:
+        access = gcs_access("connection 'gcs'", key_info=key)
+        return Settings.resolve(store=f"gs://{STORE_BUCKET}/{unique('gs-store')}", store_access=access)
+
+    with TokenServer() as tokens:  # the store alone
+        art = ap.Artifact("rows", "dataset")
+        art.add_file(tmp_path / "rows.csv")
+        with ap.init(job_type="write", settings=settings_of(tokens.service_account_key())) as run:
+            run.log_artifact(art)
+        assert tokens.grants >= 1
+
+    with TokenServer() as tokens:  # references, inside the block only
+        outside = ap.Artifact("trips", "dataset")
+        outside.add_reference(f"gs://{STORE_BUCKET}/{refs}/")
+        assert tokens.grants == 0
+        with references_read_with(settings_of(tokens.service_account_key()).store_access):
+            ap.Artifact("trips", "dataset").add_reference(f"gs://{STORE_BUCKET}/{refs}/")
+        assert tokens.grants >= 1
+
+    with TokenServer(refuse=True) as refusing:
+        art = ap.Artifact("refused", "dataset")
+        art.add_file(tmp_path / "rows.csv")
+        with (
+            pytest.raises(StoreError, match=r"no access token for the credentials of connection 'gcs'"),
+            ap.init(job_type="write", settings=settings_of(refusing.service_account_key())) as run,
+        ):
+            run.log_artifact(art)
+
+    with pytest.raises(InvalidConfigError, match=r"connection 'gcs': the service-account key cannot be used"):
+        _ = get_client(settings_of({"type": "service_account", "private_key": "not a key"})).store
+
+
+def test_a_gs_key_file_is_used_and_an_unreadable_one_is_named(
+    fake_gcs: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from servers import TokenServer
+
+    from artifact_plugins.core.store_access import gcs_access
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake_gcs.endpoint)
+    (tmp_path / "rows.csv").write_text("a,b\n")
+
+    def settings_at(key_path: Path) -> Settings:
+        access = gcs_access("connection 'gcs'", key_path=str(key_path))
+        return Settings.resolve(store=f"gs://{STORE_BUCKET}/{unique('gs-keyfile')}", store_access=access)
+
+    with TokenServer() as tokens:
+        key_file = tmp_path / "key.json"
+        key_file.write_text(json.dumps(tokens.service_account_key()))
+        art = ap.Artifact("rows", "dataset")
+        art.add_file(tmp_path / "rows.csv")
+        with ap.init(job_type="write", settings=settings_at(key_file)) as run:
+            run.log_artifact(art)
+        assert tokens.grants >= 1
+
+    missing = tmp_path / "nowhere" / "key.json"
+    unreadable = r"the key file '.*nowhere/key.json' cannot be read \(FileNotFoundError\)"
+    with pytest.raises(InvalidConfigError, match=unreadable):
+        _ = get_client(settings_at(missing)).store
+    with pytest.raises(InvalidConfigError, match=r"gives both a key \(keyfile_dict\) and a key file"):
+        gcs_access("connection 'gcs'", key_info={"type": "service_account"}, key_path=str(missing))

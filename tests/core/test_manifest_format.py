@@ -129,3 +129,23 @@ def test_a_bad_entry_in_a_later_chunk_is_refused_by_name() -> None:
     victim["size"] = -5
     with pytest.raises(InvalidInputError, match=rf"{victim['path']}.*invalid size -5"):
         Manifest.from_bytes(gzip.compress(json.dumps(doc).encode()))
+
+
+def test_the_client_memo_is_bounded_and_remembering_again_does_not_evict_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from artifact_plugins.core import client as client_mod
+    from artifact_plugins.core.config import Settings
+
+    def manifest_of(name: str, n: int) -> Manifest:
+        return Manifest(make_entry(f"{name}/{i}", f"blake3:{i:064x}", i) for i in range(n))
+
+    monkeypatch.setattr(client_mod, "MAX_MEMO_ENTRIES", 5)
+    client = client_mod.Client(Settings.resolve())
+    a, b, c = manifest_of("a", 3), manifest_of("b", 2), manifest_of("c", 1)
+    client.remember_manifest(a.digest(), a)
+    client.remember_manifest(b.digest(), b)
+    client.remember_manifest(a.digest(), a)  # 3 + 2 entries held, not 3 + 2 + 3
+    assert set(client._manifests) == {a.digest(), b.digest()}
+    client.remember_manifest(c.digest(), c)  # 6 > 5: the memo starts over
+    assert set(client._manifests) == {c.digest()}

@@ -90,7 +90,7 @@ def _make_handler(scheme: str, access: StoreAccess | None) -> ReferenceHandler |
     if scheme == "gs":
         from .gcs import GCSReferenceHandler
 
-        return GCSReferenceHandler()
+        return GCSReferenceHandler(access=access)
     return None
 
 

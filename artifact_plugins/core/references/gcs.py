@@ -4,7 +4,8 @@
 download fetches exactly the logged bytes while the bucket keeps that generation (object
 versioning), else the live object while its content hashes are unchanged. The connection
 settings are the GCS store's (``ARTIFACT_PLUGINS_GCS_*``, Application Default Credentials,
-``STORAGE_EMULATOR_HOST``).
+``STORAGE_EMULATOR_HOST``), or, inside :func:`~artifact_plugins.core.references.references_read_with`,
+the credentials of an orchestrator's connection.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.api_core import exceptions as api_exceptions
 
 from ..storage.gcs import GCSOptions, describe_error, download_ranges, make_client
 from . import BucketReferenceHandler, RemoteObject
 from .base import ReferenceChangedError
+
+if TYPE_CHECKING:
+    from ..store_access import StoreAccess
 
 _FIELDS = "items(name,size,generation,md5Hash,crc32c,etag),nextPageToken"
 
@@ -40,8 +44,10 @@ class GCSReferenceHandler(BucketReferenceHandler):
     scheme = "gs"
     version_field = "generation"
 
-    def __init__(self, options: GCSOptions | None = None) -> None:
+    def __init__(self, options: GCSOptions | None = None, access: StoreAccess | None = None) -> None:
+        """``access`` (else ADC) supplies the credentials and the project."""
         self._options = options
+        self._access = access
         self._lock = threading.Lock()
         self._state: tuple[int, Any, ThreadPoolExecutor, GCSOptions] | None = None
 
@@ -49,8 +55,10 @@ class GCSReferenceHandler(BucketReferenceHandler):
         """(client, part pool, options) for this process, created on first use."""
         with self._lock:
             if self._state is None or self._state[0] != os.getpid():
-                options = self._options or GCSOptions.from_env()
-                client = make_client(options, options.transfer_workers + options.max_concurrency)
+                access = self._access
+                options = self._options or GCSOptions.from_env(**dict(access.options if access else ()))
+                credentials = access.session() if access else None
+                client = make_client(options, options.transfer_workers + options.max_concurrency, credentials)
                 pool = ThreadPoolExecutor(options.max_concurrency, thread_name_prefix="artifact-plugins-gs-ref")
                 self._state = (os.getpid(), client, pool, options)
             _, client, pool, options = self._state
@@ -93,4 +101,4 @@ class GCSReferenceHandler(BucketReferenceHandler):
             ) from exc
 
     def describe(self, exc: BaseException) -> str:
-        return describe_error(exc)[0]
+        return describe_error(exc, self._access.name if self._access else None)[0]

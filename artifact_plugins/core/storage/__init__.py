@@ -73,8 +73,6 @@ def open_store(uri: str, access: StoreAccess | None = None) -> BlobStore:
     """
     if access is not None:
         access.check_store(uri)
-        if access.scheme != "s3":
-            raise InvalidConfigError(f"{access.name}: credentials for {access.scheme}:// stores are not supported")
     if has_credentials(uri):
         raise InvalidConfigError(
             f"store URI {redact_uri(uri)!r} carries credentials; configure them through the provider's "
@@ -91,7 +89,7 @@ def open_store(uri: str, access: StoreAccess | None = None) -> BlobStore:
     if scheme == "gs":
         from .gcs import GCSStore
 
-        return GCSStore.from_uri(uri)
+        return GCSStore.from_uri(uri, access=access)
     raise InvalidConfigError(f"unsupported store URI {uri!r}: expected a path, file://, s3:// or gs://")
 
 

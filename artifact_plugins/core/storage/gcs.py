@@ -21,7 +21,8 @@ library's defaults:
 =============================================  ===================================================
 
 Credentials come from Application Default Credentials (``GOOGLE_APPLICATION_CREDENTIALS``,
-``gcloud auth application-default login``, workload identity, the metadata server); they are
+``gcloud auth application-default login``, workload identity, the metadata server), or from
+credentials an orchestrator hands over (an Airflow connection: ``StoreAccess``); they are
 never accepted in a URI and never appear in a message. Every write is create-only
 (``ifGenerationMatch=0``), which also makes every upload safe to retry.
 """
@@ -62,6 +63,8 @@ from .gcs_lean import LeanGCS
 if TYPE_CHECKING:
     from google.api_core.retry import Retry
 
+    from ..store_access import StoreAccess
+
 
 _UNIT = 256 * 2**10  # resumable chunks must be multiples of 256 KiB
 
@@ -71,13 +74,19 @@ def is_not_found(exc: BaseException) -> bool:
     return isinstance(exc, api_exceptions.NotFound)
 
 
-def describe_error(exc: BaseException) -> tuple[str, bool]:
-    """A credential-free description of a google-cloud-storage error, and whether it means "not found"."""
+def describe_error(exc: BaseException, credentials: str | None = None) -> tuple[str, bool]:
+    """A credential-free description of a google-cloud-storage error, and whether it means "not found".
+
+    ``credentials`` names where the credentials came from when not from Application Default Credentials.
+    """
+    source = credentials or "Application Default Credentials"
     if isinstance(exc, api_exceptions.GoogleAPICallError):
         detail = f"HTTP {exc.code}: {scrub(exc.message or '')}"
         if exc.code in (401, 403):
-            detail += "; check the credentials (Application Default Credentials) and the bucket's IAM policy"
+            detail += f"; check the credentials ({source}) and the bucket's IAM policy"
         return detail, is_not_found(exc)
+    if isinstance(exc, auth_exceptions.RefreshError):
+        return f"no access token for the credentials of {source} ({type(exc).__name__}); check them", False
     if isinstance(exc, auth_exceptions.DefaultCredentialsError):
         return (
             "no Google credentials found; configure Application Default Credentials "
@@ -139,10 +148,11 @@ class GCSOptions:
         return (self.connect_timeout, self.read_timeout)
 
 
-def make_client(options: GCSOptions, connections: int) -> storage.Client:
-    """A Cloud Storage client (ADC credentials, or anonymous under ``STORAGE_EMULATOR_HOST``) with a
-    connection pool of ``connections``."""
-    client = storage.Client(project=options.project)
+def make_client(options: GCSOptions, connections: int, credentials: Any = None) -> storage.Client:
+    """A Cloud Storage client with a connection pool of ``connections``: ``credentials`` when given
+    (see :class:`~artifact_plugins.core.store_access.StoreAccess`), else ADC (anonymous under
+    ``STORAGE_EMULATOR_HOST``)."""
+    client = storage.Client(project=options.project, credentials=credentials)
     adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=connections, max_retries=0)
     session = client._http  # the library's authorized requests session, shared by every call
     session.mount("https://", adapter)
@@ -234,11 +244,22 @@ class GCSStore(RemoteStore):
 
     scheme = "gs"
 
-    def __init__(self, bucket: str, prefix: str = "", options: GCSOptions | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        options: GCSOptions | None = None,
+        credentials: Any = None,
+        credentials_name: str | None = None,
+    ) -> None:
+        """``credentials`` (else ADC) authorize the requests; ``credentials_name`` names their
+        source in error messages."""
         self.options = options or GCSOptions.from_env()
         super().__init__(bucket, prefix, self.options.transfer_workers)
         self.inline_limit = self.options.resumable_threshold
-        self.client = make_client(self.options, self.options.transfer_workers + self.options.max_concurrency + 4)
+        connections = self.options.transfer_workers + self.options.max_concurrency + 4
+        self.client = make_client(self.options, connections, credentials)
+        self._credentials = credentials_name
         self._bucket = self.client.bucket(bucket)
         self._retry = self.options.retry()
         self._parts = ThreadPoolExecutor(self.options.max_concurrency, thread_name_prefix="artifact-plugins-gcs")
@@ -246,15 +267,21 @@ class GCSStore(RemoteStore):
         self._lean = lean if lean is not None and lean.available else None
 
     @classmethod
-    def from_uri(cls, uri: str, **overrides: Any) -> GCSStore:
-        """The store for ``gs://bucket[/prefix]``, configured from the environment and ``overrides``."""
+    def from_uri(cls, uri: str, access: StoreAccess | None = None, **overrides: Any) -> GCSStore:
+        """The store for ``gs://bucket[/prefix]``, configured from the environment and ``overrides``.
+
+        With ``access``, its credentials authorize the requests and its project wins.
+        """
         if "?" in uri or "#" in uri:
             raise InvalidConfigError(
                 f"store URI {redact_uri(uri)!r}: configure GCS through ARTIFACT_PLUGINS_GCS_* "
                 "variables, not URI parameters"
             )
         bucket, prefix = split_bucket_uri(uri, "gs")
-        return cls(bucket, prefix, GCSOptions.from_env(**overrides))
+        if access is None:
+            return cls(bucket, prefix, GCSOptions.from_env(**overrides))
+        options = GCSOptions.from_env(**{**dict(access.options), **overrides})
+        return cls(bucket, prefix, options, credentials=access.session(), credentials_name=access.name)
 
     def _blob(self, full_key: str) -> storage.Blob:
         return self._bucket.blob(full_key, chunk_size=self.options.chunk_size, kms_key_name=self.options.kms_key_name)
@@ -357,7 +384,7 @@ class GCSStore(RemoteStore):
             self._blob(full_key).delete(retry=self._retry, timeout=self.options.timeout)
 
     def _describe(self, exc: BaseException) -> tuple[str, bool]:
-        return describe_error(exc)
+        return describe_error(exc, self._credentials)
 
     def close(self) -> None:
         """Stop the part threads (idempotent)."""
