@@ -10,7 +10,10 @@ arguments, the unset ones fall through to the environment, the config file and t
     log_artifact("model", "model", "out/", store_block="team")
 
 An ``s3://`` store may take its keys, region and endpoint from the block (the fields
-``prefect-aws``'s ``AwsCredentials`` uses); without them boto3's standard chain applies.
+``prefect-aws``'s ``AwsCredentials`` uses); without them boto3's standard chain applies. A
+``gs://`` store may take a service-account key (its JSON, or a key file) and a project (as
+``prefect-gcp``'s ``GcpCredentials``); without them Application Default Credentials apply.
+The tasks read ``s3://``/``gs://`` references with the same credentials.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from prefect.blocks.core import Block
+from prefect.blocks.fields import SecretDict
 from pydantic import Field, SecretStr
 
 from artifact_plugins.core.config import Settings
-from artifact_plugins.core.store_access import s3_access
+from artifact_plugins.core.errors import InvalidConfigError
+from artifact_plugins.core.store_access import StoreAccess, gcs_access, s3_access
 
 if TYPE_CHECKING:
     from artifact_plugins.core.api import Api
@@ -65,6 +70,13 @@ class ArtifactStore(Block):
     endpoint_url: str | None = Field(
         default=None, description="An S3-compatible endpoint (MinIO, SeaweedFS, R2...) for an s3:// store."
     )
+    gcp_service_account_info: SecretDict | None = Field(
+        default=None, description="A gs:// store's service-account key: the JSON key file's content."
+    )
+    gcp_service_account_file: str | None = Field(
+        default=None, description="Path of a gs:// store's service-account JSON key file."
+    )
+    gcp_project: str | None = Field(default=None, description="Google Cloud project of a gs:// store.")
 
     def settings(self, **overrides: Any) -> Settings:
         """Resolve :class:`~artifact_plugins.Settings` with this block's fields as explicit values.
@@ -79,19 +91,44 @@ class ArtifactStore(Block):
             "cache_dir": self.cache_dir,
             "cache_max_bytes": self.cache_max_bytes,
         }
+        access = self.store_access()
+        if access is not None:
+            values["store_access"] = access
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return Settings.resolve(**values)
+
+    def store_access(self) -> StoreAccess | None:
+        """The credentials this block gives an ``s3://`` or a ``gs://`` store (``None``: none).
+
+        Raises :class:`~artifact_plugins.errors.InvalidConfigError` when it holds both kinds.
+        """
+        name = getattr(self, "_block_document_name", None)
+        label = f"ArtifactStore block {name!r}" if name else "the ArtifactStore block"
         aws = (self.aws_access_key_id, self.aws_secret_access_key, self.aws_session_token)
-        if any(aws) or self.region_name or self.endpoint_url:
-            name = getattr(self, "_block_document_name", None)
-            values["store_access"] = s3_access(
-                f"ArtifactStore block {name!r}" if name else "the ArtifactStore block",
+        s3 = any(aws) or bool(self.region_name or self.endpoint_url)
+        gcs = bool(self.gcp_service_account_info or self.gcp_service_account_file or self.gcp_project)
+        if s3 and gcs:
+            raise InvalidConfigError(
+                f"{label} holds both AWS fields and gcp_* fields; a store is s3:// or gs://, give the fields of one"
+            )
+        if s3:
+            return s3_access(
+                label,
                 key_id=self.aws_access_key_id,
                 secret=_secret(self.aws_secret_access_key),
                 token=_secret(self.aws_session_token),
                 region=self.region_name,
                 endpoint_url=self.endpoint_url,
             )
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return Settings.resolve(**values)
+        if gcs:
+            info = self.gcp_service_account_info
+            return gcs_access(
+                label,
+                key_info=dict(info.get_secret_value()) if info is not None else None,
+                key_path=self.gcp_service_account_file,
+                project=self.gcp_project,
+            )
+        return None
 
     def api(self) -> Api:
         """An :class:`~artifact_plugins.Api` reading the store this block points at."""

@@ -13,6 +13,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,16 +34,27 @@ def prefect_server() -> Iterator[None]:
         yield
 
 
-@pytest.fixture(scope="session")
-def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """A real SeaweedFS (S3, SigV4 authentication on) with an ``artifacts`` bucket, through the
-    cloud suite's :mod:`servers` helpers."""
+def _servers() -> Any:
+    """The cloud suite's :mod:`servers` helpers (tests/cloud/servers.py), importable from here."""
     cloud = str(Path(__file__).resolve().parents[1] / "cloud")
     if cloud not in sys.path:
         sys.path.append(cloud)
-    from servers import seaweedfs_running
+    import servers
 
-    with seaweedfs_running(tmp_path_factory.mktemp("seaweedfs"), "artifacts") as server:
+    return servers
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real SeaweedFS (S3, SigV4 authentication on) with an ``artifacts`` bucket."""
+    with _servers().seaweedfs_running(tmp_path_factory.mktemp("seaweedfs"), "artifacts") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real fake-gcs-server with an ``artifacts`` bucket."""
+    with _servers().fake_gcs_running(tmp_path_factory.mktemp("fake-gcs"), "artifacts") as server:
         yield server
 
 
