@@ -16,6 +16,8 @@ times what it calls by wrapping the function that does it:
 * ``store``: writing the new blobs
 * ``manifest``: serialising and writing the manifest
 * ``commit``: the registry transaction of a new version (or of the reused one)
+* ``store turn``: taking and ending the commit's turn at the store (the gc fence; a re-log
+  that reuses its version takes none)
 * ``total``: ``Artifact`` + ``add_dir`` + ``init`` + ``log_artifact`` + ``finish``
 
 and prints the median of each step for both logs: the difference is what the change cost.
@@ -46,6 +48,7 @@ STEPS = {
     "store": ("artifact_plugins.core.transfer", None, "_transfer"),
     "manifest": ("artifact_plugins.core.client", "Client", "put_manifest"),
     "commit": ("artifact_plugins.core.registry.registry", "Registry", "commit_version", "reuse_version"),
+    "store turn": ("artifact_plugins.core.registry.registry", "Registry", "acquire_store_lock", "release_store_lock"),
 }
 
 CHILD = (

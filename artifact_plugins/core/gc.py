@@ -2,22 +2,31 @@
 
 Roots are the manifests of committed versions and of open distributed parts, plus every
 manifest written within the grace period (a log in flight writes its manifest before it
-commits). Anything younger than the grace period is never deleted, and the commit pipeline
-refreshes the modification time of blobs it reuses, so a concurrent log is safe.
+commits). Anything younger than the grace period is never deleted.
+
+A concurrent log is safe on every store, whatever the grace: a collection that deletes takes
+the store alone (:meth:`~artifact_plugins.core.registry.Registry.acquire_store_lock`) before it
+reads the roots, so no commit is between asking which blobs the store has and recording its
+version while it runs; commits that began earlier are waited for, later ones wait for it.
+On local disk a commit also refreshes the modification time of blobs it reuses.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from .client import Client
-from .errors import InvalidInputError, StoreError
+from .errors import InvalidInputError, RegistryError, StoreError
+from .liveness import LEASE_BEATS, lease_length
 from .manifest import Manifest
 from .storage import blob_key
 
 DEFAULT_GRACE = timedelta(hours=24)
+logger = logging.getLogger("artifact_plugins")
 
 
 @dataclass
@@ -46,14 +55,45 @@ def collect_garbage(client: Client, *, dry_run: bool = True, grace: timedelta = 
     """Delete (or, with ``dry_run``, list) unreferenced blobs and manifests older than ``grace``."""
     if grace < timedelta(0):
         raise InvalidInputError(f"invalid grace {grace}: must not be negative")
+    if dry_run:
+        return _collect(client, GcReport(dry_run=True), grace, lambda: None)
+    registry = client.registry
+
+    def waiting(what: str) -> None:
+        logger.info("garbage collection waits for %s to end", what)
+
+    turn = registry.acquire_store_lock("gc", on_wait=waiting)
+    renew_every = lease_length().total_seconds() / LEASE_BEATS
+    renew_at = time.monotonic() + renew_every
+
+    def keep_turn() -> None:
+        nonlocal renew_at
+        if time.monotonic() < renew_at:
+            return
+        if not registry.renew_store_lock(turn):
+            raise RegistryError(
+                "garbage collection stopped: its turn at the store ran out (the process was held up longer "
+                "than its lease), so commits may have gone ahead; nothing they need was deleted, run gc again"
+            )
+        renew_at = time.monotonic() + renew_every
+
+    try:
+        return _collect(client, GcReport(dry_run=False), grace, keep_turn)
+    finally:
+        registry.release_store_lock(turn)
+
+
+def _collect(client: Client, report: GcReport, grace: timedelta, keep_turn: Callable[[], None]) -> GcReport:
+    """Mark from the roots and sweep; ``keep_turn()`` before each listed object and deletion."""
+    dry_run = report.dry_run
     store = client.store
-    report = GcReport(dry_run=dry_run)
     cutoff = time.time() - grace.total_seconds()
     roots = client.registry.referenced_keys()
     manifests = list(store.iter_objects("manifests/"))
     live_manifest_keys = {o.key for o in manifests if o.key in roots or o.mtime >= cutoff}
     live_blobs: set[str] = set()
     for key in sorted(live_manifest_keys):
+        keep_turn()
         try:
             manifest = Manifest.from_bytes(store.get_bytes(key))
         except StoreError:
@@ -72,8 +112,10 @@ def collect_garbage(client: Client, *, dry_run: bool = True, grace: timedelta = 
         report.deleted_manifests.append(obj.key)
         report.freed_bytes += obj.size
         if not dry_run:
+            keep_turn()
             store.delete(obj.key)
     for obj in store.iter_objects("blobs/"):
+        keep_turn()
         # Temp files of uploads killed mid-copy are never referenced: reclaimed like any other
         # unreferenced object once older than the grace period (an upload in flight keeps its
         # temp file young).

@@ -8,6 +8,7 @@ In a plain script, each :func:`init` is its own run.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import getpass
 import logging
 import os
@@ -15,10 +16,10 @@ import socket
 import sys
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from .artifact import Artifact
 from .client import Client, get_client
@@ -36,6 +37,7 @@ from .transfer import upload_blobs
 from .version import ArtifactVersion
 
 logger = logging.getLogger("artifact_plugins")
+T = TypeVar("T")
 
 
 def _script_context(job_type: str | None, name: str | None, group: str | None) -> RunContext:
@@ -250,9 +252,8 @@ class Run:
             result = registry.reuse_version(**fields)
             self._client.remember_manifest(digest, manifest)
         if result is None:
-            upload_blobs(self._client, artifact.pending, artifact.name)
-            self._client.put_manifest(manifest)
-            result = registry.commit_version(**fields)
+            commit = functools.partial(registry.commit_version, **fields)
+            result = store_then_record(self._client, self.id, artifact, manifest, commit)
         version = ArtifactVersion(self._client, result.version, self)
         artifact._mark_logged(version)
         notify_alias_moves(self._client, result.version, result.moves, self)
@@ -302,18 +303,22 @@ class Run:
         did = self._distributed_id(distributed_id)
         manifest = artifact.manifest()
         _checked_fields(artifact)
-        upload_blobs(self._client, artifact.pending, artifact.name)
-        key = self._client.put_manifest(manifest)
-        self._client.registry.add_part(
-            entity=self.entity,
-            project=self.project,
-            name=artifact.name,
-            type=artifact.type,
-            distributed_id=did,
-            digest=manifest.digest(),
-            manifest_key=key,
-            run_id=self.id,
-            part_key=part_key or self._context.part_key,
+        store_then_record(
+            self._client,
+            self.id,
+            artifact,
+            manifest,
+            lambda: self._client.registry.add_part(
+                entity=self.entity,
+                project=self.project,
+                name=artifact.name,
+                type=artifact.type,
+                distributed_id=did,
+                digest=manifest.digest(),
+                manifest_key=manifest_key(manifest.digest()),
+                run_id=self.id,
+                part_key=part_key or self._context.part_key,
+            ),
         )
 
     def open_parts(self, name: str, distributed_id: str | None = None) -> int:
@@ -409,6 +414,29 @@ class Run:
             getattr(self._provider, hook)(self, version, **kwargs)
         except Exception as exc:  # orchestrator side effects must never fail the log itself
             logger.warning("%s hook %s failed: %s", type(self._provider).__name__, hook, exc)
+
+
+def store_then_record(
+    client: Client, run_id: str, artifact: Artifact, manifest: Manifest, record: Callable[[], T]
+) -> T:
+    """Steps (1) and (2) of the commit protocol, then ``record`` (step 3), in one commit turn.
+
+    From asking the store which blobs it has until the version (or part) is recorded, a
+    blob found present must stay: the turn keeps a deleting garbage collection from running
+    meanwhile (it waits for an earlier one to end, and a later one waits for it).
+    """
+    registry = client.registry
+
+    def waiting(what: str) -> None:
+        logger.info("storing %r waits for %s to end", artifact.name, what)
+
+    turn = registry.acquire_store_lock("commit", run_id, on_wait=waiting)
+    try:
+        upload_blobs(client, artifact.pending, artifact.name)
+        client.put_manifest(manifest)
+        return record()
+    finally:
+        registry.release_store_lock(turn)
 
 
 def _checked_fields(artifact: Artifact) -> tuple[dict[str, Any], str | None]:

@@ -1,4 +1,7 @@
-"""Helpers shared by the core tests (files, snapshots, subprocesses)."""
+"""Helpers shared by the core tests (files, snapshots, subprocesses).
+
+``start_python`` comes from the suites' shared :mod:`processes`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ import textwrap
 import time
 from pathlib import Path
 from typing import Any
+
+from processes import start_python as start_python  # re-exported for the core tests
 
 import artifact_plugins as ap
 
@@ -62,18 +67,6 @@ def run_python(code: str, *, timeout: float = 120, cwd: Path | None = None) -> s
     )
     assert proc.returncode == 0, f"subprocess failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     return proc
-
-
-def start_python(code: str, *, cwd: Path | None = None) -> subprocess.Popen[str]:
-    """Start ``code`` in a fresh interpreter with this test's environment."""
-    return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=os.environ.copy(),
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def wait_all(procs: list[subprocess.Popen[str]], timeout: float = 120) -> list[str]:

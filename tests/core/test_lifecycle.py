@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -173,17 +174,16 @@ def test_delete_frees_storage_only_through_gc(make_tree: Tree, api: ap.Api, stor
     assert v1.verify().ok and (v1.download() / "shared.txt").read_text() == shared
 
 
-def test_gc_racing_a_concurrent_log_keeps_the_log_intact(make_tree: Tree, api: ap.Api, store_dir: Path) -> None:
-    """gc deletes a garbage blob at the worst moment: after a concurrent log found it present
-    (and so decided not to send it) but before that log touched it. The log still commits a
-    complete version."""
+def test_gc_waits_for_a_log_that_found_a_garbage_blob_present(make_tree: Tree, api: ap.Api, store_dir: Path) -> None:
+    """The worst moment for gc: a concurrent log has found a garbage blob present (so it will not
+    send it) and has not committed yet. The collection waits for that commit, then keeps the blob."""
     v0 = log_dir(make_tree("a", {"data.bin": b"payload" * 1000}))
     v0.delete()
     age_store(store_dir)
     blob = store_dir / blob_key(v0.get_entry("data.bin").digest)
     src = make_tree("b", {"data.bin": b"payload" * 1000, "more.txt": "more"})
     work = src.parent
-    from core_helpers import start_python
+    from processes import finish, start_python, wait_for_file
 
     writer = start_python(
         f"""
@@ -195,9 +195,9 @@ def test_gc_racing_a_concurrent_log_keeps_the_log_intact(make_tree: Tree, api: a
         def paused_touch(self, keys):
             keys = list(keys)
             Path({str(work / "checked")!r}).touch()
-            while not Path({str(work / "gc-done")!r}).exists():
+            while not Path({str(work / "go")!r}).exists():
                 time.sleep(0.01)
-            original(self, keys)
+            return original(self, keys)
         LocalStore.touch = paused_touch
         art = ap.Artifact("ds", "dataset")
         art.add_dir({str(src)!r})
@@ -205,19 +205,47 @@ def test_gc_racing_a_concurrent_log_keeps_the_log_intact(make_tree: Tree, api: a
             run.log_artifact(art)
         """
     )
-    deadline = time.monotonic() + 60
-    while not (work / "checked").exists():
-        assert writer.poll() is None, writer.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    report = api.gc(dry_run=False, grace=timedelta(minutes=30))
-    assert blob_key(v0.get_entry("data.bin").digest) in report.deleted_blobs and not blob.exists()
-    (work / "gc-done").touch()
-    _out, err = writer.communicate(timeout=60)
-    assert writer.returncode == 0, err
+    wait_for_file(work / "checked", writer)
+    collector = start_python(
+        """
+        import json
+        from datetime import timedelta
+        import artifact_plugins as ap
+        print(json.dumps(ap.Api().gc(dry_run=False, grace=timedelta(minutes=30)).deleted_blobs))
+        """
+    )
+    time.sleep(2.0)
+    assert collector.poll() is None and blob.exists()  # waiting for the writer's turn to end
+    (work / "go").touch()
+    finish(writer)
+    assert blob_key(v0.get_entry("data.bin").digest) not in json.loads(finish(collector))
     v1 = api.artifact("ds:latest")
     assert v1.version == "v1" and v1.verify().ok
     assert (v1.download() / "data.bin").read_bytes() == b"payload" * 1000
+
+
+def test_a_collection_that_died_holding_the_store_holds_up_no_one(make_tree: Tree, api: ap.Api, tmp_path: Path) -> None:
+    from processes import start_python, wait_for_file
+
+    collector = start_python(
+        f"""
+        import time
+        from pathlib import Path
+        import artifact_plugins as ap
+        from artifact_plugins.core import gc
+        def stuck(*args, **kwargs):
+            Path({str(tmp_path / "holding")!r}).touch()
+            time.sleep(600)
+        gc._collect = stuck
+        ap.Api().gc(dry_run=False)
+        """
+    )
+    wait_for_file(tmp_path / "holding", collector)
+    collector.kill()
+    collector.wait()
+    started = time.monotonic()
+    v0 = log_dir(make_tree("a", {"x.txt": "x"}))  # its process is gone: its turn no longer counts
+    assert time.monotonic() - started < 10 and v0.verify().ok
 
 
 def test_gc_while_a_log_commits_in_another_process(make_tree: Tree, api: ap.Api, store_dir: Path) -> None:

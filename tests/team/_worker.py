@@ -73,6 +73,25 @@ def main() -> None:
             with ap.init(job_type="writer") as run:
                 versions.append(run.log_artifact(art).version)
         print(json.dumps({"versions": versions}))
+    elif action == "log-reusing-garbage":
+        wait_for(start)
+        versions = []
+        for i in range(int(os.environ.get("TEAM_COUNT", "5"))):
+            art = artifact("content every writer logs, once garbage", name=f"reuse-{index}")
+            (work / f"src-{index}" / "own.txt").write_text(f"writer {index} round {i}")
+            art.add_file(work / f"src-{index}" / "own.txt")
+            with ap.init(job_type="writer") as run:
+                versions.append(run.log_artifact(art).version)
+        print(json.dumps({"versions": versions}))
+    elif action == "gc-loop":
+        from datetime import timedelta
+
+        wait_for(start)
+        stop, rounds, deleted = work / "stop", 0, 0
+        while not stop.exists():
+            deleted += len(ap.Api().gc(dry_run=False, grace=timedelta(0)).deleted_blobs)
+            rounds += 1
+        print(json.dumps({"rounds": rounds, "deleted": deleted}))
     elif action == "read-loop":
         from artifact_plugins.core.client import get_client
         from artifact_plugins.core.storage import blob_key

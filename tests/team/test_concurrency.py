@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,27 @@ def test_readers_never_observe_a_partial_version(registry: str, team_env: dict[s
     for r in seen:
         assert r["bad"] == []
         assert int(r["seen"]) > 0  # type: ignore[call-overload]
+
+
+def test_gc_with_no_grace_beside_writers_that_reuse_garbage_loses_nothing(
+    registry: str, team_env: dict[str, str], make_tree: Callable[..., Path]
+) -> None:
+    """Collections that delete every unreferenced object at once run in a loop while writers log
+    versions whose blobs include one that is garbage at the start: commits and collections take
+    turns, so every version keeps every blob."""
+    seed = ap.Artifact("seed", "dataset")
+    seed.add_file(make_tree("seed", {"data.txt": "content every writer logs, once garbage"}) / "data.txt")
+    with ap.init() as run:
+        run.log_artifact(seed).delete()
+    workers = Workers(team_env, registry)
+    collectors = workers.spawn("gc-loop", [100, 101])
+    writers = workers.spawn("log-reusing-garbage", range(3), TEAM_COUNT="5")
+    workers.start()
+    written = workers.results(writers)
+    (Path(team_env["TEAM_WORK"]) / "stop").touch()
+    collected = workers.results(collectors)
+    assert sum(len(w["versions"]) for w in written) == 15  # type: ignore[arg-type]
+    assert sum(int(c["rounds"]) for c in collected) > 2  # type: ignore[call-overload]
+    for i in range(3):
+        for v in ap.Api().artifact_versions("dataset", f"reuse-{i}"):
+            assert v.verify().ok, f"{v.qualified_name} lost a blob"

@@ -164,3 +164,18 @@ class ProtectedAlias(Base):
     __tablename__ = "protected_aliases"
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), primary_key=True)
     alias: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
+class StoreLock(Base):
+    """A turn at the store: commits (``kind="commit"``) share it, a deleting garbage collection
+    (``kind="gc"``) has it alone. Turns are taken in ``id`` order; a turn whose process died or
+    whose lease ran out is over; a finished turn's row is deleted. So a collection never deletes
+    a blob that a commit in flight found present, and neither side waits forever for the other."""
+
+    __tablename__ = "store_locks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    owner: Mapped[str] = mapped_column(String(512))
+    run_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    lease_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -9,11 +9,12 @@ and transactions that lose a race on them are retried.
 from __future__ import annotations
 
 import itertools
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
@@ -29,7 +30,7 @@ from ..errors import (
     RunNotFoundError,
     TypeMismatchError,
 )
-from ..liveness import RUNNING, current_owner, effective_status, lease_length
+from ..liveness import LEASE_BEATS, RUNNING, current_owner, effective_status, lease_length, owner_gone
 from ..naming import LATEST, Ref
 from ..redact import redact_uri
 from . import tables as tb
@@ -892,16 +893,16 @@ class Registry:
         return self.write(fn)
 
     def renew_leases(self, run_ids: Sequence[str]) -> None:
-        """Push the lease of these open runs a :func:`~..liveness.lease_length` ahead (this process
-        still holds them)."""
+        """Push the lease of these open runs, and of the store turns they hold, a
+        :func:`~..liveness.lease_length` ahead (this process still holds them)."""
         until = now() + lease_length()
-        self.write(
-            lambda conn: conn.execute(
-                update(tb.Run)
-                .where(tb.Run.id.in_(list(run_ids)), tb.Run.status == RUNNING)
-                .values(lease_until=until)
-            )
-        )
+
+        def fn(conn: Connection) -> None:
+            ids = list(run_ids)
+            conn.execute(update(tb.Run).where(tb.Run.id.in_(ids), tb.Run.status == RUNNING).values(lease_until=until))
+            conn.execute(update(tb.StoreLock).where(tb.StoreLock.run_id.in_(ids)).values(lease_until=until))
+
+        self.write(fn)
 
     def finish_run_by_key(self, run_key: str, status: str) -> bool:
         """Record the outcome of the step run ``run_key`` if this registry has it; True if it did."""
@@ -1170,6 +1171,88 @@ class Registry:
             return keys
 
         return self.read(fn)
+
+    # -- store turns: commits share the store, a deleting garbage collection has it alone ---------
+
+    def acquire_store_lock(
+        self,
+        kind: str,
+        run_id: str | None = None,
+        *,
+        on_wait: Callable[[str], None] | None = None,
+        poll_seconds: float = 0.1,
+    ) -> int:
+        """Take a turn at the store; return its id once every earlier turn it must not overlap
+        has ended. A ``"commit"`` turn (from before a log asks the store which blobs it has until
+        its version is recorded) waits for earlier ``"gc"`` turns; a ``"gc"`` turn (a collection
+        that deletes) waits for every earlier turn. A turn whose process is gone or whose lease
+        ran out no longer counts; a commit's lease is renewed with its run's (``run_id``).
+        ``on_wait`` is told once what the turn waits for. End it with :meth:`release_store_lock`.
+        """
+        if kind not in ("commit", "gc"):
+            raise ValueError(f"store turn kind {kind!r}: expected 'commit' or 'gc'")
+        owner = current_owner().to_text()
+
+        def take(conn: Connection) -> int:
+            if conn.dialect.name == "postgresql":
+                # Turns are ordered by id: ids must become visible in the order they are drawn.
+                conn.execute(text("LOCK TABLE store_locks IN SHARE ROW EXCLUSIVE MODE"))
+            moment = now()
+            conn.execute(delete(tb.StoreLock).where(tb.StoreLock.lease_until < moment - lease_length()))
+            row = insert(tb.StoreLock).values(
+                kind=kind, owner=owner, run_id=run_id, started_at=moment, lease_until=moment + lease_length()
+            )
+            return int(conn.execute(row.returning(tb.StoreLock.id)).scalar_one())
+
+        turn = self.write(take)
+        try:
+            told, renew_at = False, time.monotonic() + lease_length().total_seconds() / LEASE_BEATS
+            while blocking := self.read(lambda conn: _earlier_turns(conn, turn, kind)):
+                if on_wait is not None and not told:
+                    on_wait(" and ".join(dict.fromkeys(blocking)))
+                    told = True
+                if run_id is None and time.monotonic() >= renew_at:
+                    self.renew_store_lock(turn)
+                    renew_at = time.monotonic() + lease_length().total_seconds() / LEASE_BEATS
+                time.sleep(poll_seconds)
+        except BaseException:
+            self.release_store_lock(turn)
+            raise
+        return turn
+
+    def renew_store_lock(self, turn: int) -> bool:
+        """Push store turn ``turn``'s lease ahead; False if it had already run out (others may have
+        gone ahead: a collection must then stop deleting)."""
+        moment = now()
+
+        def fn(conn: Connection) -> bool:
+            held = conn.execute(
+                update(tb.StoreLock)
+                .where(tb.StoreLock.id == turn, tb.StoreLock.lease_until > moment)
+                .values(lease_until=moment + lease_length())
+            )
+            return bool(held.rowcount)
+
+        return self.write(fn)
+
+    def release_store_lock(self, turn: int) -> None:
+        """End store turn ``turn`` (a no-op if it already ended)."""
+        self.write(lambda conn: conn.execute(delete(tb.StoreLock).where(tb.StoreLock.id == turn)))
+
+
+def _earlier_turns(conn: Connection, turn: int, kind: str) -> list[str]:
+    """The live turns before ``turn`` that ``kind`` must wait for, described."""
+    query = select(tb.StoreLock.id, tb.StoreLock.kind, tb.StoreLock.owner, tb.StoreLock.lease_until).where(
+        tb.StoreLock.id < turn
+    )
+    if kind == "commit":
+        query = query.where(tb.StoreLock.kind == "gc")
+    moment = now()
+    return [
+        "garbage collection" if other == "gc" else "a commit in progress"
+        for _id, other, owner, until in conn.execute(query.order_by(tb.StoreLock.id)).all()
+        if as_utc(until) > moment and owner_gone(owner) is not True
+    ]
 
 
 def _distance(a: str, b: str) -> int:

@@ -126,7 +126,8 @@ class BlobStore(ABC):
         """Refresh the modification time of existing objects (a reused blob must look young to gc).
 
         Stores whose objects cannot be touched cheaply leave this a no-op (``touches`` is False);
-        gc's grace period then has to outlast the longest log. A store that learns for free
+        there, what keeps a reused blob from a concurrent gc is the commit's turn at the store
+        (:func:`~artifact_plugins.core.run.store_then_record`). A store that learns for free
         which keys do not exist (touching a missing local file fails) returns them; others
         return ``None``.
         """

@@ -1,0 +1,128 @@
+"""Garbage collection beside concurrent logs on S3 and GCS, where touching a blob refreshes nothing:
+commits and a deleting collection take turns at the store (real processes, real servers)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from cloud_helpers import Backend
+from processes import finish, start_python, wait_for_file
+
+import artifact_plugins as ap
+from artifact_plugins.core.storage import blob_key
+
+PAYLOAD = b"payload" * 1000
+COLLECT = """
+import json
+from datetime import timedelta
+import artifact_plugins as ap
+print(json.dumps(ap.Api().gc(dry_run=False, grace=timedelta(0)).deleted_blobs))
+"""
+
+
+def logged_then_deleted(make_tree: Callable[..., Path]) -> str:
+    """Log ``PAYLOAD`` and delete the version: its blob is garbage. Returns the blob's key."""
+    art = ap.Artifact("old", "dataset")
+    art.add_dir(make_tree("old", {"data.bin": PAYLOAD}))
+    with ap.init() as run:
+        v0 = run.log_artifact(art)
+    v0.delete()
+    return blob_key(v0.get_entry("data.bin").digest)
+
+
+def writer_code(src: Path, pause_after_check: Path | None = None) -> str:
+    """A process that logs ``src`` as ``ds``; optionally pausing after it asked the store which
+    blobs it has (until ``<pause_after_check>.go`` exists)."""
+    pause = ""
+    if pause_after_check is not None:
+        pause = f"""
+from artifact_plugins.core import run as run_mod
+original = run_mod.upload_blobs
+def paused(*args, **kwargs):
+    sent = original(*args, **kwargs)
+    Path({str(pause_after_check)!r}).touch()
+    while not Path({str(pause_after_check) + ".go"!r}).exists():
+        time.sleep(0.01)
+    return sent
+run_mod.upload_blobs = paused
+"""
+    return f"""
+import time
+from pathlib import Path
+import artifact_plugins as ap
+{pause}
+art = ap.Artifact("ds", "dataset")
+art.add_dir({str(src)!r})
+with ap.init() as run:
+    run.log_artifact(art)
+"""
+
+
+def assert_intact(api: ap.Api) -> None:
+    v1 = api.artifact("ds:latest")
+    assert v1.verify().ok
+    assert (v1.download() / "data.bin").read_bytes() == PAYLOAD
+
+
+def test_gc_waits_for_a_commit_that_found_a_garbage_blob_present(
+    backend: Backend, make_tree: Callable[..., Path], tmp_path: Path
+) -> None:
+    backend.use_store()
+    garbage = logged_then_deleted(make_tree)
+    src = make_tree("new", {"data.bin": PAYLOAD, "more.txt": "more"})
+    writer = start_python(writer_code(src, pause_after_check=tmp_path / "checked"))
+    wait_for_file(tmp_path / "checked", writer)  # it found data.bin's blob present and sent only more.txt
+    collector = start_python(COLLECT)
+    time.sleep(2.0)
+    assert collector.poll() is None  # a grace of 0 deletes any garbage: it must be waiting
+    (tmp_path / "checked.go").touch()
+    finish(writer)
+    assert garbage not in json.loads(finish(collector))
+    assert_intact(ap.Api())
+
+
+def test_a_commit_waits_while_gc_deletes_and_sends_what_it_deleted(
+    backend: Backend, make_tree: Callable[..., Path], tmp_path: Path
+) -> None:
+    backend.use_store()
+    garbage = logged_then_deleted(make_tree)
+    collector = start_python(
+        f"""
+import time
+from pathlib import Path
+from artifact_plugins.core import gc
+original = gc._collect
+def paused(*args, **kwargs):
+    Path({str(tmp_path / "collecting")!r}).touch()
+    while not Path({str(tmp_path / "collecting.go")!r}).exists():
+        time.sleep(0.01)
+    return original(*args, **kwargs)
+gc._collect = paused
+{COLLECT}
+"""
+    )
+    wait_for_file(tmp_path / "collecting", collector)  # it holds the store, before reading the roots
+    writer = start_python(writer_code(make_tree("new", {"data.bin": PAYLOAD, "more.txt": "more"})))
+    time.sleep(2.0)
+    assert writer.poll() is None  # waiting for the collection, not yet asking the store
+    (tmp_path / "collecting.go").touch()
+    assert garbage in json.loads(finish(collector))
+    finish(writer)  # it then found the blob gone and sent it again
+    assert_intact(ap.Api())
+
+
+def test_a_dry_run_takes_no_turn(backend: Backend, make_tree: Callable[..., Path]) -> None:
+    backend.use_store()
+    garbage = logged_then_deleted(make_tree)
+    api = ap.Api()
+    report = api.gc(dry_run=True, grace=timedelta(0))
+    assert garbage in report.deleted_blobs
+    from artifact_plugins.core.client import get_client
+    from artifact_plugins.core.registry import tables as tb
+
+    registry = get_client().registry
+    assert registry.read(lambda conn: conn.execute(tb.StoreLock.__table__.select()).all()) == []
