@@ -33,8 +33,8 @@ def wait_for_file(path: Path, proc: subprocess.Popen[str], timeout: float = 60) 
         time.sleep(0.01)
 
 
-def finish(proc: subprocess.Popen[str], timeout: float = 120) -> str:
-    """Wait for ``proc``; assert it succeeded; return its stdout."""
+def finish(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[str, str]:
+    """Wait for ``proc``; assert it succeeded; return its stdout and stderr."""
     out, err = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, f"process failed ({proc.returncode}):\n{out}\n{err}"
-    return out
+    return out, err

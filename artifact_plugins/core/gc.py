@@ -60,7 +60,7 @@ def collect_garbage(client: Client, *, dry_run: bool = True, grace: timedelta = 
     registry = client.registry
 
     def waiting(what: str) -> None:
-        logger.info("garbage collection waits for %s to end", what)
+        logger.warning("garbage collection waits for %s to end", what)
 
     turn = registry.acquire_store_lock("gc", on_wait=waiting)
     renew_every = lease_length().total_seconds() / LEASE_BEATS

@@ -428,7 +428,7 @@ def store_then_record(
     registry = client.registry
 
     def waiting(what: str) -> None:
-        logger.info("storing %r waits for %s to end", artifact.name, what)
+        logger.warning("storing %r waits for %s to end", artifact.name, what)
 
     turn = registry.acquire_store_lock("commit", run_id, on_wait=waiting)
     try:

@@ -81,7 +81,9 @@ def test_gc_waits_for_a_commit_that_found_a_garbage_blob_present(
     assert collector.poll() is None  # a grace of 0 deletes any garbage: it must be waiting
     (tmp_path / "checked.go").touch()
     finish(writer)
-    assert garbage not in json.loads(finish(collector))
+    out, err = finish(collector)
+    assert garbage not in json.loads(out)
+    assert "garbage collection waits for a commit in progress to end" in err  # a user sees why
     assert_intact(ap.Api())
 
 
@@ -110,8 +112,9 @@ gc._collect = paused
     time.sleep(2.0)
     assert writer.poll() is None  # waiting for the collection, not yet asking the store
     (tmp_path / "collecting.go").touch()
-    assert garbage in json.loads(finish(collector))
-    finish(writer)  # it then found the blob gone and sent it again
+    assert garbage in json.loads(finish(collector)[0])
+    _out, err = finish(writer)  # it then found the blob gone and sent it again
+    assert "storing 'ds' waits for garbage collection to end" in err
     assert_intact(ap.Api())
 
 

@@ -218,7 +218,7 @@ def test_gc_waits_for_a_log_that_found_a_garbage_blob_present(make_tree: Tree, a
     assert collector.poll() is None and blob.exists()  # waiting for the writer's turn to end
     (work / "go").touch()
     finish(writer)
-    assert blob_key(v0.get_entry("data.bin").digest) not in json.loads(finish(collector))
+    assert blob_key(v0.get_entry("data.bin").digest) not in json.loads(finish(collector)[0])
     v1 = api.artifact("ds:latest")
     assert v1.version == "v1" and v1.verify().ok
     assert (v1.download() / "data.bin").read_bytes() == b"payload" * 1000
