@@ -64,7 +64,7 @@ def collect_garbage(client: Client, *, dry_run: bool = True, grace: timedelta = 
 
     turn = registry.acquire_store_lock("gc", on_wait=waiting)
     renew_every = lease_length().total_seconds() / LEASE_BEATS
-    renew_at = time.monotonic() + renew_every
+    renew_at = 0.0  # renew at once: a turn that ran out while it waited must not delete anything
 
     def keep_turn() -> None:
         nonlocal renew_at

@@ -174,9 +174,15 @@ def test_delete_frees_storage_only_through_gc(make_tree: Tree, api: ap.Api, stor
     assert v1.verify().ok and (v1.download() / "shared.txt").read_text() == shared
 
 
-def test_gc_waits_for_a_log_that_found_a_garbage_blob_present(make_tree: Tree, api: ap.Api, store_dir: Path) -> None:
+@pytest.mark.parametrize("heartbeat", [None, "0.2"], ids=["default-lease", "1s-lease"])
+def test_gc_waits_for_a_log_that_found_a_garbage_blob_present(
+    make_tree: Tree, api: ap.Api, store_dir: Path, heartbeat: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The worst moment for gc: a concurrent log has found a garbage blob present (so it will not
-    send it) and has not committed yet. The collection waits for that commit, then keeps the blob."""
+    send it) and has not committed yet. The collection waits for that commit, then keeps the blob.
+    With a 1 s lease, the 2 s wait holds only because both sides keep renewing their turns."""
+    if heartbeat is not None:
+        monkeypatch.setenv("ARTIFACT_PLUGINS_HEARTBEAT_SECONDS", heartbeat)
     v0 = log_dir(make_tree("a", {"data.bin": b"payload" * 1000}))
     v0.delete()
     age_store(store_dir)
@@ -332,3 +338,18 @@ def test_delete_refuses_protected_and_aliased(make_tree: Tree, api: ap.Api) -> N
         v.delete()
     v.delete(delete_aliases=True)
     assert api.artifact_versions(None, "ds") == []
+
+
+def test_a_turn_whose_lease_ran_out_is_over(make_tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
+    from artifact_plugins.core.client import get_client
+
+    monkeypatch.setenv("ARTIFACT_PLUGINS_HEARTBEAT_SECONDS", "0.2")  # a lease of 1 s
+    registry = get_client().registry
+    turn = registry.acquire_store_lock("gc")
+    assert registry.renew_store_lock(turn)
+    time.sleep(1.3)  # held up past its lease (its process still alive: only the lease says it is over)
+    started = time.monotonic()
+    v0 = log_dir(make_tree("a", {"x.txt": "x"}))
+    assert time.monotonic() - started < 5 and v0.verify().ok
+    assert not registry.renew_store_lock(turn)  # the collection must stop, not go on deleting
+    registry.release_store_lock(turn)
