@@ -100,27 +100,24 @@ def fake_gcs_binary() -> str:
 
 
 @contextlib.contextmanager
-def seaweedfs_running(root: Path, *buckets: str) -> Iterator[SeaweedFS]:
+def _running(server: Any, buckets: tuple[str, ...]) -> Iterator[Any]:
+    server.start()
+    try:
+        for bucket in buckets:
+            server.make_bucket(bucket)
+        yield server
+    finally:
+        server.stop()
+
+
+def seaweedfs_running(root: Path, *buckets: str) -> contextlib.AbstractContextManager[SeaweedFS]:
     """A started SeaweedFS with ``buckets`` made, stopped on exit (the adapters' suites use this)."""
-    server = SeaweedFS(root).start()
-    try:
-        for bucket in buckets:
-            server.make_bucket(bucket)
-        yield server
-    finally:
-        server.stop()
+    return _running(SeaweedFS(root), buckets)
 
 
-@contextlib.contextmanager
-def fake_gcs_running(root: Path, *buckets: str) -> Iterator[FakeGCS]:
+def fake_gcs_running(root: Path, *buckets: str) -> contextlib.AbstractContextManager[FakeGCS]:
     """A started fake-gcs-server with ``buckets`` made, stopped on exit."""
-    server = FakeGCS(root).start()
-    try:
-        for bucket in buckets:
-            server.make_bucket(bucket)
-        yield server
-    finally:
-        server.stop()
+    return _running(FakeGCS(root), buckets)
 
 
 def refuse_chain_credentials(monkeypatch: Any, tmp_path: Path) -> None:
