@@ -101,15 +101,13 @@ class _ArtifactOperator(BaseOperator):
 
         ``project``/``entity`` are fallbacks for when the operator was given none. With
         ``aws_conn_id`` (``gcp_conn_id``), ``s3://`` (``gs://``) references are read with that
-        connection too.
+        connection too (a run's block reads references as its store is reached).
         """
         import artifact_plugins as ap
-        from artifact_plugins.core.references import references_read_with
 
         self._lineage_inputs, self._lineage_outputs = [], []
         settings = resolve_settings(self.artifact_conn_id, self.aws_conn_id, self.gcp_conn_id)
-        access = settings.store_access if settings is not None else None
-        with bound_context(context), references_read_with(access), ap.init(
+        with bound_context(context), ap.init(
             job_type=self.job_type,
             project=self.project or project,
             entity=self.entity or entity,

@@ -17,7 +17,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -30,6 +30,7 @@ from .liveness import HEARTBEAT
 from .manifest import Manifest
 from .metadata import validate_description, validate_metadata
 from .naming import parse_ref, validate_alias, validate_name
+from .references import references_read_with
 from .registry import CommitFields, RunRecord, VersionRecord
 from .run_context import AliasMove, RunContext, RunContextProvider, current_run_context
 from .storage import manifest_key
@@ -167,12 +168,18 @@ class Run:
     # -- context manager --------------------------------------------------------------------------
 
     def __enter__(self) -> Run:
+        # Drafts built in the block read their s3:// / gs:// references as the store is reached.
+        self._scope = ExitStack()
+        self._scope.enter_context(references_read_with(self.settings.store_access))
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.finish("failed" if exc_type else "finished")
+        try:
+            self.finish("failed" if exc_type else "finished")
+        finally:
+            self._scope.close()
 
     def finish(self, status: str = "finished") -> None:
         """Mark the run finished (or failed). Idempotent."""

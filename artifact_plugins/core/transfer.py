@@ -369,7 +369,7 @@ def fetch_entry(
     ``on_bytes`` hears about bytes as a remote store downloads them (cache hits report nothing).
     """
     if entry.ref is not None:
-        handler_for(entry.ref).fetch(entry, dest)
+        handler_for(entry.ref, client.settings.store_access).fetch(entry, dest)
         return
     store = client.store
     key = blob_key(entry.digest)

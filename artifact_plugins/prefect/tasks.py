@@ -87,21 +87,19 @@ def resolve_settings(settings: ap.Settings | None = None, store_block: str | Non
 
 
 @contextmanager
-def _store_settings(settings: ap.Settings | None, store_block: str | None) -> Iterator[ap.Settings | None]:
-    """The resolved settings; within the block, references of the store's kind are read with the
-    store's credentials (a block's keys reach ``s3://``/``gs://`` references too)."""
-    from artifact_plugins.core.references import references_read_with
-
-    resolved = resolve_settings(settings, store_block)
-    with references_read_with(resolved.store_access if resolved is not None else None):
-        yield resolved
-
-
-@contextmanager
 def _artifact_run(
-    job_type: str | None, project: str | None, entity: str | None, settings: ap.Settings | None
+    job_type: str | None,
+    project: str | None,
+    entity: str | None,
+    settings: ap.Settings | None,
+    store_block: str | None,
 ) -> Iterator[Run]:
-    """An artifact run bound to the current Prefect task run (or a plain run outside Prefect)."""
+    """An artifact run bound to the current Prefect task run (or a plain run outside Prefect).
+
+    Drafts built in it read ``s3://``/``gs://`` references as the store is reached (a block's
+    keys reach references too).
+    """
+    settings = resolve_settings(settings, store_block)
     with ap.init(job_type=job_type, project=project, entity=entity, settings=settings) as run:
         yield run
 
@@ -129,10 +127,9 @@ def log_artifact(
     adds ``aliases``. The store comes from ``settings``, the ``store_block`` Block, or the
     environment/config file, in that order.
     """
-    with _store_settings(settings, store_block) as resolved:
+    with _artifact_run(job_type, project, entity, settings, store_block) as run:
         art = build_artifact(name, type, paths, references, metadata=metadata, description=description)
-        with _artifact_run(job_type, project, entity, resolved) as run:
-            version = run.log_artifact(art, aliases=list(aliases or ()), tags=list(tags or ()))
+        version = run.log_artifact(art, aliases=list(aliases or ()), tags=list(tags or ()))
     return ArtifactRef.from_version(version)
 
 
@@ -156,7 +153,7 @@ def use_artifact(
     ``download=False``). A ref that matches nothing fails the task with a message naming the
     ref and the nearest existing versions.
     """
-    with _store_settings(settings, store_block) as resolved, _artifact_run(job_type, project, entity, resolved) as run:
+    with _artifact_run(job_type, project, entity, settings, store_block) as run:
         version = run.use_artifact(ref_string(ref))
         path = version.download(root=root, path_prefix=path_prefix) if download else None
     return ArtifactRef.from_version(version, path=Path(path) if path is not None else None)
@@ -193,11 +190,10 @@ def upsert_artifact(
     Parts are merged into one version by :func:`finish_artifact`; ``distributed_id`` defaults to
     the flow run id, so every mapped writer of one flow run contributes to the same artifact.
     """
-    with _store_settings(settings, store_block) as resolved:
+    with _artifact_run(job_type, project, entity, settings, store_block) as run:
         art = build_artifact(name, type, paths, references, metadata=metadata)
-        with _artifact_run(job_type, project, entity, resolved) as run:
-            group = _distributed_id(run, distributed_id)
-            run.upsert_artifact(art, distributed_id=group)
+        group = _distributed_id(run, distributed_id)
+        run.upsert_artifact(art, distributed_id=group)
     return ArtifactPart(
         name=name,
         type=type,
@@ -246,7 +242,7 @@ def finish_artifact(
     """
     group = _parts_distributed_id(name, list(parts or ()), distributed_id)
     art = ap.Artifact(name, type=type, description=description, metadata=dict(metadata or {}))
-    with _artifact_run(job_type, project, entity, resolve_settings(settings, store_block)) as run:
+    with _artifact_run(job_type, project, entity, settings, store_block) as run:
         version = run.finish_artifact(
             art, distributed_id=_distributed_id(run, group), aliases=list(aliases or ()), tags=list(tags or ())
         )

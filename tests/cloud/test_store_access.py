@@ -134,6 +134,33 @@ def test_references_are_read_with_the_access_in_its_block_and_its_worker_threads
     assert sorted(p.read_text() for p in (root / "parts").iterdir()) == [f"part {k}\n" for k in range(3)]
 
 
+def test_a_run_block_and_a_committed_version_read_references_with_the_store_access(
+    seaweed: SeaweedFS, no_chain_credentials: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ``references_read_with`` in user code: drafts built inside ``with init(settings=...)``,
+    and the committed version's checks and downloads, reach references as the store is reached."""
+    refs = unique("run-refs")
+    for k in range(2):
+        seaweed.client().put_object(Bucket=STORE_BUCKET, Key=f"{refs}/part-{k}.csv", Body=f"part {k}\n".encode())
+    uri = f"s3://{STORE_BUCKET}/{refs}/"
+    settings = settings_for(unique("store"), access(seaweed))
+    with ap.init(job_type="write", settings=settings) as run:
+        art = ap.Artifact("parts", "dataset")
+        art.add_reference(uri, name="parts")
+        run.log_artifact(art)
+
+    close_clients()  # a fresh process, outside any run
+    api = ap.Api(settings=settings)
+    assert api.verify_references("parts:latest") == {f"parts/part-{k}.csv": "unchanged" for k in range(2)}
+    root = Path(api.artifact("parts:latest").download(tmp_path / "out"))
+    assert sorted(p.read_text() for p in (root / "parts").iterdir()) == ["part 0\n", "part 1\n"]
+
+    monkeypatch.setenv("ARTIFACT_PLUGINS_S3_ENDPOINT_URL", seaweed.endpoint)
+    close_clients()
+    with pytest.raises(StoreError, match=r"HTTP 403.*AWS standard chain"):  # after the block: the chain again
+        ap.Artifact("outside", "dataset").add_reference(uri)
+
+
 def test_a_gs_store_and_references_use_the_service_account_key_handed_over(
     fake_gcs: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

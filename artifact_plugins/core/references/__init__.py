@@ -59,7 +59,8 @@ def references_read_with(access: StoreAccess | None) -> Iterator[None]:
     read with its credentials, endpoint and region instead of the provider's default chain.
 
     How an orchestrator's connection (an Airflow ``aws_conn_id``) reaches references as well as
-    the store. ``None`` changes nothing.
+    the store. A run's ``with`` block does this for its settings' store access, and a committed
+    version reads its references with its store's. ``None`` changes nothing.
     """
     token = _ACCESS.set(access)
     try:
@@ -94,15 +95,20 @@ def _make_handler(scheme: str, access: StoreAccess | None) -> ReferenceHandler |
     return None
 
 
-def handler_for(uri: str) -> ReferenceHandler:
-    """The handler for ``uri``'s scheme; refuses URIs that carry credentials."""
+def handler_for(uri: str, access: StoreAccess | None = None) -> ReferenceHandler:
+    """The handler for ``uri``'s scheme; refuses URIs that carry credentials.
+
+    A bucket reference is read with ``access`` (a committed version's store access), else with
+    that of an enclosing :func:`references_read_with`, else with the provider's default chain;
+    an access of another scheme is ignored.
+    """
     if has_credentials(uri):
         raise InvalidInputError(
             f"reference {redact_uri(uri)!r} carries credentials (user info or a secret query parameter); "
             "references must not embed secrets"
         )
     scheme = urlsplit(uri).scheme
-    access = _ACCESS.get()
+    access = access or _ACCESS.get()
     if access is not None and access.scheme != scheme:
         access = None
     key: str | tuple[str, StoreAccess] = scheme if access is None else (scheme, access)
@@ -134,7 +140,8 @@ def verify_references(version: ArtifactVersion) -> dict[str, Drift]:
     from ..storage import parallel_map
 
     refs = [e for e in version.manifest().values() if e.ref is not None]
-    states = parallel_map(lambda e: handler_for(e.ref or "").check(e), refs, VERIFY_WORKERS)
+    access = version._client.settings.store_access
+    states = parallel_map(lambda e: handler_for(e.ref or "", access).check(e), refs, VERIFY_WORKERS)
     return {e.path: s for e, s in zip(refs, states, strict=True)}
 
 
