@@ -123,7 +123,7 @@ def test_references_are_read_with_the_access_in_its_block_and_its_worker_threads
         outside.add_reference(uri)
 
     settings = settings_for(unique("store"), lake)
-    with references_read_with(lake):
+    with references_read_with(lake), references_read_with(None):  # None keeps the enclosing access
         art = ap.Artifact("parts", "dataset")
         art.add_reference(uri, name="parts")
         with ap.init(job_type="write", settings=settings) as run:

@@ -60,8 +60,12 @@ def references_read_with(access: StoreAccess | None) -> Iterator[None]:
 
     How an orchestrator's connection (an Airflow ``aws_conn_id``) reaches references as well as
     the store. A run's ``with`` block does this for its settings' store access, and a committed
-    version reads its references with its store's. ``None`` changes nothing.
+    version reads its references with its store's. ``None`` changes nothing (an enclosing
+    block's access stays in force).
     """
+    if access is None:
+        yield
+        return
     token = _ACCESS.set(access)
     try:
         yield
