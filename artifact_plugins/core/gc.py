@@ -21,7 +21,7 @@ from datetime import timedelta
 
 from .client import Client
 from .errors import InvalidInputError, RegistryError, StoreError
-from .liveness import LEASE_BEATS, lease_length
+from .liveness import heartbeat_seconds
 from .manifest import Manifest
 from .storage import blob_key
 
@@ -63,7 +63,6 @@ def collect_garbage(client: Client, *, dry_run: bool = True, grace: timedelta = 
         logger.warning("garbage collection waits for %s to end", what)
 
     turn = registry.acquire_store_lock("gc", on_wait=waiting)
-    renew_every = lease_length().total_seconds() / LEASE_BEATS
     renew_at = 0.0  # renew at once: a turn that ran out while it waited must not delete anything
 
     def keep_turn() -> None:
@@ -75,7 +74,7 @@ def collect_garbage(client: Client, *, dry_run: bool = True, grace: timedelta = 
                 "garbage collection stopped: its turn at the store ran out (the process was held up longer "
                 "than its lease), so commits may have gone ahead; nothing they need was deleted, run gc again"
             )
-        renew_at = time.monotonic() + renew_every
+        renew_at = time.monotonic() + heartbeat_seconds()  # a lease outlasts several of these
 
     try:
         return _collect(client, GcReport(dry_run=False), grace, keep_turn)

@@ -30,7 +30,7 @@ from ..errors import (
     RunNotFoundError,
     TypeMismatchError,
 )
-from ..liveness import LEASE_BEATS, RUNNING, current_owner, effective_status, lease_length, owner_gone
+from ..liveness import RUNNING, current_owner, effective_status, heartbeat_seconds, lease_length, owner_gone
 from ..naming import LATEST, Ref
 from ..redact import redact_uri
 from . import tables as tb
@@ -1206,14 +1206,14 @@ class Registry:
 
         turn = self.write(take)
         try:
-            told, renew_at = False, time.monotonic() + lease_length().total_seconds() / LEASE_BEATS
+            told, renew_at = False, time.monotonic() + heartbeat_seconds()
             while blocking := self.read(lambda conn: _earlier_turns(conn, turn, kind)):
                 if on_wait is not None and not told:
                     on_wait(" and ".join(dict.fromkeys(blocking)))
                     told = True
                 if run_id is None and time.monotonic() >= renew_at:
                     self.renew_store_lock(turn)
-                    renew_at = time.monotonic() + lease_length().total_seconds() / LEASE_BEATS
+                    renew_at = time.monotonic() + heartbeat_seconds()
                 time.sleep(poll_seconds)
         except BaseException:
             self.release_store_lock(turn)
