@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 
 from cloud_helpers import Backend
@@ -18,7 +17,6 @@ from artifact_plugins.core.storage import blob_key
 PAYLOAD = b"payload" * 1000
 COLLECT = """
 import json
-from datetime import timedelta
 import artifact_plugins as ap
 print(json.dumps(ap.Api().gc(dry_run=False, grace=timedelta(0)).deleted_blobs))
 """
@@ -117,15 +115,3 @@ gc._collect = paused
     assert "storing 'ds' waits for garbage collection to end" in err
     assert_intact(ap.Api())
 
-
-def test_a_dry_run_takes_no_turn(backend: Backend, make_tree: Callable[..., Path]) -> None:
-    backend.use_store()
-    garbage = logged_then_deleted(make_tree)
-    api = ap.Api()
-    report = api.gc(dry_run=True, grace=timedelta(0))
-    assert garbage in report.deleted_blobs
-    from artifact_plugins.core.client import get_client
-    from artifact_plugins.core.registry import tables as tb
-
-    registry = get_client().registry
-    assert registry.read(lambda conn: conn.execute(tb.StoreLock.__table__.select()).all()) == []

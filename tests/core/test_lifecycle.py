@@ -353,3 +353,26 @@ def test_a_turn_whose_lease_ran_out_is_over(make_tree: Tree, monkeypatch: pytest
     assert time.monotonic() - started < 5 and v0.verify().ok
     assert not registry.renew_store_lock(turn)  # the collection must stop, not go on deleting
     registry.release_store_lock(turn)
+
+
+def test_a_dry_run_takes_no_turn(make_tree: Tree, api: ap.Api) -> None:
+    """A dry run deletes nothing, so it neither waits for commits nor holds them up."""
+    import threading
+
+    from artifact_plugins.core.client import get_client
+    from artifact_plugins.core.gc import GcReport
+
+    v0 = log_dir(make_tree("a", {"x.txt": "garbage soon"}))
+    v0.delete()
+    registry = get_client().registry
+    commit_in_progress = registry.acquire_store_lock("commit")
+    reports: list[GcReport] = []
+    try:
+        dry = threading.Thread(target=lambda: reports.append(api.gc(dry_run=True, grace=timedelta(0))))
+        dry.start()
+        dry.join(10)
+        assert not dry.is_alive(), "the dry run waited for the commit's turn"
+    finally:
+        registry.release_store_lock(commit_in_progress)
+    dry.join(60)
+    assert reports and blob_key(v0.get_entry("x.txt").digest) in reports[0].deleted_blobs
