@@ -17,6 +17,7 @@ from artifact_plugins.core.storage import blob_key
 PAYLOAD = b"payload" * 1000
 COLLECT = """
 import json
+from datetime import timedelta
 import artifact_plugins as ap
 print(json.dumps(ap.Api().gc(dry_run=False, grace=timedelta(0)).deleted_blobs))
 """
