@@ -24,6 +24,7 @@ import json
 from typing import Any
 
 from artifact_plugins.core.config import Settings
+from artifact_plugins.core.errors import InvalidConfigError
 from artifact_plugins.core.store_access import StoreAccess, gcs_access, s3_access
 
 SETTINGS_FIELDS = ("store", "registry", "entity", "project", "cache_dir", "cache_max_bytes")
@@ -54,7 +55,7 @@ def connection_settings(conn_id: str) -> dict[str, Any]:
     extra = conn.extra_dejson or {}
     unknown = sorted(set(extra) - set(SETTINGS_FIELDS))
     if unknown:
-        raise ValueError(
+        raise InvalidConfigError(
             f"connection {conn_id!r} has unsupported extra keys {unknown}; allowed: {list(SETTINGS_FIELDS)}"
         )
     values = {key: extra[key] for key in SETTINGS_FIELDS if extra.get(key) not in (None, "")}
@@ -89,7 +90,7 @@ def aws_store_access(conn_id: str) -> StoreAccess:
     extra = conn.extra_dejson or {}
     unknown = sorted(set(extra) - set(AWS_EXTRA_KEYS))
     if unknown:
-        raise ValueError(
+        raise InvalidConfigError(
             f"AWS connection {conn_id!r} has extra keys artifact_plugins cannot apply: {unknown}; "
             f"supported: {list(AWS_EXTRA_KEYS)} (login/password are the access key id and secret)"
         )
@@ -120,7 +121,7 @@ def gcp_store_access(conn_id: str) -> StoreAccess:
     extra = {k.removeprefix(_GCP_LEGACY_PREFIX): v for k, v in (conn.extra_dejson or {}).items() if v not in (None, "")}
     unknown = sorted(set(extra) - set(GCP_EXTRA_KEYS))
     if unknown:
-        raise ValueError(
+        raise InvalidConfigError(
             f"Google connection {conn_id!r} has extra keys artifact_plugins cannot apply: {unknown}; "
             f"supported: {list(GCP_EXTRA_KEYS)}"
         )
@@ -131,7 +132,9 @@ def gcp_store_access(conn_id: str) -> StoreAccess:
         except json.JSONDecodeError:
             key = None  # the message below must not quote it: it is a private key
         if not isinstance(key, dict):
-            raise ValueError(f"Google connection {conn_id!r}: keyfile_dict is not a service-account key's JSON object")
+            raise InvalidConfigError(
+                f"Google connection {conn_id!r}: keyfile_dict is not a service-account key's JSON object"
+            )
     return gcs_access(
         f"Airflow connection {conn_id!r}", key_info=key, key_path=extra.get("key_path"), project=extra.get("project")
     )
@@ -147,7 +150,7 @@ def resolve_settings(
     when no connection and no override is given, so the core resolves its usual configuration.
     """
     if aws_conn_id is not None and gcp_conn_id is not None:
-        raise ValueError(
+        raise InvalidConfigError(
             f"aws_conn_id={aws_conn_id!r} and gcp_conn_id={gcp_conn_id!r}: the store is either s3:// or gs://; "
             "give the connection for the store's kind only"
         )

@@ -494,7 +494,8 @@ def test_aws_connection_it_cannot_apply_is_refused_by_name(
         monkeypatch.setenv(f"AIRFLOW_CONN_{name.upper()}", json.dumps({"conn_type": "aws", **fields}))
 
     conn("assume", extra={"role_arn": "arn:aws:iam::1:role/x", "region_name": "eu-west-1"})
-    with pytest.raises(ValueError, match=r"'assume' has extra keys artifact_plugins cannot apply: \['role_arn'\]"):
+    unusable = r"'assume' has extra keys artifact_plugins cannot apply: \['role_arn'\]"
+    with pytest.raises(ap.errors.InvalidConfigError, match=unusable):
         resolve_settings(None, "assume", store="s3://bucket/p")
     conn("half", login="AKIAEXAMPLE")
     with pytest.raises(ap.errors.InvalidConfigError, match="'half' has an access key id without a secret"):
@@ -508,9 +509,10 @@ def test_aws_connection_it_cannot_apply_is_refused_by_name(
         "AIRFLOW_CONN_IMPERSONATE",
         json.dumps({"conn_type": "google_cloud_platform", "extra": {"impersonation_chain": "sa@p.iam"}}),
     )
-    with pytest.raises(ValueError, match=r"'impersonate' has extra keys artifact_plugins cannot apply"):
+    unusable = r"'impersonate' has extra keys artifact_plugins cannot apply"
+    with pytest.raises(ap.errors.InvalidConfigError, match=unusable):
         resolve_settings(None, gcp_conn_id="impersonate", store="gs://bucket/p")
-    with pytest.raises(ValueError, match="the store is either s3:// or gs://"):
+    with pytest.raises(ap.errors.InvalidConfigError, match="the store is either s3:// or gs://"):
         resolve_settings(None, "keys", "impersonate", store="gs://bucket/p")
     # Region and endpoint alone are fine: the keys then come from boto3's chain, as with the provider.
     conn("chain", extra={"region_name": "eu-west-1", "endpoint_url": "http://127.0.0.1:1"})
