@@ -17,6 +17,18 @@ MAX_METADATA_DEPTH = 100
 _NO_SECRETS = "credentials must never be stored in metadata (they would reach the registry, the web app and events)"
 
 
+def _holds_text(value: Any) -> bool:
+    """A non-empty string anywhere in ``value``: what a secret-named key must not hold (numbers and
+    flags, as in ``{"max_token": 512}`` or ``{"use_token": true}``, are not credentials)."""
+    if isinstance(value, str):
+        return bool(value)
+    if isinstance(value, dict):
+        return any(_holds_text(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_text(v) for v in value)
+    return False
+
+
 def _find_bad(value: Any, path: str, depth: int = 0) -> str | None:
     if depth > MAX_METADATA_DEPTH:
         shown = path if len(path) <= 120 else path[:120] + "…"
@@ -31,7 +43,7 @@ def _find_bad(value: Any, path: str, depth: int = 0) -> str | None:
             secret = embedded_secret(k)
             if secret is not None:
                 return f"a key of {path} embeds a credential ({secret}); {_NO_SECRETS}"
-            if isinstance(v, str) and v and secret_key_name(k):
+            if secret_key_name(k) and _holds_text(v):
                 return (
                     f"{where} looks like a credential (its key names a secret); {_NO_SECRETS} — "
                     "remove it, or rename the key if the value is not secret"
@@ -59,14 +71,18 @@ def validate_metadata(value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise InvalidMetadataError(f"metadata must be a dict (JSON object), got {type(value).__name__}: {value!r:.80}")
-    bad = _find_bad(value, "metadata")
-    if bad:
-        raise InvalidMetadataError(f"invalid metadata: {bad}")
-    encoded = json.dumps(value, allow_nan=False)
-    if len(encoded) > MAX_METADATA_BYTES:
+    try:  # the size first (in C): the checks below then read at most MAX_METADATA_BYTES of text
+        encoded: str | None = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        encoded = None  # not JSON: the walk below names the part that is not
+    if encoded is not None and len(encoded) > MAX_METADATA_BYTES:
         raise InvalidMetadataError(
             f"metadata is {len(encoded)} bytes as JSON; the limit is {MAX_METADATA_BYTES} — store large data as a file"
         )
+    bad = _find_bad(value, "metadata")
+    if bad:
+        raise InvalidMetadataError(f"invalid metadata: {bad}")
+    assert encoded is not None  # whatever json.dumps refuses, the walk names
     result: dict[str, Any] = json.loads(encoded)
     return result
 

@@ -39,10 +39,15 @@ def create_registry_engine(url: str) -> Engine:
     """An engine for ``url`` configured for many concurrent processes."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
+        parsed = None
+    if parsed is None or "@" in (parsed.host or ""):
+        # An '@' left in the host means a password holding an unencoded '@': the driver would
+        # name the rest of the password as the host it cannot resolve.
         raise InvalidConfigError(
             f"invalid registry URL {redact_uri(url)!r}: expected an SQLAlchemy URL such as "
-            "'sqlite:///path/registry.db' or 'postgresql+psycopg://host/db'"
+            "'sqlite:///path/registry.db' or 'postgresql+psycopg://user:password@host/db', "
+            "with '@', ':', '/', '?' and '#' in the user name or password percent-encoded (e.g. '@' as %40)"
         ) from None
     kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":

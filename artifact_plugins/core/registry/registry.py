@@ -32,7 +32,7 @@ from ..errors import (
 )
 from ..liveness import RUNNING, current_owner, effective_status, heartbeat_seconds, lease_length, owner_gone
 from ..naming import LATEST, Ref
-from ..redact import redact_uri
+from ..redact import redact_text, redact_uri
 from . import tables as tb
 from .db import create_registry_engine, ensure_schema, transaction
 from .records import (
@@ -97,8 +97,8 @@ class Registry:
         self.engine = create_registry_engine(url)
         try:
             ensure_schema(self.engine)
-        except OperationalError as exc:
-            raise RegistryError(f"cannot open registry {redact_uri(url)}: {exc.orig}") from None
+        except DBAPIError as exc:  # never echo the statement, its parameters or the URL unredacted
+            raise RegistryError(f"cannot open registry {redact_uri(url)}: {redact_text(str(exc.orig))}") from None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -112,7 +112,7 @@ class Registry:
             return attempt()
         except DBAPIError as exc:  # never echo the statement or its parameters
             raise RegistryError(
-                f"registry {redact_uri(self.url)} failed: {type(exc.orig).__name__}: {exc.orig}; "
+                f"registry {redact_uri(self.url)} failed: {type(exc.orig).__name__}: {redact_text(str(exc.orig))}; "
                 "nothing was committed, retry the operation"
             ) from None
 
