@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from platformdirs import user_cache_dir, user_config_dir, user_data_dir
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation, ValidationError
 
-from .errors import InvalidConfigError
+from .errors import InvalidConfigError, InvalidNameError
 from .naming import validate_name
 from .redact import redact_uri
 from .store_access import StoreAccess
@@ -40,20 +41,40 @@ _UNITS = {
     "tb": 10**12,
     "tib": 2**40,
 }
+_SIZE_RULE = "expected bytes such as 1048576, '500MB' or '10GiB'"
 
 
-def parse_size(value: str | int) -> int:
-    """``"10GiB"`` -> 10737418240; plain integers are bytes."""
+def setting_error(what: str, value: object, rule: str, source: str | None = None) -> InvalidConfigError:
+    """An :class:`InvalidConfigError` naming a setting's value, its source (when known) and the rule it breaks.
+
+    With ``source`` (an environment variable, a config file key, an argument), the message reads
+    ``<source>=<value>: <what>: <rule>``, else ``<what> <value>: <rule>``. ``value`` is shown as
+    given: redact it first when it may hold a secret.
+    """
+    if source:
+        return InvalidConfigError(f"{source}={value!r}: {what}: {rule}")
+    return InvalidConfigError(f"{what} {value!r}: {rule}")
+
+
+def parse_size(value: str | int, source: str | None = None, minimum: int = 0) -> int:
+    """``"10GiB"`` -> 10737418240; plain integers are bytes.
+
+    The size must be at least ``minimum`` bytes; ``source`` names where ``value`` came from in errors.
+    """
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise InvalidConfigError(f"invalid size {value!r}: expected bytes such as 1048576, '500MB' or '10GiB'")
+        raise setting_error("invalid size", value, _SIZE_RULE, source)
     if isinstance(value, int):
-        if value < 0:
-            raise InvalidConfigError(f"invalid size {value!r}: must not be negative")
-        return value
-    m = _SIZE_RE.fullmatch(value)
-    if not m or (m.group(2) or "").lower() not in _UNITS:
-        raise InvalidConfigError(f"invalid size {value!r}: expected bytes such as 1048576, '500MB' or '10GiB'")
-    return int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
+        size = value
+    else:
+        m = _SIZE_RE.fullmatch(value)
+        unit = (m.group(2) or "").lower() if m else ""
+        if not m or unit not in _UNITS:
+            raise setting_error("invalid size", value, _SIZE_RULE, source)
+        size = int(Fraction(m.group(1)) * _UNITS[unit])  # exact, however many digits
+    if size < minimum:
+        rule = f"must be at least {minimum} bytes" if minimum else "must not be negative"
+        raise setting_error("invalid size", value, rule, source)
+    return size
 
 
 def config_file_path() -> Path:
@@ -87,6 +108,7 @@ class Settings(BaseModel):
             "registry": f"sqlite:///{data_dir / 'registry.db'}",
             "cache_dir": user_cache_dir(APP),
         }
+        sources: dict[str, str] = {}  # field -> where its value came from, for error messages
         path = config_file_path()
         if path.is_file():
             try:
@@ -97,14 +119,29 @@ class Settings(BaseModel):
             if unknown:
                 raise InvalidConfigError(f"config file {path} has unknown keys {sorted(unknown)}; allowed: {_FIELDS}")
             values.update(loaded)
+            sources.update({key: f"config file {path}: {key}" for key in loaded})
         for field in _FIELDS:
             env = os.environ.get(ENV_PREFIX + field.upper())
             if env:
                 values[field] = env
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        values["cache_max_bytes"] = parse_size(values.get("cache_max_bytes", 20 * 2**30))
-        validate_name(values.get("entity", "default"), "entity")
-        validate_name(values.get("project", "default"), "project")
+                sources[field] = ENV_PREFIX + field.upper()
+        given = {k: v for k, v in overrides.items() if v is not None}
+        values.update(given)
+        sources.update({key: f"argument {key}" for key in given})
+        values["cache_max_bytes"] = parse_size(
+            values.get("cache_max_bytes", 20 * 2**30), source=sources.get("cache_max_bytes")
+        )
+        for field in ("entity", "project"):
+            try:
+                validate_name(values.get(field, "default"), field)
+            except InvalidNameError as exc:
+                if field not in sources:
+                    raise
+                raise InvalidNameError(f"{sources[field]}: {exc}") from None
+        if isinstance(values["store"], str):  # anything else is refused with the other type errors below
+            from .storage import parse_store_uri  # the storage package is heavier than this module
+
+            parse_store_uri(values["store"], source=sources.get("store"))
         access = values.get("store_access")
         if access is not None:
             if not isinstance(access, StoreAccess):

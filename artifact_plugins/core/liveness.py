@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import math
 import os
 import socket
 import sys
@@ -31,7 +30,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Protocol
 
-from .errors import InvalidConfigError
+from .env import env_seconds
 
 logger = logging.getLogger("artifact_plugins")
 
@@ -45,16 +44,7 @@ RUNNING = "running"
 
 def heartbeat_seconds() -> float:
     """Seconds between lease renewals: ``ARTIFACT_PLUGINS_HEARTBEAT_SECONDS``, default 60."""
-    raw = os.environ.get(HEARTBEAT_ENV)
-    if not raw:
-        return 60.0
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not 0 < value < math.inf:
-        raise InvalidConfigError(f"{HEARTBEAT_ENV}={raw!r}: expected a positive number of seconds, such as 60")
-    return value
+    return env_seconds("HEARTBEAT_SECONDS", 60.0)
 
 
 def lease_length() -> timedelta:

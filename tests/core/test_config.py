@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -171,16 +172,12 @@ def test_store_uri_with_credentials_is_refused_without_echoing_the_secret(uri, t
         open_store(uri)
     assert SECRET not in str(info.value)
     assert "credentials" in str(info.value)
-    # the same through the public API: nothing is written and the secret is not echoed
-    src = tmp_path / "x.txt"
-    src.write_text("x")
-    with ap.init(store=uri) as run:
-        art = ap.Artifact("ds", "dataset")
-        art.add_file(src)
-        with pytest.raises(InvalidConfigError) as info2:
-            run.log_artifact(art)
+    # the same through the public API: refused when the settings are resolved, the secret not echoed
+    with pytest.raises(InvalidConfigError) as info2:
+        ap.init(store=uri)
     assert SECRET not in str(info2.value)
-    assert SECRET not in repr(run.settings.describe())
+    assert "argument store=" in str(info2.value)
+    assert not (tmp_path / "store").exists()
 
 
 def test_describe_redacts_registry_credentials():
@@ -211,3 +208,78 @@ def test_local_store_forms(tmp_path):
         assert isinstance(store, LocalStore) and store.is_local
     with pytest.raises(InvalidConfigError, match="ftp"):
         open_store("ftp://host/path")
+
+
+# -- where a bad value came from --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("CACHE_MAX_BYTES", "abc", "ARTIFACT_PLUGINS_CACHE_MAX_BYTES='abc': invalid size: expected bytes such as"),
+        ("STORE", "ftp://host/x", "ARTIFACT_PLUGINS_STORE='ftp://host/x': unsupported store URI: expected a path"),
+        ("STORE", "file://x/tmp/fsx", "ARTIFACT_PLUGINS_STORE='file://x/tmp/fsx': store URI: names host 'x'"),
+        ("PROJECT", "has space", "ARTIFACT_PLUGINS_PROJECT: invalid project 'has space'"),
+    ],
+)
+def test_env_errors_name_the_variable(monkeypatch, field, value, message):
+    monkeypatch.setenv(f"ARTIFACT_PLUGINS_{field}", value)
+    with pytest.raises(InvalidInputError) as info:
+        Settings.resolve()
+    assert message in str(info.value)
+
+
+def test_env_store_with_credentials_names_the_variable_not_the_secret(monkeypatch):
+    monkeypatch.setenv("ARTIFACT_PLUGINS_STORE", f"s3://AKIAEXAMPLE:{SECRET}@bucket/prefix")
+    with pytest.raises(InvalidConfigError, match=r"ARTIFACT_PLUGINS_STORE='s3://\*\*\*@bucket/prefix'") as info:
+        Settings.resolve()
+    assert SECRET not in str(info.value) and "credentials" in str(info.value)
+
+
+def test_config_file_and_argument_errors_name_their_source(no_env, config_file):
+    path = config_file('cache_max_bytes = "lots"\nstore = "ftp://host/x"\n')
+    cases = [
+        ({}, f"config file {path}: cache_max_bytes='lots': invalid size: expected bytes"),
+        ({"cache_max_bytes": "1GiB"}, f"config file {path}: store='ftp://host/x': unsupported store URI"),
+        ({"cache_max_bytes": "1GiB", "store": "gopher://h/x"}, "argument store='gopher://h/x': unsupported store URI"),
+        ({"cache_max_bytes": 1.5, "store": "/tmp/x"}, "argument cache_max_bytes=1.5: invalid size"),
+    ]
+    for arguments, message in cases:
+        with pytest.raises(InvalidConfigError) as info:
+            Settings.resolve(**arguments)
+        assert message in str(info.value)
+
+
+# -- file:// store URIs -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("uri", "rule"),
+    [
+        ("file://x/tmp/fsx", "names host 'x'"),
+        ("file://tmp/store", "names host 'tmp'"),
+        ("file://", "names no absolute path"),
+        ("file://localhost", "names no absolute path"),
+        ("file:relative/dir", "names no absolute path"),
+        ("file:///tmp/a?b", "'?' and '#'"),
+        ("file:///tmp/a#b", "'?' and '#'"),
+    ],
+)
+def test_file_store_uris_that_would_lose_part_of_the_path_are_refused(uri, rule, monkeypatch):
+    with pytest.raises(InvalidConfigError) as info:
+        open_store(uri)
+    message = str(info.value)
+    assert repr(uri) in message and rule in message
+    if rule.startswith("names"):
+        assert "three slashes" in message and "file:///tmp/store" in message
+    monkeypatch.setenv("ARTIFACT_PLUGINS_STORE", uri)
+    with pytest.raises(InvalidConfigError, match=re.escape(f"ARTIFACT_PLUGINS_STORE={uri!r}")):
+        Settings.resolve()
+
+
+def test_file_store_uris_name_local_paths(tmp_path):
+    spaced = tmp_path / "a store"
+    assert open_store(spaced.as_uri()).root == spaced  # percent-encoded in the URI, decoded for the disk
+    assert open_store(f"file://localhost{tmp_path}/b").root == tmp_path / "b"
+    store = open_store(str(spaced))
+    assert open_store(store.uri).root == store.root  # a store's own URI opens the same store

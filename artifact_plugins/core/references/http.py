@@ -32,12 +32,13 @@ from urllib.parse import unquote, urlsplit
 
 from blake3 import blake3
 
+from ..env import env_int, env_seconds
 from ..errors import InvalidConfigError, InvalidInputError, StoreError
 from ..hashing import PREFIX
 from ..manifest import ManifestEntry
 from ..naming import normalize_entry_path
 from ..redact import redact_uri
-from ..storage import env_int, with_retries
+from ..storage import with_retries
 from .base import Drift, ReferenceChangedError, ReferenceHandler, identity_digest
 
 USER_AGENT = "artifact-plugins"
@@ -118,7 +119,7 @@ class HttpReferenceHandler(ReferenceHandler):
 
     def __init__(self) -> None:
         self.attempts = env_int("HTTP_MAX_ATTEMPTS", 5, minimum=1)
-        self.timeout = float(env_int("HTTP_TIMEOUT", 60, minimum=1))
+        self.timeout = env_seconds("HTTP_TIMEOUT", 60.0)
         self.auth_headers = _auth_headers()
 
     def _authorization(self, uri: str) -> str | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import posixpath
 import random
-import re
 import threading
 import time
 from abc import abstractmethod
@@ -22,14 +21,14 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from contextvars import copy_context
 from typing import TYPE_CHECKING, ClassVar, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import tenacity
 from blake3 import blake3
 
 from ..errors import ArtifactPluginsError, FileChangedError, IntegrityError, InvalidConfigError, StoreError
 from ..hashing import PREFIX, Stat, digest_bytes, read_small
-from ..redact import has_credentials, redact_uri
+from ..redact import has_credentials, redact_text, redact_uri
 from .base import BlobStore, StoredObject, blob_key, local_write_error, manifest_key
 from .local import LocalStore
 
@@ -46,11 +45,10 @@ __all__ = [
     "RemoteStore",
     "StoredObject",
     "blob_key",
-    "env_int",
-    "env_str",
     "manifest_key",
     "open_store",
     "parallel_map",
+    "parse_store_uri",
     "scrub",
     "split_bucket_uri",
     "with_retries",
@@ -73,24 +71,51 @@ def open_store(uri: str, access: StoreAccess | None = None) -> BlobStore:
     """
     if access is not None:
         access.check_store(uri)
-    if has_credentials(uri):
-        raise InvalidConfigError(
-            f"store URI {redact_uri(uri)!r} carries credentials; configure them through the provider's "
-            "usual chain (environment, profile, workload identity) instead"
-        )
-    scheme = urlsplit(uri).scheme
-    if scheme in ("", "file") or len(scheme) == 1:  # a bare path, or a Windows drive letter
-        path = urlsplit(uri).path if scheme == "file" else uri
-        return LocalStore(path)
-    if scheme == "s3":
+    root = parse_store_uri(uri)
+    if root is not None:
+        return LocalStore(root)
+    if urlsplit(uri).scheme == "s3":
         from .s3 import S3Store
 
         return S3Store.from_uri(uri, access=access)
-    if scheme == "gs":
-        from .gcs import GCSStore
+    from .gcs import GCSStore
 
-        return GCSStore.from_uri(uri, access=access)
-    raise InvalidConfigError(f"unsupported store URI {uri!r}: expected a path, file://, s3:// or gs://")
+    return GCSStore.from_uri(uri, access=access)
+
+
+def parse_store_uri(uri: str, source: str | None = None) -> str | None:
+    """The local directory ``uri`` names (a path or a ``file://`` URI), or ``None`` for a bucket store.
+
+    Checks what can be checked without opening the store: no credentials in the URI, a supported
+    scheme, and a ``file://`` URI that names an absolute path on this host (``file:///tmp/store``
+    or ``file://localhost/tmp/store``). ``source`` names where ``uri`` came from in errors.
+    """
+    from ..config import setting_error
+
+    shown = redact_uri(uri)
+    if has_credentials(uri):
+        raise setting_error(
+            "store URI",
+            shown,
+            "it carries credentials; configure them through the provider's usual chain "
+            "(environment, profile, workload identity) instead",
+            source,
+        )
+    parts = urlsplit(uri)
+    if parts.scheme in ("s3", "gs"):
+        return None
+    if parts.scheme == "" or len(parts.scheme) == 1:  # a bare path, or a Windows drive letter
+        return uri
+    if parts.scheme != "file":
+        raise setting_error("unsupported store URI", shown, "expected a path, file://, s3:// or gs://", source)
+    example = "a file URI needs three slashes before an absolute path, e.g. file:///tmp/store"
+    if parts.netloc not in ("", "localhost"):
+        raise setting_error("store URI", shown, f"names host {parts.netloc!r}; {example}", source)
+    if not parts.path.startswith("/"):
+        raise setting_error("store URI", shown, f"names no absolute path; {example}", source)
+    if "?" in uri or "#" in uri:
+        raise setting_error("store URI", shown, "'?' and '#' in a file URI's path must be written %3F and %23", source)
+    return unquote(parts.path)
 
 
 # -- small shared helpers (stores and reference handlers) -----------------------------------------
@@ -107,39 +132,21 @@ def split_bucket_uri(uri: str, scheme: str) -> tuple[str, str]:
     return bucket, key
 
 
-def env_str(name: str, default: str | None = None) -> str | None:
-    """``$ARTIFACT_PLUGINS_<name>`` if set and non-empty, else ``default``."""
-    value = os.environ.get(f"ARTIFACT_PLUGINS_{name}")
-    return value if value else default
-
-
-def env_flag(name: str, default: bool = True) -> bool:
-    """``$ARTIFACT_PLUGINS_<name>`` as a switch: ``0``, ``false``, ``no`` or ``off`` turn it off."""
-    value = env_str(name)
-    if value is None:
-        return default
-    return value.lower() not in ("0", "false", "no", "off")
-
-
-def env_int(name: str, default: int, minimum: int = 0) -> int:
-    """``$ARTIFACT_PLUGINS_<name>`` as an integer (sizes accept units such as ``64MiB``)."""
-    raw = env_str(name)
-    if raw is None:
-        return default
-    from ..config import parse_size
-
-    value = parse_size(raw)
-    if value < minimum:
-        raise InvalidConfigError(f"ARTIFACT_PLUGINS_{name}={raw!r}: must be at least {minimum}")
-    return value
-
-
-_URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
-
-
 def scrub(text: str) -> str:
     """``text`` with user info and secret query parameters removed from every URL in it."""
-    return _URL_RE.sub(lambda m: redact_uri(m.group(0)), text)
+    return redact_text(text)
+
+
+def _safe_cause(exc: BaseException) -> BaseException | None:
+    """``exc`` if no exception in its chain says something :func:`scrub` would hide, else ``None``."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if scrub(str(link)) != str(link):
+            return None
+        link = link.__cause__ or link.__context__
+    return exc
 
 
 def parallel_map(
@@ -374,7 +381,9 @@ class RemoteStore(BlobStore):
                 raise StoreError(
                     f"blob {key} is missing from the store at {self.uri}; the store was altered or gc'ed"
                 ) from exc
-            raise StoreError(f"cannot {verb} {key} in {self.uri}: {scrub(detail)}") from exc
+            # The backend's own message stays attached (for tracebacks) only if it holds no secret:
+            # google-cloud-storage names resumable upload sessions, which grant writes, in its messages.
+            raise StoreError(f"cannot {verb} {key} in {self.uri}: {scrub(detail)}") from _safe_cause(exc)
 
     # -- BlobStore --------------------------------------------------------------------------------
 

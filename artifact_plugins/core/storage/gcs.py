@@ -42,6 +42,7 @@ from google.auth import exceptions as auth_exceptions
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
+from ..env import env_flag, env_int, env_seconds, env_size, env_str
 from ..errors import InvalidConfigError
 from ..redact import redact_uri
 from . import (
@@ -50,9 +51,6 @@ from . import (
     ObjectPage,
     PartCallback,
     RemoteStore,
-    env_flag,
-    env_int,
-    env_str,
     lean_first,
     parallel_map,
     scrub,
@@ -125,12 +123,12 @@ class GCSOptions:
         values: dict[str, Any] = {
             "project": env_str("GCS_PROJECT"),
             "kms_key_name": env_str("GCS_KMS_KEY_NAME"),
-            "chunk_size": env_int("GCS_CHUNK_SIZE", 32 * 2**20, minimum=_UNIT),
-            "resumable_threshold": env_int("GCS_RESUMABLE_THRESHOLD", 8 * 2**20, minimum=_UNIT),
+            "chunk_size": env_size("GCS_CHUNK_SIZE", 32 * 2**20, minimum=_UNIT),
+            "resumable_threshold": env_size("GCS_RESUMABLE_THRESHOLD", 8 * 2**20, minimum=_UNIT),
             "max_concurrency": env_int("GCS_MAX_CONCURRENCY", 8, minimum=1),
-            "retry_timeout": float(env_str("GCS_RETRY_TIMEOUT", "120") or 120),
-            "connect_timeout": float(env_str("GCS_CONNECT_TIMEOUT", "10") or 10),
-            "read_timeout": float(env_str("GCS_READ_TIMEOUT", "60") or 60),
+            "retry_timeout": env_seconds("GCS_RETRY_TIMEOUT", 120.0),
+            "connect_timeout": env_seconds("GCS_CONNECT_TIMEOUT", 10.0),
+            "read_timeout": env_seconds("GCS_READ_TIMEOUT", 60.0),
             "transfer_workers": env_int("TRANSFER_WORKERS", DEFAULT_TRANSFER_WORKERS, minimum=1),
             "lean_requests": env_flag("GCS_LEAN_REQUESTS"),
         }

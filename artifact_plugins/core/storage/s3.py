@@ -57,6 +57,7 @@ from botocore.exceptions import (
 )
 from s3transfer.subscribers import BaseSubscriber
 
+from ..env import env_flag, env_int, env_seconds, env_size, env_str
 from ..errors import FileChangedError, InvalidConfigError
 from ..redact import has_credentials, redact_uri
 from . import (
@@ -65,9 +66,6 @@ from . import (
     ObjectPage,
     PartCallback,
     RemoteStore,
-    env_flag,
-    env_int,
-    env_str,
     lean_first,
     parallel_map,
     scrub,
@@ -203,10 +201,10 @@ class S3Options:
             "sse_kms_key_id": env_str("S3_SSE_KMS_KEY_ID"),
             "retry_mode": env_str("S3_RETRY_MODE", "standard"),
             "max_attempts": env_int("S3_MAX_ATTEMPTS", 8, minimum=1),
-            "connect_timeout": float(env_str("S3_CONNECT_TIMEOUT", "10") or 10),
-            "read_timeout": float(env_str("S3_READ_TIMEOUT", "60") or 60),
-            "multipart_threshold": env_int("S3_MULTIPART_THRESHOLD", 16 * 2**20, minimum=5 * 2**20),
-            "multipart_chunksize": env_int("S3_MULTIPART_CHUNKSIZE", 16 * 2**20, minimum=5 * 2**20),
+            "connect_timeout": env_seconds("S3_CONNECT_TIMEOUT", 10.0),
+            "read_timeout": env_seconds("S3_READ_TIMEOUT", 60.0),
+            "multipart_threshold": env_size("S3_MULTIPART_THRESHOLD", 16 * 2**20, minimum=5 * 2**20),
+            "multipart_chunksize": env_size("S3_MULTIPART_CHUNKSIZE", 16 * 2**20, minimum=5 * 2**20),
             "max_concurrency": env_int("S3_MAX_CONCURRENCY", 16, minimum=1),
             "transfer_workers": env_int("TRANSFER_WORKERS", DEFAULT_TRANSFER_WORKERS, minimum=1),
             "lean_requests": env_flag("S3_LEAN_REQUESTS"),
