@@ -7,18 +7,25 @@ Exit codes: 0 ok, 1 unexpected failure, 2 invalid input, 3 not found, 4 conflict
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table as RichTable
+from rich.text import Text
 
-from .core.errors import ArtifactPluginsError, InvalidInputError
+from .core.errors import (
+    ArtifactNotFoundError,
+    ArtifactPluginsError,
+    InvalidInputError,
+    ProtectedAliasError,
+)
 
 app = typer.Typer(help="Versioned, content-addressed artifacts with lineage.", no_args_is_help=True)
 alias_app = typer.Typer(help="Move, remove and inspect aliases.", no_args_is_help=True)
@@ -30,12 +37,21 @@ app.add_typer(alias_app, name="alias")
 app.add_typer(cache_app, name="cache")
 app.add_typer(db_app, name="db")
 
-out = Console()
-err = Console(stderr=True)
+# Markup off: what these consoles print (names, descriptions, metadata, paths, error messages,
+# table cells) is shown as written; the few styled words are Text objects.
+out = Console(markup=False, highlight=False)
+err = Console(stderr=True, markup=False, highlight=False)
+
+T = TypeVar("T")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 ProjectOpt = Annotated[str | None, typer.Option("--project", "-p", help="Project (default: configured).")]
 EntityOpt = Annotated[str | None, typer.Option("--entity", "-e", help="Entity (default: configured).")]
+
+
+def _labelled(label: str, style: str, message: str) -> Text:
+    """``label`` in ``style``, then ``message`` as written (never read as markup)."""
+    return Text.assemble((label, style), " ", message)
 
 
 @contextmanager
@@ -43,8 +59,15 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except ArtifactPluginsError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        err.print(_labelled("error:", "red", str(exc)))
         raise typer.Exit(exc.exit_code) from None
+
+
+def _choice(option: str, value: str, choices: Mapping[str, T]) -> T:
+    """``choices[value]``; an InvalidInputError naming the option, the value and the allowed values otherwise."""
+    if value not in choices:
+        raise InvalidInputError(f"invalid {option} {value!r}: expected one of {', '.join(sorted(choices))}")
+    return choices[value]
 
 
 def _api(project: str | None = None, entity: str | None = None) -> Any:
@@ -67,7 +90,7 @@ def _install_progress() -> None:
     class RichProgress:
         def __init__(self, label: str, total_bytes: int, total_files: int) -> None:
             self._p = Progress(
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),
                 BarColumn(),
                 DownloadColumn(),
                 TransferSpeedColumn(),
@@ -115,7 +138,10 @@ def ls(
 ) -> None:
     """List artifact collections."""
     with _errors():
-        cols = _api(project, entity).artifact_collections("*" if all_projects else project, type)
+        api = _api(project, entity)
+        cols = api.artifact_collections("*" if all_projects else project, type)
+        if not cols and not all_projects:
+            _hint_other_projects(api, type)
         if as_json:
             _emit([c.__dict__ for c in cols])
             return
@@ -131,10 +157,32 @@ def ls(
         out.print(t)
 
 
+def _hint_other_projects(api: Any, type: str | None) -> None:
+    """On an empty listing, name the projects that do have artifacts (on stderr)."""
+    here = api.settings.project
+    others = sorted({c.project for c in api.artifact_collections("*", type)} - {here})
+    if others:
+        err.print(
+            f"no artifacts in project {here!r}; projects with artifacts: {', '.join(others)} "
+            "(choose one with -p PROJECT, or list them all with --all)"
+        )
+
+
+@contextmanager
+def _as_collection(name: str) -> Iterator[None]:
+    """Word a not-found error as ``artifact NAME not found`` with NAME as the user wrote it (no implied
+    ``:latest``), keeping the registry's near-match hint."""
+    try:
+        yield
+    except ArtifactNotFoundError as exc:
+        hint = str(exc).partition("; ")[2]  # names cannot contain ';': the first "; " starts the hint
+        raise ArtifactNotFoundError(f"artifact {name!r} not found" + (f"; {hint}" if hint else "")) from None
+
+
 @app.command()
 def versions(name: str, project: ProjectOpt = None, entity: EntityOpt = None, as_json: JsonOpt = False) -> None:
     """List the versions of a collection."""
-    with _errors():
+    with _errors(), _as_collection(name):
         api = _api(project, entity)
         vs = api.artifact_versions(None, name)
         if not vs:
@@ -169,16 +217,16 @@ def show(
         if as_json:
             _emit(data)
             return
-        out.print(f"[bold]{v.qualified_name}[/bold]  ({v.type})", highlight=False)
+        out.print(Text.assemble((v.qualified_name, "bold"), f"  ({v.type})"))
         for key in ("digest", "size", "file_count", "aliases", "tags", "description", "created_at"):
-            out.print(f"  {key:12} {data[key]}", highlight=False)
-        out.print(f"  {'metadata':12} {json.dumps(v.metadata)}", highlight=False)
+            out.print(f"  {key:12} {data[key]}")
+        out.print(f"  {'metadata':12} {json.dumps(v.metadata)}")
         if producer:
-            out.print(f"  {'logged by':12} {producer.job_type} {producer.name} {producer.url or ''}", highlight=False)
+            out.print(f"  {'logged by':12} {producer.job_type} {producer.name} {producer.url or ''}")
         for r in consumers:
-            out.print(f"  {'used by':12} {r.job_type} {r.name} {r.url or ''}", highlight=False)
+            out.print(f"  {'used by':12} {r.job_type} {r.name} {r.url or ''}")
         for e in data.get("files", []):
-            out.print(f"    {e['path']}  {e['size']}  {e['digest'][:23]}…", highlight=False)
+            out.print(f"    {e['path']}  {e['size']}  {e['digest'][:23]}…")
 
 
 @app.command()
@@ -215,10 +263,25 @@ def put(
         _install_progress()
         with init(job_type=job_type, project=project, entity=entity) as run:
             v = run.log_artifact(art, aliases=alias or [], tags=tag or [])
+        producer = v.logged_by()
+        created = producer is not None and producer.id == run.id  # else: same content, version reused
         if as_json:
-            _emit(v.to_dict())
+            _emit({**v.to_dict(), "created": created})
+        elif created:
+            out.print(f"logged {v.qualified_name} {v.digest} aliases={v.aliases}")
         else:
-            out.print(f"logged {v.qualified_name} {v.digest} aliases={v.aliases}", highlight=False)
+            out.print(f"reused {v.qualified_name} (same content, no new version) {v.digest} aliases={v.aliases}")
+
+
+def _check_root(root: Path, *, must_exist: bool) -> None:
+    """Refuse a ``--root`` that is not a directory (or, unless ``must_exist``, cannot become one)."""
+    candidates = [root] if must_exist else [root, *root.absolute().parents]
+    found = next((p for p in candidates if os.path.lexists(p)), None)
+    if found is None:
+        raise InvalidInputError(f"invalid --root {str(root)!r}: the directory does not exist")
+    if not found.is_dir():
+        what = "it" if found == root else repr(str(found))
+        raise InvalidInputError(f"invalid --root {str(root)!r}: {what} exists and is not a directory")
 
 
 @app.command()
@@ -233,13 +296,40 @@ def get(
 ) -> None:
     """Download a version (or part of it)."""
     with _errors():
+        if root is not None:
+            _check_root(root, must_exist=False)
         _install_progress()
         v = _api(project, entity).artifact(ref)
         path = v.download(root, path_prefix=prefix, verify=verify)
         if as_json:
             _emit({"qualified_name": v.qualified_name, "digest": v.digest, "path": str(path.resolve())})
         else:
-            out.print(f"{v.qualified_name} -> {path}", highlight=False)
+            out.print(f"{v.qualified_name} -> {path}")
+
+
+@contextmanager
+def _protected_advice(api: Any, ref: str, alias: str, verb: str) -> Iterator[None]:
+    """Re-word a :class:`ProtectedAliasError` with the command's options (``--expect vN`` / ``--force``)
+    instead of the library's keyword arguments; ``verb`` is what the command does to the alias."""
+    try:
+        yield
+    except ProtectedAliasError:
+        current = _alias_target(api, ref, alias) or "vN"
+        raise ProtectedAliasError(
+            f"alias {alias!r} is protected in this project and points at {current}; "
+            f"{verb} it with --expect {current} (or --force)"
+        ) from None
+
+
+def _alias_target(api: Any, ref: str, alias: str) -> str | None:
+    """The version (``"v3"``) ``alias`` of the collection of ``ref`` points at, or None if that is unknown."""
+    from .core.naming import Ref, parse_ref
+
+    try:
+        parsed = parse_ref(ref)
+        return str(api.artifact(str(Ref(parsed.name, parsed.project, parsed.entity, alias=alias))).version)
+    except ArtifactPluginsError:
+        return None
 
 
 @alias_app.command("set")
@@ -254,11 +344,13 @@ def alias_set(
 ) -> None:
     """Point ALIAS at the version REF resolves to (compare-and-swap with --expect vN)."""
     with _errors():
-        v = _api(project, entity).set_alias(ref, alias, expected=expect, force=force)
+        api = _api(project, entity)
+        with _protected_advice(api, ref, alias, "move"):
+            v = api.set_alias(ref, alias, expected=expect, force=force)
         if as_json:
             _emit(v.to_dict())
         else:
-            out.print(f"{alias} -> {v.qualified_name}", highlight=False)
+            out.print(f"{alias} -> {v.qualified_name}")
 
 
 @alias_app.command("rm")
@@ -272,8 +364,10 @@ def alias_rm(
 ) -> None:
     """Remove ALIAS from collection NAME."""
     with _errors():
-        _api(project, entity).remove_alias(name, alias, expected=expect, force=force)
-        out.print(f"removed {alias} from {name}", highlight=False)
+        api = _api(project, entity)
+        with _protected_advice(api, name, alias, "remove"):
+            api.remove_alias(name, alias, expected=expect, force=force)
+        out.print(f"removed {alias} from {name}")
 
 
 @alias_app.command("history")
@@ -285,7 +379,11 @@ def alias_history(
     as_json: JsonOpt = False,
 ) -> None:
     """Every move of ALIAS (or of all aliases) of collection NAME."""
-    with _errors():
+    with _errors(), _as_collection(name):
+        if alias is not None:
+            from .core.naming import validate_alias
+
+            validate_alias(alias)
         events = _api(project, entity).alias_history(name, alias)
         if as_json:
             _emit([e.__dict__ for e in events])
@@ -307,7 +405,7 @@ def alias_protect(
     with _errors():
         api = _api(project, entity)
         api.protect_alias(alias, protected=not off)
-        out.print(f"protected aliases: {', '.join(api.protected_aliases()) or '(none)'}", highlight=False)
+        out.print(f"protected aliases: {', '.join(api.protected_aliases()) or '(none)'}")
 
 
 @app.command()
@@ -324,17 +422,17 @@ def diff(
         if as_json:
             _emit(d.to_dict())
             return
-        out.print(f"{d.old} -> {d.new}: {d.summary()}", highlight=False)
+        out.print(f"{d.old} -> {d.new}: {d.summary()}")
         for c in d.added:
-            out.print(f"  + {c.path} ({c.new_size} B)", highlight=False, markup=False)
+            out.print(f"  + {c.path} ({c.new_size} B)")
         for c in d.removed:
-            out.print(f"  - {c.path} ({c.old_size} B)", highlight=False, markup=False)
+            out.print(f"  - {c.path} ({c.old_size} B)")
         for c in d.modified:
-            out.print(f"  ~ {c.path} ({c.old_size} B -> {c.new_size} B)", highlight=False, markup=False)
+            out.print(f"  ~ {c.path} ({c.old_size} B -> {c.new_size} B)")
         for c in d.renamed:
-            out.print(f"  > {c.old_path} -> {c.path}", highlight=False, markup=False)
+            out.print(f"  > {c.old_path} -> {c.path}")
         for c in d.references_changed:
-            out.print(f"  @ {c.path} (remote object changed)", highlight=False, markup=False)
+            out.print(f"  @ {c.path} (remote object changed)")
 
 
 @app.command()
@@ -357,19 +455,21 @@ def verify(
                 _emit(drift)
             else:
                 for path, state in sorted(drift.items()):
-                    out.print(f"  {state:9} {path}", highlight=False, markup=False)
-                out.print(f"{len(drift)} references checked", highlight=False)
+                    out.print(f"  {state:9} {path}")
+                out.print(f"{len(drift)} references checked")
             if any(state != "unchanged" for state in drift.values()):
                 raise typer.Exit(6)
             return
+        if root is not None:
+            _check_root(root, must_exist=True)
         report = _api(project, entity).verify(ref, str(root) if root else None)
         if as_json:
             _emit(report.to_dict())
         else:
             for m in report.mismatches:
-                out.print(f"  {m.problem:8} {m.path}", highlight=False, markup=False)
+                out.print(f"  {m.problem:8} {m.path}")
             status = "ok" if report.ok else f"{len(report.mismatches)} mismatches"
-            out.print(f"{report.target}: {report.checked_files} files verified, {status}", highlight=False)
+            out.print(f"{report.target}: {report.checked_files} files verified, {status}")
         if not report.ok:
             raise typer.Exit(6)
 
@@ -395,7 +495,7 @@ def gc(
         if as_json:
             _emit(report.__dict__)
         else:
-            out.print(report.summary(), highlight=False)
+            out.print(report.summary())
 
 
 @retention_app.command("set")
@@ -410,7 +510,7 @@ def retention_set(
     with _errors():
         within = parse_duration(keep_within) if keep_within else None
         _api(project, entity).set_retention(name, keep_last=keep_last, keep_within=within)
-        out.print(f"{name}: keep_last={keep_last} keep_within={within}", highlight=False)
+        out.print(f"{name}: keep_last={keep_last} keep_within={within}")
 
 
 @retention_app.command("apply")
@@ -428,8 +528,17 @@ def retention_apply(
             return
         verb = "would delete" if dry_run else "deleted"
         for e in plan:
-            out.print(f"{verb} {e.version.collection}:{e.version.version} ({e.reason})", highlight=False)
-        out.print(f"{verb} {len(plan)} versions; `artifacts gc --delete` frees their storage", highlight=False)
+            out.print(f"{verb} {e.version.collection}:{e.version.version} ({e.reason})")
+        out.print(f"{verb} {len(plan)} versions; `artifacts gc --delete` frees their storage")
+
+
+_RENDERERS: dict[str, Callable[[Any], str]] = {
+    "text": lambda g: g.to_text(),
+    "json": lambda g: g.to_json(indent=2),
+    "mermaid": lambda g: g.to_mermaid(),
+    "dot": lambda g: g.to_dot(),
+}
+_DEMO_RENDERERS = {name: _RENDERERS[name] for name in ("text", "mermaid")}
 
 
 @app.command()
@@ -444,16 +553,9 @@ def lineage(
 ) -> None:
     """Print the lineage graph around a version."""
     with _errors():
-        renderers: dict[str, Callable[[Any], str]] = {
-            "text": lambda g: g.to_text(),
-            "json": lambda g: g.to_json(indent=2),
-            "mermaid": lambda g: g.to_mermaid(),
-            "dot": lambda g: g.to_dot(),
-        }
-        if format not in renderers:
-            raise InvalidInputError(f"invalid --format {format!r}: expected one of {sorted(renderers)}")
+        render = _choice("--format", format, _RENDERERS)
         graph = _api(project, entity).lineage(ref, direction=direction, depth=depth, collapse=collapse)
-        print(renderers[format](graph))
+        print(render(graph))
 
 
 @cache_app.command("info")
@@ -467,10 +569,7 @@ def cache_info(as_json: JsonOpt = False) -> None:
         if as_json:
             _emit(info.__dict__)
         else:
-            out.print(
-                f"{info.path}: {info.files} blobs, {human_bytes(info.bytes)} of {human_bytes(info.max_bytes)}",
-                highlight=False,
-            )
+            out.print(f"{info.path}: {info.files} blobs, {human_bytes(info.bytes)} of {human_bytes(info.max_bytes)}")
 
 
 @cache_app.command("clean")
@@ -490,7 +589,7 @@ def cache_clean(
         if as_json:
             _emit({"files": files, "bytes": freed})
         else:
-            out.print(f"freed {files} blobs, {human_bytes(freed)}", highlight=False)
+            out.print(f"freed {files} blobs, {human_bytes(freed)}")
 
 
 @db_app.command("upgrade")
@@ -508,7 +607,7 @@ def db_upgrade(
         engine = create_registry_engine(url)
         before = current_revision(engine)
         upgrade(engine, revision)
-        out.print(f"{redact_uri(url)}: {before or 'empty'} -> {current_revision(engine)}", highlight=False)
+        out.print(f"{redact_uri(url)}: {before or 'empty'} -> {current_revision(engine)}")
 
 
 @app.command()
@@ -521,18 +620,38 @@ def demo(
         from .core.config import Settings
         from .demo import run_demo
 
+        render = _choice("--format", format, _DEMO_RENDERERS)
         settings = Settings.resolve()
-        err.print(
-            f"store: {settings.describe()['store']}\nregistry: {settings.describe()['registry']}", highlight=False
-        )
-        graph = run_demo(workdir)
-        print(graph.to_mermaid() if format == "mermaid" else graph.to_text())
+        err.print(f"store: {settings.describe()['store']}\nregistry: {settings.describe()['registry']}")
+        print(render(run_demo(workdir)))
+
+
+def _check_bindable(host: str, port: int) -> None:
+    """Refuse, naming them, a host that does not resolve or a port that cannot be bound (in use, privileged).
+
+    Binds like the server will (every address of ``host``, SO_REUSEADDR) and lets go at once.
+    """
+    import socket
+
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as exc:
+        raise InvalidInputError(f"invalid --host {host!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    for family, kind, proto, _canonical, address in addresses:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                raise InvalidInputError(
+                    f"cannot serve on port {port} of {host}: {exc.strerror or exc}; choose another with --port"
+                ) from None
 
 
 @app.command()
 def ui(
     host: Annotated[str, typer.Option(help="Interface to bind (default: loopback only).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8765,
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8765,
     token: Annotated[str | None, typer.Option(help="Require this access token (header, or ?token= once).")] = None,
 ) -> None:
     """Serve the read-only lineage viewer (needs the 'web' extra)."""
@@ -544,15 +663,19 @@ def ui(
         except ImportError as exc:
             raise InvalidInputError(f"the viewer needs: pip install 'artifact-plugins[web]' ({exc})") from None
         loopback = host in ("127.0.0.1", "localhost", "::1")
+        _check_bindable(host, port)
         if not loopback and not token:
             err.print(
-                "[yellow]warning:[/yellow] serving beyond loopback without --token: anyone who can reach "
-                f"{host}:{port} can read the registry",
-                highlight=False,
+                _labelled(
+                    "warning:",
+                    "yellow",
+                    f"serving beyond loopback without --token: anyone who can reach {host}:{port} "
+                    "can read the registry",
+                )
             )
         hosts = ["127.0.0.1", "localhost", "[::1]", "::1"] if loopback else None
         url = f"http://{'[::1]' if host == '::1' else host}:{port}/" + (f"?token={token}" if token else "")
-        err.print(f"artifacts viewer on {url}", highlight=False)
+        err.print(f"artifacts viewer on {url}")
         uvicorn.run(create_app(token=token, allowed_hosts=hosts), host=host, port=port, log_level="warning")
 
 

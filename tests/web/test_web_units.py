@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import pytest
@@ -142,12 +143,13 @@ def test_ui_command_binds_loopback_by_default(monkeypatch: pytest.MonkeyPatch) -
 
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda application, **kw: calls.append({"app": application, **kw}))
-    result = CliRunner().invoke(app, ["ui", "--port", "9911"])
+    port = _free_port()  # the command checks the port can be bound before it starts serving
+    result = CliRunner().invoke(app, ["ui", "--port", str(port)])
     assert result.exit_code == 0, result.output
-    assert calls[0]["host"] == "127.0.0.1" and calls[0]["port"] == 9911
-    assert "http://127.0.0.1:9911/" in result.output
+    assert calls[0]["host"] == "127.0.0.1" and calls[0]["port"] == port
+    assert f"http://127.0.0.1:{port}/" in result.output
 
-    result = CliRunner().invoke(app, ["ui", "--token", "abc", "--host", "0.0.0.0"])
+    result = CliRunner().invoke(app, ["ui", "--token", "abc", "--host", "0.0.0.0", "--port", str(_free_port())])
     assert result.exit_code == 0, result.output
     assert calls[1]["host"] == "0.0.0.0" and "?token=abc" in result.output
 
@@ -163,10 +165,16 @@ def test_ui_app_refuses_foreign_hosts_and_needs_the_token(monkeypatch: pytest.Mo
 
     apps: list[Any] = []
     monkeypatch.setattr(uvicorn, "run", lambda application, **kw: apps.append(application))
-    assert CliRunner().invoke(app, ["ui", "--token", "abc"]).exit_code == 0
+    assert CliRunner().invoke(app, ["ui", "--token", "abc", "--port", str(_free_port())]).exit_code == 0
     with TestClient(apps[0], base_url="http://127.0.0.1:8765") as c:
         assert c.get("/static/app.js").status_code == 200
         assert c.get("/").status_code == 401
         assert c.get("/", headers={"Authorization": "Bearer abc"}).status_code == 200
     with TestClient(apps[0], base_url="http://evil.example") as c:
         assert c.get("/", headers={"Authorization": "Bearer abc"}).status_code == 400
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
