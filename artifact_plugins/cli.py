@@ -196,6 +196,11 @@ def versions(name: str, project: ProjectOpt = None, entity: EntityOpt = None, as
         out.print(t)
 
 
+def _run_line(run: Any) -> str:
+    """A run as one line: job type, name, status (``crashed`` shows here too) and its link."""
+    return f"{run.job_type} {run.name} [{run.status}] {run.url or ''}".rstrip()
+
+
 @app.command()
 def show(
     ref: str,
@@ -222,9 +227,9 @@ def show(
             out.print(f"  {key:12} {data[key]}")
         out.print(f"  {'metadata':12} {json.dumps(v.metadata)}")
         if producer:
-            out.print(f"  {'logged by':12} {producer.job_type} {producer.name} {producer.url or ''}")
+            out.print(f"  {'logged by':12} {_run_line(producer)}")
         for r in consumers:
-            out.print(f"  {'used by':12} {r.job_type} {r.name} {r.url or ''}")
+            out.print(f"  {'used by':12} {_run_line(r)}")
         for e in data.get("files", []):
             out.print(f"    {e['path']}  {e['size']}  {e['digest'][:23]}…")
 

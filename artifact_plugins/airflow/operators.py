@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, BaseOperator
 
+from artifact_plugins.core.naming import name_list
+
 from .assets import is_artifact_asset, parse_asset_uri
 from .context import bound_context
 from .links import LINK_ATTRIBUTE, ArtifactLink, version_page_url
@@ -62,8 +64,9 @@ def _as_list(value: Any) -> list[Any]:
     return list(value)
 
 
-def _opt_list(value: Sequence[str] | None) -> list[str] | None:
-    return list(value) if value else None
+def _opt_list(value: str | Sequence[str] | None) -> list[str] | None:
+    """A templated list field: a single rendered string is one name."""
+    return name_list(value) or None
 
 
 class _ArtifactOperator(BaseOperator):

@@ -136,6 +136,8 @@ class Api:
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasEventRecord]:
         """Every move of ``alias`` (or of all aliases) of collection ``name``."""
+        if alias is not None:
+            validate_alias(alias)
         versions = self.artifact_versions(None, name)
         if not versions:
             self.artifact(name)  # raises a not-found error naming the ref

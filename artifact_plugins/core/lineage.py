@@ -23,6 +23,8 @@ from .registry import Registry, RunRecord, VersionRecord
 Direction = Literal["upstream", "downstream", "both"]
 Collapse = Literal["explode", "group", "type"]
 COLLAPSES = ("explode", "group", "type")
+#: Other names users reach for: "step"/"none" (no collapsing), "job_type" (the per-type overview).
+_COLLAPSE_ALIASES = {"step": "explode", "none": "explode", "job_type": "type"}
 DIRECTIONS = ("upstream", "downstream", "both")
 MAX_NODES = 20_000
 
@@ -142,10 +144,10 @@ def build_lineage(
     """Walk the lineage from the given versions and runs and build the graph."""
     if direction not in DIRECTIONS:
         raise InvalidInputError(f"invalid lineage direction {direction!r}: expected one of {DIRECTIONS}")
-    if collapse in ("step", "none"):
-        collapse = "explode"
+    collapse = _COLLAPSE_ALIASES.get(collapse, collapse)
     if collapse not in COLLAPSES:
-        raise InvalidInputError(f"invalid collapse {collapse!r}: expected one of {COLLAPSES}")
+        accepted = ", ".join([*COLLAPSES, *_COLLAPSE_ALIASES])
+        raise InvalidInputError(f"invalid collapse {collapse!r}: expected one of {accepted}")
     if depth is not None and depth < 0:
         raise InvalidInputError(f"invalid depth {depth!r}: must be >= 0 or None")
     start_versions = set(version_ids)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import posixpath
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import InvalidAliasError, InvalidNameError, InvalidPathError, InvalidRefError
@@ -46,6 +47,16 @@ def validate_alias(value: object) -> str:
     if _VERSION_RE.fullmatch(value):
         raise InvalidAliasError(f"invalid alias {_show(value)}: 'v<digits>' is reserved for version numbers")
     return value
+
+
+def name_list(values: str | Iterable[str] | None) -> list[str]:
+    """Aliases or tags as a list: ``None`` is none, and a single string is one name (``"best"`` is
+    the alias ``best``, not the four aliases ``b``, ``e``, ``s``, ``t``)."""
+    if values is None:
+        return []
+    if isinstance(values, str):
+        return [values]
+    return list(values)
 
 
 def validate_digest(value: object) -> str:
@@ -135,7 +146,7 @@ def parse_ref(ref: object) -> Ref:
     return Ref(name, project, entity, alias=selector)
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 (e.g. U+009B, a terminal CSI)
 
 
 def _encodable(text: str) -> bool:

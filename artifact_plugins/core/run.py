@@ -29,7 +29,8 @@ from .hashing import digest_bytes
 from .liveness import HEARTBEAT
 from .manifest import Manifest
 from .metadata import validate_description, validate_metadata
-from .naming import parse_ref, validate_alias, validate_name
+from .naming import name_list, parse_ref, validate_alias, validate_name
+from .redact import redact_uri
 from .references import references_read_with
 from .registry import CommitFields, RunRecord, VersionRecord
 from .run_context import AliasMove, RunContext, RunContextProvider, current_run_context
@@ -75,8 +76,17 @@ def _fit_context(context: RunContext) -> RunContext:
     def fit(text: str | None) -> str | None:
         return text if text is None or len(text) <= MAX_RUN_TEXT else text[: MAX_RUN_TEXT - 1] + "…"
 
+    def link(url: str | None) -> str | None:  # a UI base URL configured with user info keeps it to itself
+        return None if url is None else fit(redact_uri(url))
+
     return dataclasses.replace(
-        context, run_key=key, name=fit(context.name) or "", group=fit(context.group), group_name=fit(context.group_name)
+        context,
+        run_key=key,
+        name=fit(context.name) or "",
+        group=fit(context.group),
+        group_name=fit(context.group_name),
+        url=link(context.url),
+        group_url=link(context.group_url),
     )
 
 
@@ -210,8 +220,8 @@ class Run:
         ttl_seconds: int | None = None,
     ) -> ArtifactVersion:
         """Commit ``artifact`` as a new version (or reuse the version with the same content) and record lineage."""
-        alias_list = [validate_alias(a) if a != "latest" else a for a in (aliases or [])]
-        tag_list = [validate_name(t, "tag") for t in (tags or [])]
+        alias_list = [validate_alias(a) if a != "latest" else a for a in name_list(aliases)]
+        tag_list = [validate_name(t, "tag") for t in name_list(tags)]
         version, created = self._commit(artifact, alias_list, tag_list, output=True, ttl_seconds=ttl_seconds)
         if not created:
             logger.info("%s already exists with the same content; no new version created", version.qualified_name)
@@ -365,8 +375,8 @@ class Run:
                 file_count=done.file_count,
                 description=None,
                 metadata={},
-                aliases=list(aliases or []),
-                tags=list(tags or []),
+                aliases=name_list(aliases),
+                tags=name_list(tags),
                 run_id=self.id,
             )
             version = ArtifactVersion(self._client, result.version, self)

@@ -13,13 +13,13 @@ from .artifact import PendingEntry
 from .cache import SMALL_BLOB
 from .client import Client
 from .download_claims import IN_ROOT_PREFIX, Claim, claim, remove_tagged, sweep
-from .errors import InvalidPathError, StoreError
+from .errors import FileChangedError, InvalidInputError, InvalidPathError, StoreError
 from .hashing import ChecksumCache, FileStat, Stat, compact_stat, hash_file
 from .manifest import ManifestEntry
 from .naming import normalize_entry_path
 from .pacing import run_paced
 from .progress import Progress, progress_for
-from .references import handler_for
+from .references import handler_for, is_unchecked
 from .storage import BlobStore, RemoteStore, blob_key, parallel_map
 from .storage.base import local_write_error, temp_token
 from .storage.local import SMALL_FILE, LocalStore
@@ -217,6 +217,7 @@ def _materialize(
                 raise (local_write_error(exc, parent) or StoreError(f"cannot create {parent}: {exc}")) from exc
             made.add(parent)
     written: list[tuple[Stat, str]] = []
+    fetched_refs: list[tuple[Stat, str, str]] = []
     with progress_for(f"downloading {label}", total, len(todo)) as progress:
 
         def fetch(item: object) -> None:
@@ -231,6 +232,12 @@ def _materialize(
             counted = _FileProgress(progress)
             try:
                 fetch_entry(client, entry, target, verify, on_bytes=counted)
+                if entry.ref is not None and not is_unchecked(entry) and os.path.isfile(target):
+                    # What the object's identity fetched, by content: the next download keeps the file
+                    # while it still holds these bytes, and verify can check it.
+                    content, st = hash_file(target)
+                    fetched_refs.append((compact_stat(st), entry.digest, content))
+                    written.append((compact_stat(st), content))
                 if target is not dest:
                     try:
                         _replace(target, dest)
@@ -239,7 +246,7 @@ def _materialize(
             except BaseException:
                 _remove(target)
                 raise
-            if entry.ref is None:  # a reference's digest may describe its URI, not its bytes
+            if entry.ref is None:  # a reference's digest describes its object's identity, not its bytes
                 written.append((compact_stat(os.stat(dest)), entry.digest))
             counted.done(entry.size)
 
@@ -247,10 +254,16 @@ def _materialize(
             _transfer(fetch, todo, client.store, total)
         finally:  # what did arrive is known good: a retry need not hash it again
             cache.remember(written)
+            cache.remember_fetched(fetched_refs)
 
 
 def _present(cache: ChecksumCache, entries: Sequence[ManifestEntry], base: str) -> bytearray:
-    """Which entries are already under ``base`` with the right content (stat + checksum cache, else hashed)."""
+    """Which entries are already under ``base`` with the right content (stat + checksum cache, else hashed).
+
+    A checked reference's digest names its object's identity, not its bytes: its file counts as
+    present when this machine fetched that object to it and it still holds those bytes
+    (:func:`fetched_contents`). An unchecked reference is always fetched again.
+    """
     present = bytearray(len(entries))
     existing: list[tuple[int, FileStat]] = []
     for i, e in enumerate(entries):
@@ -262,18 +275,60 @@ def _present(cache: ChecksumCache, entries: Sequence[ManifestEntry], base: str) 
             existing.append((i, compact_stat(found)))
     if existing:
         known = cache.lookup([st for _, st in existing])
-        rehash = []
+        rehash, refs = [], []
         for (i, st), digest in zip(existing, known, strict=True):
-            if digest is not None:
-                present[i] = digest == entries[i].digest
-            elif st.st_size == entries[i].size:
+            entry = entries[i]
+            if entry.ref is not None and digest != entry.digest:
+                if not is_unchecked(entry):
+                    refs.append((i, st))
+            elif digest is not None:
+                present[i] = digest == entry.digest
+            elif st.st_size == entry.size:
                 rehash.append((i, st))
+        if refs:
+            found_refs = [(entries[i], f"{base}/{entries[i].path}", st) for i, st in refs]
+            for (i, st), state in zip(refs, fetched_contents(cache, found_refs), strict=True):
+                if state is not None:
+                    present[i] = state[0] == state[1]
+                elif st.st_size == entries[i].size:  # a file:// reference's digest is its content's
+                    rehash.append((i, st))
         if rehash:
             results = [hash_file(f"{base}/{entries[i].path}", st) for i, st in rehash]
             cache.remember((st, d) for d, st in results)
             for (i, _), (d, _) in zip(rehash, results, strict=True):
                 present[i] = d == entries[i].digest
     return present
+
+
+def fetched_contents(
+    cache: ChecksumCache, items: Sequence[tuple[ManifestEntry, str, FileStat]]
+) -> list[tuple[str, str] | None]:
+    """For files of checked references (``(entry, path, stat)``): ``(fetched, now)`` content digests
+    when this machine fetched the entry's object to that very file, else ``None`` (nothing tells
+    what bytes the object had). ``now`` is read from the checksum record while it can be trusted
+    (same size and mtime, recorded outside the racy window), else by hashing the file. A file that
+    still holds the fetched bytes is recorded again, trusted from then on."""
+    records = cache.fetched([st for _, _, st in items])
+    out: list[tuple[str, str] | None] = []
+    confirmed: list[tuple[Stat, str, str]] = []
+    for (entry, path, _), record in zip(items, records, strict=True):
+        if record is None or record.ref_digest != entry.digest:
+            out.append(None)
+            continue
+        if record.trusted:
+            out.append((record.content_digest, record.content_digest))
+            continue
+        try:
+            now, st = hash_file(path)
+        except (OSError, StoreError, FileChangedError):
+            out.append((record.content_digest, ""))
+            continue
+        out.append((record.content_digest, now))
+        if now == record.content_digest and not record.trusted:
+            confirmed.append((compact_stat(st), entry.digest, now))
+    if confirmed:
+        cache.remember_fetched(confirmed)
+    return out
 
 
 def _remove(path: str) -> None:
@@ -300,7 +355,7 @@ def download_tree(
     root = os.fspath(root)
     if os.path.lexists(root):
         if not os.path.isdir(root):
-            raise StoreError(f"cannot download into {root}: it exists and is not a directory")
+            raise InvalidInputError(f"cannot download into {root!r}: it exists and is not a directory")
         materialize(client, entries, root, label, verify)
         return
     parent, name = os.path.split(os.path.abspath(root))

@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import EntryNotFoundError, InvalidMetadataError
+from .errors import EntryNotFoundError, InvalidAliasError, InvalidMetadataError
 from .manifest import ManifestEntry
 from .metadata import validate_description, validate_metadata
-from .naming import normalize_entry_path, validate_alias, validate_name
+from .naming import LATEST, name_list, normalize_entry_path, validate_alias, validate_name
 from .registry import RunRecord, VersionRecord
 from .table import PARTITIONED_SUFFIX, TABLE_SUFFIX
 
@@ -57,12 +57,16 @@ class Entry:
         """The URI for reference entries, else ``None``."""
         return self.entry.ref
 
-    def download(self, root: str | os.PathLike[str] | None = None) -> Path:
-        """Fetch this file under ``root`` (default: the version's download root) and return its path."""
+    def download(self, root: str | os.PathLike[str] | None = None, verify: bool = False) -> Path:
+        """Fetch this file under ``root`` (default: the version's download root) and return its path.
+
+        ``verify`` re-hashes what was written against the manifest, as ``ArtifactVersion.download`` does.
+        """
         from .transfer import materialize
 
         base = Path(root) if root is not None else default_root(self.version._record)
-        materialize(self.version._client, [self.entry], base, f"{self.version.qualified_name}/{self.path}")
+        label = f"{self.version.qualified_name}/{self.path}"
+        materialize(self.version._client, [self.entry], base, label, verify=verify)
         return base / self.entry.path
 
 
@@ -170,10 +174,23 @@ class ArtifactVersion:
         return [Entry(self, e) for e in self._select(path_prefix)]
 
     def _select(self, path_prefix: str | None) -> list[ManifestEntry]:
+        """Every entry, or those whose path starts with ``path_prefix`` (a plain string prefix, as in
+        W&B: ``"images"`` also selects ``images2/``; a leading ``./`` is ignored). A prefix that selects
+        nothing is an error: a mistyped prefix would otherwise download nothing, quietly."""
         entries = list(self._client.manifest(self._record))
-        if path_prefix:
-            entries = [e for e in entries if e.path.startswith(path_prefix)]
-        return entries
+        if not path_prefix:
+            return entries
+        prefix = path_prefix
+        while prefix.startswith("./"):
+            prefix = prefix[2:]
+        selected = [e for e in entries if e.path.startswith(prefix)]
+        if not selected and entries:
+            sample = ", ".join(sorted({e.path.split("/", 1)[0] for e in entries})[:5])
+            raise EntryNotFoundError(
+                f"{self.qualified_name} has no entry whose path starts with {path_prefix!r}; "
+                f"its paths start with: {sample}"
+            )
+        return selected
 
     def get_entry(self, name: str) -> Entry:
         """The entry at ``name`` (``my_table`` also finds ``my_table.table.json``)."""
@@ -244,8 +261,13 @@ class ArtifactVersion:
         """Persist changes to ``description``, ``metadata``, ``aliases`` and ``tags``."""
         description = validate_description(self.description)
         metadata = validate_metadata(self.metadata)
-        aliases = [a for a in dict.fromkeys(self.aliases) if a == "latest" or validate_alias(a)]
-        tags = [validate_name(t, "tag") for t in dict.fromkeys(self.tags)]
+        aliases = [a for a in dict.fromkeys(name_list(self.aliases)) if a == LATEST or validate_alias(a)]
+        tags = [validate_name(t, "tag") for t in dict.fromkeys(name_list(self.tags))]
+        if LATEST in aliases and LATEST not in self._record.aliases:  # (dropping it keeps it: it is managed)
+            raise InvalidAliasError(
+                f"alias 'latest' cannot be added to {self.qualified_name}: it always points at the newest "
+                "version and moves by itself"
+            )
         if self.ttl is not None and self.ttl.total_seconds() <= 0:
             raise InvalidMetadataError(f"ttl {self.ttl} must be positive (or None for no expiry)")
         record, moves = self._client.registry.update_version(
@@ -297,7 +319,7 @@ class ArtifactVersion:
 
         manifest = self._client.manifest(self._record)
         if root is not None:
-            return verify_root(manifest, Path(root), self.qualified_name)
+            return verify_root(manifest, Path(root), self.qualified_name, self._client.checksum_cache)
         return verify_store(self._client, manifest, self.qualified_name)
 
     def new_draft(self) -> Artifact:

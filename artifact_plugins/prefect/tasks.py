@@ -111,8 +111,8 @@ def log_artifact(
     paths: Paths = None,
     *,
     references: References = None,
-    aliases: Sequence[str] | None = None,
-    tags: Sequence[str] | None = None,
+    aliases: str | Sequence[str] | None = None,
+    tags: str | Sequence[str] | None = None,
     metadata: Mapping[str, Any] | None = None,
     description: str | None = None,
     job_type: str | None = None,
@@ -129,7 +129,7 @@ def log_artifact(
     """
     with _artifact_run(job_type, project, entity, settings, store_block) as run:
         art = build_artifact(name, type, paths, references, metadata=metadata, description=description)
-        version = run.log_artifact(art, aliases=list(aliases or ()), tags=list(tags or ()))
+        version = run.log_artifact(art, aliases=aliases, tags=tags)
     return ArtifactRef.from_version(version)
 
 
@@ -224,8 +224,8 @@ def finish_artifact(
     parts: Sequence[ArtifactPart] | None = None,
     *,
     distributed_id: str | None = None,
-    aliases: Sequence[str] | None = None,
-    tags: Sequence[str] | None = None,
+    aliases: str | Sequence[str] | None = None,
+    tags: str | Sequence[str] | None = None,
     metadata: Mapping[str, Any] | None = None,
     description: str | None = None,
     job_type: str | None = None,
@@ -244,6 +244,6 @@ def finish_artifact(
     art = ap.Artifact(name, type=type, description=description, metadata=dict(metadata or {}))
     with _artifact_run(job_type, project, entity, settings, store_block) as run:
         version = run.finish_artifact(
-            art, distributed_id=_distributed_id(run, group), aliases=list(aliases or ()), tags=list(tags or ())
+            art, distributed_id=_distributed_id(run, group), aliases=aliases, tags=tags
         )
     return ArtifactRef.from_version(version)

@@ -14,7 +14,7 @@ import pytest
 
 import artifact_plugins as ap
 from artifact_plugins.core import transfer
-from artifact_plugins.core.errors import StoreError
+from artifact_plugins.core.errors import InvalidInputError, StoreError
 from artifact_plugins.core.storage.local import LocalStore
 
 FILES = {f"d{i % 3}/f{i}.bin": os.urandom(100 + i) for i in range(12)}
@@ -110,7 +110,7 @@ def test_an_existing_empty_root_and_a_root_that_is_a_file(tmp_path: Path) -> Non
     assert tree(empty) == FILES
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    with pytest.raises(StoreError, match=str(blocker)):
+    with pytest.raises(InvalidInputError, match=str(blocker)):
         v.download(blocker)
     assert blocker.read_text() == "not a directory"
     assert leftovers(tmp_path) == []

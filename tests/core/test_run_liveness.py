@@ -173,6 +173,7 @@ def test_an_open_run_in_this_process_reads_running() -> None:
 @pytest.mark.parametrize("value", ["soon", "0", "-5", "inf", "nan"])
 def test_a_bad_heartbeat_setting_is_refused_by_name(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARTIFACT_PLUGINS_HEARTBEAT_SECONDS", value)
-    with pytest.raises(InvalidConfigError, match=rf"ARTIFACT_PLUGINS_HEARTBEAT_SECONDS='{value}': invalid duration: expected a positive"):
+    expected = rf"ARTIFACT_PLUGINS_HEARTBEAT_SECONDS='{value}': invalid duration: expected a positive"
+    with pytest.raises(InvalidConfigError, match=expected):
         ap.init(job_type="never")
     assert ap.Api().runs() == []  # nothing half-written

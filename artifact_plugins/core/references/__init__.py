@@ -28,6 +28,7 @@ from .base import (
     TooManyObjectsError,
     fetch_tree,
     identity_digest,
+    is_unchecked,
     logger,
 )
 from .file import FileReferenceHandler
@@ -45,6 +46,7 @@ __all__ = [
     "TooManyObjectsError",
     "handler_for",
     "identity_digest",
+    "is_unchecked",
     "references_read_with",
     "verify_references",
 ]
@@ -76,6 +78,7 @@ def references_read_with(access: StoreAccess | None) -> Iterator[None]:
 def clear_handlers() -> None:
     """Forget the cached handlers (they hold endpoint configuration read from the environment)."""
     _HANDLERS.clear()
+
 
 #: Reference checks run this many HEADs at once.
 VERIFY_WORKERS = 16
@@ -229,10 +232,6 @@ class BucketReferenceHandler(ReferenceHandler):
         uri = self.object_uri(bucket, obj.key)
         return ManifestEntry(path=path, digest=self._digest(uri, obj), size=obj.size, ref=uri, extra=obj.extra)
 
-    @staticmethod
-    def _uri_only(entry: ManifestEntry) -> bool:
-        return entry.ref is not None and entry.digest == identity_digest(entry.ref)
-
     def entries(self, uri: str, name: str | None, checksum: bool, max_objects: int | None) -> list[ManifestEntry]:
         with self._guard(uri):
             return self._entries(uri, name, checksum, max_objects)
@@ -289,7 +288,7 @@ class BucketReferenceHandler(ReferenceHandler):
     def _fetch(self, entry: ManifestEntry, dest: str) -> None:
         assert entry.ref is not None
         bucket, key, pinned = self.split(entry.ref)
-        if self._uri_only(entry):  # checksum=False: whatever the URI names now
+        if is_unchecked(entry):  # checksum=False: whatever the URI names now
             obj = None if key.endswith("/") else self.stat(bucket, key, pinned)
             if obj is not None:
                 logger.warning(
@@ -321,7 +320,7 @@ class BucketReferenceHandler(ReferenceHandler):
     def _check(self, entry: ManifestEntry) -> Drift:
         assert entry.ref is not None
         bucket, key, pinned = self.split(entry.ref)
-        if self._uri_only(entry):
+        if is_unchecked(entry):
             if not key.endswith("/") and self.stat(bucket, key, pinned) is not None:
                 return "unchanged"
             prefix = key if not key or key.endswith("/") else key + "/"

@@ -39,6 +39,12 @@ def identity_digest(uri: str, *identity: object) -> str:
     return digest_bytes("\0".join(["ref", uri, *(str(i) for i in identity)]).encode())
 
 
+def is_unchecked(entry: ManifestEntry) -> bool:
+    """A reference logged with ``checksum=False``: its digest names the URI alone, so nothing tells
+    what it fetches now from what it named when logged."""
+    return entry.ref is not None and entry.digest == identity_digest(entry.ref)
+
+
 def fetch_tree(uri: str, dest: str, items: Iterable[tuple[str, Callable[[str], None]]]) -> int:
     """Write a ``checksum=False`` prefix reference as the directory ``dest``: one file per
     ``(relative path, write(path))`` item. Returns how many were written.

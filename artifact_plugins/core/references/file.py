@@ -12,7 +12,15 @@ from ..errors import InvalidInputError
 from ..hashing import hash_file
 from ..manifest import ManifestEntry
 from ..naming import join_entry_path, normalize_entry_path
-from .base import Drift, ReferenceChangedError, ReferenceHandler, TooManyObjectsError, fetch_tree, identity_digest
+from .base import (
+    Drift,
+    ReferenceChangedError,
+    ReferenceHandler,
+    TooManyObjectsError,
+    fetch_tree,
+    identity_digest,
+    is_unchecked,
+)
 
 
 def _path_of(uri: str) -> Path:
@@ -62,7 +70,7 @@ class FileReferenceHandler(ReferenceHandler):
     def fetch(self, entry: ManifestEntry, dest: str | os.PathLike[str]) -> None:
         assert entry.ref is not None
         src = _path_of(entry.ref)
-        if entry.size == 0 and entry.digest == identity_digest(entry.ref):  # checksum=False: the URI alone
+        if entry.size == 0 and is_unchecked(entry):  # checksum=False: the URI alone
             if src.is_dir():
                 files = sorted(p for p in src.rglob("*") if p.is_file())
                 fetch_tree(
@@ -87,7 +95,7 @@ class FileReferenceHandler(ReferenceHandler):
     def check(self, entry: ManifestEntry) -> Drift:
         assert entry.ref is not None
         src = _path_of(entry.ref)
-        if entry.size == 0 and entry.digest == identity_digest(entry.ref):
+        if entry.size == 0 and is_unchecked(entry):
             return "unchanged" if src.is_file() or (src.is_dir() and any(src.iterdir())) else "missing"
         if not src.is_file():
             return "missing"

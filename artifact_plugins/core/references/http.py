@@ -39,7 +39,7 @@ from ..manifest import ManifestEntry
 from ..naming import normalize_entry_path
 from ..redact import redact_uri
 from ..storage import with_retries
-from .base import Drift, ReferenceChangedError, ReferenceHandler, identity_digest
+from .base import Drift, ReferenceChangedError, ReferenceHandler, identity_digest, is_unchecked
 
 USER_AGENT = "artifact-plugins"
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
@@ -222,7 +222,7 @@ class HttpReferenceHandler(ReferenceHandler):
             streamed = self._stream(uri, out)
         if streamed is None:
             raise ReferenceChangedError(f"reference {redact_uri(uri)} is missing (404) since it was logged")
-        if entry.digest == identity_digest(uri):  # checksum=False: whatever the URL serves now
+        if is_unchecked(entry):  # checksum=False: whatever the URL serves now
             return
         info, body, size = streamed
         if self._digest(uri, info, body, size) != entry.digest:
@@ -242,7 +242,7 @@ class HttpReferenceHandler(ReferenceHandler):
         info = self._info(uri)
         if info is None:
             return "missing"
-        if entry.digest == identity_digest(uri):
+        if is_unchecked(entry):
             return "unchanged"
         size = info.size if info.size is not None else entry.size
         return "unchanged" if self._digest(uri, info, None, size) == entry.digest else "changed"
