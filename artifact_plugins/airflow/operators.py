@@ -10,6 +10,7 @@ event per logged version.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, BaseOperator
 
+from artifact_plugins.core.errors import InvalidInputError
 from artifact_plugins.core.naming import name_list
 
 from .assets import is_artifact_asset, parse_asset_uri
@@ -67,6 +69,29 @@ def _as_list(value: Any) -> list[Any]:
 def _opt_list(value: str | Sequence[str] | None) -> list[str] | None:
     """A templated list field: a single rendered string is one name."""
     return name_list(value) or None
+
+
+def _metadata(value: object) -> dict[str, Any]:
+    """The (rendered) ``metadata`` field as a dict. Templates render to strings unless the DAG sets
+    ``render_template_as_native_obj=True``: a string holding a JSON object is read as one."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = json.loads(value)
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(
+            f"metadata {value!r:.80} is not a mapping: give a dict or a JSON object (a template renders to a "
+            "string: use one that prints JSON, or render_template_as_native_obj=True on the DAG)"
+        )
+    return dict(value)
+
+
+def _spec_field(spec: Mapping[str, Any], key: str, field: str) -> Any:
+    """``spec[key]`` of one mapping item of ``paths``/``references``, or an error naming what is missing."""
+    if key not in spec:
+        raise InvalidInputError(f"{field} item {dict(spec)!r:.120} has no {key!r} (keys: {key}, name ...)")
+    return spec[key]
 
 
 class _ArtifactOperator(BaseOperator):
@@ -182,12 +207,10 @@ class LogArtifactOperator(_ArtifactOperator):
         """The :class:`~artifact_plugins.Artifact` described by the (rendered) fields."""
         import artifact_plugins as ap
 
-        art = ap.Artifact(
-            self.name, self.type, description=self.description, metadata=dict(self.metadata or {})
-        )
+        art = ap.Artifact(self.name, self.type, description=self.description, metadata=_metadata(self.metadata))
         for spec in _as_list(self.paths):
             if isinstance(spec, Mapping):
-                path, entry_name = spec["path"], spec.get("name")
+                path, entry_name = _spec_field(spec, "path", "paths"), spec.get("name")
             else:
                 path, entry_name = spec, None
             local = Path(os.fspath(path))
@@ -201,7 +224,7 @@ class LogArtifactOperator(_ArtifactOperator):
         for spec in _as_list(self.references):
             if isinstance(spec, Mapping):
                 options = {k: spec[k] for k in ("name", "checksum", "max_objects") if k in spec}
-                uri = spec["uri"]
+                uri = _spec_field(spec, "uri", "references")
             else:
                 uri, options = spec, {}
             art.add_reference(uri, **options)
@@ -211,10 +234,15 @@ class LogArtifactOperator(_ArtifactOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Log the artifact (or upsert this task's part of a distributed one)."""
         distributed = self.distributed or self.distributed_id is not None
-        if distributed and self.aliases:
-            raise ValueError(
-                f"artifact {self.name!r}: aliases of a distributed artifact are set by FinishArtifactOperator"
-            )
+        if distributed:
+            finish_fields = [f for f in ("aliases", "metadata", "description", "tags") if getattr(self, f)]
+            if finish_fields:
+                raise InvalidInputError(
+                    f"artifact {self.name!r}: {', '.join(finish_fields)} of a distributed artifact are set by "
+                    "FinishArtifactOperator (a part carries files only)"
+                )
+        if not _as_list(self.paths) and not _as_list(self.references):
+            raise InvalidInputError(f"artifact {self.name!r}: nothing to log; give paths or references")
         with self.artifact_run(context) as run:
             art = self.build_artifact()
             if distributed:
@@ -242,7 +270,9 @@ class FinishArtifactOperator(_ArtifactOperator):
     outlets to get the asset event of the finished version. The XCom return value describes it.
     """
 
-    template_fields: Sequence[str] = ("name", "type", "distributed_id", "aliases", "metadata", "description")
+    template_fields: Sequence[str] = (
+        "name", "type", "distributed_id", "aliases", "metadata", "description", "tags",
+    )
     template_fields_renderers = {"metadata": "json"}
 
     def __init__(
@@ -254,6 +284,7 @@ class FinishArtifactOperator(_ArtifactOperator):
         aliases: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         description: str | None = None,
+        tags: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -263,17 +294,20 @@ class FinishArtifactOperator(_ArtifactOperator):
         self.aliases = aliases
         self.metadata = metadata
         self.description = description
+        self.tags = tags
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Merge the parts and commit the version (a retried finish returns the version it made)."""
         import artifact_plugins as ap
 
         distributed_id = self.distributed_id or default_distributed_id(context)
-        art = ap.Artifact(self.name, self.type, description=self.description, metadata=dict(self.metadata or {}))
+        art = ap.Artifact(self.name, self.type, description=self.description, metadata=_metadata(self.metadata))
         with self.artifact_run(context) as run:
             # The core returns the version an earlier try already finished, and refuses to finish
             # when nothing was upserted.
-            version = run.finish_artifact(art, distributed_id=distributed_id, aliases=_opt_list(self.aliases))
+            version = run.finish_artifact(
+                art, distributed_id=distributed_id, aliases=_opt_list(self.aliases), tags=_opt_list(self.tags)
+            )
         payload = self.remember_version(version, produced=True)
         self.log.info("Finished artifact %s (%s): %s", version.qualified_name, version.digest, payload["url"])
         return payload
@@ -321,9 +355,18 @@ class UseArtifactOperator(_ArtifactOperator):
             events = []
         for event in reversed(events):
             qualified = (getattr(event, "extra", None) or {}).get("qualified_name")
-            if isinstance(qualified, str) and qualified:
+            if not isinstance(qualified, str) or not qualified:
+                continue
+            if qualified.rpartition(":")[0] == f"{entity}/{project}/{name}":
                 return qualified
-        return f"{entity}/{project}/{name}:latest"
+            # An event made by hand (the UI's "Create Event", the REST API) may name anything.
+            self.log.warning(
+                "ignoring an event on %s that names %r, a version of another artifact", self.artifact.uri, qualified
+            )
+        latest = f"{entity}/{project}/{name}:latest"
+        if events:
+            self.log.warning("no triggering event on %s names a version of it; using %s", self.artifact.uri, latest)
+        return latest
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Use the artifact; download it when ``download`` is set."""

@@ -47,12 +47,31 @@ def _postgres_url(conn: Any) -> str | None:
     return url.render_as_string(hide_password=False)
 
 
+def _extra(conn: Any, conn_id: str) -> dict[str, Any]:
+    """A connection's ``extra`` as a dict. Airflow reads malformed JSON as ``{}`` (logging an error)
+    and the task would run on the environment's settings instead: refuse it, without quoting it
+    (it may hold keys)."""
+    raw = conn.extra
+    if not raw:
+        return {}
+    try:
+        extra = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidConfigError(
+            f"connection {conn_id!r}: its extra is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+            "fix it in the connection"
+        ) from None
+    if not isinstance(extra, dict):
+        raise InvalidConfigError(f"connection {conn_id!r}: its extra must be a JSON object, not {type(extra).__name__}")
+    return extra
+
+
 def connection_settings(conn_id: str) -> dict[str, Any]:
     """The settings fields supplied by the Airflow connection ``conn_id``."""
     from airflow.sdk import Connection
 
     conn = Connection.get(conn_id)
-    extra = conn.extra_dejson or {}
+    extra = _extra(conn, conn_id)
     unknown = sorted(set(extra) - set(SETTINGS_FIELDS))
     if unknown:
         raise InvalidConfigError(
@@ -87,7 +106,7 @@ def aws_store_access(conn_id: str) -> StoreAccess:
     from airflow.sdk import Connection
 
     conn = Connection.get(conn_id)
-    extra = conn.extra_dejson or {}
+    extra = _extra(conn, conn_id)
     unknown = sorted(set(extra) - set(AWS_EXTRA_KEYS))
     if unknown:
         raise InvalidConfigError(
@@ -118,7 +137,7 @@ def gcp_store_access(conn_id: str) -> StoreAccess:
     from airflow.sdk import Connection
 
     conn = Connection.get(conn_id)
-    extra = {k.removeprefix(_GCP_LEGACY_PREFIX): v for k, v in (conn.extra_dejson or {}).items() if v not in (None, "")}
+    extra = {k.removeprefix(_GCP_LEGACY_PREFIX): v for k, v in _extra(conn, conn_id).items() if v not in (None, "")}
     unknown = sorted(set(extra) - set(GCP_EXTRA_KEYS))
     if unknown:
         raise InvalidConfigError(

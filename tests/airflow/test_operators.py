@@ -562,3 +562,79 @@ def test_postgres_connection_supplies_a_registry_url_that_is_redacted_when_descr
     monkeypatch.setenv("AIRFLOW_CONN_TYPO", json.dumps({"conn_type": "generic", "extra": {"regsitry": "x"}}))
     with pytest.raises(ValueError, match="regsitry"):
         connection_settings("typo")
+
+
+def test_a_connection_whose_extra_is_not_json_fails_the_task(
+    api: Any, dataset_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Airflow reads malformed extra as {} (logging an error): the task would log into the worker's
+    # default store and registry instead of the connection's.
+    monkeypatch.setenv("AIRFLOW_CONN_BROKEN_EXTRA", "generic://?__extra__=%7Bnot-json")
+    op = log_op(dataset_dir, artifact_conn_id="broken_extra")
+    with pytest.raises(ap.errors.InvalidConfigError, match=r"connection 'broken_extra': its extra is not valid JSON"):
+        op.execute(make_context(op))
+    assert api.artifact_versions("dataset", "bike-dataset") == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"distributed": True, "aliases": None, "tags": ["t"]}, "metadata, tags of a distributed"),
+        ({"paths": None}, "nothing to log; give paths or references"),
+        ({"metadata": "{'a': 1}"}, "metadata \"{'a': 1}\" is not a mapping"),
+        ({"paths": [{"name": "x"}]}, "paths item {'name': 'x'} has no 'path'"),
+        ({"paths": None, "references": [{"name": "x"}]}, "references item {'name': 'x'} has no 'uri'"),
+    ],
+)
+def test_operator_inputs_are_refused_naming_the_field(
+    api: Any, dataset_dir: Path, fields: dict[str, Any], message: str
+) -> None:
+    op = log_op(dataset_dir, **fields)
+    with pytest.raises(ap.errors.InvalidInputError) as info:
+        op.execute(make_context(op))
+    assert message in str(info.value)
+    assert api.artifact_versions("dataset", "bike-dataset") == []
+
+
+def test_metadata_rendered_as_a_json_string_is_read_as_an_object(api: Any, dataset_dir: Path) -> None:
+    op = log_op(dataset_dir, metadata='{"rows": 2, "day": "2026-01-01"}')
+    op.execute(make_context(op))
+    assert api.artifact("bike-dataset:v0").metadata == {"rows": 2, "day": "2026-01-01"}
+
+
+def test_finish_takes_tags(api: Any, tmp_path: Path) -> None:
+    _write_parts(tmp_path)
+    finish = FinishArtifactOperator(task_id="finish", name="bike-shards", type="dataset", tags=["nightly"])
+    finish.execute(make_context(finish))
+    assert api.artifact("bike-shards:v0").tags == ["nightly"]
+
+
+def test_use_by_asset_ignores_an_event_naming_another_artifact(api: Any, dataset_dir: Path, capsys: Any) -> None:
+    log = log_op(dataset_dir)
+    log.execute(make_context(log))
+    other = log_op(dataset_dir, name="other-dataset", outlets=[])
+    other.execute(make_context(other))
+
+    from airflow.sdk.api.datamodels._generated import AssetEventDagRunReference
+    from airflow.sdk.execution_time.comms import AssetEventDagRunReferenceResult
+
+    asset = artifact_asset("bike-dataset")
+    event = AssetEventDagRunReferenceResult.from_asset_event_dag_run_reference(
+        AssetEventDagRunReference.model_validate(
+            {
+                "asset": {"name": asset.name, "uri": asset.uri, "extra": {}},
+                "extra": {"qualified_name": "default/default/other-dataset:v0"},  # made by hand, say
+                "source_task_id": "manual",
+                "source_dag_id": DAG_ID,
+                "source_run_id": "earlier",
+                "source_map_index": -1,
+                "source_aliases": [],
+                "timestamp": "2026-01-01T00:00:00Z",
+            }
+        )
+    )
+    use = UseArtifactOperator(task_id="consume", artifact=asset, download=False)
+    used = use.execute(make_context(use, triggering_asset_events=TriggeringAssetEventsAccessor.build([event])))
+    assert used["qualified_name"] == "default/default/bike-dataset:v0"
+    printed = capsys.readouterr()
+    assert "names 'default/default/other-dataset:v0', a version of another artifact" in printed.out + printed.err
