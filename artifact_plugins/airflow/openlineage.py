@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from artifact_plugins.core.redact import redact_uri
 
@@ -35,6 +35,8 @@ class LineageDataset:
         if "://" not in location:
             return cls("file", location)
         parts = urlsplit(redact_uri(location))
+        if parts.scheme == "file" and parts.netloc in ("", "localhost"):  # the same file as its path
+            return cls("file", unquote(parts.path))
         netloc = parts.netloc.rsplit("@", 1)[-1]
         return cls(f"{parts.scheme}://{netloc}", parts.path.lstrip("/") or "/")
 

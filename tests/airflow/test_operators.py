@@ -638,3 +638,11 @@ def test_use_by_asset_ignores_an_event_naming_another_artifact(api: Any, dataset
     assert used["qualified_name"] == "default/default/bike-dataset:v0"
     printed = capsys.readouterr()
     assert "names 'default/default/other-dataset:v0', a version of another artifact" in printed.out + printed.err
+
+
+def test_a_file_reference_and_its_path_are_one_openlineage_dataset(tmp_path: Path) -> None:
+    from artifact_plugins.airflow.openlineage import LineageDataset
+
+    path = tmp_path / "a b.csv"
+    assert LineageDataset.for_location(path.as_uri()) == LineageDataset.for_location(str(path))
+    assert LineageDataset.for_location("s3://bucket/key.csv") == LineageDataset("s3://bucket", "key.csv")
