@@ -67,7 +67,8 @@ def preprocess(raw: ArtifactRef, workdir: str) -> ArtifactRef:
 
 @task(cache_policy=ArtifactDigests() + TASK_SOURCE, persist_result=True)
 def train(dataset: ArtifactRef, workdir: str) -> Path:
-    """Fit rentals ~ a*temperature + b by least squares; cached on the dataset's digest."""
+    """Fit rentals ~ a*temperature + b by least squares; cached on the dataset's digest and the
+    workdir (the cached result is a path in it): run twice with the same ``workdir`` for a hit."""
     assert dataset.path is not None, "train needs a downloaded dataset"
     rows = list(csv.DictReader((dataset.path / "train.csv").open()))
     xs = [float(r["temperature"]) for r in rows]

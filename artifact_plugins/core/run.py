@@ -349,14 +349,28 @@ class Run:
         distributed_id: str | None = None,
         aliases: Iterable[str] | None = None,
         tags: Iterable[str] | None = None,
+        *,
+        only_parts: Iterable[str] | None = None,
     ) -> ArtifactVersion:
         """Merge every part upserted under ``distributed_id`` (plus ``artifact``'s own entries) into one version.
 
         A finish retried after it succeeded returns the version it made; a finish with no parts
         and no entries of its own is an error (it never commits an empty version).
+        ``only_parts`` (part digests) merges those parts alone: an orchestrator that retries a whole
+        run under the same id (a Prefect flow retry) knows which parts its last attempt wrote,
+        while parts of a failed attempt are still open under the id. Every part is closed.
         """
         did = self._distributed_id(distributed_id)
         parts = self._client.registry.parts(self.entity, self.project, artifact.name, did)
+        if only_parts is not None and parts:
+            wanted = set(only_parts)
+            missing = wanted - {digest for digest, _, _ in parts}
+            if missing:
+                raise InvalidInputError(
+                    f"distributed artifact {artifact.name!r} ({did}) in {self.entity}/{self.project} has no open "
+                    f"part {sorted(missing)[0]}; was it upserted in another project, or finished already?"
+                )
+            parts = [part for part in parts if part[0] in wanted]
         if not parts and not artifact.pending:
             done = self._client.registry.finished_version(self.entity, self.project, artifact.name, did)
             if done is None:

@@ -6,8 +6,9 @@ without being told. The tasks return frozen dataclasses (:class:`ArtifactRef`,
 :class:`ArtifactPart`) that Prefect links to exactly the task run that produced them.
 
 Called through ``task.fn(...)`` or from plain code, the same functions work against the store
-with no Prefect side effects. Mapping-valued arguments (``metadata``, a ``{name: path}`` form of
-``paths``) must be wrapped in ``prefect.unmapped`` when the task is ``.map``-ped.
+with no Prefect side effects. When a task is ``.map``-ped, Prefect maps over every list, tuple
+and dict argument: one meant for every item (``metadata``, ``aliases=["prod", "reviewed"]``,
+``tags``, a ``{name: path}`` form of ``paths``) must be wrapped in ``prefect.unmapped``.
 """
 
 from __future__ import annotations
@@ -156,7 +157,8 @@ def use_artifact(
     with _artifact_run(job_type, project, entity, settings, store_block) as run:
         version = run.use_artifact(ref_string(ref))
         path = version.download(root=root, path_prefix=path_prefix) if download else None
-    return ArtifactRef.from_version(version, path=Path(path) if path is not None else None)
+    # Absolute: a downstream task may run in another working directory.
+    return ArtifactRef.from_version(version, path=Path(path).resolve() if path is not None else None)
 
 
 def _distributed_id(run: Run, explicit: str | None) -> str:
@@ -237,13 +239,30 @@ def finish_artifact(
     """Merge every part upserted under ``distributed_id`` into one version and return its ref.
 
     Pass the mapped ``upsert_artifact`` results as ``parts`` so the finish waits for them and the
-    Prefect graph shows the dependency; their distributed id is then used. Without parts or an
-    explicit id it defaults to the flow run id.
+    Prefect graph shows the dependency; their distributed id, project and entity are then used, and
+    only those parts are merged (after a flow retry, parts of the failed attempt are left out).
+    Without parts or an explicit id it defaults to the flow run id.
     """
-    group = _parts_distributed_id(name, list(parts or ()), distributed_id)
+    given = list(parts or ())
+    group = _parts_distributed_id(name, given, distributed_id)
+    if given:  # where the parts were written, unless told otherwise
+        project = project or _only({p.project for p in given}, name, "projects")
+        entity = entity or _only({p.entity for p in given}, name, "entities")
     art = ap.Artifact(name, type=type, description=description, metadata=dict(metadata or {}))
     with _artifact_run(job_type, project, entity, settings, store_block) as run:
         version = run.finish_artifact(
-            art, distributed_id=_distributed_id(run, group), aliases=aliases, tags=tags
+            art,
+            distributed_id=_distributed_id(run, group),
+            aliases=aliases,
+            tags=tags,
+            # A flow retry keeps the flow run id (the default distributed id): parts a failed
+            # attempt wrote are still open under it. Merge the ones this attempt was given.
+            only_parts=[p.digest for p in given] if given else None,
         )
     return ArtifactRef.from_version(version)
+
+
+def _only(values: set[str], name: str, what: str) -> str:
+    if len(values) > 1:
+        raise ValueError(f"finish_artifact({name!r}) was given parts from different {what}: {sorted(values)}")
+    return values.pop()

@@ -136,3 +136,17 @@ def test_parts_from_real_processes(tmp_path, api, monkeypatch):
     assert [x.version for x in api.artifact_versions("dataset", "shards")] == ["v0"]
     assert {r.job_type for r in api.runs(group="proc-group")} == {"writer", "finish"}
     assert len(api.runs(group="proc-group")) == 5
+
+
+def test_only_parts_merges_the_named_parts_and_closes_the_rest(tmp_path, api):
+    stale = part(tmp_path, "sel", {"a.txt": "old attempt"}, "stale")
+    fresh = part(tmp_path, "sel", {"a.txt": "new attempt"}, "fresh")
+    for art, job in ((stale, "w1"), (fresh, "w2")):
+        with ap.init(job_type=job) as run:
+            run.upsert_artifact(art, distributed_id="g")
+    with ap.init(job_type="finish") as run, pytest.raises(InvalidInputError, match="has no open part blake3:0"):
+        run.finish_artifact(ap.Artifact("sel", "dataset"), distributed_id="g", only_parts=["blake3:" + "0" * 64])
+    with ap.init(job_type="finish") as run:
+        v = run.finish_artifact(ap.Artifact("sel", "dataset"), distributed_id="g", only_parts=[fresh.digest])
+        assert run.open_parts("sel", "g") == 0
+    assert (v.download(tmp_path / "out") / "a.txt").read_text() == "new attempt"

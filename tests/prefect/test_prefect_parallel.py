@@ -11,7 +11,7 @@ from prefect.runtime import flow_run as runtime_flow_run
 from prefect_helpers import prefect_artifacts, read_events
 
 import artifact_plugins as ap
-from artifact_plugins.prefect import ArtifactPart, finish_artifact, upsert_artifact
+from artifact_plugins.prefect import ArtifactPart, ArtifactRef, finish_artifact, upsert_artifact
 from artifact_plugins.prefect.surfacing import artifact_key, collection_resource_id
 
 
@@ -65,3 +65,32 @@ def test_parts_of_another_distributed_id_are_refused(api: ap.Api, make_files: Ca
         raise AssertionError("mixed distributed ids were accepted")
     done = finish_artifact.fn("solo", "dataset", parts=[part])
     assert done.qualified_name == "default/default/solo:v0" and done.file_count == 1
+
+
+@flow(name="retried-writers", retries=1)
+def retried_writers(folder: str) -> ArtifactRef:
+    attempt = runtime_flow_run.run_count
+    paths = []
+    for i in range(3):  # the same names each attempt, new contents
+        path = Path(folder) / f"shard-{i}.txt"
+        path.write_text(f"attempt {attempt} shard {i}")
+        paths.append(str(path))
+    parts = upsert_artifact.map(name=unmapped("shards"), type=unmapped("dataset"), paths=paths, project=unmapped("p"))
+    parts.wait()
+    if attempt == 1:
+        raise RuntimeError("the flow fails after its writers ran")
+    return finish_artifact("shards", "dataset", parts=parts)  # no project=: the parts' is used
+
+
+def test_a_flow_retry_finishes_with_the_parts_of_its_last_attempt(api: ap.Api, tmp_path: Path) -> None:
+    # The flow run id (the default distributed id) survives a flow retry, so the failed attempt's
+    # parts are still open under it; merging them too gave six files or a path conflict.
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    ref = retried_writers(str(folder))
+    assert ref.qualified_name == "default/p/shards:v0"
+    version = ap.Api(project="p").artifact("shards:v0")
+    root = version.download(tmp_path / "out")
+    assert {p.name: p.read_text() for p in root.iterdir()} == {
+        f"shard-{i}.txt": f"attempt 2 shard {i}" for i in range(3)
+    }
