@@ -213,16 +213,6 @@ SNAPSHOT_MAX_FILES = 250_000
 SNAPSHOTS_KEPT = 64
 
 
-class FetchedFile(NamedTuple):
-    """A file a reference was fetched to: the reference entry's digest, the content digest of the
-    bytes written, and whether the file provably still holds them (same size and mtime as recorded,
-    and recorded outside the racy window) or must be hashed again to tell."""
-
-    ref_digest: str
-    content_digest: str
-    trusted: bool
-
-
 class ChecksumCache:
     """Digests of local files keyed by (device, inode, size, mtime_ns), shared by all processes.
 
@@ -250,8 +240,8 @@ class ChecksumCache:
                 "CREATE TABLE IF NOT EXISTS snapshots (key BLOB PRIMARY KEY, digests BLOB NOT NULL, at INTEGER)"
             )
             conn.execute(
-                "CREATE TABLE IF NOT EXISTS fetched_refs (dev INTEGER, ino INTEGER, size INTEGER, mtime_ns INTEGER, "
-                "ref_digest TEXT NOT NULL, content_digest TEXT NOT NULL, at INTEGER, PRIMARY KEY (dev, ino))"
+                "CREATE TABLE IF NOT EXISTS reference_fetches (dev INTEGER, ino INTEGER, ref_digest TEXT NOT NULL, "
+                "content_digest TEXT NOT NULL, PRIMARY KEY (dev, ino))"
             )
             self._conn, self._pid = conn, os.getpid()
         return self._conn
@@ -320,33 +310,27 @@ class ChecksumCache:
     # -- files fetched for references -------------------------------------------------------------
 
     def remember_fetched(self, items: Iterable[tuple[Stat, str, str]]) -> None:
-        """Record ``(stat, reference digest, content digest)``: the file with that stat received the
-        bytes of the reference entry with that digest (a digest of the object's remote identity, not
-        of its bytes), and those bytes hash to the content digest. Racy stats are recorded too, with
-        the time: :meth:`fetched` says which records may be trusted without hashing the file again."""
-        now = time.time_ns()
-        rows = [(s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns, ref, content, now) for s, ref, content in items]
+        """Record ``(stat, reference digest, content digest)``: the file (device and inode) received the
+        bytes of the reference entry with that digest (which names the object's identity, not its
+        bytes), and they hash to the content digest. Whether the file still holds them is the
+        content checksums' question (:meth:`lookup`, else hashing), not this record's."""
+        rows = [(s.st_dev, s.st_ino, ref, content) for s, ref, content in items]
         if rows:
-            self._write(
-                lambda conn: conn.executemany("INSERT OR REPLACE INTO fetched_refs VALUES (?,?,?,?,?,?,?)", rows)
-            )
+            sql = "INSERT OR REPLACE INTO reference_fetches VALUES (?,?,?,?)"
+            self._write(lambda conn: conn.executemany(sql, rows))
 
-    def fetched(self, stats: Sequence[Stat]) -> list[FetchedFile | None]:
-        """What :meth:`remember_fetched` recorded for each file (found by device and inode), if anything."""
-        out: list[FetchedFile | None] = [None] * len(stats)
+    def fetched(self, stats: Sequence[Stat]) -> list[tuple[str, str] | None]:
+        """``(reference digest, content digest)`` recorded for each file by :meth:`remember_fetched`, if any."""
+        out: list[tuple[str, str] | None] = [None] * len(stats)
         try:
             with self._lock:
                 conn = self._connect()
                 for i, st in enumerate(stats):
                     row = conn.execute(
-                        "SELECT size, mtime_ns, ref_digest, content_digest, at FROM fetched_refs "
-                        "WHERE dev = ? AND ino = ?",
+                        "SELECT ref_digest, content_digest FROM reference_fetches WHERE dev = ? AND ino = ?",
                         (st.st_dev, st.st_ino),
                     ).fetchone()
-                    if row is not None:
-                        size, mtime_ns, ref, content, at = row
-                        unchanged = size == st.st_size and mtime_ns == st.st_mtime_ns
-                        out[i] = FetchedFile(ref, content, unchanged and at - mtime_ns > RACY_WINDOW_NS)
+                    out[i] = (row[0], row[1]) if row is not None else None
         except sqlite3.Error:
             pass
         return out

@@ -13,7 +13,7 @@ from .artifact import PendingEntry
 from .cache import SMALL_BLOB
 from .client import Client
 from .download_claims import IN_ROOT_PREFIX, Claim, claim, remove_tagged, sweep
-from .errors import FileChangedError, InvalidInputError, InvalidPathError, StoreError
+from .errors import InvalidInputError, InvalidPathError, StoreError
 from .hashing import ChecksumCache, FileStat, Stat, compact_stat, hash_file
 from .manifest import ManifestEntry
 from .naming import normalize_entry_path
@@ -236,7 +236,7 @@ def _materialize(
                     # What the object's identity fetched, by content: the next download keeps the file
                     # while it still holds these bytes, and verify can check it.
                     content, st = hash_file(target)
-                    fetched_refs.append((compact_stat(st), entry.digest, content))
+                    fetched_refs.append((st, entry.digest, content))
                     written.append((compact_stat(st), content))
                 if target is not dest:
                     try:
@@ -261,74 +261,42 @@ def _present(cache: ChecksumCache, entries: Sequence[ManifestEntry], base: str) 
     """Which entries are already under ``base`` with the right content (stat + checksum cache, else hashed).
 
     A checked reference's digest names its object's identity, not its bytes: its file counts as
-    present when this machine fetched that object to it and it still holds those bytes
-    (:func:`fetched_contents`). An unchecked reference is always fetched again.
+    present when this machine fetched that object to it (:meth:`ChecksumCache.fetched`) and the
+    file still holds the bytes fetched. An unchecked reference is always fetched again.
     """
-    present = bytearray(len(entries))
     existing: list[tuple[int, FileStat]] = []
     for i, e in enumerate(entries):
+        if e.ref is not None and is_unchecked(e):
+            continue
         try:
             found = os.stat(f"{base}/{e.path}")
         except OSError:
             continue
         if stat_mod.S_ISREG(found.st_mode):
             existing.append((i, compact_stat(found)))
+    contents: dict[int, str] = {}
     if existing:
-        known = cache.lookup([st for _, st in existing])
-        rehash, refs = [], []
-        for (i, st), digest in zip(existing, known, strict=True):
-            entry = entries[i]
-            if entry.ref is not None and digest != entry.digest:
-                if not is_unchecked(entry):
-                    refs.append((i, st))
-            elif digest is not None:
-                present[i] = digest == entry.digest
-            elif st.st_size == entry.size:
+        rehash = []
+        for (i, st), digest in zip(existing, cache.lookup([st for _, st in existing]), strict=True):
+            if digest is not None:
+                contents[i] = digest
+            elif st.st_size == entries[i].size:
                 rehash.append((i, st))
-        if refs:
-            found_refs = [(entries[i], f"{base}/{entries[i].path}", st) for i, st in refs]
-            for (i, st), state in zip(refs, fetched_contents(cache, found_refs), strict=True):
-                if state is not None:
-                    present[i] = state[0] == state[1]
-                elif st.st_size == entries[i].size:  # a file:// reference's digest is its content's
-                    rehash.append((i, st))
         if rehash:
             results = [hash_file(f"{base}/{entries[i].path}", st) for i, st in rehash]
             cache.remember((st, d) for d, st in results)
-            for (i, _), (d, _) in zip(rehash, results, strict=True):
-                present[i] = d == entries[i].digest
+            contents.update((i, d) for (i, _), (d, _) in zip(rehash, results, strict=True))
+    present = bytearray(len(entries))
+    refs: list[tuple[int, FileStat]] = []
+    for i, st in existing:
+        if contents.get(i) == entries[i].digest:  # stored bytes, or a file:// reference's content digest
+            present[i] = 1
+        elif i in contents and entries[i].ref is not None:
+            refs.append((i, st))
+    if refs:
+        for (i, _), record in zip(refs, cache.fetched([st for _, st in refs]), strict=True):
+            present[i] = record == (entries[i].digest, contents[i])
     return present
-
-
-def fetched_contents(
-    cache: ChecksumCache, items: Sequence[tuple[ManifestEntry, str, FileStat]]
-) -> list[tuple[str, str] | None]:
-    """For files of checked references (``(entry, path, stat)``): ``(fetched, now)`` content digests
-    when this machine fetched the entry's object to that very file, else ``None`` (nothing tells
-    what bytes the object had). ``now`` is read from the checksum record while it can be trusted
-    (same size and mtime, recorded outside the racy window), else by hashing the file. A file that
-    still holds the fetched bytes is recorded again, trusted from then on."""
-    records = cache.fetched([st for _, _, st in items])
-    out: list[tuple[str, str] | None] = []
-    confirmed: list[tuple[Stat, str, str]] = []
-    for (entry, path, _), record in zip(items, records, strict=True):
-        if record is None or record.ref_digest != entry.digest:
-            out.append(None)
-            continue
-        if record.trusted:
-            out.append((record.content_digest, record.content_digest))
-            continue
-        try:
-            now, st = hash_file(path)
-        except (OSError, StoreError, FileChangedError):
-            out.append((record.content_digest, ""))
-            continue
-        out.append((record.content_digest, now))
-        if now == record.content_digest and not record.trusted:
-            confirmed.append((compact_stat(st), entry.digest, now))
-    if confirmed:
-        cache.remember_fetched(confirmed)
-    return out
 
 
 def _remove(path: str) -> None:
