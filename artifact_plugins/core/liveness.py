@@ -34,7 +34,6 @@ from .env import env_seconds
 
 logger = logging.getLogger("artifact_plugins")
 
-HEARTBEAT_ENV = "ARTIFACT_PLUGINS_HEARTBEAT_SECONDS"
 #: Renewals a lease outlasts: a run is declared dead only after this many missed beats
 #: (generous, as the lease is compared with the reader's clock, not the writer's).
 LEASE_BEATS = 5

@@ -17,9 +17,9 @@ _SECRET_WORDS |= {"authorization", "cookie"}
 #: ``<word>_key`` pairs that name a credential (``api_key``, ``aws_secret_access_key``, ``private_key``).
 _KEY_QUALIFIERS = {"api", "access", "private", "secret", "account", "signing", "encryption", "master"}
 #: Query or fragment parameters that carry a credential although no word of theirs says so: signed
-#: URLs (``sig``, ``X-Amz-Credential``, ``X-Goog-Signature``), API keys (``key``), resumable upload
-#: sessions (``upload_id``: whoever holds it can write to the session).
-_SECRET_PARAMS = {"sig", "signature", "key", "auth", "upload_id", "x-amz-credential", "x-goog-credential"}
+#: URLs (``sig``), API keys (``key``), resumable upload sessions (``upload_id``: whoever holds it can
+#: write to the session). ``X-Amz-Credential``, ``X-Goog-Signature`` ... end like a secret's name.
+_SECRET_PARAMS = {"sig", "key", "auth", "upload_id"}
 #: A last word ending like this names a credential even when glued to another (``sslpassword``).
 _SECRET_ENDINGS = ("password", "passwd", "secret", "token", "signature", "credential", "credentials")
 _PARAM = re.compile(r"(?<=[?&;#])(?P<name>[^&;=#?]+)=(?P<value>[^&;#]*)")

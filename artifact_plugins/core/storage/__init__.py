@@ -49,7 +49,6 @@ __all__ = [
     "open_store",
     "parallel_map",
     "parse_store_uri",
-    "scrub",
     "split_bucket_uri",
     "with_retries",
 ]
@@ -132,18 +131,13 @@ def split_bucket_uri(uri: str, scheme: str) -> tuple[str, str]:
     return bucket, key
 
 
-def scrub(text: str) -> str:
-    """``text`` with user info and secret query parameters removed from every URL in it."""
-    return redact_text(text)
-
-
 def _safe_cause(exc: BaseException) -> BaseException | None:
-    """``exc`` if no exception in its chain says something :func:`scrub` would hide, else ``None``."""
+    """``exc`` if no exception in its chain says something :func:`redact_text` would hide, else ``None``."""
     seen: set[int] = set()
     link: BaseException | None = exc
     while link is not None and id(link) not in seen:
         seen.add(id(link))
-        if scrub(str(link)) != str(link):
+        if redact_text(str(link)) != str(link):
             return None
         link = link.__cause__ or link.__context__
     return exc
@@ -383,7 +377,7 @@ class RemoteStore(BlobStore):
                 ) from exc
             # The backend's own message stays attached (for tracebacks) only if it holds no secret:
             # google-cloud-storage names resumable upload sessions, which grant writes, in its messages.
-            raise StoreError(f"cannot {verb} {key} in {self.uri}: {scrub(detail)}") from _safe_cause(exc)
+            raise StoreError(f"cannot {verb} {key} in {self.uri}: {redact_text(detail)}") from _safe_cause(exc)
 
     # -- BlobStore --------------------------------------------------------------------------------
 

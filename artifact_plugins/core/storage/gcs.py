@@ -44,7 +44,7 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 
 from ..env import env_flag, env_int, env_seconds, env_size, env_str
 from ..errors import InvalidConfigError
-from ..redact import redact_uri
+from ..redact import redact_text, redact_uri
 from . import (
     DEFAULT_TRANSFER_WORKERS,
     ByteCallback,
@@ -53,7 +53,6 @@ from . import (
     RemoteStore,
     lean_first,
     parallel_map,
-    scrub,
     split_bucket_uri,
 )
 from .gcs_lean import LeanGCS
@@ -79,7 +78,7 @@ def describe_error(exc: BaseException, credentials: str | None = None) -> tuple[
     """
     source = credentials or "Application Default Credentials"
     if isinstance(exc, api_exceptions.GoogleAPICallError):
-        detail = f"HTTP {exc.code}: {scrub(exc.message or '')}"
+        detail = f"HTTP {exc.code}: {redact_text(exc.message or '')}"
         if exc.code in (401, 403):
             detail += f"; check the credentials ({source}) and the bucket's IAM policy"
         return detail, is_not_found(exc)
@@ -92,10 +91,10 @@ def describe_error(exc: BaseException, credentials: str | None = None) -> tuple[
             False,
         )
     if isinstance(exc, requests.ConnectionError):
-        return f"cannot connect to Cloud Storage ({scrub(str(exc))}); retried and gave up", False
+        return f"cannot connect to Cloud Storage ({redact_text(str(exc))}); retried and gave up", False
     if isinstance(exc, OSError):
         return f"{exc.strerror or exc}", False
-    return f"{type(exc).__name__}: {scrub(str(exc))}", False
+    return f"{type(exc).__name__}: {redact_text(str(exc))}", False
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ from s3transfer.subscribers import BaseSubscriber
 
 from ..env import env_flag, env_int, env_seconds, env_size, env_str
 from ..errors import FileChangedError, InvalidConfigError
-from ..redact import has_credentials, redact_uri
+from ..redact import has_credentials, redact_text, redact_uri
 from . import (
     DEFAULT_TRANSFER_WORKERS,
     ByteCallback,
@@ -68,7 +68,6 @@ from . import (
     RemoteStore,
     lean_first,
     parallel_map,
-    scrub,
     split_bucket_uri,
     with_retries,
 )
@@ -145,12 +144,12 @@ def describe_error(exc: BaseException, credentials: str | None = None) -> tuple[
             False,
         )
     if isinstance(exc, EndpointConnectionError):
-        return f"cannot connect to the S3 endpoint ({scrub(str(exc))}); retried and gave up", False
+        return f"cannot connect to the S3 endpoint ({redact_text(str(exc))}); retried and gave up", False
     if isinstance(exc, BotoCoreError):
-        return f"{type(exc).__name__}: {scrub(str(exc))}", False
+        return f"{type(exc).__name__}: {redact_text(str(exc))}", False
     if isinstance(exc, OSError):
         return f"{exc.strerror or exc}", False
-    return f"{type(exc).__name__}: {scrub(str(exc))}", False
+    return f"{type(exc).__name__}: {redact_text(str(exc))}", False
 
 
 @dataclass(frozen=True)
