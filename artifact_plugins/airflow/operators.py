@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Asset, BaseOperator
 
 from artifact_plugins.core.errors import InvalidInputError
-from artifact_plugins.core.naming import name_list
 
 from .assets import is_artifact_asset, parse_asset_uri
 from .context import bound_context
@@ -64,11 +63,6 @@ def _as_list(value: Any) -> list[Any]:
     if isinstance(value, str | os.PathLike | Mapping):
         return [value]
     return list(value)
-
-
-def _opt_list(value: str | Sequence[str] | None) -> list[str] | None:
-    """A templated list field: a single rendered string is one name."""
-    return name_list(value) or None
 
 
 def _metadata(value: object) -> dict[str, Any]:
@@ -250,7 +244,7 @@ class LogArtifactOperator(_ArtifactOperator):
                 run.upsert_artifact(art, distributed_id=distributed_id)
                 self.log.info("Upserted a part of artifact %s (distributed id %s)", self.name, distributed_id)
                 return {"name": self.name, "type": self.type, "distributed_id": distributed_id, "part": True}
-            version = run.log_artifact(art, aliases=_opt_list(self.aliases), tags=_opt_list(self.tags))
+            version = run.log_artifact(art, aliases=self.aliases, tags=self.tags)
         payload = self.remember_version(version, produced=True)
         self.log.info("Logged artifact %s (%s): %s", version.qualified_name, version.digest, payload["url"])
         return payload
@@ -306,7 +300,7 @@ class FinishArtifactOperator(_ArtifactOperator):
             # The core returns the version an earlier try already finished, and refuses to finish
             # when nothing was upserted.
             version = run.finish_artifact(
-                art, distributed_id=distributed_id, aliases=_opt_list(self.aliases), tags=_opt_list(self.tags)
+                art, distributed_id=distributed_id, aliases=self.aliases, tags=self.tags
             )
         payload = self.remember_version(version, produced=True)
         self.log.info("Finished artifact %s (%s): %s", version.qualified_name, version.digest, payload["url"])

@@ -214,9 +214,14 @@ def _parts_distributed_id(name: str, parts: Sequence[ArtifactPart], explicit: st
         raise ValueError(f"finish_artifact({name!r}) was given parts of other artifacts: {sorted(names - {name})}")
     if explicit is not None:
         ids.add(explicit)
-    if len(ids) > 1:
-        raise ValueError(f"finish_artifact({name!r}) was given parts with different distributed ids: {sorted(ids)}")
-    return next(iter(ids), None)
+    return _one(ids, name, "distributed ids")
+
+
+def _one(values: set[str], name: str, what: str) -> str | None:
+    """The one value the parts given to ``finish_artifact(name)`` share (``None`` for no parts)."""
+    if len(values) > 1:
+        raise ValueError(f"finish_artifact({name!r}) was given parts with different {what}: {sorted(values)}")
+    return next(iter(values), None)
 
 
 @task(name="finish-artifact", task_run_name="finish-{name}", cache_policy=NO_CACHE)
@@ -246,8 +251,8 @@ def finish_artifact(
     given = list(parts or ())
     group = _parts_distributed_id(name, given, distributed_id)
     if given:  # where the parts were written, unless told otherwise
-        project = project or _only({p.project for p in given}, name, "projects")
-        entity = entity or _only({p.entity for p in given}, name, "entities")
+        project = project or _one({p.project for p in given}, name, "projects")
+        entity = entity or _one({p.entity for p in given}, name, "entities")
     art = ap.Artifact(name, type=type, description=description, metadata=dict(metadata or {}))
     with _artifact_run(job_type, project, entity, settings, store_block) as run:
         version = run.finish_artifact(
@@ -261,8 +266,3 @@ def finish_artifact(
         )
     return ArtifactRef.from_version(version)
 
-
-def _only(values: set[str], name: str, what: str) -> str:
-    if len(values) > 1:
-        raise ValueError(f"finish_artifact({name!r}) was given parts from different {what}: {sorted(values)}")
-    return values.pop()
