@@ -200,22 +200,16 @@ def test_missing_artifact_fails_naming_the_ref(api: Any) -> None:
         use.execute(make_context(use))
 
 
-def test_use_by_asset_pins_the_triggering_version(api: Any, dataset_dir: Path) -> None:
-    log = log_op(dataset_dir)
-    first = log.execute(make_context(log))
-    (dataset_dir / "rentals.csv").write_text("hour,rentals\n1,11\n")
-    second = log.execute(make_context(log))
-    assert (first["version"], second["version"]) == ("v0", "v1")
-
+def triggering_event(asset: Asset, extra: dict[str, Any]) -> Any:
+    """An asset event as a DAG run triggered by ``asset`` receives it, with ``extra``."""
     from airflow.sdk.api.datamodels._generated import AssetEventDagRunReference
     from airflow.sdk.execution_time.comms import AssetEventDagRunReferenceResult
 
-    asset = artifact_asset("bike-dataset")
-    event = AssetEventDagRunReferenceResult.from_asset_event_dag_run_reference(
+    return AssetEventDagRunReferenceResult.from_asset_event_dag_run_reference(
         AssetEventDagRunReference.model_validate(
             {
                 "asset": {"name": asset.name, "uri": asset.uri, "extra": {}},
-                "extra": {"qualified_name": first["qualified_name"], "version": "v0"},
+                "extra": extra,
                 "source_task_id": "log_dataset",
                 "source_dag_id": DAG_ID,
                 "source_run_id": "earlier",
@@ -225,6 +219,17 @@ def test_use_by_asset_pins_the_triggering_version(api: Any, dataset_dir: Path) -
             }
         )
     )
+
+
+def test_use_by_asset_pins_the_triggering_version(api: Any, dataset_dir: Path) -> None:
+    log = log_op(dataset_dir)
+    first = log.execute(make_context(log))
+    (dataset_dir / "rentals.csv").write_text("hour,rentals\n1,11\n")
+    second = log.execute(make_context(log))
+    assert (first["version"], second["version"]) == ("v0", "v1")
+
+    asset = artifact_asset("bike-dataset")
+    event = triggering_event(asset, {"qualified_name": first["qualified_name"], "version": "v0"})
     use = UseArtifactOperator(task_id="consume", artifact=asset, download=False)
     triggered = use.execute(make_context(use, triggering_asset_events=TriggeringAssetEventsAccessor.build([event])))
     assert triggered["version"] == "v0" and triggered["ref"] == first["qualified_name"]
@@ -615,24 +620,8 @@ def test_use_by_asset_ignores_an_event_naming_another_artifact(api: Any, dataset
     other = log_op(dataset_dir, name="other-dataset", outlets=[])
     other.execute(make_context(other))
 
-    from airflow.sdk.api.datamodels._generated import AssetEventDagRunReference
-    from airflow.sdk.execution_time.comms import AssetEventDagRunReferenceResult
-
     asset = artifact_asset("bike-dataset")
-    event = AssetEventDagRunReferenceResult.from_asset_event_dag_run_reference(
-        AssetEventDagRunReference.model_validate(
-            {
-                "asset": {"name": asset.name, "uri": asset.uri, "extra": {}},
-                "extra": {"qualified_name": "default/default/other-dataset:v0"},  # made by hand, say
-                "source_task_id": "manual",
-                "source_dag_id": DAG_ID,
-                "source_run_id": "earlier",
-                "source_map_index": -1,
-                "source_aliases": [],
-                "timestamp": "2026-01-01T00:00:00Z",
-            }
-        )
-    )
+    event = triggering_event(asset, {"qualified_name": "default/default/other-dataset:v0"})  # made by hand, say
     use = UseArtifactOperator(task_id="consume", artifact=asset, download=False)
     used = use.execute(make_context(use, triggering_asset_events=TriggeringAssetEventsAccessor.build([event])))
     assert used["qualified_name"] == "default/default/bike-dataset:v0"
