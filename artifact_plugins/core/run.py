@@ -547,12 +547,23 @@ def init(
             project or settings.project,
             explicit=bool(job_type or name or group),
         )
+        _tell_bound(provider, run)
     else:
         run = Run(
             client, _script_context(job_type, name, group), None, entity or settings.entity, project or settings.project
         )
     _current.set(run)
     return run
+
+
+def _tell_bound(provider: RunContextProvider, run: Run) -> None:
+    on_bound = getattr(provider, "on_bound", None)  # optional (RunContextProvider)
+    if on_bound is None:
+        return
+    try:
+        on_bound(run)
+    except Exception as exc:  # orchestrator side effects must never fail the run itself
+        logger.warning("%s hook on_bound failed: %s", type(provider).__name__, exc)
 
 
 def current_run() -> Run | None:

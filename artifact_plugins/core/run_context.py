@@ -63,7 +63,11 @@ class AliasMove:
 
 @runtime_checkable
 class RunContextProvider(Protocol):
-    """What an orchestrator adapter implements so the core binds runs to its steps."""
+    """What an orchestrator adapter implements so the core binds runs to its steps.
+
+    A provider may also define ``on_bound(run)``: :func:`artifact_plugins.init` calls it each
+    time it binds ``run`` to the provider's step (an adapter uses it to learn how the step ends).
+    """
 
     def current(self) -> RunContext | None:
         """The running step's identity, or ``None`` when not inside this orchestrator's step."""

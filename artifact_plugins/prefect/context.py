@@ -150,6 +150,16 @@ class PrefectRunContextProvider:
             default_distributed_id=flow_run_id,
         )
 
+    def on_bound(self, run: Run) -> None:
+        """Have Prefect report the task run's (or flow run's) final state to ``run`` when it ends."""
+        from .outcome import watch_outcome
+
+        task_ctx = _task_context()
+        if task_ctx is not None:
+            watch_outcome(task_ctx.task)
+        elif (flow_ctx := _flow_context()) is not None:
+            watch_outcome(flow_ctx.flow)
+
     def on_logged(self, run: Run, version: ArtifactVersion, *, created: bool) -> None:
         """Surface a committed version in Prefect (card, asset event, ``version.created`` event)."""
         if in_prefect_run():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
 from prefect import flow, task
 from prefect.runtime import flow_run as runtime_flow_run
@@ -11,6 +12,7 @@ from prefect.runtime import flow_run as runtime_flow_run
 import artifact_plugins as ap
 from artifact_plugins.core.run_context import RunContext, current_run_context
 from artifact_plugins.prefect.context import PrefectRunContextProvider
+from artifact_plugins.prefect.outcome import record_failed_run, record_finished_run
 
 
 def test_importing_the_provider_does_not_import_prefect() -> None:
@@ -92,3 +94,74 @@ def test_ap_init_inside_a_task_binds_to_the_task_run(api: ap.Api) -> None:
     first, second, orchestrator = init_twice_flow()
     assert first == second  # same task run -> same registry run
     assert orchestrator == "prefect"
+
+
+# --- the task's (or flow's) final state reaches the bound run ---------------------------------
+
+
+@task(name="fails-after-logging")
+def fails_after_logging(src: str) -> None:
+    with ap.init() as run:
+        art = ap.Artifact("late-failure", type="dataset")
+        art.add_dir(src)
+        run.log_artifact(art)
+    raise RuntimeError("the step fails after its artifact block ended")
+
+
+@task(name="fails-then-succeeds", retries=1, retry_delay_seconds=0)
+def fails_then_succeeds(src: str) -> None:
+    with ap.init() as run:
+        art = ap.Artifact("retried-output", type="dataset")
+        art.add_dir(src)
+        run.log_artifact(art)
+        if run.context.step["run_count"] == 1:
+            raise RuntimeError("the first attempt fails inside the block")
+
+
+@flow(name="outcome-flow")
+def outcome_flow(src: str) -> None:
+    fails_then_succeeds(src)
+    fails_after_logging(src)
+
+
+@flow(name="flow-level-failure")
+def flow_level_failure(src: str) -> None:
+    art = ap.Artifact("flow-level-output", type="dataset")
+    art.add_dir(src)
+    ap.log_artifact(art)  # at flow level: binds to the flow run and closes again
+    raise RuntimeError("the flow fails after logging")
+
+
+def _logged_by(api: ap.Api, name: str) -> str | None:
+    run = api.artifact(f"{name}:latest").logged_by()
+    return run.id if run is not None else None
+
+
+def test_the_final_state_of_the_task_run_is_the_runs_status(api: ap.Api, make_files: Any) -> None:
+    src = make_files("src", {"a.txt": "a"})
+    state = outcome_flow(str(src), return_state=True)
+    assert state.is_failed()
+
+    by_job = {r.job_type: r for r in api.runs(orchestrator="prefect")}
+    # The version was committed, the block ended cleanly, then the task failed: the run says so.
+    late = by_job["fails-after-logging"]
+    assert _logged_by(api, "late-failure") == late.id
+    assert late.status == "failed"
+    # The first attempt failed inside the block; the retry completed: the task run succeeded.
+    retried = by_job["fails-then-succeeds"]
+    assert retried.status == "finished" and retried.step["run_count"] == 2
+    assert _logged_by(api, "retried-output") == retried.id
+
+    # The hooks are added once per task, however many runs bind to it.
+    outcome_flow(str(src), return_state=True)
+    assert fails_after_logging.on_failure_hooks.count(record_failed_run) == 1
+    assert fails_after_logging.on_completion_hooks.count(record_finished_run) == 1
+
+
+def test_the_final_state_of_the_flow_run_is_the_flow_level_runs_status(api: ap.Api, make_files: Any) -> None:
+    src = make_files("src", {"a.txt": "a"})
+    state = flow_level_failure(str(src), return_state=True)
+    assert state.is_failed()
+    (run,) = api.runs(orchestrator="prefect", job_type="flow-level-failure")
+    assert _logged_by(api, "flow-level-output") == run.id
+    assert run.status == "failed"

@@ -851,7 +851,8 @@ class Registry:
         group_name: str | None = None,
         refresh_identity: bool = False,
     ) -> RunRecord:
-        """The run with ``run_key``, created on first use (one row per step execution).
+        """The run with ``run_key``, created on first use (one row per step execution); a
+        later bind reopens it and records ``step`` as the step's latest attempt.
 
         With ``refresh_identity`` an existing run takes the given job type, name and group
         (an explicit ``init(job_type=...)`` inside a step wins over the step's defaults).
@@ -884,7 +885,8 @@ class Registry:
                 )
             else:
                 rid = row
-                values: dict[Any, Any] = {tb.Run.status: RUNNING, tb.Run.finished_at: None, **held}
+                # The step's latest attempt describes it (a retried Prefect task run keeps its id).
+                values: dict[Any, Any] = {tb.Run.status: RUNNING, tb.Run.finished_at: None, tb.Run.step: step, **held}
                 if refresh_identity:
                     values.update({tb.Run.job_type: job_type, tb.Run.name: name, tb.Run.group: group})
                 conn.execute(update(tb.Run).where(tb.Run.id == rid).values(values))
