@@ -439,12 +439,20 @@ class Run:
         return self._edge_versions("used")
 
     def _notify(self, hook: str, version: ArtifactVersion, **kwargs: Any) -> None:
-        if self._provider is None:
-            return
-        try:
-            getattr(self._provider, hook)(self, version, **kwargs)
-        except Exception as exc:  # orchestrator side effects must never fail the log itself
-            logger.warning("%s hook %s failed: %s", type(self._provider).__name__, hook, exc)
+        if self._provider is not None:
+            _call_hook(self._provider, hook, self, version, **kwargs)
+
+
+def _call_hook(provider: RunContextProvider, hook: str, *args: Any, **kwargs: Any) -> None:
+    """Call ``provider.<hook>`` if it has one; a failure there is logged, never raised (an
+    orchestrator side effect must not fail the log, use or run it reports on)."""
+    fn = getattr(provider, hook, None)  # on_bound is optional (RunContextProvider)
+    if fn is None:
+        return
+    try:
+        fn(*args, **kwargs)
+    except Exception as exc:
+        logger.warning("%s hook %s failed: %s", type(provider).__name__, hook, exc)
 
 
 def store_then_record(
@@ -497,10 +505,7 @@ def notify_alias_moves(
             digest=target.digest if target else None,
             settings=client.settings,
         )
-        try:
-            provider.on_alias_moved(run, move)
-        except Exception as exc:
-            logger.warning("%s alias hook failed: %s", type(provider).__name__, exc)
+        _call_hook(provider, "on_alias_moved", run, move)
 
 
 class _CurrentRun(threading.local):
@@ -547,23 +552,13 @@ def init(
             project or settings.project,
             explicit=bool(job_type or name or group),
         )
-        _tell_bound(provider, run)
+        _call_hook(provider, "on_bound", run)
     else:
         run = Run(
             client, _script_context(job_type, name, group), None, entity or settings.entity, project or settings.project
         )
     _current.set(run)
     return run
-
-
-def _tell_bound(provider: RunContextProvider, run: Run) -> None:
-    on_bound = getattr(provider, "on_bound", None)  # optional (RunContextProvider)
-    if on_bound is None:
-        return
-    try:
-        on_bound(run)
-    except Exception as exc:  # orchestrator side effects must never fail the run itself
-        logger.warning("%s hook on_bound failed: %s", type(provider).__name__, exc)
 
 
 def current_run() -> Run | None:
