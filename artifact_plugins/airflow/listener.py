@@ -1,8 +1,8 @@
 """Task-instance listener: records the outcome of a try on its artifact run.
 
 Artifact calls inside a task (``ap.init()``, ``ap.log_artifact()``...) bind to a run of the
-task-instance try. Airflow calls this listener on the worker when the try succeeds, fails or is
-marked for retry, and the run takes that outcome — a try that logged and then failed shows as
+task-instance try. Airflow calls this listener on the worker when the try succeeds, skips itself,
+fails or is marked for retry, and the run takes that outcome — a try that logged and then failed shows as
 failed, never as still running or finished. Registered by
 :class:`~artifact_plugins.airflow.plugin.ArtifactPlugin`.
 """
@@ -27,6 +27,12 @@ class ArtifactRunListener:
     @hookimpl
     def on_task_instance_success(self, previous_state: Any, task_instance: Any) -> None:
         """The try succeeded: its open run (if any) is finished."""
+        self._close(task_instance, "finished")
+
+    @hookimpl
+    def on_task_instance_skipped(self, previous_state: Any, task_instance: Any) -> None:
+        """The try skipped itself (``AirflowSkipException``): it ended without error, so its run is
+        finished, even if the skip left a ``with ap.init()`` block by raising (which marked it failed)."""
         self._close(task_instance, "finished")
 
     @hookimpl

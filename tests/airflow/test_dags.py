@@ -169,9 +169,21 @@ def _faults_dag(tmp_path: Path) -> Any:
             raise RuntimeError("worker lost after the commit")
         return version.qualified_name
 
+    @task(outlets=[artifact_asset("skipped")])
+    def log_then_skip() -> None:
+        """Logs, then skips itself (e.g. "nothing new downstream"): the try ended, without error."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        with ap.init() as run:
+            art = ap.Artifact("skipped", "dataset")
+            art.add_file(data, name="payload.txt")
+            run.log_artifact(art)
+            raise AirflowSkipException("the data did not change")
+
     @dag(dag_id="artifact_faults", schedule=None)
     def faults() -> None:
         flaky_log()
+        log_then_skip()
         LogArtifactOperator(
             task_id="log_broken",
             name="broken",
@@ -228,6 +240,12 @@ def test_faults_retries_and_credentials(
     assert len(flaky_events) == 1
     assert flaky_events[0]["extra"]["try_number"] == 2 and flaky_events[0]["extra"]["created"] is False
     assert flaky_events[0]["extra"]["version"] == version.version
+
+    # A try that skips itself inside its run's block ends the run finished, not failed.
+    assert states[("log_then_skip", -1)][0] == "skipped"
+    (skipped,) = [r for r in api.runs(group=_group(dr)) if r.step["task_id"] == "log_then_skip"]
+    assert skipped.status == "finished"
+    assert api.artifact("skipped:latest").version == "v0"
 
     # A failing log leaves no version and no asset event; a missing ref fails naming the ref.
     import artifact_plugins as ap
