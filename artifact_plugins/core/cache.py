@@ -173,7 +173,7 @@ class DownloadCache:
                 os.unlink(tmp)
             raise (local_write_error(exc, self.root) or StoreError(f"download cache {self.root}: {exc}")) from exc
 
-    def fetch(self, digest: str, fill: Callable[[str], None]) -> Path:
+    def fetch(self, digest: str, fill: Callable[[str], object]) -> Path:
         """The cached blob, calling ``fill(tmp_path)`` to download it first when missing.
 
         The downloaded bytes are verified against ``digest`` before they enter the cache.

@@ -218,6 +218,7 @@ def _materialize(
             made.add(parent)
     written: list[tuple[Stat, str]] = []
     fetched_refs: list[tuple[Stat, str, str]] = []
+    remote = not client.store.is_local
     with progress_for(f"downloading {label}", total, len(todo)) as progress:
 
         def fetch(item: object) -> None:
@@ -229,9 +230,9 @@ def _materialize(
             else:
                 parent, _, name = dest.rpartition("/")
                 target = f"{parent}/.{name}.tmp-{token}"
-            counted = _FileProgress(progress)
+            counted = _FileProgress(progress) if remote else None  # only a remote store reports bytes
             try:
-                fetch_entry(client, entry, target, verify, on_bytes=counted)
+                landed = fetch_entry(client, entry, target, verify, on_bytes=counted)
                 if entry.ref is not None and not is_unchecked(entry) and os.path.isfile(target):
                     # What the object's identity fetched, by content: the next download keeps the file
                     # while it still holds these bytes, and verify can check it.
@@ -247,8 +248,12 @@ def _materialize(
                 _remove(target)
                 raise
             if entry.ref is None:  # a reference's digest describes its object's identity, not its bytes
-                written.append((compact_stat(os.stat(dest)), entry.digest))
-            counted.done(entry.size)
+                # The stat taken while writing holds for ``dest``: a rename keeps inode, size and mtime.
+                written.append((compact_stat(landed or os.stat(dest)), entry.digest))
+            if counted is None:
+                progress.advance(entry.size)
+            else:
+                counted.done(entry.size)
 
         try:
             _transfer(fetch, todo, client.store, total)
@@ -386,18 +391,20 @@ def fetch_entry(
     dest: str | os.PathLike[str],
     verify: bool = False,
     on_bytes: Callable[[int], None] | None = None,
-) -> None:
+) -> os.stat_result | None:
     """Write one entry's bytes to ``dest`` (not atomic: callers write to a temp name).
 
     ``on_bytes`` hears about bytes as a remote store downloads them (cache hits report nothing).
+    Returns ``dest``'s stat when it was taken while writing (small blobs of the local store).
     """
     if entry.ref is not None:
         handler_for(entry.ref, client.settings.store_access).fetch(entry, dest)
-        return
+        return None
     store = client.store
     key = blob_key(entry.digest)
-    if store.is_local:
-        store.get_file(key, dest)
+    landed: os.stat_result | None = None
+    if isinstance(store, LocalStore) and store.is_local:
+        landed = store.get_file(key, dest, size=entry.size)
     elif entry.size <= SMALL_BLOB:
         size = client.download_cache.fetch_small(entry.digest, lambda: store.get_bytes(key), dest)
         if on_bytes is not None:
@@ -409,7 +416,7 @@ def fetch_entry(
             # not also copied into the shared cache: a second full copy of every large file would
             # double the disk used and the time (files already in the destination are not fetched again).
             store.get_file(key, dest, size=entry.size, on_bytes=on_bytes, digest=entry.digest)
-            return
+            return None
         if cached is None:
             cached = client.download_cache.fetch(entry.digest, lambda tmp: store.get_file(key, tmp))
         from .storage.local import copy_file
@@ -424,3 +431,4 @@ def fetch_entry(
         actual, _ = hash_file(dest)
         if actual != entry.digest:
             raise IntegrityError(f"{entry.path}: stored bytes hash to {actual}, manifest says {entry.digest}")
+    return landed

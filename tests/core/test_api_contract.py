@@ -88,11 +88,28 @@ def test_an_entry_download_can_verify_the_bytes(make_tree, store_dir: Path, tmp_
     entry = v.get_entry("c.txt")
     blob = store_dir / "blobs" / "blake3" / entry.digest[7:9] / entry.digest[7:]
     blob.chmod(0o644)
-    blob.write_text("evil")
-    assert entry.download(tmp_path / "unchecked").read_text() == "evil"  # the store is trusted by default
+    assert entry.size == 1
+    blob.write_text("e")
+    assert entry.download(tmp_path / "unchecked").read_text() == "e"  # same size: the store is trusted by default
     with pytest.raises(IntegrityError):
         entry.download(tmp_path / "checked", verify=True)
     assert not (tmp_path / "checked" / "c.txt").exists()
+    blob.write_text("evil")  # another size: refused without hashing, nothing left behind
+    with pytest.raises(IntegrityError, match="holds more than 1 bytes where 1 were recorded"):
+        entry.download(tmp_path / "resized")
+    assert not (tmp_path / "resized" / "c.txt").exists()
+
+
+def test_a_large_blob_of_another_size_is_refused(make_tree, store_dir: Path, tmp_path: Path) -> None:
+    v = logged(make_tree, {"big.bin": b"x" * (2 * 2**20)})
+    entry = v.get_entry("big.bin")
+    blob = store_dir / "blobs" / "blake3" / entry.digest[7:9] / entry.digest[7:]
+    blob.chmod(0o644)
+    with blob.open("r+b") as f:
+        f.truncate(2**20)
+    with pytest.raises(IntegrityError, match=f"holds {2**20} bytes where {2 * 2**20} were recorded"):
+        v.download(tmp_path / "out")
+    assert not (tmp_path / "out" / "big.bin").exists()
 
 
 def test_alias_history_validates_the_alias(make_tree, api: ap.Api) -> None:

@@ -216,9 +216,9 @@ def test_a_slow_download_never_teaches_the_cache_a_reference_identity_as_content
 
     real_get = LocalStore.get_file
 
-    def slow_get(self, key, dest):  # a slow network: b.txt arrives well after a.csv was written
+    def slow_get(self, key, dest, **kwargs):  # a slow network: b.txt arrives well after a.csv was written
         time.sleep(1.2)
-        return real_get(self, key, dest)
+        return real_get(self, key, dest, **kwargs)
 
     monkeypatch.setattr(LocalStore, "get_file", slow_get)
     out = v.download(tmp_path / "out")
@@ -228,3 +228,29 @@ def test_a_slow_download_never_teaches_the_cache_a_reference_identity_as_content
     again = ap.Artifact("copy", "dataset")
     entry = again.add_file(out / "a.csv")
     assert entry.digest == digest_bytes(b"referenced bytes")
+
+
+@pytest.mark.parametrize("into", ["new", "existing"])
+def test_a_download_teaches_the_cache_the_files_it_wrote(make_tree, hash_calls, tmp_path, monkeypatch, into):
+    """What a download writes is known by its stat afterwards: adding the downloaded tree hashes nothing.
+
+    Small blobs of the local store are stat'ed from the open file while written (no path lookup);
+    the stat must be the destination's, through the rename a download into an existing directory makes.
+    """
+    files = {f"d{i % 2}/f{i}.txt": f"content {i}" for i in range(6)}
+    files["big.bin"] = os.urandom(2 * 2**20)  # above the small-blob size: copied, then stat'ed
+    src = make_tree("data", files)
+    art = ap.Artifact("ds", "dataset")
+    art.add_dir(src)
+    with ap.init() as run:
+        v = run.log_artifact(art)
+    monkeypatch.setattr(hashing, "RACY_WINDOW_NS", -1)  # remember files however fresh (they are ours)
+    out = tmp_path / "out"
+    if into == "existing":
+        out.mkdir()
+    v.download(out)
+    hash_calls.clear()
+    again = ap.Artifact("ds", "dataset")
+    again.add_dir(out)
+    assert hash_calls == []
+    assert again.digest == v.digest

@@ -57,12 +57,12 @@ def test_failed_download_into_new_root_keeps_what_arrived_and_a_retry_fetches_on
     real_get = LocalStore.get_file
     fetched: list[str] = []
 
-    def get_file(self: LocalStore, key: str, dest: Any) -> None:
+    def get_file(self: LocalStore, key: str, dest: Any, **kwargs: Any) -> Any:
         if key.endswith(broken):
             Path(dest).write_bytes(b"half")  # bytes written, then the store fails
             raise StoreError(f"blob {key} unreadable (injected)")
         fetched.append(key)
-        real_get(self, key, dest)
+        return real_get(self, key, dest, **kwargs)
 
     monkeypatch.setattr(LocalStore, "get_file", get_file)
     with pytest.raises(StoreError, match="injected"):
@@ -75,7 +75,7 @@ def test_failed_download_into_new_root_keeps_what_arrived_and_a_retry_fetches_on
     monkeypatch.setattr(LocalStore, "get_file", real_get)
     calls: list[str] = []
     monkeypatch.setattr(
-        LocalStore, "get_file", lambda self, key, dest: (calls.append(key), real_get(self, key, dest))[-1]
+        LocalStore, "get_file", lambda self, key, dest, **kw: (calls.append(key), real_get(self, key, dest, **kw))[-1]
     )
     v.download(root)
     assert tree(root) == FILES
@@ -126,11 +126,12 @@ from artifact_plugins.core.storage.local import LocalStore
 real = LocalStore.get_file
 stopped = []
 
-def get_file(self, key, dest):
-    real(self, key, dest)
+def get_file(self, key, dest, **kwargs):
+    landed = real(self, key, dest, **kwargs)
     if not stopped:
         stopped.append(key)
         os.kill(os.getpid(), signal.SIGSTOP)
+    return landed
 
 LocalStore.get_file = get_file
 ap.Api().artifact(sys.argv[1]).download(sys.argv[2])

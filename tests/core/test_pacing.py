@@ -150,10 +150,10 @@ def test_a_log_and_a_download_on_a_slow_disk_place_small_files_on_threads(
     def slowed(name: str) -> None:
         real = getattr(LocalStore, name)
 
-        def wrapper(self: LocalStore, *args: object, **kwargs: object) -> None:
+        def wrapper(self: LocalStore, *args: object, **kwargs: object) -> object:
             time.sleep(pacing.SLOW_ITEM_SECONDS * 3)
             placed_on[name].add(threading.current_thread().name)
-            real(self, *args, **kwargs)
+            return real(self, *args, **kwargs)
 
         monkeypatch.setattr(LocalStore, name, wrapper)
 

@@ -107,8 +107,11 @@ class BlobStore(ABC):
         """Read the whole object at ``key``."""
 
     @abstractmethod
-    def get_file(self, key: str, dest: str | os.PathLike[str]) -> None:
-        """Write the object at ``key`` to ``dest`` (the caller makes ``dest`` atomic)."""
+    def get_file(self, key: str, dest: str | os.PathLike[str]) -> os.stat_result | None:
+        """Write the object at ``key`` to ``dest`` (the caller makes ``dest`` atomic).
+
+        May return ``dest``'s stat when the store took it while writing (it saves the caller a
+        path lookup); ``None`` otherwise."""
 
     @abstractmethod
     def iter_objects(self, prefix: str) -> Iterator[StoredObject]:

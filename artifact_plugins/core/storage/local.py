@@ -11,7 +11,7 @@ from pathlib import Path
 
 from blake3 import blake3
 
-from ..errors import FileChangedError, StoreError
+from ..errors import FileChangedError, IntegrityError, StoreError
 from ..hashing import PREFIX, Stat, open_regular, read_small
 from ..hashing import read_fd as _read_fd
 from .base import BlobStore, StoredObject, local_write_error, temp_token
@@ -24,13 +24,21 @@ def copy_file(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None
     shutil.copyfile(src, dest)
 
 
-def write_new_file(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> None:
-    """Create ``path`` (which must not exist) holding ``data``, with as few system calls as possible."""
+def write_new_file(
+    path: str | os.PathLike[str], data: bytes, mode: int = 0o644, *, stat: bool = False
+) -> os.stat_result | None:
+    """Create ``path`` (which must not exist) holding ``data``, with as few system calls as possible.
+
+    With ``stat``, returns the new file's stat, taken from the open file (no second path lookup).
+    """
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        written = os.write(fd, data)
+        if written < len(data):  # short writes are rare: no memoryview per file otherwise
+            view = memoryview(data)[written:]
+            while view:
+                view = view[os.write(fd, view) :]
+        return os.fstat(fd) if stat else None
     finally:
         os.close(fd)
 
@@ -116,21 +124,38 @@ class LocalStore(BlobStore):
         except OSError as exc:
             raise self._error("read", key, exc) from exc
 
-    def get_file(self, key: str, dest: str | os.PathLike[str]) -> None:
+    def get_file(self, key: str, dest: str | os.PathLike[str], size: int | None = None) -> os.stat_result | None:
+        """Copy the blob to ``dest`` and return ``dest``'s stat (a small blob's is taken while writing it).
+
+        ``size``, the size the manifest records, saves a ``fstat``; a blob of another size is
+        refused with :class:`IntegrityError` (the store was altered). The caller removes ``dest``.
+        """
         try:
             src = self._prefix + key
             fd = os.open(src, os.O_RDONLY)
             try:
-                size = os.fstat(fd).st_size
-                data = _read_fd(fd, size) if size < SMALL_FILE else None
+                expected = os.fstat(fd).st_size if size is None else size
+                data = _read_fd(fd, expected) if expected < SMALL_FILE else None
             finally:
                 os.close(fd)
-            if data is not None:
-                write_new_file(dest, data)
-            else:
+            if data is None:
                 copy_file(src, dest)
+                landed = os.stat(dest)
+                self._check_size(key, landed.st_size, expected)
+                return landed
+            self._check_size(key, len(data), expected)
+            return write_new_file(dest, data, stat=True)
         except OSError as exc:
             raise (local_write_error(exc, dest) or self._error("read", key, exc)) from exc
+
+    def _check_size(self, key: str, found: int, expected: int) -> None:
+        """Refuse a blob whose size is not the recorded one (a small blob is read up to one byte past it)."""
+        if found != expected:
+            held = f"more than {expected}" if found > expected else str(found)
+            raise IntegrityError(
+                f"blob {key} in {self.root} holds {held} bytes where {expected} were recorded: the store was "
+                "altered; `artifacts verify <name:version>` lists what is damaged"
+            )
 
     def iter_objects(self, prefix: str) -> Iterator[StoredObject]:
         base = self._path(prefix)
