@@ -419,7 +419,8 @@ class Run:
         for path, e in merged.items():
             final._add_pending(sources.get(path) or PendingEntry(e))
         version = self.log_artifact(final, aliases=aliases, tags=tags)
-        self._client.registry.close_parts(self.entity, self.project, artifact.name, did, version.id)
+        writers = [run_id for _, _, run_id in parts if run_id is not None]
+        self._client.registry.close_parts(self.entity, self.project, artifact.name, did, version.id, writers)
         artifact._mark_logged(version)
         return version
 

@@ -150,3 +150,33 @@ def test_only_parts_merges_the_named_parts_and_closes_the_rest(tmp_path, api):
         v = run.finish_artifact(ap.Artifact("sel", "dataset"), distributed_id="g", only_parts=[fresh.digest])
         assert run.open_parts("sel", "g") == 0
     assert (v.download(tmp_path / "out") / "a.txt").read_text() == "new attempt"
+
+
+def test_part_writers_are_upstream_of_the_finished_version(tmp_path, api):
+    """Lineage reaches what each writer used: the runs whose parts were merged logged the version too.
+
+    A writer whose part was left out (``only_parts``: a failed attempt's) is not credited.
+    """
+    source = part(tmp_path, "raw", {"raw.txt": "raw rows"}, "raw")
+    with ap.init(job_type="ingest") as run:
+        raw = run.log_artifact(source)
+    writers = {}
+    for tag in ("w0", "w1", "stale"):
+        with ap.init(job_type=tag) as run:
+            run.use_artifact("raw:latest")
+            shard = part(tmp_path, "shards", {f"{tag}.txt": f"shard {tag}"}, tag)
+            run.upsert_artifact(shard, distributed_id="d")
+            writers[tag] = (run.id, shard.digest)
+    with ap.init(job_type="finish") as finisher:
+        v = finisher.finish_artifact(
+            ap.Artifact("shards", "dataset"), distributed_id="d", only_parts=[writers["w0"][1], writers["w1"][1]]
+        )
+    assert v.logged_by().id == finisher.id  # the version's creator is still the finishing run
+    graph = v.lineage("upstream", collapse="explode")
+    producers = {e.source for e in graph.edges if e.kind == "logged" and e.target == f"v:{v.id}"}
+    assert producers == {f"r:{finisher.id}", f"r:{writers['w0'][0]}", f"r:{writers['w1'][0]}"}
+    assert f"v:{raw.id}" in {n.id for n in graph.nodes}  # what the writers used is upstream
+    assert f"r:{writers['stale'][0]}" not in {n.id for n in graph.nodes}
+    for tag in ("w0", "w1"):
+        assert [x.version for x in api.run_logged_artifacts(writers[tag][0])] == [v.version]
+    assert api.run_logged_artifacts(writers["stale"][0]) == []

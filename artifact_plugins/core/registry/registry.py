@@ -1100,10 +1100,15 @@ class Registry:
 
         return self.read(fn)
 
-    def close_parts(self, entity: str, project: str, name: str, distributed_id: str, version_id: int) -> None:
-        """Mark a distributed artifact's open parts as merged into ``version_id``."""
+    def close_parts(
+        self, entity: str, project: str, name: str, distributed_id: str, version_id: int, writers: Iterable[str] = ()
+    ) -> None:
+        """Mark a distributed artifact's open parts as merged into ``version_id``; the ``writers``
+        (runs whose parts were merged) are recorded as having logged it, so lineage reaches them."""
 
         def fn(conn: Connection) -> None:
+            for run_id in dict.fromkeys(writers):
+                self._edge(conn, run_id, version_id, "logged")
             coll = self._parts_collection(conn, entity, project, name)
             if coll is not None:
                 conn.execute(
