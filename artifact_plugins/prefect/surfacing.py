@@ -337,43 +337,53 @@ def publish_collection_card(run: Run | None, entity: str, project: str, name: st
         artifact_key=artifact_key,
     )
     key = artifact_key(entity, project, name)
-    scope = _card_scope(key, markdown)
-    with _published_lock:
-        if _published.get(scope[0]) == scope[1]:
-            return
-    _create_markdown(
+    _publish_once(
+        key,
         markdown,
         f"{collection}: {newest.version} ({cards.short_digest(newest.digest)}) of {len(every)} version(s)",
         key=key,
         meta={"collection": collection, "latest_version": newest.version, "latest_digest": newest.digest},
     )
-    with _published_lock:
-        if len(_published) > 4096:
-            _published.clear()
-        _published[scope[0]] = scope[1]
+
+
+def publish_inputs_card(version: ArtifactVersion) -> None:
+    """Attach an inputs card to the consuming run: what it used and who produced it.
+
+    A run that uses the same version again (a second ``with ap.init()`` block in the task) gets
+    no second copy of the same card.
+    """
+    from . import cards
+
+    _publish_once(
+        f"inputs:{version.qualified_name}",
+        cards.inputs_markdown(version, artifact_key(version.entity, version.project, version.name)),
+        f"input artifact {version.qualified_name} ({cards.short_digest(version.digest)})",
+        meta={"qualified_name": version.qualified_name, "digest": version.digest},
+    )
 
 
 _published: dict[tuple[str, str], str] = {}
 _published_lock = threading.Lock()
 
 
-def _card_scope(key: str, markdown: str) -> tuple[tuple[str, str], str]:
-    """((current task run or flow run, card key), fingerprint of the card's markdown)."""
+def _publish_once(
+    card: str, markdown: str, description: str, *, key: str | None = None, meta: dict[str, str] | None = None
+) -> None:
+    """Create the markdown artifact, unless the current task run (or flow run) last published
+    exactly this ``markdown`` as ``card`` (a collection's key, or one version's inputs)."""
     from prefect.utilities.context import get_task_and_flow_run_ids
 
     task_run_id, flow_run_id = get_task_and_flow_run_ids()
-    return (str(task_run_id or flow_run_id), key), hashlib.blake2b(markdown.encode(), digest_size=16).hexdigest()
-
-
-def publish_inputs_card(version: ArtifactVersion) -> None:
-    """Attach an inputs card to the consuming run: what it used and who produced it."""
-    from . import cards
-
-    _create_markdown(
-        cards.inputs_markdown(version, artifact_key(version.entity, version.project, version.name)),
-        f"input artifact {version.qualified_name} ({cards.short_digest(version.digest)})",
-        meta={"qualified_name": version.qualified_name, "digest": version.digest},
-    )
+    scope = (str(task_run_id or flow_run_id), card)
+    fingerprint = hashlib.blake2b(markdown.encode(), digest_size=16).hexdigest()
+    with _published_lock:
+        if _published.get(scope) == fingerprint:
+            return
+    _create_markdown(markdown, description, key=key, meta=meta)
+    with _published_lock:
+        if len(_published) > 4096:
+            _published.clear()
+        _published[scope] = fingerprint
 
 
 def _api_for(run: Run | None) -> Api:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from prefect import flow, task
+from prefect.runtime import flow_run as runtime_flow_run
+from prefect_helpers import run_artifacts
+
 import artifact_plugins as ap
 from artifact_plugins.prefect import cards
 from artifact_plugins.prefect.surfacing import artifact_key, asset_uri, collection_resource_id
@@ -50,3 +54,29 @@ def test_inputs_card_and_helpers(api: ap.Api) -> None:
     assert cards.link("a]b", "http://x/y") == "[a\\]b](http://x/y)" and cards.link("a", None) == "a"
     url = cards.collection_url("inp-key")
     assert url is not None and url.endswith("/artifacts/key/inp-key")  # the test server has a UI URL
+
+
+@task(name="reads-twice")
+def reads_twice() -> None:
+    """Uses the same version in two blocks, then another version once."""
+    for _ in range(2):
+        with ap.init(job_type="reader") as run:
+            run.use_artifact("twice:v0")
+    with ap.init(job_type="reader") as run:
+        run.use_artifact("twice:v1")
+
+
+@flow(name="reads-twice-flow")
+def reads_twice_flow() -> str:
+    reads_twice()
+    return str(runtime_flow_run.id)
+
+
+def test_a_task_run_gets_one_inputs_card_per_version_it_used(api: ap.Api) -> None:
+    _log("twice", "one", "first")
+    _log("twice", "two", "second")
+    flow_run_id = reads_twice_flow()
+    inputs = [a for a in run_artifacts(flow_run_id) if a.key is None]
+    described = sorted(a.description or "" for a in inputs)
+    assert len(described) == 2, described
+    assert "default/default/twice:v0" in described[0] and "default/default/twice:v1" in described[1]
