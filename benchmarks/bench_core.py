@@ -58,14 +58,24 @@ def main() -> None:
         t = time.perf_counter()
         out = subprocess.run(
             [sys.executable, "-X", "importtime", "-c", "import artifact_plugins"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         import_s = statistics.median(
             [
-                float(subprocess.run(
-                    [sys.executable, "-c",
-                     "import time; t=time.perf_counter(); import artifact_plugins; print(time.perf_counter()-t)"],
-                    capture_output=True, text=True, check=True).stdout)
+                float(
+                    subprocess.run(
+                        [
+                            sys.executable,
+                            "-c",
+                            "import time; t=time.perf_counter(); import artifact_plugins; print(time.perf_counter()-t)",
+                        ],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    ).stdout
+                )
                 for _ in range(args.runs)
             ]
         )
@@ -79,13 +89,16 @@ def main() -> None:
         with open(big, "wb") as f:
             chunk = os.urandom(2**20)
             for i in range(big_bytes // 2**20):
-                f.write(chunk[i % 7:] + chunk[: i % 7])
+                f.write(chunk[i % 7 :] + chunk[: i % 7])
         hash_s = median_time(lambda: hash_file(big), args.runs)
         rows.append((f"BLAKE3 of {big_bytes >> 20} MiB", f"{big_bytes / hash_s / 1e9:.2f} GB/s", "target >= 3 GB/s"))
 
         cp_dest = work / "cp-dest.bin"
-        cp_s = median_time(lambda: subprocess.run(["cp", str(big), str(cp_dest)], check=True), args.runs,
-                           setup=lambda: cp_dest.unlink(missing_ok=True))
+        cp_s = median_time(
+            lambda: subprocess.run(["cp", str(big), str(cp_dest)], check=True),
+            args.runs,
+            setup=lambda: cp_dest.unlink(missing_ok=True),
+        )
 
         def fresh_store() -> None:
             shutil.rmtree(work / "store", ignore_errors=True)
@@ -98,8 +111,13 @@ def main() -> None:
 
         time.sleep(1.1)  # let the files age past the checksum cache's racy-timestamp window
         log_big_s = median_time(log_big, args.runs, setup=fresh_store)
-        rows.append((f"log {big_bytes >> 20} MiB file (new store)", f"{log_big_s:.2f} s",
-                     f"cp: {cp_s:.2f} s, ratio {log_big_s / cp_s:.2f} (target <= 1.5)"))
+        rows.append(
+            (
+                f"log {big_bytes >> 20} MiB file (new store)",
+                f"{log_big_s:.2f} s",
+                f"cp: {cp_s:.2f} s, ratio {log_big_s / cp_s:.2f} (target <= 1.5)",
+            )
+        )
 
         small = work / "small"
         small.mkdir()
@@ -124,8 +142,13 @@ def main() -> None:
             client.close_clients()
 
         first_s = median_time(log_small, args.runs, setup=cold_setup)
-        rows.append((f"first log {n_small} x 4 KiB", f"{n_small / first_s:,.0f} files/s ({first_s:.2f} s)",
-                     "target >= 5,000 files/s"))
+        rows.append(
+            (
+                f"first log {n_small} x 4 KiB",
+                f"{n_small / first_s:,.0f} files/s ({first_s:.2f} s)",
+                "target >= 5,000 files/s",
+            )
+        )
         log_small()
         relog_s = median_time(log_small, args.runs)
         rows.append((f"re-log unchanged {n_small} x 4 KiB", f"{relog_s:.3f} s", "target <= 0.5 s"))
@@ -134,18 +157,28 @@ def main() -> None:
         v = ap.Api().artifact("small:latest")
         dl_s = median_time(lambda: v.download(dl), args.runs, setup=lambda: shutil.rmtree(dl, ignore_errors=True))
         cp_small = work / "cp-small"
-        cp_small_s = median_time(lambda: subprocess.run(["cp", "-r", str(small), str(cp_small)], check=True),
-                                 args.runs, setup=lambda: shutil.rmtree(cp_small, ignore_errors=True))
-        rows.append((f"download {n_small} x 4 KiB from local store", f"{dl_s:.2f} s",
-                     f"cp -r: {cp_small_s:.2f} s, ratio {dl_s / cp_small_s:.2f}"))
+        cp_small_s = median_time(
+            lambda: subprocess.run(["cp", "-r", str(small), str(cp_small)], check=True),
+            args.runs,
+            setup=lambda: shutil.rmtree(cp_small, ignore_errors=True),
+        )
+        rows.append(
+            (
+                f"download {n_small} x 4 KiB from local store",
+                f"{dl_s:.2f} s",
+                f"cp -r: {cp_small_s:.2f} s, ratio {dl_s / cp_small_s:.2f}",
+            )
+        )
         redl_s = median_time(lambda: v.download(dl), args.runs)
         rows.append(("re-download (already present)", f"{redl_s:.3f} s", "stat-only via checksum cache"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     width = max(len(r[0]) for r in rows)
-    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; median of {args.runs} runs;"
-          f" {drop_page_cache_note()}")
+    print(
+        f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; median of {args.runs} runs;"
+        f" {drop_page_cache_note()}"
+    )
     for name, value, note in rows:
         print(f"{name:<{width}}  {value:>28}  {note}")
 

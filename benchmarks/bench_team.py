@@ -47,11 +47,15 @@ WORKER = textwrap.dedent(
 
 def concurrent_logs(registry: str, work: Path, procs: int, logs: int) -> float:
     """Wall seconds for ``procs`` processes to log ``logs`` versions each."""
-    env = {**os.environ, "ARTIFACT_PLUGINS_REGISTRY": registry, "ARTIFACT_PLUGINS_STORE": str(work / "store"),
-           "ARTIFACT_PLUGINS_CACHE_DIR": str(work / "cache"), "ARTIFACT_PLUGINS_CONFIG": str(work / "none.toml")}
+    env = {
+        **os.environ,
+        "ARTIFACT_PLUGINS_REGISTRY": registry,
+        "ARTIFACT_PLUGINS_STORE": str(work / "store"),
+        "ARTIFACT_PLUGINS_CACHE_DIR": str(work / "cache"),
+        "ARTIFACT_PLUGINS_CONFIG": str(work / "none.toml"),
+    }
     subprocess.run([sys.executable, "-c", "import artifact_plugins as ap; ap.Api()"], env=env, check=True)
-    ps = [subprocess.Popen([sys.executable, "-c", WORKER, str(i), str(logs), str(work)], env=env)
-          for i in range(procs)]
+    ps = [subprocess.Popen([sys.executable, "-c", WORKER, str(i), str(logs), str(work)], env=env) for i in range(procs)]
     while len(list(work.glob("ready-*"))) < procs:
         time.sleep(0.01)
     t = time.perf_counter()

@@ -35,8 +35,15 @@ from pathlib import Path
 from typing import Any
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 PROJECT = "bench"
 
 
@@ -50,17 +57,39 @@ def build_lineage(registry: Any, pipelines: int) -> int:
     made = 0
 
     def run(key: str, job: str, group: str | None) -> str:
-        return str(registry.ensure_run(run_key=key, orchestrator="prefect", job_type=job, name=key, group=group,
-                                       entity="default", project=PROJECT, url=f"https://prefect.example/runs/{key}",
-                                       group_url=None, step={"task_name": job, "flow_name": "pipeline"}).id)
+        return str(
+            registry.ensure_run(
+                run_key=key,
+                orchestrator="prefect",
+                job_type=job,
+                name=key,
+                group=group,
+                entity="default",
+                project=PROJECT,
+                url=f"https://prefect.example/runs/{key}",
+                group_url=None,
+                step={"task_name": job, "flow_name": "pipeline"},
+            ).id
+        )
 
     def log(run_id: str, name: str, type_: str, n: int) -> int:
         nonlocal made
         made += 1
-        res = registry.commit_version(entity="default", project=PROJECT, name=name, type=type_, digest=fake_digest(n),
-                                      manifest_key=f"manifests/none/{n}.json.gz", size=1000 + n, file_count=3,
-                                      description=f"{name} from {run_id}", metadata={"n": n}, aliases=[], tags=[],
-                                      run_id=run_id)
+        res = registry.commit_version(
+            entity="default",
+            project=PROJECT,
+            name=name,
+            type=type_,
+            digest=fake_digest(n),
+            manifest_key=f"manifests/none/{n}.json.gz",
+            size=1000 + n,
+            file_count=3,
+            description=f"{name} from {run_id}",
+            metadata={"n": n},
+            aliases=[],
+            tags=[],
+            run_id=run_id,
+        )
         registry.finish_run(run_id, "finished")
         return int(res.version.id)
 
@@ -120,29 +149,64 @@ def build_filler(registry: Any, count: int) -> None:
     base = 1_000_000
     for ci, size in enumerate(sizes):
         name = "big-collection" if ci == 0 else f"filler-{ci:03d}"
-        first = registry.commit_version(entity="default", project=PROJECT, name=name, type="filler" if ci else "table",
-                                        digest=fake_digest(base), manifest_key="manifests/none.json.gz", size=1,
-                                        file_count=1, description=None, metadata={}, aliases=[], tags=[], run_id=None)
+        first = registry.commit_version(
+            entity="default",
+            project=PROJECT,
+            name=name,
+            type="filler" if ci else "table",
+            digest=fake_digest(base),
+            manifest_key="manifests/none.json.gz",
+            size=1,
+            file_count=1,
+            description=None,
+            metadata={},
+            aliases=[],
+            tags=[],
+            run_id=None,
+        )
         base += 1
         coll_id = first.version.collection_id
 
         def fn(conn: Any, coll_id: int = coll_id, size: int = size, start: int = base) -> None:
             rows = [
-                {"collection_id": coll_id, "index": k, "digest": fake_digest(start + k), "manifest_key": "m",
-                 "size": 100 + k, "file_count": 1, "state": "committed", "description": None,
-                 "metadata": {"k": k}, "created_at": now, "ttl_seconds": None, "created_by": None}
+                {
+                    "collection_id": coll_id,
+                    "index": k,
+                    "digest": fake_digest(start + k),
+                    "manifest_key": "m",
+                    "size": 100 + k,
+                    "file_count": 1,
+                    "state": "committed",
+                    "description": None,
+                    "metadata": {"k": k},
+                    "created_at": now,
+                    "ttl_seconds": None,
+                    "created_by": None,
+                }
                 for k in range(1, size)
             ]
             if rows:
                 conn.execute(insert(m.Version), rows)
             q = select(m.Version.index, m.Version.id).where(m.Version.collection_id == coll_id)
             ids = {index: vid for index, vid in conn.execute(q)}
-            events = [{"collection_id": coll_id, "alias": "latest", "version_id": ids[k],
-                       "previous_version_id": ids[k - 1], "at": now, "run_id": None} for k in range(1, size)]
+            events = [
+                {
+                    "collection_id": coll_id,
+                    "alias": "latest",
+                    "version_id": ids[k],
+                    "previous_version_id": ids[k - 1],
+                    "at": now,
+                    "run_id": None,
+                }
+                for k in range(1, size)
+            ]
             if events:
                 conn.execute(insert(m.AliasEvent), events)
-            conn.execute(update(m.Alias).where(m.Alias.collection_id == coll_id, m.Alias.alias == "latest")
-                         .values(version_id=ids[size - 1]))
+            conn.execute(
+                update(m.Alias)
+                .where(m.Alias.collection_id == coll_id, m.Alias.alias == "latest")
+                .values(version_id=ids[size - 1])
+            )
             conn.execute(update(m.Collection).where(m.Collection.id == coll_id).values(next_index=size))
 
         registry.write(fn)
@@ -157,8 +221,21 @@ def serve() -> tuple[subprocess.Popen[bytes], int]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "artifact_plugins.web:create_app",
-                             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"])
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "artifact_plugins.web:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
+    )
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -241,8 +318,10 @@ def time_browser(port: int, runs: int) -> list[tuple[str, float, float, str]]:
                 lin = timings.get("lineage")
                 inpage.append(lin["drawnAt"] if lin else timings["readyAt"])
                 if lin:
-                    detail = (f"{lin['nodes']} nodes/{lin['edges']} edges: fetch {lin['fetchMs']:.0f} ms, "
-                              f"layout+draw {lin['layoutAndDrawMs']:.0f} ms")
+                    detail = (
+                        f"{lin['nodes']} nodes/{lin['edges']} edges: fetch {lin['fetchMs']:.0f} ms, "
+                        f"layout+draw {lin['layoutAndDrawMs']:.0f} ms"
+                    )
                 page.close()
             out.append((label, statistics.median(walls), statistics.median(inpage), detail))
         browser.close()
@@ -279,8 +358,11 @@ def main() -> None:
             build_corpus(args.files, work)
             build_filler(registry, max(0, args.versions - made - 2))
         total = sum(c.version_count for c in registry.collections("default", None, None))
-        print(f"registry: {total} versions ({'built' if fresh else 'reused'} in {time.perf_counter() - t:.1f} s) "
-              f"at {work}", flush=True)
+        print(
+            f"registry: {total} versions ({'built' if fresh else 'reused'} in {time.perf_counter() - t:.1f} s) "
+            f"at {work}",
+            flush=True,
+        )
 
         server, port = serve()
         try:

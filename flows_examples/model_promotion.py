@@ -73,8 +73,9 @@ def promote(candidate: str, alias: str, max_mae: float) -> str | None:
 
 
 @flow(name="promote-model")
-def promote_model(candidate: str = f"{PROJECT}/{MODEL}:candidate", alias: str = "production",
-                  max_mae: float = 10.0) -> str | None:
+def promote_model(
+    candidate: str = f"{PROJECT}/{MODEL}:candidate", alias: str = "production", max_mae: float = 10.0
+) -> str | None:
     """Promote the candidate when it is good enough."""
     return promote(candidate, alias, max_mae)
 
@@ -87,8 +88,9 @@ def deploy_model(model: str) -> str:
     return ref.qualified_name
 
 
-def production_automation(deployment_id: UUID, alias: str = "production",
-                          collection: str = f"default.{PROJECT}.{MODEL}") -> Automation:
+def production_automation(
+    deployment_id: UUID, alias: str = "production", collection: str = f"default.{PROJECT}.{MODEL}"
+) -> Automation:
     """An automation that runs ``deployment_id`` whenever ``alias`` moves in ``collection``.
 
     ``collection`` is ``<entity>.<project>.<name>`` as in the event resource id; a trailing

@@ -88,9 +88,7 @@ def evaluate(model: ArtifactRef, dataset: ArtifactRef) -> float:
     assert model.path is not None and dataset.path is not None
     params = json.loads((model.path / "model.json").read_text())
     rows = list(csv.DictReader((dataset.path / "test.csv").open()))
-    errors = [
-        abs(params["slope"] * float(r["temperature"]) + params["intercept"] - float(r["rentals"])) for r in rows
-    ]
+    errors = [abs(params["slope"] * float(r["temperature"]) + params["intercept"] - float(r["rentals"])) for r in rows]
     return sum(errors) / max(len(errors), 1)
 
 

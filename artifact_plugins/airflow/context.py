@@ -39,9 +39,7 @@ DEFAULT_BASE_URL = "http://localhost:8080/"
 # The task context an operator is executing with. Operators set it around their work so that the
 # provider also recognises a hand-built context (unit tests calling ``execute()`` directly);
 # otherwise the provider asks Airflow for the current task context.
-_explicit_context: ContextVar[Mapping[str, Any] | None] = ContextVar(
-    "artifact_plugins_airflow_ctx", default=None
-)
+_explicit_context: ContextVar[Mapping[str, Any] | None] = ContextVar("artifact_plugins_airflow_ctx", default=None)
 
 
 @contextlib.contextmanager
@@ -88,9 +86,7 @@ def dag_run_url(dag_id: str, run_id: str, base_url: str | None = None) -> str:
     return f"{base}/dags/{quote(dag_id)}/runs/{quote(run_id)}"
 
 
-def task_instance_url(
-    dag_id: str, run_id: str, task_id: str, map_index: int = -1, base_url: str | None = None
-) -> str:
+def task_instance_url(dag_id: str, run_id: str, task_id: str, map_index: int = -1, base_url: str | None = None) -> str:
     """Deep link to a task-instance page; mapped instances get the ``/mapped/<index>`` suffix."""
     mapped = f"/mapped/{map_index}" if map_index is not None and map_index >= 0 else ""
     return f"{dag_run_url(dag_id, run_id, base_url)}/tasks/{quote(task_id)}{mapped}"
@@ -112,9 +108,7 @@ def _ti_identity(context: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _run_key(step: Mapping[str, Any]) -> str:
-    return (
-        f"airflow:{step['dag_id']}/{step['run_id']}/{step['task_id']}/{step['map_index']}/{step['try_number']}"
-    )
+    return f"airflow:{step['dag_id']}/{step['run_id']}/{step['task_id']}/{step['map_index']}/{step['try_number']}"
 
 
 def run_key_for(task_instance: Any) -> str:
@@ -203,7 +197,10 @@ def _declared_outlet(context: Mapping[str, Any], version: ArtifactVersion) -> An
         logger.warning(
             "artifact %s was logged but no outlet of this task is artifact_asset(%r, project=%r, entity=%r); "
             "no asset event emitted for it",
-            version.qualified_name, version.name, version.project, version.entity,
+            version.qualified_name,
+            version.name,
+            version.project,
+            version.entity,
         )
     return None
 

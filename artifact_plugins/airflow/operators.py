@@ -116,9 +116,7 @@ class _ArtifactOperator(BaseOperator):
         self._lineage_outputs: list[LineageDataset] = []
 
     @contextlib.contextmanager
-    def artifact_run(
-        self, context: Context, *, project: str | None = None, entity: str | None = None
-    ) -> Iterator[Run]:
+    def artifact_run(self, context: Context, *, project: str | None = None, entity: str | None = None) -> Iterator[Run]:
         """An artifact run bound to this task-instance try, finished (or failed) on exit.
 
         ``project``/``entity`` are fallbacks for when the operator was given none. With
@@ -129,12 +127,15 @@ class _ArtifactOperator(BaseOperator):
 
         self._lineage_inputs, self._lineage_outputs = [], []
         settings = resolve_settings(self.artifact_conn_id, self.aws_conn_id, self.gcp_conn_id)
-        with bound_context(context), ap.init(
-            job_type=self.job_type,
-            project=self.project or project,
-            entity=self.entity or entity,
-            settings=settings,
-        ) as run:
+        with (
+            bound_context(context),
+            ap.init(
+                job_type=self.job_type,
+                project=self.project or project,
+                entity=self.entity or entity,
+                settings=settings,
+            ) as run,
+        ):
             yield run
 
     def remember_version(self, version: ArtifactVersion, *, produced: bool) -> dict[str, Any]:
@@ -166,7 +167,15 @@ class LogArtifactOperator(_ArtifactOperator):
     """
 
     template_fields: Sequence[str] = (
-        "name", "type", "paths", "references", "aliases", "metadata", "description", "distributed_id", "tags",
+        "name",
+        "type",
+        "paths",
+        "references",
+        "aliases",
+        "metadata",
+        "description",
+        "distributed_id",
+        "tags",
     )
     template_fields_renderers = {"metadata": "json"}
 
@@ -265,7 +274,13 @@ class FinishArtifactOperator(_ArtifactOperator):
     """
 
     template_fields: Sequence[str] = (
-        "name", "type", "distributed_id", "aliases", "metadata", "description", "tags",
+        "name",
+        "type",
+        "distributed_id",
+        "aliases",
+        "metadata",
+        "description",
+        "tags",
     )
     template_fields_renderers = {"metadata": "json"}
 
@@ -299,9 +314,7 @@ class FinishArtifactOperator(_ArtifactOperator):
         with self.artifact_run(context) as run:
             # The core returns the version an earlier try already finished, and refuses to finish
             # when nothing was upserted.
-            version = run.finish_artifact(
-                art, distributed_id=distributed_id, aliases=self.aliases, tags=self.tags
-            )
+            version = run.finish_artifact(art, distributed_id=distributed_id, aliases=self.aliases, tags=self.tags)
         payload = self.remember_version(version, produced=True)
         self.log.info("Finished artifact %s (%s): %s", version.qualified_name, version.digest, payload["url"])
         return payload

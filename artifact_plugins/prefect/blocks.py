@@ -58,13 +58,9 @@ class ArtifactStore(Block):
     entity: str | None = Field(default=None, description="Default entity for artifact names.")
     project: str | None = Field(default=None, description="Default project for artifact names.")
     cache_dir: str | None = Field(default=None, description="Local download cache directory.")
-    cache_max_bytes: str | None = Field(
-        default=None, description="Bound of the local download cache, e.g. '10GiB'."
-    )
+    cache_max_bytes: str | None = Field(default=None, description="Bound of the local download cache, e.g. '10GiB'.")
     aws_access_key_id: str | None = Field(default=None, description="Access key id for an s3:// store.")
-    aws_secret_access_key: SecretStr | None = Field(
-        default=None, description="Secret access key for an s3:// store."
-    )
+    aws_secret_access_key: SecretStr | None = Field(default=None, description="Secret access key for an s3:// store.")
     aws_session_token: SecretStr | None = Field(default=None, description="Session token, with temporary keys.")
     region_name: str | None = Field(default=None, description="Region of an s3:// store's bucket.")
     endpoint_url: str | None = Field(

@@ -265,4 +265,3 @@ def finish_artifact(
             only_parts=[p.digest for p in given] if given else None,
         )
     return ArtifactRef.from_version(version)
-

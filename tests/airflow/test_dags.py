@@ -284,8 +284,12 @@ def test_s3_store_through_airflow_connections(
     @dag(dag_id="artifact_s3_connections", schedule=None)
     def s3_connections() -> None:
         log = LogArtifactOperator(
-            task_id="log", name="rentals", type="dataset", paths=[str(data)],
-            outlets=[artifact_asset("rentals", project="lake")], **conns,
+            task_id="log",
+            name="rentals",
+            type="dataset",
+            paths=[str(data)],
+            outlets=[artifact_asset("rentals", project="lake")],
+            **conns,
         )
         use = UseArtifactOperator(task_id="use", artifact="rentals:latest", root=str(tmp_path / "dl"), **conns)
         log >> use

@@ -115,4 +115,3 @@ gc._collect = paused
     _out, err = finish(writer)  # it then found the blob gone and sent it again
     assert "storing 'ds' waits for garbage collection to end" in err
     assert_intact(ap.Api())
-
