@@ -1,9 +1,9 @@
 """Task-instance listener: records the outcome of a try on its artifact run.
 
 Artifact calls inside a task (``ap.init()``, ``ap.log_artifact()``...) bind to a run of the
-task-instance try. Airflow calls this listener on the worker when the try succeeds, skips itself,
-fails or is marked for retry, and the run takes that outcome — a try that logged and then failed shows as
-failed, never as still running or finished. Registered by
+task-instance try. Airflow calls this listener on the worker when the try succeeds, skips
+itself, fails or is marked for retry, and the run takes that outcome — a try that logged and then
+failed shows as failed, never as still running or finished. Registered by
 :class:`~artifact_plugins.airflow.plugin.ArtifactPlugin`.
 """
 
