@@ -12,7 +12,7 @@ times what it calls by wrapping the function that does it:
 * ``look up``: the per-file checksum cache look-ups (a changed set misses the whole-set snapshot)
 * ``snapshot``: reading the whole-set snapshot, and writing the new one
 * ``hash``: hashing the files the cache did not know (and remembering them)
-* ``store check``: asking the store which blobs it lacks (on local disk: one ``utime`` per blob)
+* ``store check``: asking the store which blobs it lacks (on local disk: one ``access`` per blob)
 * ``store``: writing the new blobs
 * ``manifest``: serialising and writing the manifest
 * ``commit``: the registry transaction of a new version (or of the reused one)
@@ -44,7 +44,7 @@ STEPS = {
     "look up": ("artifact_plugins.core.hashing", "ChecksumCache", "lookup"),
     "snapshot": ("artifact_plugins.core.hashing", "ChecksumCache", "snapshot", "remember_snapshot"),
     "hash": ("artifact_plugins.core.artifact", None, "_hash_all"),
-    "store check": ("artifact_plugins.core.storage.local", "LocalStore", "touch"),
+    "store check": ("artifact_plugins.core.storage.local", "LocalStore", "missing"),
     "store": ("artifact_plugins.core.transfer", None, "_transfer"),
     "manifest": ("artifact_plugins.core.client", "Client", "put_manifest"),
     "commit": ("artifact_plugins.core.registry.registry", "Registry", "commit_version", "reuse_version"),

@@ -12,7 +12,7 @@ process times each step by wrapping the function that does it:
 * ``hash``: reading and hashing the files, minus ``remember`` (below)
 * ``remember``: writing their digests to the checksum cache
 * ``entries``: the rest of ``add_dir`` (path checks, entry objects)
-* ``look up``: asking the store which blobs it lacks (``touch``: one ``utime`` per blob)
+* ``look up``: asking the store which blobs it lacks (one ``access`` per blob)
 * ``store``: reading each file again, checking its digest and writing the blob (temp + rename),
   serially while the disk keeps up, on threads while it is slow (``bench_pacing.py``)
 * ``manifest``: building, hashing, serialising and storing the manifest
@@ -54,7 +54,7 @@ from artifact_plugins.core.storage.local import LocalStore
 timed(artifact_mod, "_scan_dir", "scan")
 timed(artifact_mod, "_digests", "hash")
 timed(ChecksumCache, "remember", "remember")
-timed(LocalStore, "touch", "look up")
+timed(LocalStore, "missing", "look up")
 timed(artifact_plugins.core.transfer, "_transfer", "store")  # whole: the files may go on threads
 timed(artifact_mod.Artifact, "manifest", "manifest")
 timed(Manifest, "digest", "manifest")

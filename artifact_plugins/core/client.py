@@ -83,9 +83,7 @@ class Client:
         """Store a manifest (if not already there) and return its key."""
         digest = manifest.digest()
         key = manifest_key(digest)
-        if self.store.has(key):
-            self.store.touch([key])
-        else:
+        if not self.store.has(key):
             self.store.put_bytes(key, manifest.to_bytes())
         self.remember_manifest(digest, manifest)
         return key

@@ -96,6 +96,11 @@ class ArtifactFinalizedError(ConflictError):
     """A draft that was already logged cannot be changed any more."""
 
 
+class StoreTurnLostError(ConflictError):
+    """A commit was held up past its turn at the store and a garbage collection went ahead of it;
+    nothing was recorded (the commit is run again from the start)."""
+
+
 class FileChangedError(ArtifactPluginsError):
     """A file changed while it was being hashed or stored."""
 

@@ -7,8 +7,9 @@ commits). Anything younger than the grace period is never deleted.
 A concurrent log is safe on every store, whatever the grace: a collection that deletes takes
 the store alone (:meth:`~artifact_plugins.core.registry.Registry.acquire_store_lock`) before it
 reads the roots, so no commit is between asking which blobs the store has and recording its
-version while it runs; commits that began earlier are waited for, later ones wait for it.
-On local disk a commit also refreshes the modification time of blobs it reuses.
+version while it runs; commits that began earlier are waited for, later ones wait for it. A commit held up past its
+turn's lease is not waited for: the collection ends that turn, and the commit, finding it ended
+when it records, records nothing and runs again (blobs deleted meanwhile are sent again).
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def _collect(client: Client, report: GcReport, grace: timedelta, keep_turn: Call
             report.kept_young += 1
             continue
         if not dry_run and not store.delete_if_older(obj.key, cutoff):
-            report.kept_young += 1  # touched by a concurrent log since it was listed
+            report.kept_young += 1  # written again since it was listed
             continue
         report.deleted_blobs.append(obj.key)
         report.freed_bytes += obj.size

@@ -8,7 +8,6 @@ In a plain script, each :func:`init` is its own run.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import getpass
 import logging
 import os
@@ -24,7 +23,7 @@ from typing import Any, TypeVar
 from .artifact import Artifact
 from .client import Client, get_client
 from .config import Settings
-from .errors import DistributedConflictError, InvalidInputError
+from .errors import DistributedConflictError, InvalidInputError, StoreTurnLostError
 from .hashing import digest_bytes
 from .liveness import HEARTBEAT
 from .manifest import Manifest
@@ -269,8 +268,9 @@ class Run:
             result = registry.reuse_version(**fields)
             self._client.remember_manifest(digest, manifest)
         if result is None:
-            commit = functools.partial(registry.commit_version, **fields)
-            result = store_then_record(self._client, self.id, artifact, manifest, commit)
+            result = store_then_record(
+                self._client, self.id, artifact, manifest, lambda turn: registry.commit_version(turn=turn, **fields)
+            )
         version = ArtifactVersion(self._client, result.version, self)
         artifact._mark_logged(version)
         notify_alias_moves(self._client, result.version, result.moves, self)
@@ -325,7 +325,7 @@ class Run:
             self.id,
             artifact,
             manifest,
-            lambda: self._client.registry.add_part(
+            lambda turn: self._client.registry.add_part(
                 entity=self.entity,
                 project=self.project,
                 name=artifact.name,
@@ -335,6 +335,7 @@ class Run:
                 manifest_key=manifest_key(manifest.digest()),
                 run_id=self.id,
                 part_key=part_key or self._context.part_key,
+                turn=turn,
             ),
         )
 
@@ -456,27 +457,44 @@ def _call_hook(provider: RunContextProvider, hook: str, *args: Any, **kwargs: An
         logger.warning("%s hook %s failed: %s", type(provider).__name__, hook, exc)
 
 
+#: How many times a commit runs steps (1)-(3) when a garbage collection went ahead of its turn.
+TURN_ATTEMPTS = 3
+
+
 def store_then_record(
-    client: Client, run_id: str, artifact: Artifact, manifest: Manifest, record: Callable[[], T]
+    client: Client, run_id: str, artifact: Artifact, manifest: Manifest, record: Callable[[int], T]
 ) -> T:
-    """Steps (1) and (2) of the commit protocol, then ``record`` (step 3), in one commit turn.
+    """Steps (1) and (2) of the commit protocol, then ``record(turn)`` (step 3), in one commit turn.
 
     From asking the store which blobs it has until the version (or part) is recorded, a
     blob found present must stay: the turn keeps a deleting garbage collection from running
-    meanwhile (it waits for an earlier one to end, and a later one waits for it).
+    meanwhile (it waits for an earlier one to end, and a later one waits for it). ``record``
+    checks in its transaction that the turn is still held; if a collection went ahead (this
+    process was held up past the turn's lease), nothing was recorded, and the steps run again:
+    blobs the collection deleted are found missing and sent again.
     """
     registry = client.registry
 
     def waiting(what: str) -> None:
         logger.warning("storing %r waits for %s to end", artifact.name, what)
 
-    turn = registry.acquire_store_lock("commit", run_id, on_wait=waiting)
-    try:
-        upload_blobs(client, artifact.pending, artifact.name)
-        client.put_manifest(manifest)
-        return record()
-    finally:
-        registry.release_store_lock(turn)
+    attempt = 1
+    while True:
+        turn = registry.acquire_store_lock("commit", run_id, on_wait=waiting)
+        try:
+            upload_blobs(client, artifact.pending, artifact.name)
+            client.put_manifest(manifest)
+            return record(turn)
+        except StoreTurnLostError:
+            if attempt == TURN_ATTEMPTS:
+                raise
+            logger.warning(
+                "storing %r again: it was held up past its turn at the store and a garbage collection went ahead",
+                artifact.name,
+            )
+            attempt += 1
+        finally:
+            registry.release_store_lock(turn)
 
 
 def _checked_fields(artifact: Artifact) -> tuple[dict[str, Any], str | None]:

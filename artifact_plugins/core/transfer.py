@@ -68,27 +68,17 @@ def upload_blobs(client: Client, pending: Iterable[PendingEntry], label: str) ->
     store = client.store
     blobs = _distinct_blobs(pending)
     if isinstance(store, LocalStore):
-        # A reused blob must look young to a concurrent gc. On local disk touching is a look
-        # too (it fails on a missing file), so touch first: what it found is present and young
-        # now, what it did not find is sent — one system call per blob instead of three.
+        # What a concurrent gc might delete is guarded by the commit's turn (store_then_record),
+        # not by touching: one look per blob.
         todo: list[PendingEntry] = []
         for start in range(0, len(blobs), _KEY_CHUNK):  # key strings live for one chunk only
             chunk = blobs[start : start + _KEY_CHUNK]
             keys = [blob_key(p.entry.digest) for p in chunk]
-            gone = store.touch(keys)
-            if gone is None:
-                gone = store.missing(keys)
+            gone = store.missing(keys)
             if gone:
                 todo.extend(p for p, k in zip(chunk, keys, strict=True) if k in gone)
-    else:
+    else:  # one call with every key: a remote store plans its listings over all of them
         gone = store.missing(blob_key(p.entry.digest) for p in blobs)
-        reused = [k for k in (blob_key(p.entry.digest) for p in blobs) if k not in gone]
-        if reused and store.touches:
-            # One that gc deleted between the look above and this touch is sent again. (Where
-            # touching does nothing, a second look would only repeat the first: one listing of
-            # every reused blob's directory, ~185 requests for 10,000 blobs.)
-            store.touch(reused)
-            gone |= store.missing(reused)
         todo = [p for p in blobs if blob_key(p.entry.digest) in gone]
     _check_lost(todo, label)
     total = sum(p.entry.size for p in todo)
@@ -108,7 +98,7 @@ def upload_blobs(client: Client, pending: Iterable[PendingEntry], label: str) ->
     return total
 
 
-#: Blob keys built at a time while the store is asked about them.
+#: Blob keys built at a time while the local store is asked about them.
 _KEY_CHUNK = 10_000
 
 

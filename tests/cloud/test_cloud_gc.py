@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from cloud_helpers import Backend
-from processes import finish, start_python, wait_for_file
+from processes import finish, hold_up_a_commit, start_python, wait_for_file
 
 import artifact_plugins as ap
 from artifact_plugins.core.storage import blob_key
@@ -115,3 +117,21 @@ gc._collect = paused
     _out, err = finish(writer)  # it then found the blob gone and sent it again
     assert "storing 'ds' waits for garbage collection to end" in err
     assert_intact(ap.Api())
+
+
+def test_a_commit_held_up_past_its_turn_stores_again_what_gc_deleted(
+    backend: Backend, make_tree: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Buckets keep no usable modification time to refresh, so only the turn protects a commit:
+    one stopped past its lease loses its turn to the collection, and records nothing under it."""
+    monkeypatch.setenv("ARTIFACT_PLUGINS_HEARTBEAT_SECONDS", "0.2")  # a lease of 1 s
+    backend.use_store()
+    garbage = logged_then_deleted(make_tree)
+
+    def collect() -> None:
+        assert garbage in ap.Api().gc(dry_run=False, grace=timedelta(0)).deleted_blobs
+
+    src = make_tree("new", {"data.bin": PAYLOAD, "more.txt": "more"})
+    err = hold_up_a_commit(writer_code(src), tmp_path / "checked", collect)
+    assert_intact(ap.Api())  # it found data.bin's blob gone and sent it again
+    assert "storing 'ds' again" in err

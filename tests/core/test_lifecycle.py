@@ -197,14 +197,14 @@ def test_gc_waits_for_a_log_that_found_a_garbage_blob_present(
         from pathlib import Path
         import artifact_plugins as ap
         from artifact_plugins.core.storage.local import LocalStore
-        original = LocalStore.touch
-        def paused_touch(self, keys):
-            keys = list(keys)
+        original = LocalStore.missing
+        def paused_look(self, keys):
+            gone = original(self, keys)
             Path({str(work / "checked")!r}).touch()
             while not Path({str(work / "go")!r}).exists():
                 time.sleep(0.01)
-            return original(self, keys)
-        LocalStore.touch = paused_touch
+            return gone
+        LocalStore.missing = paused_look
         art = ap.Artifact("ds", "dataset")
         art.add_dir({str(src)!r})
         with ap.init() as run:
@@ -228,6 +228,41 @@ def test_gc_waits_for_a_log_that_found_a_garbage_blob_present(
     v1 = api.artifact("ds:latest")
     assert v1.version == "v1" and v1.verify().ok
     assert (v1.download() / "data.bin").read_bytes() == b"payload" * 1000
+
+
+def test_a_commit_held_up_past_its_turn_records_nothing_then_stores_again(
+    make_tree: Tree, api: ap.Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log stopped (SIGSTOP) after finding a garbage blob present, until its turn's lease ran
+    out: the collection goes ahead and deletes the blob. Continued, the log must not record a
+    version missing it: its turn is gone, so it stores again and records a whole version."""
+    from processes import hold_up_a_commit
+
+    monkeypatch.setenv("ARTIFACT_PLUGINS_HEARTBEAT_SECONDS", "0.2")  # a lease of 1 s
+    v0 = log_dir(make_tree("a", {"data.bin": b"payload" * 1000}))
+    v0.delete()
+    garbage = blob_key(v0.get_entry("data.bin").digest)
+    src = make_tree("b", {"data.bin": b"payload" * 1000, "more.txt": "more"})
+
+    def collect() -> None:  # the stopped commit's turn no longer holds it up
+        assert garbage in api.gc(dry_run=False, grace=timedelta(0)).deleted_blobs
+
+    err = hold_up_a_commit(
+        f"""
+        import artifact_plugins as ap
+        art = ap.Artifact("ds", "dataset")
+        art.add_dir({str(src)!r})
+        with ap.init() as run:
+            run.log_artifact(art)
+        """,
+        tmp_path / "checked",
+        collect,
+    )
+    versions = api.artifact_versions(None, "ds")
+    assert [v.version for v in versions] == ["v1"]
+    assert versions[0].verify().ok
+    assert (versions[0].download() / "data.bin").read_bytes() == b"payload" * 1000
+    assert "storing 'ds' again" in err  # the user sees why the log took longer
 
 
 def test_a_collection_that_died_holding_the_store_holds_up_no_one(make_tree: Tree, api: ap.Api, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from team_helpers import Workers, race
 
 import artifact_plugins as ap
 from artifact_plugins.core.registry import Registry
+from artifact_plugins.core.storage import blob_key
 
 N = 8
 
@@ -111,3 +113,29 @@ def test_gc_with_no_grace_beside_writers_that_reuse_garbage_loses_nothing(
     for i in range(3):
         for v in ap.Api().artifact_versions("dataset", f"reuse-{i}"):
             assert v.verify().ok, f"{v.qualified_name} lost a blob"
+
+
+def test_a_commit_held_up_past_its_turn_never_records_a_version_gc_emptied(
+    registry: str, make_tree: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The turn check in the commit's own transaction, on each registry: a log stopped past its
+    lease loses its turn to a collection (which deletes the garbage blob it had found present),
+    so it records nothing under that turn, stores again and records a whole version."""
+    from processes import hold_up_a_commit
+
+    monkeypatch.setenv("ARTIFACT_PLUGINS_HEARTBEAT_SECONDS", "0.2")  # a lease of 1 s
+    seed = ap.Artifact("ds", "dataset")
+    seed.add_dir(make_tree("seed", {"data.txt": "garbage once its version is deleted"}))
+    with ap.init() as run:
+        garbage = blob_key(run.log_artifact(seed).get_entry("data.txt").digest)
+    ap.Api().artifact("ds:v0").delete()
+    src = make_tree("src", {"data.txt": "garbage once its version is deleted", "more.txt": "more"})
+
+    def collect() -> None:
+        assert garbage in ap.Api().gc(dry_run=False, grace=timedelta(0)).deleted_blobs
+
+    code = f"import artifact_plugins as ap\nart = ap.Artifact('ds', 'dataset')\nart.add_dir({str(src)!r})\n"
+    err = hold_up_a_commit(code + "with ap.init() as run:\n    run.log_artifact(art)\n", tmp_path / "held", collect)
+    (v1,) = ap.Api().artifact_versions("dataset", "ds")
+    assert v1.version == "v1" and v1.verify().ok
+    assert "storing 'ds' again" in err

@@ -28,6 +28,7 @@ from ..errors import (
     ProtectedAliasError,
     RegistryError,
     RunNotFoundError,
+    StoreTurnLostError,
     TypeMismatchError,
 )
 from ..liveness import RUNNING, current_owner, effective_status, heartbeat_seconds, lease_length, owner_gone
@@ -344,12 +345,13 @@ class Registry:
 
         return self.read(fn)
 
-    def commit_version(self, **fields: Unpack[CommitFields]) -> CommitResult:
+    def commit_version(self, *, turn: int | None = None, **fields: Unpack[CommitFields]) -> CommitResult:
         """Step (3) of the commit protocol: dedup or allocate the next index, move aliases, record lineage.
 
-        ``fields`` are the :class:`CommitFields` of the version.
+        ``fields`` are the :class:`CommitFields` of the version. ``turn``, the store turn under
+        which steps (1) and (2) ran, must still be held (:meth:`hold_store_turn`).
         """
-        result = self._commit_version(**fields, reuse_only=False)
+        result = self._commit_version(**fields, reuse_only=False, turn=turn)
         assert result is not None
         return result
 
@@ -376,11 +378,14 @@ class Registry:
         run_id: str | None,
         ttl_seconds: int | None = None,
         reuse_only: bool,
+        turn: int | None = None,
     ) -> CommitResult | None:
         aliases = [a for a in dict.fromkeys(aliases) if a != LATEST]
         tags = list(dict.fromkeys(tags))
 
         def fn(conn: Connection) -> CommitResult | None:
+            if turn is not None:
+                self.hold_store_turn(conn, turn)
             coll = self._collection_for_write(conn, entity, project, name, type)
             existing = conn.execute(
                 select(tb.Version.id)
@@ -1044,11 +1049,15 @@ class Registry:
         manifest_key: str,
         run_id: str | None,
         part_key: str | None = None,
+        turn: int | None = None,
     ) -> None:
         """Record one upserted part: idempotent per content, and with ``part_key`` a retried
-        writer's new part replaces the open part its earlier attempt left."""
+        writer's new part replaces the open part its earlier attempt left. ``turn``: as for
+        :meth:`commit_version`."""
 
         def fn(conn: Connection) -> None:
+            if turn is not None:
+                self.hold_store_turn(conn, turn)
             coll = self._collection_for_write(conn, entity, project, name, type)
             where = (tb.Part.collection_id == coll.id, tb.Part.distributed_id == distributed_id)
             if part_key is not None:
@@ -1212,9 +1221,12 @@ class Registry:
             return int(conn.execute(row.returning(tb.StoreLock.id)).scalar_one())
 
         turn = self.write(take)
+        # A collection ends the turns it goes ahead of in the transaction that decides to: so a
+        # commit held up past its lease finds its turn gone when it records (see hold_store_turn).
+        check = self.write if kind == "gc" else self.read
         try:
             told, renew_at = False, time.monotonic() + heartbeat_seconds()
-            while blocking := self.read(lambda conn: _earlier_turns(conn, turn, kind)):
+            while blocking := check(lambda conn: _earlier_turns(conn, turn, kind)):
                 if on_wait is not None and not told:
                     on_wait(" and ".join(dict.fromkeys(blocking)))
                     told = True
@@ -1242,24 +1254,51 @@ class Registry:
 
         return self.write(fn)
 
+    @staticmethod
+    def hold_store_turn(conn: Connection, turn: int) -> None:
+        """In the transaction that records a commit: its store turn ``turn`` must still be held
+        (its lease is pushed ahead). Raises :class:`StoreTurnLostError` if a collection ended it,
+        having gone ahead of a commit held up past its lease: the blobs the commit found present
+        may be gone, so it must not record anything. The row lock this takes makes a collection
+        deciding to go ahead wait for the transaction, and see its version as a root after it."""
+        held = conn.execute(
+            update(tb.StoreLock).where(tb.StoreLock.id == turn).values(lease_until=now() + lease_length())
+        )
+        if not held.rowcount:
+            raise StoreTurnLostError(
+                "this commit was held up past its turn at the store and a garbage collection went ahead of "
+                "it; nothing was recorded, log the artifact again"
+            )
+
     def release_store_lock(self, turn: int) -> None:
         """End store turn ``turn`` (a no-op if it already ended)."""
         self.write(lambda conn: conn.execute(delete(tb.StoreLock).where(tb.StoreLock.id == turn)))
 
 
 def _earlier_turns(conn: Connection, turn: int, kind: str) -> list[str]:
-    """The live turns before ``turn`` that ``kind`` must wait for, described."""
+    """The live turns before ``turn`` that ``kind`` must wait for, described.
+
+    For a collection (in a write transaction) the earlier turns that are over (lease run out,
+    process gone) are ended here: a commit among them can then no longer record
+    (:meth:`Registry.hold_store_turn`). Their rows stay locked until this transaction ends, so a
+    commit recording meanwhile is either seen renewed (and waited for) or finds its turn gone.
+    """
     query = select(tb.StoreLock.id, tb.StoreLock.kind, tb.StoreLock.owner, tb.StoreLock.lease_until).where(
         tb.StoreLock.id < turn
     )
-    if kind == "commit":
-        query = query.where(tb.StoreLock.kind == "gc")
+    # A commit waits for collections only; a collection locks the turns it looks at.
+    query = query.where(tb.StoreLock.kind == "gc") if kind == "commit" else query.with_for_update()
     moment = now()
-    return [
-        "garbage collection" if other == "gc" else "a commit in progress"
-        for _id, other, owner, until in conn.execute(query.order_by(tb.StoreLock.id)).all()
-        if as_utc(until) > moment and owner_gone(owner) is not True
-    ]
+    live: list[str] = []
+    over: list[int] = []
+    for id_, other, owner, until in conn.execute(query.order_by(tb.StoreLock.id)).all():
+        if as_utc(until) > moment and owner_gone(owner) is not True:
+            live.append("garbage collection" if other == "gc" else "a commit in progress")
+        else:
+            over.append(id_)
+    if kind == "gc" and over:
+        conn.execute(delete(tb.StoreLock).where(tb.StoreLock.id.in_(over)))
+    return live
 
 
 def _distance(a: str, b: str) -> int:

@@ -121,21 +121,6 @@ class BlobStore(ABC):
     def delete(self, key: str) -> None:
         """Remove the object at ``key`` (no error if absent)."""
 
-    #: Whether :meth:`touch` refreshes anything (else it is a no-op, and nothing is gained by
-    #: looking again at what it was given).
-    touches = False
-
-    def touch(self, keys: Iterable[str]) -> set[str] | None:
-        """Refresh the modification time of existing objects (a reused blob must look young to gc).
-
-        Stores whose objects cannot be touched cheaply leave this a no-op (``touches`` is False);
-        there, what keeps a reused blob from a concurrent gc is the commit's turn at the store
-        (:func:`~artifact_plugins.core.run.store_then_record`). A store that learns for free
-        which keys do not exist (touching a missing local file fails) returns them; others
-        return ``None``.
-        """
-        return None
-
     def delete_if_older(self, key: str, cutoff: float) -> bool:
         """Delete ``key`` unless it was modified at or after ``cutoff`` (epoch seconds); True if deleted."""
         self.delete(key)

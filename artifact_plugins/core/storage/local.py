@@ -47,7 +47,6 @@ class LocalStore(BlobStore):
     """Blobs as read-only files under a root directory; writes go to a temp name and are renamed into place."""
 
     is_local = True
-    touches = True
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().resolve()
@@ -64,8 +63,10 @@ class LocalStore(BlobStore):
         return os.path.exists(self._prefix + key)
 
     def missing(self, keys: Iterable[str]) -> set[str]:
-        prefix, exists = self._prefix, os.path.exists
-        return {k for k in keys if not exists(prefix + k)}
+        # access(F_OK): one system call and no stat result to build. A blob under its final name
+        # is complete (written under a temp name, then renamed).
+        prefix, access, exists = self._prefix, os.access, os.F_OK
+        return {k for k in keys if not access(prefix + k, exists)}
 
     def _place(self, key: str, write_tmp: object) -> None:
         """Write via ``write_tmp(tmp_path)`` then rename to ``key``; creates missing directories once."""
@@ -175,17 +176,6 @@ class LocalStore(BlobStore):
             self._path(key).unlink(missing_ok=True)
         except OSError as exc:
             raise self._error("delete", key, exc) from exc
-
-    def touch(self, keys: Iterable[str]) -> set[str]:
-        """Touch each key; returns the keys that do not exist (one system call per key)."""
-        prefix, utime = self._prefix, os.utime
-        gone = set()
-        for key in keys:
-            try:
-                utime(prefix + key)
-            except FileNotFoundError:
-                gone.add(key)
-        return gone
 
     def delete_if_older(self, key: str, cutoff: float) -> bool:
         path = self._path(key)
