@@ -95,6 +95,22 @@ def read_small(path: str | os.PathLike[str], size: int) -> bytes:
         os.close(fd)
 
 
+def read_to_check(path: str | os.PathLike[str], size: int) -> bytes:
+    """At most ``size + 1`` bytes of a small file, for a caller that checks them against its digest.
+
+    No ``fstat``: whatever took the file's place cannot pass that check, and cannot hang or
+    flood memory either (opened non-blocking, a FIFO reads as empty; a device gives at most
+    ``size + 1`` bytes).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        return read_fd(fd, size)
+    except BlockingIOError:  # a FIFO with a writer and nothing written yet
+        return b""
+    finally:
+        os.close(fd)
+
+
 class FileStat(NamedTuple):
     """What the log pipeline keeps of a file's ``stat``: its identity, size and modification time.
 

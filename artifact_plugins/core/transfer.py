@@ -85,14 +85,16 @@ def upload_blobs(client: Client, pending: Iterable[PendingEntry], label: str) ->
     with progress_for(f"uploading {label}", total, len(todo)) as progress:
 
         def put(item: object) -> None:
-            assert isinstance(item, PendingEntry) and item.source is not None
+            assert isinstance(item, PendingEntry)
+            source, size = item.source, item.entry.size  # the source path is built per call
+            assert source is not None
             if isinstance(store, RemoteStore):
                 counted = _FileProgress(progress)
-                store.put_file(blob_key(item.entry.digest), item.source, expect=item.hashed_stat, on_bytes=counted)
-                counted.done(item.entry.size)
+                store.put_file(blob_key(item.entry.digest), source, expect=item.hashed_stat, on_bytes=counted)
+                counted.done(size)
             else:
-                store.put_file(blob_key(item.entry.digest), item.source, expect=item.hashed_stat)
-                progress.advance(item.entry.size)
+                store.put_file(blob_key(item.entry.digest), source, expect=item.hashed_stat)
+                progress.advance(size)
 
         _transfer(put, todo, store, total)
     return total
@@ -126,7 +128,7 @@ def _digest_of(p: PendingEntry) -> str:
 
 def _check_lost(missing: Iterable[PendingEntry], label: str) -> None:
     """Refuse to commit when blobs of entries carried over without a local source are gone."""
-    lost = sorted(p.entry.path for p in missing if p.source is None)
+    lost = sorted(p.entry.path for p in missing if p.origin is None)  # no source (origin is cheaper)
     if lost:
         raise StoreError(
             f"{label}: the stored bytes of {len(lost)} entries carried over from an earlier version are gone "

@@ -12,7 +12,7 @@ from pathlib import Path
 from blake3 import blake3
 
 from ..errors import FileChangedError, IntegrityError, StoreError
-from ..hashing import PREFIX, Stat, open_regular, read_small
+from ..hashing import Stat, open_regular, read_to_check
 from ..hashing import read_fd as _read_fd
 from .base import BlobStore, StoredObject, local_write_error, temp_token
 
@@ -90,8 +90,8 @@ class LocalStore(BlobStore):
         try:
             if expect is not None and expect.st_size < SMALL_FILE:
                 # Small files: read once, check the bytes still hash to the key, write them.
-                data = read_small(src, expect.st_size)
-                if PREFIX + blake3(data).hexdigest() != PREFIX + key.rsplit("/", 1)[1]:
+                data = read_to_check(src, expect.st_size)
+                if blake3(data).hexdigest() != key[key.rindex("/") + 1 :]:
                     raise FileChangedError(
                         f"{os.fspath(src)!r} changed since it was added; log it again once it is stable"
                     )
