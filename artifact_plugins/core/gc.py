@@ -7,9 +7,10 @@ commits). Anything younger than the grace period is never deleted.
 A concurrent log is safe on every store, whatever the grace: a collection that deletes takes
 the store alone (:meth:`~artifact_plugins.core.registry.Registry.acquire_store_lock`) before it
 reads the roots, so no commit is between asking which blobs the store has and recording its
-version while it runs; commits that began earlier are waited for, later ones wait for it. A commit held up past its
-turn's lease is not waited for: the collection ends that turn, and the commit, finding it ended
-when it records, records nothing and runs again (blobs deleted meanwhile are sent again).
+version while it runs; commits that began earlier are waited for, later ones wait for it. A
+commit held up past its turn's lease is not waited for: the collection ends that turn, and the
+commit, finding it ended when it records, records nothing and runs again (blobs deleted
+meanwhile are sent again).
 """
 
 from __future__ import annotations
