@@ -9,8 +9,8 @@ version), and logs it again unchanged in another (the re-log shortcut). Each log
 times what it calls by wrapping the function that does it:
 
 * ``scan``: walking the directory (``artifact._scan_dir``)
-* ``look up``: the per-file checksum cache look-ups (a changed set misses the whole-set snapshot)
-* ``snapshot``: reading the whole-set snapshot, and writing the new one
+* ``look up``: the per-file checksum cache look-ups (of the files the directory's row does not know)
+* ``tree``: reading the directory's row in the checksum cache (and writing the new one), and matching it
 * ``hash``: hashing the files the cache did not know (and remembering them)
 * ``store check``: asking the store which blobs it lacks (on local disk: one ``access`` per blob)
 * ``store``: writing the new blobs
@@ -42,7 +42,7 @@ from smallfiles import add_size_options, generate
 STEPS = {
     "scan": ("artifact_plugins.core.artifact", None, "_scan_dir"),
     "look up": ("artifact_plugins.core.hashing", "ChecksumCache", "lookup"),
-    "snapshot": ("artifact_plugins.core.hashing", "ChecksumCache", "snapshot", "remember_snapshot"),
+    "tree": ("artifact_plugins.core.hashing", "ChecksumCache", "known_tree", "remember_tree"),
     "hash": ("artifact_plugins.core.artifact", None, "_hash_all"),
     "store check": ("artifact_plugins.core.storage.local", "LocalStore", "missing"),
     "store": ("artifact_plugins.core.transfer", None, "_transfer"),

@@ -9,7 +9,7 @@ checksum cache, entries), ``init`` (the run record), ``commit`` (``log_artifact`
 ``finish``. Variants, each with one shortcut taken away:
 
 * ``as shipped``
-* ``no snapshot``: no whole-set snapshot in the checksum cache (one lookup per file)
+* ``no tree``: no whole-directory row in the checksum cache (one look-up per file)
 * ``collector on``: the cyclic garbage collector left running while ``add_dir`` builds the draft
 * ``ORM statements``: the registry's statements built from the ORM models instead of Core tables
 
@@ -32,7 +32,7 @@ from smallfiles import add_size_options, generate
 
 VARIANTS = {
     "as shipped": "",
-    "no snapshot": "import artifact_plugins.core.artifact as a; a.SNAPSHOT_MIN_FILES = 10**12",
+    "no tree": "import artifact_plugins.core.artifact as a; a.TREE_MIN_FILES = 10**12",
     "collector on": "import contextlib, artifact_plugins.core.artifact as a; a.gc_paused = contextlib.nullcontext",
     "ORM statements": (
         "import artifact_plugins.core.registry.registry as r, artifact_plugins.core.registry.models as m; r.tb = m"

@@ -16,13 +16,12 @@ from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
 from .errors import ArtifactFinalizedError, InvalidInputError
 from .gcpause import gc_paused
 from .hashing import (
-    SNAPSHOT_MAX_FILES,
-    SNAPSHOT_MIN_FILES,
+    TREE_MAX_FILES,
+    TREE_MIN_FILES,
     ChecksumCache,
     FileStat,
     compact_stat,
     hash_file,
-    snapshot_key,
 )
 from .manifest import Manifest, ManifestEntry, make_entry
 from .metadata import validate_description, validate_metadata
@@ -79,24 +78,31 @@ def _digests(
     paths: Sequence[str],
     stats: list[FileStat],
     checksum_cache: ChecksumCache | None,
+    tree: tuple[str, Sequence[str]] | None = None,
 ) -> list[str]:
     """The digest of each file; ``stats`` is updated in place to the stat each file was hashed at.
 
-    Files the checksum cache knows unchanged are not read; a whole set it knows unchanged is
-    not even looked up file by file (one snapshot row).
+    Files the checksum cache knows unchanged are not read. With ``tree``, ``(root, paths under
+    root)`` of a scanned directory, the files that are as the last scan of ``root`` left them are
+    not even looked up file by file (one row for the directory): a log after a few files changed
+    looks up and hashes those few.
     """
     if checksum_cache is None:
         return _hash_all(paths, stats, [None] * len(paths))
-    snapshot = snapshot_key(paths, stats) if SNAPSHOT_MIN_FILES <= len(paths) <= SNAPSHOT_MAX_FILES else None
-    if snapshot is not None:
-        whole = checksum_cache.snapshot(snapshot, len(paths))
-        if whole is not None:
-            return whole
-    known = checksum_cache.lookup(stats)
+    if tree is not None and not TREE_MIN_FILES <= len(paths) <= TREE_MAX_FILES:
+        tree = None
+    known = checksum_cache.known_tree(*tree, stats) if tree is not None else None
+    if known is None:
+        known = checksum_cache.lookup(stats)
+    else:
+        unknown = [i for i, d in enumerate(known) if d is None]
+        if not unknown:
+            return cast(list[str], known)
+        for i, d in zip(unknown, checksum_cache.lookup([stats[i] for i in unknown]), strict=True):
+            known[i] = d
     digests = _hash_all(paths, stats, known, checksum_cache)
-    if snapshot is not None:
-        # Keyed by the stats before hashing, which hashing proved unchanged (size and mtime).
-        checksum_cache.remember_snapshot(snapshot, stats, digests)
+    if tree is not None:
+        checksum_cache.remember_tree(*tree, stats, digests)
     return digests
 
 
@@ -276,11 +282,10 @@ class Artifact:
         if not os.path.isdir(root):
             raise InvalidInputError(f"cannot add directory {root!r}: it does not exist or is not a directory")
         with gc_paused():
-            fulls, rels, stats = _scan_dir(root)
-            if name is not None:
-                rels = [posixpath.join(name, rel) for rel in rels]
+            fulls, scanned, stats = _scan_dir(root)
+            rels = scanned if name is None else [posixpath.join(name, rel) for rel in scanned]
             paths = normalize_entry_paths(rels)
-            digests = _digests(fulls, stats, self._cache())
+            digests = _digests(fulls, stats, self._cache(), (root, scanned))
             out = []
             put = self._put
             base, cut = f"{root}/", 0 if name is None else len(posixpath.join(name, ""))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from core_helpers import age_files
@@ -93,33 +93,46 @@ def test_recently_modified_files_are_not_cached(make_tree, hash_calls):
 
 
 @pytest.fixture
-def small_snapshots(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Whole-set snapshots from 5 files up (the real floor is 1,000), so a small tree exercises them."""
-    monkeypatch.setattr(artifact_mod, "SNAPSHOT_MIN_FILES", 5)
+def small_trees(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Directories remembered whole from 5 files up (the real floor is 1,000), so a small tree uses it."""
+    monkeypatch.setattr(artifact_mod, "TREE_MIN_FILES", 5)
 
 
-def test_unchanged_tree_is_known_from_one_snapshot_row(make_tree, hash_calls, small_snapshots, monkeypatch):
+@pytest.fixture
+def looked_up(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many files each per-file checksum look-up asked about."""
+    sizes: list[int] = []
+    real = ChecksumCache.lookup
+
+    def counting(self, stats):
+        sizes.append(len(stats))
+        return real(self, stats)
+
+    monkeypatch.setattr(ChecksumCache, "lookup", counting)
+    return sizes
+
+
+def test_unchanged_tree_is_known_from_one_row(make_tree, hash_calls, small_trees, looked_up):
     files = {f"d{i % 3}/f{i}.txt": f"content {i}" for i in range(12)}
     src = make_tree("data", files)
     age_files(src)
     first = ap.Artifact("ds", "dataset")
     first.add_dir(src)
     assert len(hash_calls) == 12
-
-    def no_per_file_lookups(self, stats):
-        raise AssertionError("per-file lookup on an unchanged tree")
-
-    monkeypatch.setattr(ChecksumCache, "lookup", no_per_file_lookups)
     hash_calls.clear()
+    looked_up.clear()
     again = ap.Artifact("ds", "dataset")
-    again.add_dir(src)
+    again.add_dir(src, name="under/a/prefix")  # the same directory: the entry prefix plays no part
     assert hash_calls == []
-    assert {p: e.digest for p, e in again.entries.items()} == {p: e.digest for p, e in first.entries.items()}
-    assert again.entries["d1/f4.txt"].digest == digest_bytes(b"content 4")
+    assert looked_up == []
+    assert {p: e.digest for p, e in again.entries.items()} == {
+        f"under/a/prefix/{p}": e.digest for p, e in first.entries.items()
+    }
+    assert again.entries["under/a/prefix/d1/f4.txt"].digest == digest_bytes(b"content 4")
 
 
 @pytest.mark.parametrize("change", ["rewrite", "add", "remove", "rename"])
-def test_any_change_to_the_tree_misses_the_snapshot(make_tree, hash_calls, small_snapshots, change):
+def test_a_changed_tree_looks_up_only_what_changed(make_tree, hash_calls, small_trees, looked_up, change):
     src = make_tree("data", {f"f{i}.txt": f"content {i}" for i in range(8)})
     age_files(src)
     ap.Artifact("ds", "dataset").add_dir(src)
@@ -134,30 +147,82 @@ def test_any_change_to_the_tree_misses_the_snapshot(make_tree, hash_calls, small
     else:
         (src / "f6.txt").rename(src / "g6.txt")
     hash_calls.clear()
+    looked_up.clear()
     art = ap.Artifact("ds", "dataset")
     art.add_dir(src)
     expected = {p.name: digest_bytes(p.read_bytes()) for p in src.iterdir()}
     assert {p: e.digest for p, e in art.entries.items()} == expected
+    # A renamed file is looked up (its new path is new to the tree) but not hashed: the per-file
+    # cache knows its inode.
     assert [os.path.basename(p) for p in hash_calls] == {"rewrite": ["f3.txt"], "add": ["new.txt"]}.get(change, [])
+    assert looked_up == ([] if change == "remove" else [1])
+    # The tree is remembered as it is now: a third scan looks nothing up.
+    looked_up.clear()
+    ap.Artifact("ds", "dataset").add_dir(src)
+    assert looked_up == []
 
 
-def test_a_tree_with_a_just_modified_file_is_not_snapshotted(make_tree, small_snapshots):
-    from artifact_plugins.core.client import default_checksum_cache
-
+def test_a_just_modified_file_is_the_only_one_looked_up_again(make_tree, hash_calls, small_trees, looked_up):
     src = make_tree("data", {f"f{i}.txt": f"content {i}" for i in range(8)})
     age_files(src)
-    (src / "f2.txt").write_text("fresh")  # inside the racy window
-    paths = sorted(str(p) for p in src.iterdir())
-
-    def remembered() -> list[str] | None:
-        stats = [hashing.compact_stat(os.stat(p)) for p in paths]
-        return default_checksum_cache().snapshot(hashing.snapshot_key(paths, stats), len(paths))
-
+    (src / "f2.txt").write_text("fresh")  # inside the racy window: its mtime may not tell a rewrite
     ap.Artifact("ds", "dataset").add_dir(src)
-    assert remembered() is None
-    age_files(src / "f2.txt")  # settled now: the next scan remembers the set
+    assert len(hash_calls) == 8
+    hash_calls.clear()
+    looked_up.clear()
+    art = ap.Artifact("ds", "dataset")
+    art.add_dir(src)
+    assert looked_up == [1]
+    assert [os.path.basename(p) for p in hash_calls] == ["f2.txt"]  # nor remembered per file
+    assert art.entries["f2.txt"].digest == digest_bytes(b"fresh")
+    age_files(src / "f2.txt")  # settled now: the next scan remembers it
     ap.Artifact("ds", "dataset").add_dir(src)
-    assert remembered() == [digest_bytes(Path(p).read_bytes()) for p in paths]
+    looked_up.clear()
+    hash_calls.clear()
+    ap.Artifact("ds", "dataset").add_dir(src)
+    assert looked_up == [] and hash_calls == []
+
+
+def test_tree_matching_agrees_with_comparing_file_by_file():
+    """The block-wise comparison finds exactly the files whose path and stat are unchanged."""
+    rng = random.Random(7)
+    for n in (1, 63, 64, 65, 200, 1000):
+        rels = [f"d{i % 7}/f{i}" for i in range(n)]
+        stats = [hashing.FileStat(0o100644, 1000 + i, 42, rng.randrange(1 << 20), 10**18 + i) for i in range(n)]
+        for _ in range(20):
+            new_rels, new_stats = list(rels), list(stats)
+            for i in rng.sample(range(n), rng.randrange(min(n, 5) + 1)):
+                new_stats[i] = new_stats[i]._replace(st_mtime_ns=new_stats[i].st_mtime_ns + 1)
+            if rng.random() < 0.3:  # a rename, an addition, a removal
+                new_rels[rng.randrange(n)] += ".renamed"
+                new_rels.append("added")
+                new_stats.append(stats[0])
+                gone = rng.randrange(len(new_rels))
+                del new_rels[gone], new_stats[gone]
+            old_paths, new_paths = hashing._join_paths(rels), hashing._join_paths(new_rels)
+            old_packed, new_packed = hashing._stat_bytes(stats), hashing._stat_bytes(new_stats)
+            assert old_packed is not None and new_packed is not None
+            got = list(hashing._unchanged_files(old_paths, old_packed, new_paths, new_rels, new_packed))
+            where = {p: j for j, p in enumerate(rels)}
+            expected = [(i, where[p]) for i, p in enumerate(new_rels) if p in where and new_stats[i] == stats[where[p]]]
+            assert got == expected
+
+
+def test_a_row_that_does_not_fit_its_tree_is_ignored(tmp_path):
+    """A damaged row (digests and stats of different lengths) gives no digest, never a wrong one."""
+    cache = ChecksumCache(tmp_path / "cs.sqlite")
+    stats = [hashing.FileStat(0o100644, 1, 2, 3, 4), hashing.FileStat(0o100644, 5, 2, 3, 4)]
+    cache.remember_tree("/data", ["a", "b"], stats, [digest_bytes(b"a"), digest_bytes(b"b")])
+    assert cache.known_tree("/data", ["a", "b"], stats) == [digest_bytes(b"a"), digest_bytes(b"b")]
+    assert cache.known_tree("/other", ["a", "b"], stats) is None
+    conn = cache._connect()
+    conn.execute("UPDATE trees SET digests = substr(digests, 1, 32)")
+    assert cache.known_tree("/data", ["a", "b"], stats) is None
+    # An inode number beyond int64 cannot be packed: such a tree is neither remembered nor matched.
+    huge = [stats[0], stats[1]._replace(st_ino=2**63)]
+    cache.remember_tree("/huge", ["a", "b"], huge, [digest_bytes(b"a"), digest_bytes(b"b")])
+    assert cache.known_tree("/huge", ["a", "b"], huge) is None
+    assert conn.execute("SELECT count(*) FROM trees WHERE key = ?", (hashing._tree_key("/huge"),)).fetchone() == (0,)
 
 
 def test_cache_is_shared_across_processes(make_tree, hash_calls, tmp_path):
