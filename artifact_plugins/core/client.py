@@ -79,15 +79,12 @@ class Client:
             self._manifests.clear()
         self._manifests[digest] = manifest
 
-    def put_manifest(self, manifest: Manifest, encoded: bytes | None = None) -> str:
-        """Store a manifest (if not already there) and return its key.
-
-        ``encoded``, if given, must be ``manifest.to_bytes()`` (computed ahead by the caller).
-        """
+    def put_manifest(self, manifest: Manifest) -> str:
+        """Store a manifest (if not already there) and return its key."""
         digest = manifest.digest()
         key = manifest_key(digest)
         if not self.store.has(key):
-            self.store.put_bytes(key, manifest.to_bytes() if encoded is None else encoded)
+            self.store.put_bytes(key, manifest.to_bytes())
         self.remember_manifest(digest, manifest)
         return key
 

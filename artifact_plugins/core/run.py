@@ -16,7 +16,6 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
@@ -479,27 +478,23 @@ def store_then_record(
     def waiting(what: str) -> None:
         logger.warning("storing %r waits for %s to end", artifact.name, what)
 
-    # The manifest is serialised meanwhile: its compression releases the GIL, and step (1) mostly
-    # waits on system calls or the network.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="artifact-plugins-manifest") as pool:
-        encoded = pool.submit(manifest.to_bytes)
-        attempt = 1
-        while True:
-            turn = registry.acquire_store_lock("commit", run_id, on_wait=waiting)
-            try:
-                upload_blobs(client, artifact.pending, artifact.name)
-                client.put_manifest(manifest, encoded.result())
-                return record(turn)
-            except StoreTurnLostError:
-                if attempt == TURN_ATTEMPTS:
-                    raise
-                logger.warning(
-                    "storing %r again: it was held up past its turn at the store and a garbage collection went ahead",
-                    artifact.name,
-                )
-                attempt += 1
-            finally:
-                registry.release_store_lock(turn)
+    attempt = 1
+    while True:
+        turn = registry.acquire_store_lock("commit", run_id, on_wait=waiting)
+        try:
+            upload_blobs(client, artifact.pending, artifact.name)
+            client.put_manifest(manifest)
+            return record(turn)
+        except StoreTurnLostError:
+            if attempt == TURN_ATTEMPTS:
+                raise
+            logger.warning(
+                "storing %r again: it was held up past its turn at the store and a garbage collection went ahead",
+                artifact.name,
+            )
+            attempt += 1
+        finally:
+            registry.release_store_lock(turn)
 
 
 def _checked_fields(artifact: Artifact) -> tuple[dict[str, Any], str | None]:
