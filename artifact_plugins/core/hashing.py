@@ -238,23 +238,33 @@ _STAT_BLOCK = 64
 _UNSETTLED = -1
 
 
-def _stat_bytes(stats: Sequence[FileStat], unsettled_after: int | None = None) -> bytes | None:
+#: Files per row of a remembered tree, and per ``struct.pack`` call: no copy of a whole
+#: 100,000-file tree's stats or digests is ever made for SQLite (see :meth:`ChecksumCache.remember_tree`).
+_CHUNK_FILES = 4096
+
+
+def _stat_bytes(stats: Sequence[FileStat], unsettled_after: int | None = None) -> bytearray | None:
     """Every file's :class:`FileStat` packed as int64s; ``None`` if one does not fit.
 
     Files modified after ``unsettled_after`` (ns) are packed as :data:`_UNSETTLED` throughout.
     """
     fields = len(FileStat._fields)
-    try:  # one pack call for all files: about twice as fast as filling an array
-        packed = struct.pack(f"{fields * len(stats)}q", *itertools.chain.from_iterable(stats))
+    packed = bytearray()
+    try:  # one pack call per chunk of files: about twice as fast as filling an array
+        for start in range(0, len(stats), _CHUNK_FILES):
+            part = stats[start : start + _CHUNK_FILES]
+            packed += struct.pack(f"{fields * len(part)}q", *itertools.chain.from_iterable(part))
     except struct.error:  # a 64-bit inode number beyond 2**63: such trees are not remembered
         return None
-    if unsettled_after is None or max(memoryview(packed).cast("q")[fields - 1 :: fields], default=0) <= unsettled_after:
+    if unsettled_after is None:
         return packed
-    patched = bytearray(packed)
-    for i, s in enumerate(stats):
-        if s.st_mtime_ns > unsettled_after:
-            patched[i * _STAT_WIDTH : (i + 1) * _STAT_WIDTH] = struct.pack(f"{fields}q", *[_UNSETTLED] * fields)
-    return bytes(patched)
+    newest = max(memoryview(packed).cast("q")[fields - 1 :: fields], default=0)
+    if newest > unsettled_after:
+        unsettled = struct.pack(f"{fields}q", *[_UNSETTLED] * fields)
+        for i, s in enumerate(stats):
+            if s.st_mtime_ns > unsettled_after:
+                packed[i * _STAT_WIDTH : (i + 1) * _STAT_WIDTH] = unsettled
+    return packed
 
 
 def _tree_key(root: str) -> bytes:
@@ -266,7 +276,7 @@ def _join_paths(rels: Sequence[str]) -> bytes:
 
 
 def _unchanged_files(
-    old_paths: bytes, old_stats: bytes, paths: bytes, rels: Sequence[str], stats: bytes
+    old_paths: bytes, old_stats: bytes, paths: bytes, rels: Sequence[str], stats: bytes | bytearray
 ) -> Iterator[tuple[int, int]]:
     """``(index, remembered index)`` of every file whose path and stat are those remembered.
 
@@ -316,8 +326,8 @@ class ChecksumCache:
                 "mtime_ns INTEGER, digest TEXT NOT NULL, PRIMARY KEY (dev, ino))"
             )
             conn.execute(
-                "CREATE TABLE IF NOT EXISTS trees (key BLOB PRIMARY KEY, paths BLOB NOT NULL, stats BLOB NOT NULL, "
-                "digests BLOB NOT NULL, at INTEGER)"
+                "CREATE TABLE IF NOT EXISTS trees (key BLOB, part INTEGER, paths BLOB NOT NULL, stats BLOB NOT NULL, "
+                "digests BLOB NOT NULL, at INTEGER, PRIMARY KEY (key, part))"
             )
             # Whole-set snapshots of earlier versions (exact matches only), superseded by ``trees``.
             if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'snapshots'").fetchone():
@@ -426,26 +436,31 @@ class ChecksumCache:
         ``rels`` are the files' paths under ``root`` and ``stats`` their stats, in the same
         order. A file counts as unchanged when its path and (device, inode, size, mtime_ns) are
         those remembered; the others are ``None``. ``None`` when nothing is remembered of
-        ``root``. One row for the whole directory: a re-log of an unchanged tree, or of one
+        ``root``. A few rows for the whole directory: a re-log of an unchanged tree, or of one
         where a few files changed, makes no per-file look-up for the files that did not change.
         """
-        current = _stat_bytes(stats)
-        if current is None:
-            return None
         try:
             with self._lock:
-                row = (
+                parts = (
                     self._connect()
-                    .execute("SELECT paths, stats, digests FROM trees WHERE key = ?", (_tree_key(root),))
-                    .fetchone()
+                    .execute(
+                        "SELECT part, paths, stats, digests FROM trees WHERE key = ? ORDER BY part", (_tree_key(root),)
+                    )
+                    .fetchall()
                 )
         except sqlite3.Error:
             return None
-        if row is None:
+        if not parts or [p[0] for p in parts] != list(range(len(parts))):
+            return None  # nothing remembered, or not rows this code wrote
+        current = _stat_bytes(stats)
+        if current is None:
             return None
-        old_paths, old_stats, raw = row
+        old_paths = b"\0".join([p[1] for p in parts])
+        old_stats = b"".join([p[2] for p in parts])
+        raw = b"".join([p[3] for p in parts])
+        del parts
         if len(raw) % 32 or len(old_stats) != len(raw) // 32 * _STAT_WIDTH:
-            return None  # not a row this code wrote
+            return None  # not rows this code wrote
         paths = _join_paths(rels)
         if old_paths == paths and old_stats == current:  # nothing changed: no per-file work at all
             return [PREFIX + raw[j : j + 32].hex() for j in range(0, len(raw), 32)]
@@ -458,17 +473,32 @@ class ChecksumCache:
         """Remember the digests of every file of directory ``root`` (see :meth:`known_tree`).
 
         A file modified within the racy window is remembered as unknown: only that file is
-        looked up again next time.
+        looked up again next time. Written :data:`_CHUNK_FILES` files to a row: one row for a
+        100,000-file tree raised a first log's peak memory by ~85 bytes a file (SQLite copies a
+        bound value and builds the record from it), chunks keep each copy small.
         """
-        packed = _stat_bytes(stats, unsettled_after=time.time_ns() - RACY_WINDOW_NS)
-        if packed is None:
-            return
-        row = (_tree_key(root), _join_paths(rels), packed, bytes.fromhex("".join([d[len(PREFIX) :] for d in digests])))
+        key, now = _tree_key(root), time.time_ns()
+        unpackable = False
+
+        def rows() -> Iterator[tuple[bytes, int, bytes, bytearray, bytes, int]]:
+            nonlocal unpackable
+            for part, start in enumerate(range(0, len(rels), _CHUNK_FILES)):
+                end = start + _CHUNK_FILES
+                packed = _stat_bytes(stats[start:end], unsettled_after=now - RACY_WINDOW_NS)
+                if packed is None:
+                    unpackable = True
+                    return
+                raw = bytes.fromhex("".join([d[len(PREFIX) :] for d in digests[start:end]]))
+                yield key, part, _join_paths(rels[start:end]), packed, raw, now
 
         def store(conn: sqlite3.Connection) -> None:
-            conn.execute("INSERT OR REPLACE INTO trees VALUES (?, ?, ?, ?, ?)", (*row, time.time_ns()))
+            conn.execute("DELETE FROM trees WHERE key = ?", (key,))
+            conn.executemany("INSERT INTO trees VALUES (?, ?, ?, ?, ?, ?)", rows())
+            if unpackable:  # such trees are not remembered
+                conn.execute("DELETE FROM trees WHERE key = ?", (key,))
             conn.execute(  # bounded: the most recent directories only
-                "DELETE FROM trees WHERE key NOT IN (SELECT key FROM trees ORDER BY at DESC LIMIT ?)", (TREES_KEPT,)
+                "DELETE FROM trees WHERE key NOT IN (SELECT key FROM trees GROUP BY key ORDER BY max(at) DESC LIMIT ?)",
+                (TREES_KEPT,),
             )
 
         self._write(store)

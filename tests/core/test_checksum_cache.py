@@ -94,8 +94,10 @@ def test_recently_modified_files_are_not_cached(make_tree, hash_calls):
 
 @pytest.fixture
 def small_trees(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Directories remembered whole from 5 files up (the real floor is 1,000), so a small tree uses it."""
+    """Directories remembered whole from 5 files up (the real floor is 1,000), so a small tree uses
+    it, 3 files to a row (the real number is 4,096), so a tree spans rows."""
     monkeypatch.setattr(artifact_mod, "TREE_MIN_FILES", 5)
+    monkeypatch.setattr(hashing, "_CHUNK_FILES", 3)
 
 
 @pytest.fixture
@@ -183,8 +185,9 @@ def test_a_just_modified_file_is_the_only_one_looked_up_again(make_tree, hash_ca
     assert looked_up == [] and hash_calls == []
 
 
-def test_tree_matching_agrees_with_comparing_file_by_file():
+def test_tree_matching_agrees_with_comparing_file_by_file(monkeypatch):
     """The block-wise comparison finds exactly the files whose path and stat are unchanged."""
+    monkeypatch.setattr(hashing, "_CHUNK_FILES", 50)  # stats packed in several calls
     rng = random.Random(7)
     for n in (1, 63, 64, 65, 200, 1000):
         rels = [f"d{i % 7}/f{i}" for i in range(n)]
@@ -208,17 +211,25 @@ def test_tree_matching_agrees_with_comparing_file_by_file():
             assert got == expected
 
 
-def test_a_row_that_does_not_fit_its_tree_is_ignored(tmp_path):
+@pytest.mark.parametrize("files_per_row", [4096, 1])
+def test_a_row_that_does_not_fit_its_tree_is_ignored(tmp_path, monkeypatch, files_per_row):
     """A damaged row (digests and stats of different lengths) gives no digest, never a wrong one."""
+    monkeypatch.setattr(hashing, "_CHUNK_FILES", files_per_row)
     cache = ChecksumCache(tmp_path / "cs.sqlite")
     stats = [hashing.FileStat(0o100644, 1, 2, 3, 4), hashing.FileStat(0o100644, 5, 2, 3, 4)]
     cache.remember_tree("/data", ["a", "b"], stats, [digest_bytes(b"a"), digest_bytes(b"b")])
     assert cache.known_tree("/data", ["a", "b"], stats) == [digest_bytes(b"a"), digest_bytes(b"b")]
     assert cache.known_tree("/other", ["a", "b"], stats) is None
     conn = cache._connect()
-    conn.execute("UPDATE trees SET digests = substr(digests, 1, 32)")
+    assert conn.execute("SELECT count(*) FROM trees").fetchone() == ({4096: 1, 1: 2}[files_per_row],)
+    if files_per_row == 1:  # a part missing: the rows left do not make the tree
+        conn.execute("DELETE FROM trees WHERE part = 0")
+        assert cache.known_tree("/data", ["a", "b"], stats) is None
+        cache.remember_tree("/data", ["a", "b"], stats, [digest_bytes(b"a"), digest_bytes(b"b")])
+    conn.execute("UPDATE trees SET digests = substr(digests, 1, 16)")
     assert cache.known_tree("/data", ["a", "b"], stats) is None
-    # An inode number beyond int64 cannot be packed: such a tree is neither remembered nor matched.
+    # An inode number beyond int64 cannot be packed: such a tree is neither remembered nor matched
+    # (with a row per file, the first row was already written when the second failed to pack).
     huge = [stats[0], stats[1]._replace(st_ino=2**63)]
     cache.remember_tree("/huge", ["a", "b"], huge, [digest_bytes(b"a"), digest_bytes(b"b")])
     assert cache.known_tree("/huge", ["a", "b"], huge) is None
