@@ -97,6 +97,8 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=7)
     p.add_argument("--dir", default=None, help="scratch directory (default: a temporary one)")
     args = p.parse_args()
+    if args.dir is not None:
+        Path(args.dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.dir) as scratch:
         base = Path(scratch)
         src, home = base / "src", base / "home"

@@ -1,0 +1,153 @@
+"""Where a cached download of small files spends its time, step by step, next to `cp -r` of them.
+
+    python benchmarks/bench_download.py [--files 10000] [--size 4096] [--runs 5] [--dir DIR]
+
+Logs ``--files`` files of ``--size`` distinct bytes once (untimed) into a local store, then
+alternates, ``--runs`` times: ``cp -r`` of the source files into a new directory, and
+``Api().artifact("ds:latest").download(<new directory>)`` in a fresh process. The download's
+process times each step by wrapping the function that does it:
+
+* ``resolve``: finding the version in the registry
+* ``manifest``: reading and parsing the version's manifest from the store
+* ``paths``: checking every entry's destination path
+* ``copy``: reading each blob and writing it to its destination (serially while the disk keeps
+  up, on threads while it is slow)
+* ``remember``: writing the written files' digests to the checksum cache
+* ``other``: what is left (directories, the staging directory and its rename, progress)
+
+and prints the median of each. Beside ``cp -r`` it times ``floor``: the least a Python loop
+does to copy the same files, in this process (open, read, close the source; create, write,
+``fstat``, close the destination; directories made before the clock), which is what the
+``copy`` step would cost with none of its own work. As in ``bench_first_log.py``, nothing is
+deleted before a run: copies go into a trash directory removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from child_setup import SETUP, WARM
+from smallfiles import add_run_options, add_size_options, first_log_set
+
+LOG = (
+    SETUP
+    + WARM
+    + r"""
+art = ap.Artifact("ds", "dataset"); art.add_dir(sys.argv[2])
+with ap.init(job_type="bench") as run:
+    run.log_artifact(art)
+"""
+)
+
+CHILD = (
+    SETUP
+    + r"""
+dest = sys.argv[2]
+import artifact_plugins.core.transfer as transfer
+from artifact_plugins.core.client import Client
+from artifact_plugins.core.hashing import ChecksumCache
+
+timed(ap.Api, "artifact", "resolve")
+timed(Client, "manifest", "manifest")
+timed(transfer, "_transfer", "copy")  # whole: the files may go on threads
+timed(ChecksumCache, "remember", "remember")
+timed(transfer, "_materialize", "materialize")
+timed(transfer, "materialize", "paths")
+"""
+    + WARM
+    + r"""
+t0 = time.perf_counter()
+ap.Api().artifact("ds:latest").download(dest)
+spent["total"] = time.perf_counter() - t0
+spent["paths"] -= spent["materialize"]
+spent["other"] = spent["total"] - sum(v for k, v in spent.items() if k not in ("total", "materialize"))
+print(json.dumps(spent))
+"""
+)
+
+STEPS = ("resolve", "manifest", "paths", "copy", "remember", "other", "total")
+
+
+def child(code: str, home: Path, arg: Path) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-c", code, str(home), str(arg)], check=True, capture_output=True, text=True)
+    lines = out.stdout.strip().splitlines()
+    return dict(json.loads(lines[-1])) if lines else {}
+
+
+def cp_r(src: Path, dest: Path) -> float:
+    t = time.perf_counter()
+    subprocess.run(["cp", "-r", str(src), str(dest)], check=True)
+    return time.perf_counter() - t
+
+
+def python_floor(src: Path, dest: Path, size: int) -> float:
+    """Copy the files under ``src`` to ``dest`` with the fewest Python calls; the time of the loop."""
+    pairs = []
+    for d in sorted(os.listdir(src)):
+        (dest / d).mkdir(parents=True)
+        pairs += [(f"{src}/{d}/{f}", f"{dest}/{d}/{f}") for f in sorted(os.listdir(src / d))]
+    stats = []
+    read_only, create = os.O_RDONLY, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    gc.disable()  # as the project's own loops run (``gcpause.py``)
+    t = time.perf_counter()
+    for source, target in pairs:
+        fd = os.open(source, read_only)
+        data = os.read(fd, size + 1)  # as the store reads a blob of known size
+        os.close(fd)
+        fd = os.open(target, create, 0o644)
+        os.write(fd, data)
+        stats.append(os.fstat(fd))
+        os.close(fd)
+    elapsed = time.perf_counter() - t
+    gc.enable()
+    return elapsed
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_size_options(p)
+    add_run_options(p)
+    args = p.parse_args()
+    base = Path(args.dir)
+    src = first_log_set(base, args.files, args.size)
+    trash = base / f"download-trash-{uuid.uuid4().hex}"
+    home = trash / "home"
+    home.mkdir(parents=True)
+    child(LOG, home, src)
+    downloads: list[dict[str, float]] = []
+    copies: list[float] = []
+    floors: list[float] = []
+    try:
+        for k in range(args.runs):
+            os.sync()
+            copies.append(cp_r(src, trash / f"cp-{k}"))
+            os.sync()
+            floors.append(python_floor(src, trash / f"floor-{k}", args.size))
+            os.sync()
+            downloads.append(child(CHILD, home, trash / f"download-{k}"))
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)
+    print(f"cached download of {args.files:,} files of {args.size:,} bytes: median of {args.runs} runs")
+    cp = statistics.median(copies)
+    for step in STEPS:
+        ms = statistics.median(r.get(step, 0.0) for r in downloads) * 1e3
+        print(f"  {step:<9} {ms:8.1f} ms  {ms * 1e3 / args.files:6.1f} us a file")
+    total = statistics.median(r["total"] for r in downloads)
+    floor = statistics.median(floors)
+    print(f"  floor     {floor * 1e3:8.1f} ms  {floor * 1e6 / args.files:6.1f} us a file  (the copy loop alone)")
+    print(f"  cp -r     {cp * 1e3:8.1f} ms  {cp * 1e6 / args.files:6.1f} us a file")
+    print(f"cached download / cp -r = {total / cp:.2f}")
+
+
+if __name__ == "__main__":
+    main()
