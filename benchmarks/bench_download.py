@@ -24,7 +24,6 @@ deleted before a run: copies go into a trash directory removed at the end.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import os
@@ -37,7 +36,7 @@ import uuid
 from pathlib import Path
 
 from child_setup import SETUP, WARM
-from smallfiles import add_run_options, add_size_options, first_log_set
+from smallfiles import cp_r, first_log_set, print_step, print_steps, small_file_args
 
 LOG = (
     SETUP
@@ -84,12 +83,6 @@ def child(code: str, home: Path, arg: Path) -> dict[str, float]:
     return dict(json.loads(lines[-1])) if lines else {}
 
 
-def cp_r(src: Path, dest: Path) -> float:
-    t = time.perf_counter()
-    subprocess.run(["cp", "-r", str(src), str(dest)], check=True)
-    return time.perf_counter() - t
-
-
 def python_floor(src: Path, dest: Path, size: int) -> float:
     """Copy the files under ``src`` to ``dest`` with the fewest Python calls; the time of the loop."""
     pairs = []
@@ -114,10 +107,7 @@ def python_floor(src: Path, dest: Path, size: int) -> float:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_size_options(p)
-    add_run_options(p)
-    args = p.parse_args()
+    args = small_file_args(__doc__)
     base = Path(args.dir)
     src = first_log_set(base, args.files, args.size)
     trash = base / f"download-trash-{uuid.uuid4().hex}"
@@ -139,13 +129,11 @@ def main() -> None:
         shutil.rmtree(trash, ignore_errors=True)
     print(f"cached download of {args.files:,} files of {args.size:,} bytes: median of {args.runs} runs")
     cp = statistics.median(copies)
-    for step in STEPS:
-        ms = statistics.median(r.get(step, 0.0) for r in downloads) * 1e3
-        print(f"  {step:<9} {ms:8.1f} ms  {ms * 1e3 / args.files:6.1f} us a file")
+    print_steps(downloads, STEPS, args.files)
     total = statistics.median(r["total"] for r in downloads)
     floor = statistics.median(floors)
-    print(f"  floor     {floor * 1e3:8.1f} ms  {floor * 1e6 / args.files:6.1f} us a file  (the copy loop alone)")
-    print(f"  cp -r     {cp * 1e3:8.1f} ms  {cp * 1e6 / args.files:6.1f} us a file")
+    print_step("floor", floor, args.files, "  (the copy loop alone)")
+    print_step("cp -r", cp, args.files)
     print(f"cached download / cp -r = {total / cp:.2f}")
 
 

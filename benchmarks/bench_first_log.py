@@ -26,19 +26,17 @@ a trash directory, removed at the end.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 from child_setup import SETUP, WARM
-from smallfiles import add_run_options, add_size_options, first_log_set
+from smallfiles import cp_r, first_log_set, print_step, print_steps, small_file_args
 
 CHILD = (
     SETUP
@@ -89,17 +87,8 @@ def first_log(home: Path, src: Path) -> dict[str, float]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def cp_r(src: Path, dest: Path) -> float:
-    t = time.perf_counter()
-    subprocess.run(["cp", "-r", str(src), str(dest)], check=True)
-    return time.perf_counter() - t
-
-
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_size_options(p)
-    add_run_options(p)
-    args = p.parse_args()
+    args = small_file_args(__doc__)
     base = Path(args.dir)
     src = first_log_set(base, args.files, args.size)
     trash = base / f"first-log-trash-{uuid.uuid4().hex}"
@@ -116,11 +105,9 @@ def main() -> None:
         shutil.rmtree(trash, ignore_errors=True)
     print(f"first log of {args.files:,} new files of {args.size:,} bytes: median of {args.runs} runs")
     cp = statistics.median(copies)
-    for step in STEPS:
-        ms = statistics.median(r.get(step, 0.0) for r in logs) * 1e3
-        print(f"  {step:<9} {ms:8.1f} ms  {ms * 1e3 / args.files:6.1f} us a file")
+    print_steps(logs, STEPS, args.files)
     total = statistics.median(r["total"] for r in logs)
-    print(f"  cp -r     {cp * 1e3:8.1f} ms  {cp * 1e6 / args.files:6.1f} us a file")
+    print_step("cp -r", cp, args.files)
     print(f"first log / cp -r = {total / cp:.2f}")
 
 

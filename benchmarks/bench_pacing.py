@@ -26,7 +26,6 @@ directory between runs, removed at the end.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
@@ -36,7 +35,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from smallfiles import add_run_options, add_size_options, first_log_set, wait_until_settled
+from smallfiles import first_log_set, small_file_args, wait_until_settled
 
 from artifact_plugins.core.hashing import FileStat, compact_stat, hash_file
 from artifact_plugins.core.pacing import _in_slices, run_paced
@@ -91,10 +90,7 @@ def bulk_delete(src: Path, trash: Path) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_size_options(p)
-    add_run_options(p)
-    args = p.parse_args()
+    args = small_file_args(__doc__)
     base = Path(args.dir)
     src = first_log_set(base, args.files, args.size)
     items: list[Item] = []

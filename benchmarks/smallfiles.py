@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
+import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 #: Where the scripts that keep their data between runs keep it.
@@ -33,6 +35,32 @@ def add_size_options(p: argparse.ArgumentParser) -> None:
     """``--files`` and ``--size``: how many small files, of how many bytes each."""
     p.add_argument("--files", type=int, default=10_000)
     p.add_argument("--size", type=int, default=4096)
+
+
+def small_file_args(doc: str | None) -> argparse.Namespace:
+    """The command line of a script that takes ``--files``, ``--size``, ``--runs`` and ``--dir``, parsed."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_size_options(p)
+    add_run_options(p)
+    return p.parse_args()
+
+
+def cp_r(src: Path, dest: Path) -> float:
+    """Seconds that ``cp -r src dest`` took."""
+    t = time.perf_counter()
+    subprocess.run(["cp", "-r", str(src), str(dest)], check=True)
+    return time.perf_counter() - t
+
+
+def print_step(label: str, seconds: float, files: int, note: str = "") -> None:
+    """One line of a per-step table: milliseconds, and microseconds a file."""
+    print(f"  {label:<9} {seconds * 1e3:8.1f} ms  {seconds * 1e6 / files:6.1f} us a file{note}")
+
+
+def print_steps(runs: Sequence[dict[str, float]], steps: Sequence[str], files: int) -> None:
+    """:func:`print_step` of the median of each step over ``runs`` (a step a run lacks counts as 0)."""
+    for step in steps:
+        print_step(step, statistics.median(r.get(step, 0.0) for r in runs), files)
 
 
 def generate(root: Path, files: int, size: int) -> None:
