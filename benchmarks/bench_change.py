@@ -9,8 +9,8 @@ version), and logs it again unchanged in another (the re-log shortcut). Each log
 times what it calls by wrapping the function that does it:
 
 * ``scan``: walking the directory (``artifact._scan_dir``)
-* ``look up``: the per-file checksum cache look-ups (of the files the directory's row does not know)
-* ``tree``: reading the directory's row in the checksum cache (and writing the new one), and matching it
+* ``look up``: the per-file checksum cache look-ups (of the files the directory's rows do not know)
+* ``tree``: reading the directory's rows in the checksum cache (and writing the new ones), and matching them
 * ``hash``: hashing the files the cache did not know (and remembering them)
 * ``store check``: asking the store which blobs it lacks (on local disk: one ``access`` per blob)
 * ``store``: writing the new blobs

@@ -9,7 +9,7 @@ checksum cache, entries), ``init`` (the run record), ``commit`` (``log_artifact`
 ``finish``. Variants, each with one shortcut taken away:
 
 * ``as shipped``
-* ``no tree``: no whole-directory row in the checksum cache (one look-up per file)
+* ``no tree``: no directory rows in the checksum cache (one look-up per file)
 * ``collector on``: the cyclic garbage collector left running while ``add_dir`` builds the draft
 * ``ORM statements``: the registry's statements built from the ORM models instead of Core tables
 

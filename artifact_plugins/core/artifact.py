@@ -84,8 +84,8 @@ def _digests(
 
     Files the checksum cache knows unchanged are not read. With ``tree``, ``(root, paths under
     root)`` of a scanned directory, the files that are as the last scan of ``root`` left them are
-    not even looked up file by file (one row for the directory): a log after a few files changed
-    looks up and hashes those few.
+    not even looked up file by file (a few rows for the directory): a log after a few files
+    changed looks up and hashes those few.
     """
     if checksum_cache is None:
         return _hash_all(paths, stats, [None] * len(paths))

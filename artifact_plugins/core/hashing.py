@@ -236,8 +236,6 @@ _STAT_BLOCK = 64
 #: The stat recorded for a file modified within the racy window: it never matches a real stat, so
 #: the next log looks that file up (and hashes it) again.
 _UNSETTLED = -1
-
-
 #: Files per row of a remembered tree, and per ``struct.pack`` call: no copy of a whole
 #: 100,000-file tree's stats or digests is ever made for SQLite (see :meth:`ChecksumCache.remember_tree`).
 _CHUNK_FILES = 4096
@@ -330,8 +328,7 @@ class ChecksumCache:
                 "digests BLOB NOT NULL, at INTEGER, PRIMARY KEY (key, part))"
             )
             # Whole-set snapshots of earlier versions (exact matches only), superseded by ``trees``.
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'snapshots'").fetchone():
-                conn.execute("DROP TABLE snapshots")
+            conn.execute("DROP TABLE IF EXISTS snapshots")
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS reference_fetches (dev INTEGER, ino INTEGER, ref_digest TEXT NOT NULL, "
                 "content_digest TEXT NOT NULL, PRIMARY KEY (dev, ino))"
@@ -488,7 +485,7 @@ class ChecksumCache:
                 if packed is None:
                     unpackable = True
                     return
-                raw = bytes.fromhex("".join([d[len(PREFIX) :] for d in digests[start:end]]))
+                raw = bytes.fromhex("".join(map(hex_of, digests[start:end])))
                 yield key, part, _join_paths(rels[start:end]), packed, raw, now
 
         def store(conn: sqlite3.Connection) -> None:
