@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -84,10 +85,22 @@ def check_store_objects(objects: Mapping[str, bytes]) -> Counter[str]:
 
 
 def local_store_objects(root: Path) -> dict[str, bytes]:
-    """Every file of a local store (key -> bytes)."""
+    """Every finished file of a local store (key -> bytes); see :func:`unfinished_local_blobs`."""
     if not root.exists():
         return {}
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and p.stat().st_mode & stat.S_IRUSR
+    }
+
+
+def unfinished_local_blobs(root: Path) -> list[Path]:
+    """Blobs a local store's writer created under their final names and never finished (mode 0:
+    the store counts them as absent; the next writer replaces them, gc removes them)."""
+    if not root.exists():
+        return []
+    return [p for p in root.rglob("*") if p.is_file() and not p.stat().st_mode & stat.S_IRUSR]
 
 
 def check_cache(cache_dir: Path) -> Counter[str]:

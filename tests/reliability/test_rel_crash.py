@@ -30,6 +30,7 @@ from rel_helpers import (
     report,
     sqlite_integrity,
     tree_bytes,
+    unfinished_local_blobs,
     write_tree,
 )
 
@@ -125,11 +126,13 @@ def test_sigkill_while_logging(tmp_path: Path) -> None:
 
     # Killed uploads leave temp files and unreferenced blobs only; gc reclaims them once old enough.
     leftovers = [p for p in store_root.rglob(".tmp-*")]
+    unfinished = unfinished_local_blobs(store_root)
     from rel_helpers import age
 
     age([p for p in store_root.rglob("*") if p.is_file()])
     gc = api.gc(dry_run=False, grace=timedelta(hours=1))
     assert list(store_root.rglob(".tmp-*")) == [], "gc left temp files of killed uploads behind"
+    assert unfinished_local_blobs(store_root) == [], "gc left unfinished blobs of killed uploads behind"
     for v in check_registry(api):
         assert v.verify().ok
     phases = Counter(t["phase"] for t in trials if t["killed"])
@@ -148,6 +151,7 @@ def test_sigkill_while_logging(tmp_path: Path) -> None:
         committed_versions=len(versions),
         store_blobs_checked=store_state["blobs"],
         temp_files_left_by_kills=len(leftovers),
+        unfinished_blobs_left_by_kills=len(unfinished),
         gc_deleted_blobs=len(gc.deleted_blobs),
         bytes_verified=verified + store_state["blob_bytes"],
         full_log_seconds=round(result["full_log_seconds"], 4),

@@ -24,6 +24,7 @@ from rel_helpers import (
     local_store_objects,
     report,
     sqlite_integrity,
+    unfinished_local_blobs,
     write_tree,
 )
 
@@ -69,10 +70,14 @@ def test_disk_full_while_logging(tmp_path: Path, mounts: Mounts) -> None:
     assert committed_state(tmp_path / "registry.db") == before
     state = check_store_objects(local_store_objects(store))  # what landed is whole; no wrong bytes
     assert no_temp_files(store)
+    # The blob the disk filled up under stays unreadable (absent to the store) with its bytes freed.
+    unfinished = unfinished_local_blobs(store)
+    assert all(p.stat().st_size == 0 for p in unfinished), unfinished
     assert download_and_compare(v0, tmp_path / "v0", seed_files)
     mounts.remount(store, "size=16m")
     v1 = log(big)
     verified = download_and_compare(v1, tmp_path / "v1", files_of(random.Random(1), 3, 900 * 1024))
+    assert unfinished_local_blobs(store) == []  # the next log replaced it whole
     report(
         "test_disk_full_while_logging",
         "disk full (ENOSPC) in the store during log",

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import shutil
+import stat as stat_mod
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from ..hashing import read_fd as _read_fd
 from .base import BlobStore, StoredObject, local_write_error, temp_token
 
 SMALL_FILE = 1 * 2**20
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+_OWNER_READ = stat_mod.S_IRUSR
 
 
 def copy_file(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
@@ -33,18 +37,32 @@ def write_new_file(
     """
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        written = os.write(fd, data)
-        if written < len(data):  # short writes are rare: no memoryview per file otherwise
-            view = memoryview(data)[written:]
-            while view:
-                view = view[os.write(fd, view) :]
+        write_all(fd, data)
         return os.fstat(fd) if stat else None
     finally:
         os.close(fd)
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` to ``fd`` (one ``write`` unless the kernel takes fewer)."""
+    written = os.write(fd, data)
+    if written < len(data):  # short writes are rare: no memoryview per file otherwise
+        view = memoryview(data)[written:]
+        while view:
+            view = view[os.write(fd, view) :]
+
+
 class LocalStore(BlobStore):
-    """Blobs as read-only files under a root directory; writes go to a temp name and are renamed into place."""
+    """Blobs as read-only files under a root directory, never visible half-written.
+
+    A small blob is created under its final name with no permission bits at all and made
+    readable (``0o444``) once every byte is in: a blob counts as present only when its owner
+    may read it. That saves the rename a temp file needs, a fifth of storing a 4 KiB file on
+    ext4 (``benchmarks/RESULTS.md``). A writer killed mid-write leaves an unreadable file
+    that the next writer of that blob replaces whole (temp name + rename) and gc removes
+    like any unreferenced blob. Large blobs and manifests are written to a temp name and
+    renamed into place.
+    """
 
     is_local = True
 
@@ -60,13 +78,44 @@ class LocalStore(BlobStore):
         return self._prefix + key
 
     def has(self, key: str) -> bool:
-        return os.path.exists(self._prefix + key)
+        return _complete(self._prefix + key)
 
     def missing(self, keys: Iterable[str]) -> set[str]:
-        # access(F_OK): one system call and no stat result to build. A blob under its final name
-        # is complete (written under a temp name, then renamed).
-        prefix, access, exists = self._prefix, os.access, os.F_OK
-        return {k for k in keys if not access(prefix + k, exists)}
+        prefix, stat, readable = self._prefix, os.stat, _OWNER_READ
+        gone: set[str] = set()
+        for k in keys:
+            try:
+                if stat(prefix + k).st_mode & readable:
+                    continue
+            except OSError:
+                pass
+            gone.add(k)
+        return gone
+
+    def _create(self, key: str, data: bytes) -> None:
+        """Store a small blob under its final name (see the class docstring); nothing if it is there."""
+        final = self._prefix + key
+        try:
+            try:
+                fd = os.open(final, _CREATE, 0)  # mode 0 whatever the umask: "still being written"
+            except FileNotFoundError:
+                os.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+                fd = os.open(final, _CREATE, 0)
+        except FileExistsError:
+            if not _complete(final):  # a killed writer's leftover, or a writer still at it: replaced whole
+                self._place(key, lambda tmp: write_new_file(tmp, data, 0o444))
+            return
+        try:
+            write_all(fd, data)
+            os.fchmod(fd, 0o444)
+        except BaseException:
+            # Left unreadable, so it counts as absent; its bytes are freed. Never unlinked by
+            # name: another writer may have replaced it with the complete blob meanwhile.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            raise
+        finally:
+            os.close(fd)
 
     def _place(self, key: str, write_tmp: object) -> None:
         """Write via ``write_tmp(tmp_path)`` then rename to ``key``; creates missing directories once."""
@@ -95,7 +144,7 @@ class LocalStore(BlobStore):
                     raise FileChangedError(
                         f"{os.fspath(src)!r} changed since it was added; log it again once it is stable"
                     )
-                self._place(key, lambda tmp: write_new_file(tmp, data, 0o444))
+                self._create(key, data)
                 return
 
             def copy(tmp: str) -> None:
@@ -200,3 +249,11 @@ class LocalStore(BlobStore):
                 f"no space left to {verb} {key} in {self.root}; free space and retry (nothing was committed)"
             )
         return StoreError(f"cannot {verb} {key} in {self.root}: {exc.strerror or exc}")
+
+
+def _complete(path: str) -> bool:
+    """Whether a blob is there under its final name with every byte in (its owner may read it)."""
+    try:
+        return bool(os.stat(path).st_mode & _OWNER_READ)
+    except OSError:
+        return False
