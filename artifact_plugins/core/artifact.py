@@ -13,13 +13,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
 
-from .errors import ArtifactFinalizedError, InvalidInputError
+from .errors import ArtifactFinalizedError, InvalidInputError, StoreError
 from .gcpause import gc_paused
 from .hashing import (
     TREE_MAX_FILES,
     TREE_MIN_FILES,
     ChecksumCache,
     FileStat,
+    KeepBytes,
     compact_stat,
     hash_file,
 )
@@ -64,13 +65,17 @@ class PendingEntry(NamedTuple):
         return FileStat(0, 0, 0, self.entry.size, self.mtime_ns)
 
 
-def hash_local_files(paths: Sequence[str], checksum_cache: ChecksumCache | None) -> list[tuple[str, FileStat]]:
-    """Digest and stat of each file, skipping rehashing for files the checksum cache knows unchanged."""
+def hash_local_files(
+    paths: Sequence[str], checksum_cache: ChecksumCache | None, keep: KeepBytes | None = None
+) -> list[tuple[str, FileStat]]:
+    """Digest and stat of each file, skipping rehashing for files the checksum cache knows unchanged.
+
+    ``keep`` is handed each small file read (see :func:`hash_file`)."""
     try:
         stats = [compact_stat(os.stat(p)) for p in paths]
     except OSError as exc:
         raise InvalidInputError(f"cannot add {exc.filename!r}: {exc.strerror}") from None
-    digests = _digests(paths, stats, checksum_cache)
+    digests = _digests(paths, stats, checksum_cache, keep=keep)
     return list(zip(digests, stats, strict=True))
 
 
@@ -79,16 +84,17 @@ def _digests(
     stats: list[FileStat],
     checksum_cache: ChecksumCache | None,
     tree: tuple[str, Sequence[str]] | None = None,
+    keep: KeepBytes | None = None,
 ) -> list[str]:
     """The digest of each file; ``stats`` is updated in place to the stat each file was hashed at.
 
     Files the checksum cache knows unchanged are not read. With ``tree``, ``(root, paths under
     root)`` of a scanned directory, the files that are as the last scan of ``root`` left them are
     not even looked up file by file (a few rows for the directory): a log after a few files
-    changed looks up and hashes those few.
+    changed looks up and hashes those few. ``keep`` is handed each small file read.
     """
     if checksum_cache is None:
-        return _hash_all(paths, stats, [None] * len(paths))
+        return _hash_all(paths, stats, [None] * len(paths), keep=keep)
     if tree is not None and not TREE_MIN_FILES <= len(paths) <= TREE_MAX_FILES:
         tree = None
     known = checksum_cache.known_tree(*tree, stats) if tree is not None else None
@@ -100,7 +106,7 @@ def _digests(
             return cast(list[str], known)
         for i, d in zip(unknown, checksum_cache.lookup([stats[i] for i in unknown]), strict=True):
             known[i] = d
-    digests = _hash_all(paths, stats, known, checksum_cache)
+    digests = _hash_all(paths, stats, known, checksum_cache, keep)
     if tree is not None:
         checksum_cache.remember_tree(*tree, stats, digests)
     return digests
@@ -111,6 +117,7 @@ def _hash_all(
     stats: list[FileStat],
     known: list[str | None],
     checksum_cache: ChecksumCache | None = None,
+    keep: KeepBytes | None = None,
 ) -> list[str]:
     """Fill in every ``None`` of ``known`` by hashing that file (and remember it in ``checksum_cache``).
 
@@ -123,7 +130,7 @@ def _hash_all(
     # are hashed by BLAKE3's own thread pool.
     for i, d in enumerate(known):
         if d is None:
-            digest, after = hash_file(paths[i], stats[i])
+            digest, after = hash_file(paths[i], stats[i], keep)
             known[i] = digest
             stats[i] = compact_stat(after)  # at once: full stats add up to GiBs
             fresh[i] = 1
@@ -217,6 +224,8 @@ class Artifact:
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self._logged: ArtifactVersion | None = None
         self._checksum_cache: ChecksumCache | None = None
+        self._keep: KeepBytes | None = None  # see _store_as_hashed
+        self._keep_resolved = False
         self.base: ArtifactVersion | None = None
 
     def __repr__(self) -> str:
@@ -243,6 +252,38 @@ class Artifact:
             self._checksum_cache = default_checksum_cache()
         return self._checksum_cache
 
+    def _store_as_hashed(self) -> KeepBytes | None:
+        """Where the bytes of small files go as they are hashed: the store of the active run (else
+        the default settings' store), if it is local.
+
+        A file read to be hashed is written to the store there and then, from the bytes just
+        hashed, so the log finds its blob present and reads nothing again (a first log of
+        small files read each twice). Best effort: the log checks every blob anyway and sends
+        what is missing, so a store that refuses (full, read-only) only stops this for the
+        draft, and a run that logs to another store sends the bytes there. Blobs of a draft
+        never logged are unreferenced and left to gc.
+        """
+        if not self._keep_resolved:
+            from .client import get_client
+            from .run import current_run
+            from .storage import blob_key
+            from .storage.local import LocalStore
+
+            self._keep_resolved = True
+            run = current_run()
+            store = get_client(run.settings if run is not None else None).store
+            if isinstance(store, LocalStore):
+
+                def keep(digest: str, data: bytes) -> None:
+                    if self._keep is not None:
+                        try:
+                            store.put_bytes(blob_key(digest), data)
+                        except StoreError:
+                            self._keep = None
+
+                self._keep = keep
+        return self._keep
+
     def _put(self, pending: PendingEntry, overwrite: bool) -> ManifestEntry:
         path = pending.entry.path
         old = self._entries.get(path)
@@ -265,7 +306,7 @@ class Artifact:
         if not os.path.isfile(path):
             raise InvalidInputError(f"cannot add file {path!r}: it does not exist or is not a regular file")
         entry_path = normalize_entry_path(name if name is not None else os.path.basename(path))
-        ((digest, st),) = hash_local_files([path], self._cache())
+        ((digest, st),) = hash_local_files([path], self._cache(), self._store_as_hashed())
         entry = make_entry(entry_path, digest, st.st_size)
         return self._put(PendingEntry(entry, os.path.abspath(path), st.st_mtime_ns), overwrite)
 
@@ -285,7 +326,7 @@ class Artifact:
             fulls, scanned, stats = _scan_dir(root)
             rels = scanned if name is None else [posixpath.join(name, rel) for rel in scanned]
             paths = normalize_entry_paths(rels)
-            digests = _digests(fulls, stats, self._cache(), (root, scanned))
+            digests = _digests(fulls, stats, self._cache(), (root, scanned), self._store_as_hashed())
             out = []
             put = self._put
             base, cut = f"{root}/", 0 if name is None else len(posixpath.join(name, ""))

@@ -26,6 +26,9 @@ from .errors import FileChangedError, StoreError
 
 PREFIX = "blake3:"
 MMAP_THRESHOLD = 4 * 2**20
+
+#: Called with a digest and the bytes it was computed from (see :func:`hash_file`).
+KeepBytes = Callable[[str, bytes], None]
 CHUNK = 4 * 2**20
 # A file modified this recently may be modified again within the same mtime tick; such files
 # are hashed but not remembered (the "racy timestamp" problem git solves the same way).
@@ -169,12 +172,13 @@ def _signature(st: Stat) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
-def _hash_small(path: str | os.PathLike[str], st: Stat) -> tuple[str, os.stat_result]:
+def _hash_small(path: str | os.PathLike[str], st: Stat, keep: KeepBytes | None = None) -> tuple[str, os.stat_result]:
     """:func:`hash_file` of a small file whose stat is known: read in one call, hashed in memory.
 
     ``st`` said "regular file"; the ``fstat`` after the read proves the file read was one (a
     FIFO or device swapped in meanwhile is refused then: opened non-blocking and read at most
     ``size + 1`` bytes, it can neither hang nor flood memory), so no ``fstat`` is needed before.
+    ``keep`` is handed the digest and the very bytes it names.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
@@ -195,18 +199,26 @@ def _hash_small(path: str | os.PathLike[str], st: Stat) -> tuple[str, os.stat_re
             f"{os.fspath(path)!r} changed while it was being hashed (size/mtime moved); "
             "log it again once it is no longer being written"
         )
-    return PREFIX + blake3(data).hexdigest(), after
+    digest = PREFIX + blake3(data).hexdigest()
+    if keep is not None:
+        keep(digest, data)
+    return digest, after
 
 
-def hash_file(path: str | os.PathLike[str], st: Stat | None = None) -> tuple[str, os.stat_result]:
+def hash_file(
+    path: str | os.PathLike[str], st: Stat | None = None, keep: KeepBytes | None = None
+) -> tuple[str, os.stat_result]:
     """Hash a file; returns its digest and the stat it was hashed at.
+
+    ``keep``, if given, is called with the digest and the bytes of a file small enough to be
+    read whole (under :data:`MMAP_THRESHOLD`): what was hashed, byte for byte.
 
     Raises :class:`FileChangedError` when the file's size or mtime changed while it was read.
     """
     try:
         before = st or os.stat(path)
         if before.st_size < MMAP_THRESHOLD:
-            return _hash_small(path, before)
+            return _hash_small(path, before, keep)
         fd = open_regular(path)  # never hand a FIFO or a device to the mmap hasher
         try:
             h = _hash_mapped(fd, before.st_size)

@@ -23,9 +23,9 @@ from artifact_plugins.core.errors import (
     InvalidPathError,
     InvalidRefError,
 )
-from artifact_plugins.core.hashing import digest_bytes
+from artifact_plugins.core.hashing import MMAP_THRESHOLD, digest_bytes
 from artifact_plugins.core.manifest import DIGEST_HEADER, FORMAT
-from artifact_plugins.core.storage import manifest_key
+from artifact_plugins.core.storage import blob_key, manifest_key
 from artifact_plugins.core.storage.local import LocalStore
 
 BAD_NAMES = ["", "a" * 129, "has space", "a/b", "a:b", "tab\tname", "ünïcode", "..", "."]
@@ -321,10 +321,10 @@ def test_file_changing_while_hashed(tmp_path, seeded, snapshot, monkeypatch):
     victim.write_text("first line\n")
     real = artifact_mod.hash_file
 
-    def growing_hash(path, st=None):
+    def growing_hash(path, st=None, keep=None):
         with open(path, "a") as f:
             f.write("another line\n")
-        return real(path, st)
+        return real(path, st, keep)
 
     monkeypatch.setattr(artifact_mod, "hash_file", growing_hash)
     before = snapshot()
@@ -339,7 +339,7 @@ def test_file_changing_while_stored(tmp_path, seeded, snapshot, monkeypatch):
     """Fault injection: the file is appended to when the store starts copying it."""
     run, _draft, _ = seeded
     victim = tmp_path / "model.bin"
-    victim.write_bytes(os.urandom(2 * 2**20))  # large: copied by the kernel, then its stat is checked
+    victim.write_bytes(os.urandom(MMAP_THRESHOLD + 2**20))  # large: copied by the kernel, then its stat is checked
     art = ap.Artifact("ds", "dataset")
     art.add_file(victim)
     real_put = LocalStore.put_file
@@ -358,15 +358,19 @@ def test_file_changing_while_stored(tmp_path, seeded, snapshot, monkeypatch):
     assert art.logged_version is None
 
 
-def test_small_file_edited_between_add_and_log_is_refused_even_when_its_stat_is_unchanged(tmp_path, seeded, snapshot):
-    """A small file is read again when stored and its bytes hashed again: an edit that kept its
-    length and was given back its mtime is refused, not stored under the old digest."""
+def test_small_file_edited_between_add_and_log_is_refused_even_when_its_stat_is_unchanged(
+    tmp_path, seeded, snapshot, store_dir
+):
+    """A small file whose blob is not in the store yet is read again when stored and its bytes
+    hashed again: an edit that kept its length and was given back its mtime is refused, not
+    stored under the old digest."""
     run, _draft, _ = seeded
     src = tmp_path / "small.txt"
     src.write_text("small, new bytes")
     os.utime(src, ns=(0, 0))
     art = ap.Artifact("ds", "dataset")
     art.add_file(src)
+    (store_dir / blob_key(digest_bytes(b"small, new bytes"))).unlink()  # stored while hashed: gone again
     src.write_text("small, NEW bytes")
     os.utime(src, ns=(0, 0))  # same length, same mtime: only the bytes tell
     before = snapshot()
@@ -377,14 +381,15 @@ def test_small_file_edited_between_add_and_log_is_refused_even_when_its_stat_is_
 
 
 def test_file_changed_between_add_and_log(tmp_path, seeded, snapshot):
+    """A file too large to be stored as it is hashed is read again by the log: an edit is refused."""
     run, _draft, _ = seeded
-    victim = tmp_path / "edited.txt"
-    victim.write_text("as added")
+    victim = tmp_path / "edited.bin"
+    victim.write_bytes(b"as added" * (MMAP_THRESHOLD // 8))
     art = ap.Artifact("ds", "dataset")
     art.add_file(victim)
-    victim.write_text("edited afterwards!")
+    victim.write_bytes(b"edited afterwards!")
     before = snapshot()
-    with pytest.raises(FileChangedError, match=r"edited\.txt"):
+    with pytest.raises(FileChangedError, match=r"edited\.bin"):
         run.log_artifact(art)
     assert snapshot() == before
 

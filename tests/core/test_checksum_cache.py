@@ -23,10 +23,10 @@ def hash_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     lock = threading.Lock()
     real = hashing.hash_file
 
-    def counting(path, st=None):
+    def counting(path, st=None, keep=None):
         with lock:
             calls.append(os.fspath(path))
-        return real(path, st)
+        return real(path, st, keep)
 
     monkeypatch.setattr(hashing, "hash_file", counting)
     monkeypatch.setattr(artifact_mod, "hash_file", counting)

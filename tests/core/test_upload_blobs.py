@@ -10,8 +10,9 @@ import pytest
 
 import artifact_plugins as ap
 from artifact_plugins.core.errors import FileChangedError, StoreError
-from artifact_plugins.core.hashing import digest_bytes
+from artifact_plugins.core.hashing import MMAP_THRESHOLD, digest_bytes
 from artifact_plugins.core.storage import blob_key
+from artifact_plugins.core.storage.local import LocalStore
 
 
 def _log(art: ap.Artifact) -> ap.ArtifactVersion:
@@ -86,10 +87,60 @@ def test_files_added_with_their_directory_are_stored_from_their_own_paths(
     assert got == {f"{lead}top.txt": b"top", f"{lead}d1/d2/deep.txt": b"deep", f"{lead}caf\u00e9.txt": b"nfd name"}
 
 
-def test_a_file_added_with_its_directory_and_then_edited_is_refused(make_tree: Callable[..., Path]) -> None:
+def test_a_file_added_with_its_directory_and_then_edited_is_logged_as_it_was_added(
+    make_tree: Callable[..., Path], store_dir: Path, tmp_path: Path
+) -> None:
+    """A small file is stored in the local store as it is hashed: the version holds what was added."""
     root = make_tree("src", {"a.txt": b"first", "b.txt": b"other"})
     art = ap.Artifact("ds", "dataset")
     art.add_dir(root)
+    assert (store_dir / blob_key(digest_bytes(b"first"))).read_bytes() == b"first"  # stored while hashed
+    (root / "a.txt").write_bytes(b"edited after add_dir")
+    v = _log(art)
+    out = v.download(tmp_path / "out")
+    assert (out / "a.txt").read_bytes() == b"first" and (out / "b.txt").read_bytes() == b"other"
+
+
+def test_a_small_file_whose_stored_copy_is_gone_and_that_was_edited_is_refused(
+    make_tree: Callable[..., Path], store_dir: Path
+) -> None:
+    """Where the bytes stored at add time are gone, the log reads the file again: an edit is refused."""
+    root = make_tree("src", {"a.txt": b"first", "b.txt": b"other"})
+    art = ap.Artifact("ds", "dataset")
+    art.add_dir(root)
+    (store_dir / blob_key(digest_bytes(b"first"))).unlink()
     (root / "a.txt").write_bytes(b"edited after add_dir")
     with ap.init(job_type="producer") as run, pytest.raises(FileChangedError, match=r"a\.txt"):
         run.log_artifact(art)
+
+
+def test_a_store_that_refuses_bytes_at_add_time_gets_them_from_the_log(
+    make_tree: Callable[..., Path], store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Storing while hashing is best effort: one refusal stops it for the draft; the log sends the rest."""
+    files = {f"f{i}.txt": f"file {i}".encode() for i in range(5)}
+    root = make_tree("src", files)
+    refused: list[str] = []
+
+    def full(self: LocalStore, key: str, data: bytes) -> None:
+        refused.append(key)
+        raise StoreError(f"no space left to store {key}")
+
+    monkeypatch.setattr(LocalStore, "put_bytes", full)
+    art = ap.Artifact("ds", "dataset")
+    art.add_dir(root)  # not an error: nothing is committed at add time
+    assert len(refused) == 1
+    monkeypatch.undo()
+    assert not (store_dir / "blobs").exists()
+    out = _log(art).download(tmp_path / "out")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == files
+
+
+def test_only_files_read_whole_are_stored_while_hashed(make_tree: Callable[..., Path], store_dir: Path) -> None:
+    small, large = b"small", b"L" * (MMAP_THRESHOLD + 1)
+    art = ap.Artifact("ds", "dataset")
+    art.add_dir(make_tree("src", {"small.bin": small, "large.bin": large}))
+    assert (store_dir / blob_key(digest_bytes(small))).read_bytes() == small
+    assert not (store_dir / blob_key(digest_bytes(large))).exists()  # mapped, not read: sent by the log
+    _log(art)
+    assert (store_dir / blob_key(digest_bytes(large))).stat().st_size == len(large)

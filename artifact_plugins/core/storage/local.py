@@ -55,13 +55,13 @@ def write_all(fd: int, data: bytes) -> None:
 class LocalStore(BlobStore):
     """Blobs as read-only files under a root directory, never visible half-written.
 
-    A small blob is created under its final name with no permission bits at all and made
-    readable (``0o444``) once every byte is in: a blob counts as present only when its owner
-    may read it. That saves the rename a temp file needs, a fifth of storing a 4 KiB file on
-    ext4 (``benchmarks/RESULTS.md``). A writer killed mid-write leaves an unreadable file
-    that the next writer of that blob replaces whole (temp name + rename) and gc removes
-    like any unreferenced blob. Large blobs and manifests are written to a temp name and
-    renamed into place.
+    Objects written from memory (small blobs, manifests) are created under their final names
+    with no permission bits at all and made readable (``0o444``) once every byte is in: an
+    object counts as present only when its owner may read it. That saves the rename a temp
+    file needs, a fifth of storing a 4 KiB file on ext4 (``benchmarks/RESULTS.md``). A
+    writer killed mid-write leaves an unreadable file that the next writer of that object
+    replaces whole (temp name + rename) and gc removes like any unreferenced blob. Large
+    blobs are copied to a temp name and renamed into place.
     """
 
     is_local = True
@@ -93,7 +93,7 @@ class LocalStore(BlobStore):
         return gone
 
     def _create(self, key: str, data: bytes) -> None:
-        """Store a small blob under its final name (see the class docstring); nothing if it is there."""
+        """Store bytes under their final name (see the class docstring); nothing if they are there."""
         final = self._prefix + key
         try:
             try:
@@ -164,7 +164,7 @@ class LocalStore(BlobStore):
 
     def put_bytes(self, key: str, data: bytes) -> None:
         try:
-            self._place(key, lambda tmp: write_new_file(tmp, data, 0o444))
+            self._create(key, data)
         except OSError as exc:
             raise self._error("store", key, exc) from exc
 
