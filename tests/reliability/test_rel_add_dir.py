@@ -24,6 +24,9 @@ from pathlib import Path
 import pytest
 from rel_helpers import report
 
+import artifact_plugins as ap
+from artifact_plugins.core.hashing import MMAP_THRESHOLD
+
 HELPER = textwrap.dedent(
     """
     import json, os, sys
@@ -185,6 +188,10 @@ LOG_AFTER_SWAP = textwrap.dedent(
     src = sys.argv[1]
     art = ap.Artifact("swapped", "dataset")
     art.add_file(src)
+    if sys.argv[3] == "reread":  # the bytes stored as the file was hashed are removed: the log reads it again
+        for dirpath, _dirs, files in os.walk(os.environ["ARTIFACT_PLUGINS_STORE"]):
+            for name in files:
+                os.unlink(os.path.join(dirpath, name))
     os.unlink(src)
     if sys.argv[2] == "fifo":
         os.mkfifo(src)
@@ -202,13 +209,13 @@ LOG_AFTER_SWAP = textwrap.dedent(
 
 
 @pytest.mark.parametrize("how", ["fifo", "dev-zero"])
-@pytest.mark.parametrize("size", [5000, 3 * 2**20])
+@pytest.mark.parametrize("size", [5000, 3 * 2**20, MMAP_THRESHOLD + 2**20])
 def test_a_file_swapped_for_a_special_file_before_log_never_hangs(tmp_path: Path, how: str, size: int) -> None:
     src = tmp_path / "victim.bin"
     src.write_bytes(os.urandom(size))
     try:
         proc = subprocess.run(
-            [sys.executable, "-c", LOG_AFTER_SWAP, str(src), how],
+            [sys.executable, "-c", LOG_AFTER_SWAP, str(src), how, "reread"],
             capture_output=True,
             text=True,
             timeout=30,
@@ -222,3 +229,22 @@ def test_a_file_swapped_for_a_special_file_before_log_never_hangs(tmp_path: Path
     store = tmp_path / "store"
     blobs = [p for p in store.rglob("*") if p.is_file()] if store.exists() else []
     assert all(p.stat().st_size <= size for p in blobs)  # nothing endless was copied into the store
+
+
+@pytest.mark.parametrize("how", ["fifo", "dev-zero"])
+def test_a_small_file_swapped_after_it_was_stored_is_logged_as_added(tmp_path: Path, how: str) -> None:
+    """Its bytes went to the store as it was hashed: the log never opens the special file."""
+    src = tmp_path / "victim.bin"
+    original = os.urandom(5000)
+    src.write_bytes(original)
+    proc = subprocess.run(
+        [sys.executable, "-c", LOG_AFTER_SWAP, str(src), how, "keep"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=os.environ.copy(),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"logged": True}
+    out = ap.Api().artifact("swapped:latest").download(tmp_path / "out")
+    assert (out / "victim.bin").read_bytes() == original
