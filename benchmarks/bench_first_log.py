@@ -9,11 +9,14 @@ directory, and a first log of them (``Artifact`` + ``add_dir`` + ``init`` + ``lo
 process times each step by wrapping the function that does it:
 
 * ``scan``: walking the directory (one ``stat`` per file)
-* ``hash``: reading and hashing the files, minus ``remember`` (below)
+* ``hash``: reading and hashing the files, minus ``remember`` (below); on the local store this
+  includes writing each small file's blob from the bytes just hashed (created under its final
+  name, made read-only once complete)
 * ``remember``: writing their digests to the checksum cache
 * ``entries``: the rest of ``add_dir`` (path checks, entry objects)
-* ``look up``: asking the store which blobs it lacks (one ``access`` per blob)
-* ``store``: reading each file again, checking its digest and writing the blob (temp + rename),
+* ``look up``: asking the store which blobs it lacks (one ``stat`` per blob)
+* ``store``: for blobs still missing (none, on the local store, since they were stored while
+  hashed): reading each file again, checking its digest and writing the blob,
   serially while the disk keeps up, on threads while it is slow (``bench_pacing.py``)
 * ``manifest``: building, hashing, serialising and storing the manifest
 * ``registry``: the run record, the version's transaction and the run's end
