@@ -27,11 +27,16 @@ from .hashing import (
 from .manifest import Manifest, ManifestEntry, make_entry
 from .metadata import validate_description, validate_metadata
 from .naming import normalize_entry_path, normalize_entry_paths, validate_name
+from .pacing import run_paced
 from .references import handler_for
 from .table import PartitionedTable, Table
 
 if TYPE_CHECKING:
     from .version import ArtifactVersion
+
+
+#: Threads hashing (and storing) small files while the disk is slow (see :func:`run_paced`).
+HASH_WORKERS = 4
 
 
 class PendingEntry(NamedTuple):
@@ -126,14 +131,18 @@ def _hash_all(
     memory is what they leave behind.
     """
     fresh = bytearray(len(known))
-    # Serial: small files are syscall-bound (threads only add GIL hand-offs) and large files
-    # are hashed by BLAKE3's own thread pool.
-    for i, d in enumerate(known):
-        if d is None:
+
+    def hash_one(i: int) -> None:
+        if known[i] is None:
             digest, after = hash_file(paths[i], stats[i], keep)
             known[i] = digest
             stats[i] = compact_stat(after)  # at once: full stats add up to GiBs
             fresh[i] = 1
+
+    # Paced: small files are syscall-bound, and threads only add GIL hand-offs while the disk
+    # keeps up; while it makes each file wait (``keep`` writing blobs to a slow disk) they
+    # overlap the waits. Large files are hashed by BLAKE3's own thread pool.
+    run_paced(hash_one, range(len(known)), HASH_WORKERS)
     if checksum_cache is not None and any(fresh):
         checksum_cache.remember((stats[i], cast(str, known[i])) for i in range(len(known)) if fresh[i])
     return cast(list[str], known)  # every None was filled in above

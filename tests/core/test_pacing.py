@@ -139,14 +139,14 @@ def test_ctrl_c_while_threads_work_stops_them() -> None:
     assert len(calls) == done  # nothing still running behind the caller's back
 
 
-def test_a_log_and_a_download_on_a_slow_disk_place_small_files_on_threads(
+def test_an_add_a_log_and_a_download_on_a_slow_disk_place_small_files_on_threads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     src = tmp_path / "src"
     for i in range(400):
         (src / f"d{i % 7}").mkdir(parents=True, exist_ok=True)
         (src / f"d{i % 7}" / f"f{i}.txt").write_bytes(f"file {i}\n".encode() * 50)
-    placed_on: dict[str, set[str]] = {"put_file": set(), "get_file": set()}
+    placed_on: dict[str, set[str]] = {"put_bytes": set(), "put_file": set(), "get_file": set()}
 
     def slowed(name: str) -> None:
         real = getattr(LocalStore, name)
@@ -158,11 +158,14 @@ def test_a_log_and_a_download_on_a_slow_disk_place_small_files_on_threads(
 
         monkeypatch.setattr(LocalStore, name, wrapper)
 
+    slowed("put_bytes")  # the blobs add_dir stores as it hashes
     slowed("put_file")
     slowed("get_file")
     art = ap.Artifact("slow-disk", "dataset")
     art.add_dir(src)
-    shutil.rmtree(tmp_path / "store" / "blobs")  # stored as they were hashed: the log must send them all
+    assert len(list((tmp_path / "store" / "blobs").rglob("*.*"))) == 0  # no temp file left
+    assert sum(1 for p in (tmp_path / "store" / "blobs").rglob("*") if p.is_file()) == 400
+    shutil.rmtree(tmp_path / "store" / "blobs")  # so that the log has to send them all again
     with ap.init(job_type="producer") as run:
         version = run.log_artifact(art)
     out = version.download(tmp_path / "out")
