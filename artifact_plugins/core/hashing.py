@@ -26,13 +26,13 @@ from .errors import FileChangedError, StoreError
 
 PREFIX = "blake3:"
 MMAP_THRESHOLD = 4 * 2**20
-
-#: Called with a digest and the bytes it was computed from (see :func:`hash_file`).
-KeepBytes = Callable[[str, bytes], None]
 CHUNK = 4 * 2**20
 # A file modified this recently may be modified again within the same mtime tick; such files
 # are hashed but not remembered (the "racy timestamp" problem git solves the same way).
 RACY_WINDOW_NS = 1_000_000_000
+
+#: Called with a digest and the bytes it was computed from (see :func:`hash_file`).
+KeepBytes = Callable[[str, bytes], None]
 
 
 def digest_bytes(data: bytes) -> str:

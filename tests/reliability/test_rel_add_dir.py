@@ -208,14 +208,12 @@ LOG_AFTER_SWAP = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("how", ["fifo", "dev-zero"])
-@pytest.mark.parametrize("size", [5000, 3 * 2**20, MMAP_THRESHOLD + 2**20])
-def test_a_file_swapped_for_a_special_file_before_log_never_hangs(tmp_path: Path, how: str, size: int) -> None:
-    src = tmp_path / "victim.bin"
-    src.write_bytes(os.urandom(size))
+def log_after_swap(src: Path, how: str, stored: str) -> dict[str, object]:
+    """Add ``src``, swap it for a special file, log it, in a child; its outcome. ``stored``:
+    ``"reread"`` removes the bytes stored as it was hashed first, ``"keep"`` leaves them."""
     try:
         proc = subprocess.run(
-            [sys.executable, "-c", LOG_AFTER_SWAP, str(src), how, "reread"],
+            [sys.executable, "-c", LOG_AFTER_SWAP, str(src), how, stored],
             capture_output=True,
             text=True,
             timeout=30,
@@ -224,7 +222,16 @@ def test_a_file_swapped_for_a_special_file_before_log_never_hangs(tmp_path: Path
     except subprocess.TimeoutExpired as exc:
         raise AssertionError("log hung on a swapped file") from exc
     assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.parametrize("how", ["fifo", "dev-zero"])
+@pytest.mark.parametrize("size", [5000, 3 * 2**20, MMAP_THRESHOLD + 2**20])
+def test_a_file_swapped_for_a_special_file_before_log_never_hangs(tmp_path: Path, how: str, size: int) -> None:
+    src = tmp_path / "victim.bin"
+    src.write_bytes(os.urandom(size))
+    result = log_after_swap(src, how, "reread")
     assert result.get("error") in ("FileChangedError", "StoreError"), result
     store = tmp_path / "store"
     blobs = [p for p in store.rglob("*") if p.is_file()] if store.exists() else []
@@ -237,14 +244,6 @@ def test_a_small_file_swapped_after_it_was_stored_is_logged_as_added(tmp_path: P
     src = tmp_path / "victim.bin"
     original = os.urandom(5000)
     src.write_bytes(original)
-    proc = subprocess.run(
-        [sys.executable, "-c", LOG_AFTER_SWAP, str(src), how, "keep"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=os.environ.copy(),
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"logged": True}
+    assert log_after_swap(src, how, "keep") == {"logged": True}
     out = ap.Api().artifact("swapped:latest").download(tmp_path / "out")
     assert (out / "victim.bin").read_bytes() == original
