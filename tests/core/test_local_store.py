@@ -130,3 +130,35 @@ def test_processes_storing_the_same_blobs_at_once_all_land_them_whole(tmp_path: 
         assert store.get_bytes(key) == data and _mode(store.root / key) == 0o444
     files = [p for p in (store.root / "blobs").rglob("*") if p.is_file()]
     assert len(files) == len(blobs)  # no temp file, no second copy
+
+
+def test_where_the_file_system_ignores_creation_modes_blobs_take_a_temp_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On FAT or a fixed-mode SMB mount a new file reads as readable at once; mode 0 cannot mark
+    a blob unfinished there, so every blob is written to a temp name and renamed (the fault:
+    ``fstat`` reporting what such a file system reports)."""
+    real_fstat = os.fstat
+
+    def modes_ignored(fd: int) -> os.stat_result:
+        st = real_fstat(fd)
+        if stat.S_IMODE(st.st_mode) == 0:
+            return os.stat_result((st.st_mode | 0o755, *tuple(st)[1:]))
+        return st
+
+    placed: list[str] = []
+    real_place = LocalStore._place
+
+    def spy(self: LocalStore, key: str, write_tmp: object) -> None:
+        placed.append(key)
+        real_place(self, key, write_tmp)
+
+    monkeypatch.setattr("artifact_plugins.core.storage.local.os.fstat", modes_ignored)
+    monkeypatch.setattr(LocalStore, "_place", spy)
+    store = LocalStore(tmp_path / "store")
+    key, src, st = _source(tmp_path, b"on a FAT stick")
+    store.put_file(key, src, expect=st)
+    store.put_bytes(key, b"on a FAT stick")  # there already: not written again
+    assert placed == [key]
+    assert store.get_bytes(key) == b"on a FAT stick" and _mode(store.root / key) == 0o444
+    assert [p.name for p in (store.root / "blobs").rglob("*") if p.is_file()] == [key.rsplit("/", 1)[1]]

@@ -61,7 +61,8 @@ class LocalStore(BlobStore):
     file needs, a fifth of storing a 4 KiB file on ext4 (``benchmarks/RESULTS.md``). A
     writer killed mid-write leaves an unreadable file that the next writer of that object
     replaces whole (temp name + rename) and gc removes like any unreferenced blob. Large
-    blobs are copied to a temp name and renamed into place.
+    blobs, and every object on a file system that does not keep creation modes
+    (:meth:`_keeps_modes`), are written to a temp name and renamed into place.
     """
 
     is_local = True
@@ -70,6 +71,7 @@ class LocalStore(BlobStore):
         self.root = Path(root).expanduser().resolve()
         self.uri = self.root.as_uri()
         self._prefix = f"{self.root}/"  # plain strings: pathlib costs more than the syscalls on hot paths
+        self._modes_kept: bool | None = None  # see _keeps_modes
 
     def _path(self, key: str) -> Path:
         return self.root / key
@@ -94,6 +96,10 @@ class LocalStore(BlobStore):
 
     def _create(self, key: str, data: bytes) -> None:
         """Store bytes under their final name (see the class docstring); nothing if they are there."""
+        if not self._keeps_modes():
+            if not self.has(key):
+                self._place(key, lambda tmp: write_new_file(tmp, data, 0o444))
+            return
         final = self._prefix + key
         try:
             try:
@@ -116,6 +122,30 @@ class LocalStore(BlobStore):
             raise
         finally:
             os.close(fd)
+
+    def _keeps_modes(self) -> bool:
+        """Whether this store's file system keeps the mode a file is created with.
+
+        Some do not (FAT, SMB mounts with a fixed file mode): there a new file reads as
+        readable at once, and a half-written blob under its final name would count as
+        complete, so every write takes a temp name and a rename. Probed once per store object,
+        with a temp file under ``blobs/`` (gc reclaims one a killed process leaves).
+        """
+        if self._modes_kept is None:
+            parent = self._prefix + "blobs"
+            probe = f"{parent}/.tmp-{temp_token()}"
+            try:
+                os.makedirs(parent, exist_ok=True)
+                fd = os.open(probe, _CREATE, 0)
+            except OSError:
+                return False  # not decided: the write itself reports what is wrong
+            try:
+                self._modes_kept = not os.fstat(fd).st_mode & 0o777
+            finally:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(probe)
+        return self._modes_kept
 
     def _place(self, key: str, write_tmp: object) -> None:
         """Write via ``write_tmp(tmp_path)`` then rename to ``key``; creates missing directories once."""
