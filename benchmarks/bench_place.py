@@ -2,18 +2,21 @@
 
     python benchmarks/bench_place.py [--files 10000] [--size 4096] [--runs 5] [--dir DIR]
 
-A blob must never carry its final name half-written, so the store writes each new blob under a
-temp name and renames it (two directory operations); ``cp -r`` creates each destination once
-(one). This script times, on the disk under ``--dir`` (default: ``benchmarks/.data``), only
+A blob must never count as present half-written. The store used to write each new blob under
+a temp name and rename it (two directory operations); ``cp -r`` creates each destination once
+(one); the store now creates a small blob under its final name unreadable and makes it readable
+when complete. This script times, on the disk under ``--dir`` (default: ``benchmarks/.data``), only
 the system calls that put ``--files`` new files of ``--size`` bytes into 256 shard
 directories, in four ways, each also on two threads (contiguous halves, so no directory is
 shared between them):
 
 * ``create``: ``open(O_CREAT|O_EXCL)`` + ``write`` + ``close`` (what ``cp`` does per destination)
-* ``temp + rename``: the same under a temp name, then ``rename`` (what the store does)
+* ``temp + rename``: the same under a temp name, then ``rename`` (what the store does for large
+  blobs, and did for all)
 * ``O_TMPFILE + linkat``: an unnamed file, linked under its name when complete (atomic, one
   directory entry)
-* ``create + fchmod``: created under its final name unreadable, made readable when complete
+* ``create + fchmod``: created under its final name with mode 0, made readable when complete
+  (what the store does for small blobs)
 
 and prints the median of ``--runs`` per way. Nothing is deleted between runs (on this VM's
 ext4 with ``discard`` a bulk delete slows file creation for seconds): each run's tree is
@@ -62,7 +65,7 @@ def _tmpfile_linkat(dfd: int, name: str, data: bytes) -> None:
 
 
 def _create_fchmod(dfd: int, name: str, data: bytes) -> None:
-    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o200, dir_fd=dfd)
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0, dir_fd=dfd)
     os.write(fd, data)
     os.fchmod(fd, 0o444)
     os.close(fd)

@@ -58,7 +58,7 @@ class LocalStore(BlobStore):
     Objects written from memory (small blobs, manifests) are created under their final names
     with no permission bits at all and made readable (``0o444``) once every byte is in: an
     object counts as present only when its owner may read it. That saves the rename a temp
-    file needs, a fifth of storing a 4 KiB file on ext4 (``benchmarks/RESULTS.md``). A
+    file needs (``benchmarks/bench_place.py`` times both ways). A
     writer killed mid-write leaves an unreadable file that the next writer of that object
     replaces whole (temp name + rename) and gc removes like any unreferenced blob. Large
     blobs, and every object on a file system that does not keep creation modes
@@ -83,22 +83,14 @@ class LocalStore(BlobStore):
         return _complete(self._prefix + key)
 
     def missing(self, keys: Iterable[str]) -> set[str]:
-        prefix, stat, readable = self._prefix, os.stat, _OWNER_READ
-        gone: set[str] = set()
-        for k in keys:
-            try:
-                if stat(prefix + k).st_mode & readable:
-                    continue
-            except OSError:
-                pass
-            gone.add(k)
-        return gone
+        prefix = self._prefix
+        return {k for k in keys if not _complete(prefix + k)}
 
     def _create(self, key: str, data: bytes) -> None:
         """Store bytes under their final name (see the class docstring); nothing if they are there."""
         if not self._keeps_modes():
             if not self.has(key):
-                self._place(key, lambda tmp: write_new_file(tmp, data, 0o444))
+                self._place_bytes(key, data)
             return
         final = self._prefix + key
         try:
@@ -109,7 +101,7 @@ class LocalStore(BlobStore):
                 fd = os.open(final, _CREATE, 0)
         except FileExistsError:
             if not _complete(final):  # a killed writer's leftover, or a writer still at it: replaced whole
-                self._place(key, lambda tmp: write_new_file(tmp, data, 0o444))
+                self._place_bytes(key, data)
             return
         try:
             write_all(fd, data)
@@ -122,6 +114,10 @@ class LocalStore(BlobStore):
             raise
         finally:
             os.close(fd)
+
+    def _place_bytes(self, key: str, data: bytes) -> None:
+        """Write ``data`` to a temp name and rename it onto ``key`` (replacing whatever is there)."""
+        self._place(key, lambda tmp: write_new_file(tmp, data, 0o444))
 
     def _keeps_modes(self) -> bool:
         """Whether this store's file system keeps the mode a file is created with.
