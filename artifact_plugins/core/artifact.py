@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
+import operator
 import os
 import posixpath
 import shutil
 import stat as stat_mod
 import tempfile
 import uuid
+from array import array
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
 
+from .delta import DeltaSource
 from .errors import ArtifactFinalizedError, InvalidInputError, StoreError
 from .gcpause import gc_paused
 from .hashing import (
@@ -21,6 +25,7 @@ from .hashing import (
     ChecksumCache,
     FileStat,
     KeepBytes,
+    TreeMark,
     compact_stat,
     hash_file,
 )
@@ -32,6 +37,7 @@ from .references import handler_for
 from .table import PartitionedTable, Table
 
 if TYPE_CHECKING:
+    from .client import Client
     from .version import ArtifactVersion
 
 
@@ -54,6 +60,8 @@ class PendingEntry(NamedTuple):
     origin: str | None = None
     mtime_ns: int | None = None
     cut: int = -1
+    #: The blob is held by a committed version the draft started from (see ``Artifact._hold``).
+    held: bool = False
 
     @property
     def source(self) -> str | None:
@@ -80,41 +88,80 @@ def hash_local_files(
         stats = [compact_stat(os.stat(p)) for p in paths]
     except OSError as exc:
         raise InvalidInputError(f"cannot add {exc.filename!r}: {exc.strerror}") from None
-    digests = _digests(paths, stats, checksum_cache, keep=keep)
+    digests = _digests(paths, stats, checksum_cache, keep)
     return list(zip(digests, stats, strict=True))
+
+
+class TreeScan(NamedTuple):
+    """What the checksum cache knew of a directory a draft scanned, kept for the commit."""
+
+    #: Names the rows that now remember the directory (``None``: it is not remembered).
+    token: int | None
+    #: For each file, 1 if it is as the rows remembered it before this scan.
+    unchanged: bytearray
+    #: Files the rows remembered that the scan did not find (paths under the directory).
+    gone: list[str]
+    #: Per registry and store, the committed version that holds every file the rows remembered.
+    held_by: dict[str, TreeMark]
+
+
+class _AddedTree(NamedTuple):
+    """A directory a draft added, to be marked as held by the version the draft is committed as."""
+
+    root: str
+    token: int
+    prefix: str
+    entries: int
+    marks: dict[str, TreeMark]
 
 
 def _digests(
     paths: Sequence[str],
     stats: list[FileStat],
     checksum_cache: ChecksumCache | None,
-    tree: tuple[str, Sequence[str]] | None = None,
     keep: KeepBytes | None = None,
 ) -> list[str]:
     """The digest of each file; ``stats`` is updated in place to the stat each file was hashed at.
 
-    Files the checksum cache knows unchanged are not read. With ``tree``, ``(root, paths under
-    root)`` of a scanned directory, the files that are as the last scan of ``root`` left them are
-    not even looked up file by file (a few rows for the directory): a log after a few files
-    changed looks up and hashes those few. ``keep`` is handed each small file read.
+    Files the checksum cache knows unchanged are not read. ``keep`` is handed each small file read.
     """
-    if checksum_cache is None:
-        return _hash_all(paths, stats, [None] * len(paths), keep=keep)
-    if tree is not None and not TREE_MIN_FILES <= len(paths) <= TREE_MAX_FILES:
-        tree = None
-    known = checksum_cache.known_tree(*tree, stats) if tree is not None else None
-    if known is None:
+    known: list[str | None] = checksum_cache.lookup(stats) if checksum_cache is not None else [None] * len(paths)
+    return _hash_all(paths, stats, known, checksum_cache, keep)
+
+
+def _tree_digests(
+    paths: Sequence[str],
+    stats: list[FileStat],
+    checksum_cache: ChecksumCache,
+    tree: tuple[str, Sequence[str]],
+    keep: KeepBytes | None = None,
+) -> tuple[list[str], TreeScan | None]:
+    """:func:`_digests` of a scanned directory, ``tree`` being ``(root, paths under root)``.
+
+    The files that are as the last scan of ``root`` left them are not even looked up file by
+    file (a few rows for the directory): a log after a few files changed looks up and hashes
+    those few, and rewrites the rows of those few. Also returns what the rows told of the
+    directory (``None`` for a directory too small or too large to be remembered).
+    """
+    if not TREE_MIN_FILES <= len(paths) <= TREE_MAX_FILES:
+        return _digests(paths, stats, checksum_cache, keep), None
+    found = checksum_cache.known_tree(*tree, stats)
+    if found is None:
         known = checksum_cache.lookup(stats)
-    else:
-        unknown = [i for i, d in enumerate(known) if d is None]
-        if not unknown:
-            return cast(list[str], known)
-        for i, d in zip(unknown, checksum_cache.lookup([stats[i] for i in unknown]), strict=True):
-            known[i] = d
+        digests = _hash_all(paths, stats, known, checksum_cache, keep)
+        token = checksum_cache.remember_tree(*tree, stats, digests)
+        return digests, TreeScan(token, bytearray(len(paths)), [], {})
+    known = found.digests
+    unchanged = bytearray(map(operator.is_not, known, itertools.repeat(None)))
+    unknown = list(itertools.compress(range(len(known)), map(operator.not_, unchanged)))
+    if not unknown:
+        return cast(list[str], known), TreeScan(found.token, unchanged, found.gone, found.held_by)
+    for i, d in zip(unknown, checksum_cache.lookup([stats[i] for i in unknown]), strict=True):
+        known[i] = d
     digests = _hash_all(paths, stats, known, checksum_cache, keep)
-    if tree is not None:
-        checksum_cache.remember_tree(*tree, stats, digests)
-    return digests
+    changed = (found.token, unknown) if found.same_paths else None
+    token = checksum_cache.remember_tree(*tree, stats, digests, changed)
+    return digests, TreeScan(token, unchanged, found.gone, found.held_by)
 
 
 def _hash_all(
@@ -126,25 +173,24 @@ def _hash_all(
 ) -> list[str]:
     """Fill in every ``None`` of ``known`` by hashing that file (and remember it in ``checksum_cache``).
 
-    No per-file tuples or index lists: at a million files, short-lived
-    objects interleaved with the draft's own leave the heap fragmented, and the process's peak
-    memory is what they leave behind.
+    No per-file tuples or lists of int objects: at a million files, short-lived objects
+    interleaved with the draft's own leave the heap fragmented, and the process's peak memory is
+    what they leave behind. The files to hash are indexed by one array of machine integers, so a
+    log after a few files changed goes over those few.
     """
-    fresh = bytearray(len(known))
+    todo = array("q", itertools.compress(range(len(known)), map(operator.is_, known, itertools.repeat(None))))
 
     def hash_one(i: int) -> None:
-        if known[i] is None:
-            digest, after = hash_file(paths[i], stats[i], keep)
-            known[i] = digest
-            stats[i] = compact_stat(after)  # at once: full stats add up to GiBs
-            fresh[i] = 1
+        digest, after = hash_file(paths[i], stats[i], keep)
+        known[i] = digest
+        stats[i] = compact_stat(after)  # at once: full stats add up to GiBs
 
     # Paced: small files are syscall-bound, and threads only add GIL hand-offs while the disk
     # keeps up; while it makes each file wait (``keep`` writing blobs to a slow disk) they
     # overlap the waits. Large files are hashed by BLAKE3's own thread pool.
-    run_paced(hash_one, range(len(known)), HASH_WORKERS)
-    if checksum_cache is not None and any(fresh):
-        checksum_cache.remember((stats[i], cast(str, known[i])) for i in range(len(known)) if fresh[i])
+    run_paced(hash_one, todo, HASH_WORKERS)
+    if checksum_cache is not None and todo:
+        checksum_cache.remember((stats[i], cast(str, known[i])) for i in todo)
     return cast(list[str], known)  # every None was filled in above
 
 
@@ -235,6 +281,12 @@ class Artifact:
         self._checksum_cache: ChecksumCache | None = None
         self._keep: KeepBytes | None = None  # see _store_as_hashed
         self._keep_resolved = False
+        # Blobs held by committed versions (see _hold), and directories to mark once committed.
+        self._held_scope: str | None = None
+        self._held_by: set[str] = set()
+        self._trees: list[_AddedTree] = []
+        self._trees_intact = True
+        self._delta_source: DeltaSource | None = None
         self.base: ArtifactVersion | None = None
 
     def __repr__(self) -> str:
@@ -261,6 +313,15 @@ class Artifact:
             self._checksum_cache = default_checksum_cache()
         return self._checksum_cache
 
+    def _adding_client(self) -> Client:
+        """The client whose store and registry this draft most likely logs to: the active run's,
+        else the default settings'."""
+        from .client import get_client
+        from .run import current_run
+
+        run = current_run()
+        return get_client(run.settings if run is not None else None)
+
     def _store_as_hashed(self) -> KeepBytes | None:
         """Where the bytes of small files go as they are hashed: the store of the active run (else
         the default settings' store), if it is local.
@@ -273,14 +334,11 @@ class Artifact:
         never logged are unreferenced and left to gc.
         """
         if not self._keep_resolved:
-            from .client import get_client
-            from .run import current_run
             from .storage import blob_key
             from .storage.local import LocalStore
 
             self._keep_resolved = True
-            run = current_run()
-            store = get_client(run.settings if run is not None else None).store
+            store = self._adding_client().store
             if isinstance(store, LocalStore):
 
                 def keep(digest: str, data: bytes) -> None:
@@ -293,14 +351,83 @@ class Artifact:
                 self._keep = keep
         return self._keep
 
+    def _hold(self, scope: str, version_digest: str) -> bool:
+        """Note that entries about to be added have their blobs held by the committed version
+        ``version_digest`` of the registry and store ``scope`` (:func:`~.hashing.store_scope`);
+        whether they may be flagged ``held``.
+
+        A log into that registry and store does not ask the store about held blobs: it checks,
+        in its turn at the store, that the versions holding them are still committed (gc keeps
+        every blob of a committed version), and asks about every blob if one is not. One scope
+        per draft: entries held in another are not flagged.
+        """
+        if self._held_scope not in (None, scope):
+            return False
+        self._held_scope = scope
+        self._held_by.add(version_digest)
+        return True
+
+    def _held_in(self, scope: str) -> frozenset[str]:
+        """The committed versions the ``held`` entries rely on, if this draft logs to ``scope``;
+        empty when it logs elsewhere (then no entry counts as held)."""
+        return frozenset(self._held_by) if scope == self._held_scope else frozenset()
+
+    def _only_tree(self) -> _AddedTree | None:
+        """The directory the draft is made of, if it is made of exactly one directory's files."""
+        if len(self._trees) != 1 or not self._trees_intact or len(self._entries) != self._trees[0].entries:
+            return None
+        return self._trees[0]
+
+    def _delta_in(self, scope: str) -> DeltaSource | None:
+        """What to store this draft's manifest as a delta of, if it logs to ``scope`` (see :mod:`.delta`)."""
+        if scope != self._held_scope or self._only_tree() is None:
+            return None
+        return self._delta_source
+
+    def _committed_as(self, scope: str, version_digest: str, stored_base: str | None) -> None:
+        """After the draft was committed as version ``version_digest`` (of ``scope``, its manifest
+        stored as ``stored_base`` says, see :class:`~.hashing.TreeMark`): mark the directories it
+        added as held by that version in the checksum cache, so the next log of one of them asks
+        the store only about the files that changed. Not when an entry was removed or replaced
+        since: the version may then lack a file the directory has."""
+        cache = self._checksum_cache
+        if cache is None or not self._trees_intact:
+            return
+        only = self._only_tree()
+        for tree in self._trees:
+            mark = TreeMark(version_digest, tree.prefix, tree is only, stored_base)
+            if tree.marks.get(scope) != mark:
+                cache.mark_tree(tree.root, tree.token, scope, mark)
+
+    def _note_scan(self, root: str, prefix: str, scan: TreeScan, paths: list[str]) -> bytearray:
+        """Keep what the checksum cache knew of a directory about to be added under ``prefix``
+        (its entry ``paths``); returns which of its files are held by a committed version."""
+        scope = self._adding_client().scope
+        mark = scan.held_by.get(scope)
+        first = not self._entries and not self._trees
+        if scan.token is not None:
+            self._trees.append(_AddedTree(root, scan.token, prefix, len(paths), scan.held_by))
+        if mark is None or not self._hold(scope, mark.version):
+            return bytearray(len(paths))
+        if first and mark.exact and mark.prefix == prefix:
+            try:
+                removed = normalize_entry_paths([posixpath.join(prefix, rel) for rel in scan.gone])
+            except InvalidInputError:
+                return scan.unchanged
+            changed = [paths[i] for i in itertools.compress(range(len(paths)), map(operator.not_, scan.unchanged))]
+            self._delta_source = DeltaSource(mark.version, mark.stored_base, changed, removed, len(paths))
+        return scan.unchanged
+
     def _put(self, pending: PendingEntry, overwrite: bool) -> ManifestEntry:
         path = pending.entry.path
         old = self._entries.get(path)
-        if old is not None and old.entry.digest != pending.entry.digest and not overwrite:
-            raise InvalidInputError(
-                f"artifact {self.name!r} already has a different entry at {path!r}; "
-                "pass overwrite=True to replace it or choose another name"
-            )
+        if old is not None and old.entry.digest != pending.entry.digest:
+            if not overwrite:
+                raise InvalidInputError(
+                    f"artifact {self.name!r} already has a different entry at {path!r}; "
+                    "pass overwrite=True to replace it or choose another name"
+                )
+            self._trees_intact = False
         self._entries[path] = pending
         return pending.entry
 
@@ -335,7 +462,14 @@ class Artifact:
             fulls, scanned, stats = _scan_dir(root)
             rels = scanned if name is None else [posixpath.join(name, rel) for rel in scanned]
             paths = normalize_entry_paths(rels)
-            digests = _digests(fulls, stats, self._cache(), (root, scanned), self._store_as_hashed())
+            cache, keep = self._cache(), self._store_as_hashed()
+            if cache is None:
+                digests, scan = _digests(fulls, stats, None, keep), None
+            else:
+                digests, scan = _tree_digests(fulls, stats, cache, (root, scanned), keep)
+            held = bytearray(len(fulls))
+            if scan is not None:
+                held = self._note_scan(root, name or "", scan, paths)
             out = []
             put = self._put
             base, cut = f"{root}/", 0 if name is None else len(posixpath.join(name, ""))
@@ -346,9 +480,9 @@ class Artifact:
                 spent_stats[i] = spent_fulls[i] = None
                 entry = make_entry(path, digests[i], st.st_size)
                 if base + path[cut:] == full:  # the usual case: the path is the directory's plus the entry's
-                    pending = PendingEntry(entry, base, st.st_mtime_ns, cut)
+                    pending = PendingEntry(entry, base, st.st_mtime_ns, cut, held[i] == 1)
                 else:  # the entry path was normalised away from the file's name
-                    pending = PendingEntry(entry, full, st.st_mtime_ns)
+                    pending = PendingEntry(entry, full, st.st_mtime_ns, held=held[i] == 1)
                 out.append(put(pending, overwrite))
         return out
 
@@ -397,6 +531,7 @@ class Artifact:
             raise InvalidInputError(f"artifact {self.name!r} has no entry at or under {path_or_prefix!r}")
         for k in doomed:
             del self._entries[k]
+        self._trees_intact = False
         return len(doomed)
 
     def _add_pending(self, pending: PendingEntry) -> None:

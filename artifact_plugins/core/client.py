@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
 from .cache import DownloadCache
 from .config import Settings
-from .hashing import ChecksumCache
+from .delta import DeltaPlan
+from .errors import StoreError
+from .hashing import ChecksumCache, store_scope
 from .liveness import HEARTBEAT
-from .manifest import Manifest
+from .manifest import Delta, Manifest, delta_bytes, read_stored, stored_base
 from .registry import Registry, VersionRecord
 from .storage import BlobStore, manifest_key, open_store
 
@@ -35,6 +38,11 @@ class Client:
     def store(self) -> BlobStore:
         """The blob store."""
         return open_store(self.settings.store, self.settings.store_access)
+
+    @cached_property
+    def scope(self) -> str:
+        """Names this registry and store pair (:func:`~.hashing.store_scope`)."""
+        return store_scope(self.settings.registry, self.settings.store)
 
     @cached_property
     def registry(self) -> Registry:
@@ -64,11 +72,31 @@ class Client:
 
     def manifest(self, version: VersionRecord) -> Manifest:
         """The validated manifest of a committed version (memoised; manifests are immutable)."""
-        cached = self._manifests.get(version.digest)
+        return self._manifest(version.digest, version.manifest_key, self._whole_manifest)
+
+    def _whole_manifest(self, digest: str) -> Manifest:
+        """The stored manifest with ``digest``, which must be whole (the base of a delta)."""
+        return self._manifest(digest, manifest_key(digest), None)
+
+    def _manifest(self, digest: str, key: str, base: Callable[[str], Manifest] | None) -> Manifest:
+        cached = self._manifests.get(digest)
         if cached is None:
-            cached = Manifest.from_bytes(self.store.get_bytes(version.manifest_key), expected_digest=version.digest)
-            self.remember_manifest(version.digest, cached)
+            cached = Manifest.from_bytes(self.store.get_bytes(key), expected_digest=digest, base=base)
+            self.remember_manifest(digest, cached)
         return cached
+
+    def stored_delta(self, digest: str) -> Delta | None:
+        """The delta stored as the manifest ``digest``; ``None`` if that manifest is stored whole."""
+        stored = read_stored(self.store.get_bytes(manifest_key(digest)))
+        return stored if isinstance(stored, Delta) else None
+
+    def _resolvable(self, key: str) -> bool:
+        """Whether the stored manifest at ``key`` is whole or a delta whose base is stored."""
+        try:
+            base = stored_base(self.store.get_bytes(key))
+        except StoreError:
+            return False
+        return base is None or self.store.has(manifest_key(base))
 
     def remember_manifest(self, digest: str, manifest: Manifest) -> None:
         """Memoise a manifest; bounded in manifests and in entries (a million-entry manifest
@@ -79,14 +107,26 @@ class Client:
             self._manifests.clear()
         self._manifests[digest] = manifest
 
-    def put_manifest(self, manifest: Manifest) -> str:
-        """Store a manifest (if not already there) and return its key."""
+    def put_manifest(self, manifest: Manifest, delta: DeltaPlan | None = None) -> str | None:
+        """Store a manifest, whole or as ``delta``, unless it is stored already; returns how it was
+        stored: ``""`` whole, else the base of its delta (``None``: it was there already)."""
         digest = manifest.digest()
         key = manifest_key(digest)
+        stored: str | None = None
+        if self.store.has(key) and not self.registry.committed_digests([digest]) and not self._resolvable(key):
+            # A delta left by a log that never committed, its base collected since: gc keeps the
+            # base of every delta it finds, but one that stopped between the two left it so.
+            self.store.delete(key)
         if not self.store.has(key):
-            self.store.put_bytes(key, manifest.to_bytes())
+            if delta is None:
+                data, stored = manifest.to_bytes(), ""
+            else:
+                entries = manifest.entries
+                data = delta_bytes(digest, delta.base, [entries[p] for p in delta.changed], delta.removed)
+                stored = delta.base
+            self.store.put_bytes(key, data)
         self.remember_manifest(digest, manifest)
-        return key
+        return stored
 
 
 _clients: dict[tuple[Settings, int], Client] = {}

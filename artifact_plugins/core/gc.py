@@ -2,7 +2,9 @@
 
 Roots are the manifests of committed versions and of open distributed parts, plus every
 manifest written within the grace period (a log in flight writes its manifest before it
-commits). Anything younger than the grace period is never deleted.
+commits). A live delta manifest keeps its base manifest, and the blobs of the manifest it
+resolves to: a base kept only for its deltas does not keep the blobs they replaced. Anything
+younger than the grace period is never deleted.
 
 A concurrent log is safe on every store, whatever the grace: a collection that deletes takes
 the store alone (:meth:`~artifact_plugins.core.registry.Registry.acquire_store_lock`) before it
@@ -17,15 +19,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from .client import Client
 from .errors import InvalidInputError, RegistryError, StoreError
 from .liveness import heartbeat_seconds
-from .manifest import Manifest
-from .storage import blob_key
+from .manifest import Delta, Manifest, read_stored
+from .storage import blob_key, manifest_key
 
 DEFAULT_GRACE = timedelta(hours=24)
 logger = logging.getLogger("artifact_plugins")
@@ -91,19 +93,41 @@ def _collect(client: Client, report: GcReport, grace: timedelta, keep_turn: Call
     cutoff = time.time() - grace.total_seconds()
     roots = client.registry.referenced_keys()
     manifests = list(store.iter_objects("manifests/"))
-    live_manifest_keys = {o.key for o in manifests if o.key in roots or o.mtime >= cutoff}
+    live_manifest_keys: set[str] = set()
     live_blobs: set[str] = set()
-    for key in sorted(live_manifest_keys):
-        keep_turn()
-        try:
-            manifest = Manifest.from_bytes(store.get_bytes(key))
-        except StoreError:
-            continue  # deleted concurrently by another gc; its versions are gone too
-        live_blobs.update(blob_key(e.digest) for e in manifest if e.ref is None)
+
+    def mark(keys: Iterable[str]) -> None:
+        """Mark manifests live with the blobs they need; a delta, its base and the blobs of the
+        manifest it resolves to (each base read once, for all its deltas)."""
+        todo = sorted(set(keys) - live_manifest_keys)
+        live_manifest_keys.update(todo)
+        deltas: dict[str, list[Delta]] = {}
+        for key in todo:
+            keep_turn()
+            try:
+                stored = read_stored(store.get_bytes(key))
+            except StoreError:
+                continue  # deleted concurrently by another gc; its versions are gone too
+            if isinstance(stored, Delta):
+                deltas.setdefault(manifest_key(stored.base), []).append(stored)
+            else:
+                live_blobs.update(blob_key(e.digest) for e in stored if e.ref is None)
+        for base_key, of_base in sorted(deltas.items()):
+            live_manifest_keys.add(base_key)
+            keep_turn()
+            try:
+                base = Manifest.from_bytes(store.get_bytes(base_key))
+            except StoreError:  # the base is gone (the deltas' versions are broken): keep what they list
+                base = Manifest()
+            for delta in of_base:
+                resolved = base.apply(delta) if len(base) else delta.entries
+                live_blobs.update(blob_key(e.digest) for e in resolved if e.ref is None)
+
+    mark(o.key for o in manifests if o.key in roots or o.mtime >= cutoff)
     report.live_manifests = len(live_manifest_keys)
     report.live_blobs = len(live_blobs)
     # Re-read the roots: a version committed since the first read must not lose its manifest.
-    live_manifest_keys |= client.registry.referenced_keys() & {o.key for o in manifests}
+    mark(client.registry.referenced_keys() & {o.key for o in manifests})
     for obj in manifests:
         if obj.key in live_manifest_keys:
             continue

@@ -277,6 +277,34 @@ def _stat_bytes(stats: Sequence[FileStat], unsettled_after: int | None = None) -
     return packed
 
 
+#: A tree's rows are rewritten whole, rather than patched, once its patches would hold more than
+#: this share of its files (or :data:`_PATCH_MIN_FILES`, for small trees).
+_PATCH_SHARE = 8
+_PATCH_MIN_FILES = 256
+
+
+def _patched(
+    stats: bytes | bytearray, digests: bytes | bytearray, patches: Iterable[tuple[int, bytes, bytes, bytes, int]]
+) -> tuple[bytearray, bytearray] | None:
+    """A tree's packed stats and digests with its patch rows applied in turn (each row: part,
+    packed int64 indices, their stats, their digests, time); ``None`` if a patch does not fit."""
+    stats_out, digests_out = bytearray(stats), bytearray(digests)
+    files = len(digests) // 32
+    for _part, packed, new_stats, new_digests, _at in patches:
+        if (
+            len(packed) % 8
+            or len(new_stats) != len(packed) // 8 * _STAT_WIDTH
+            or len(new_digests) != len(packed) // 8 * 32
+        ):
+            return None
+        for k, i in enumerate(memoryview(packed).cast("q")):
+            if not 0 <= i < files:
+                return None
+            stats_out[i * _STAT_WIDTH : (i + 1) * _STAT_WIDTH] = new_stats[k * _STAT_WIDTH : (k + 1) * _STAT_WIDTH]
+            digests_out[i * 32 : i * 32 + 32] = new_digests[k * 32 : k * 32 + 32]
+    return stats_out, digests_out
+
+
 def _tree_key(root: str) -> bytes:
     return blake3(os.fsencode(root)).digest()
 
@@ -286,11 +314,18 @@ def _join_paths(rels: Sequence[str]) -> bytes:
 
 
 def _unchanged_files(
-    old_paths: bytes, old_stats: bytes, paths: bytes, rels: Sequence[str], stats: bytes | bytearray
+    old_paths: bytes,
+    old_stats: bytes | bytearray,
+    paths: bytes,
+    rels: Sequence[str],
+    stats: bytes | bytearray,
+    changed: bool = False,
 ) -> Iterator[tuple[int, int]]:
     """``(index, remembered index)`` of every file whose path and stat are those remembered.
 
     ``paths`` is :func:`_join_paths` of ``rels``; ``stats`` and ``old_stats`` are :func:`_stat_bytes`.
+    With ``changed``, when the paths are the same, the files that are *not* as remembered
+    instead: a few files out of many cost a few steps.
     """
     w, n = _STAT_WIDTH, len(rels)
     if old_paths != paths:  # files were added, removed or renamed: match them by path
@@ -304,12 +339,49 @@ def _unchanged_files(
     step = w * _STAT_BLOCK
     for start in range(0, len(stats), step):
         if stats[start : start + step] == old_stats[start : start + step]:
-            first = start // w
-            yield from ((i, i) for i in range(first, min(first + _STAT_BLOCK, n)))
+            if not changed:
+                first = start // w
+                yield from ((i, i) for i in range(first, min(first + _STAT_BLOCK, n)))
         else:
             for at in range(start, min(start + step, len(stats)), w):
-                if stats[at : at + w] == old_stats[at : at + w]:
+                if (stats[at : at + w] == old_stats[at : at + w]) != changed:
                     yield at // w, at // w
+
+
+class TreeMark(NamedTuple):
+    """A committed version that holds every file of a directory as remembered (:meth:`ChecksumCache.mark_tree`)."""
+
+    #: The version's digest.
+    version: str
+    #: The entry prefix the directory's files were added under (``""``: none).
+    prefix: str
+    #: Whether the version's manifest is exactly the directory's files under ``prefix``.
+    exact: bool
+    #: How the version's manifest is stored: ``""`` whole, else the digest of its delta's base;
+    #: ``None`` if not known.
+    stored_base: str | None
+
+
+class KnownTree(NamedTuple):
+    """What the checksum cache remembers of a directory (see :meth:`ChecksumCache.known_tree`)."""
+
+    #: Each file's digest where the file is as remembered, else ``None``.
+    digests: list[str | None]
+    #: Names this state of the remembered rows; :meth:`ChecksumCache.mark_tree` refers to it.
+    token: int
+    #: Whether the rows list the same paths in the same order as the scan.
+    same_paths: bool
+    #: The remembered files that the scan did not find (paths under the directory).
+    gone: list[str]
+    #: Per registry and store (their :func:`store_scope`), the committed version whose manifest
+    #: holds the digest of every file as remembered.
+    held_by: dict[str, TreeMark]
+
+
+def store_scope(registry: str, store: str) -> str:
+    """A short name for one registry and store pair, under which tree marks are kept (a hash:
+    the URLs may carry credentials)."""
+    return blake3(f"{registry}\0{store}".encode()).hexdigest()[:32]
 
 
 class ChecksumCache:
@@ -338,6 +410,11 @@ class ChecksumCache:
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS trees (key BLOB, part INTEGER, paths BLOB NOT NULL, stats BLOB NOT NULL, "
                 "digests BLOB NOT NULL, at INTEGER, PRIMARY KEY (key, part))"
+            )
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS tree_marks (key BLOB, scope TEXT, token INTEGER NOT NULL, "
+                "version_digest TEXT NOT NULL, prefix TEXT NOT NULL, exact INTEGER NOT NULL, stored_base TEXT, "
+                "PRIMARY KEY (key, scope))"
             )
             # Whole-set snapshots of earlier versions (exact matches only), superseded by ``trees``.
             conn.execute("DROP TABLE IF EXISTS snapshots")
@@ -393,21 +470,23 @@ class ChecksumCache:
             )
         )
 
-    def _write(self, fn: Callable[[sqlite3.Connection], object]) -> None:
-        """Run ``fn`` in one write transaction; a failure is rolled back and swallowed (it only
-        costs a later rehash)."""
+    def _write(self, fn: Callable[[sqlite3.Connection], object]) -> bool:
+        """Run ``fn`` in one write transaction; whether it was committed. A failure is rolled back
+        and swallowed (it only costs a later rehash)."""
         try:
             with self._lock:
                 conn = self._connect()
                 conn.execute("BEGIN")
                 fn(conn)
                 conn.execute("COMMIT")
+            return True
         except sqlite3.Error:
             try:
                 if self._conn is not None:
                     self._conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
+            return False
 
     # -- files fetched for references -------------------------------------------------------------
 
@@ -439,7 +518,7 @@ class ChecksumCache:
 
     # -- whole directories ------------------------------------------------------------------------
 
-    def known_tree(self, root: str, rels: Sequence[str], stats: Sequence[FileStat]) -> list[str | None] | None:
+    def known_tree(self, root: str, rels: Sequence[str], stats: Sequence[FileStat]) -> KnownTree | None:
         """The digest of every file of directory ``root`` that is as the last remembered scan of it saw it.
 
         ``rels`` are the files' paths under ``root`` and ``stats`` their stats, in the same
@@ -447,67 +526,154 @@ class ChecksumCache:
         those remembered; the others are ``None``. ``None`` when nothing is remembered of
         ``root``. A few rows for the whole directory: a re-log of an unchanged tree, or of one
         where a few files changed, makes no per-file look-up for the files that did not change.
+        The versions marked as holding the remembered files (:meth:`mark_tree`) come along.
         """
+        key = _tree_key(root)
         try:
             with self._lock:
-                parts = (
-                    self._connect()
-                    .execute(
-                        "SELECT part, paths, stats, digests FROM trees WHERE key = ? ORDER BY part", (_tree_key(root),)
-                    )
-                    .fetchall()
-                )
+                conn = self._connect()
+                parts = conn.execute(
+                    "SELECT part, paths, stats, digests, at FROM trees WHERE key = ? ORDER BY part", (key,)
+                ).fetchall()
+                marks = conn.execute(
+                    "SELECT scope, token, version_digest, prefix, exact, stored_base FROM tree_marks WHERE key = ?",
+                    (key,),
+                ).fetchall()
         except sqlite3.Error:
             return None
-        if not parts or [p[0] for p in parts] != list(range(len(parts))):
+        patches = [p for p in parts if p[0] < 0]
+        chunks = parts[len(patches) :]  # ordered by part: the patches come first
+        if not chunks or [p[0] for p in chunks] != list(range(len(chunks))):
             return None  # nothing remembered, or not rows this code wrote
         current = _stat_bytes(stats)
         if current is None:
             return None
-        old_paths = b"\0".join([p[1] for p in parts])
-        old_stats = b"".join([p[2] for p in parts])
-        raw = b"".join([p[3] for p in parts])
-        del parts
+        token = max(p[4] for p in parts)
+        held_by = {m[0]: TreeMark(m[2], m[3], bool(m[4]), m[5]) for m in marks if m[1] == token}
+        old_paths = b"\0".join([p[1] for p in chunks])
+        old_stats: bytes | bytearray = b"".join([p[2] for p in chunks])
+        raw: bytes | bytearray = b"".join([p[3] for p in chunks])
+        del parts, chunks
         if len(raw) % 32 or len(old_stats) != len(raw) // 32 * _STAT_WIDTH:
             return None  # not rows this code wrote
+        if patches:
+            patched = _patched(old_stats, raw, reversed(patches))  # -1 first: in the order written
+            if patched is None:
+                return None
+            old_stats, raw = patched
         paths = _join_paths(rels)
-        if old_paths == paths and old_stats == current:  # nothing changed: no per-file work at all
-            return [PREFIX + raw[j : j + 32].hex() for j in range(0, len(raw), 32)]
+        if old_paths == paths:  # the same files: every digest, then the changed files' taken back
+            text = raw.hex()
+            digests: list[str | None] = [PREFIX + text[k : k + 64] for k in range(0, len(text), 64)]
+            if old_stats != current:
+                for i, _ in _unchanged_files(old_paths, old_stats, paths, rels, current, changed=True):
+                    digests[i] = None
+            return KnownTree(digests, token, True, [], held_by)
         out: list[str | None] = [None] * len(rels)
         for i, j in _unchanged_files(old_paths, old_stats, paths, rels, current):
             out[i] = PREFIX + raw[j * 32 : j * 32 + 32].hex()
-        return out
+        old_rels = old_paths.decode("utf-8", "surrogateescape").split("\0")
+        return KnownTree(out, token, False, sorted(set(old_rels).difference(rels)), held_by)
 
-    def remember_tree(self, root: str, rels: Sequence[str], stats: Sequence[FileStat], digests: Sequence[str]) -> None:
-        """Remember the digests of every file of directory ``root`` (see :meth:`known_tree`).
+    def mark_tree(self, root: str, token: int, scope: str, mark: TreeMark) -> None:
+        """Record that the committed version ``mark.version`` (of the registry and store named by
+        ``scope``) holds every file of ``root`` as remembered in the rows named ``token``.
+
+        A no-op when the rows were written again meanwhile (another scan of the directory): the
+        mark would then claim files the version may not hold.
+        """
+        key = _tree_key(root)
+
+        def store(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO tree_marks SELECT ?, ?, ?, ?, ?, ?, ? "
+                "WHERE (SELECT max(at) FROM trees WHERE key = ?) = ?",
+                (key, scope, token, mark.version, mark.prefix, int(mark.exact), mark.stored_base, key, token),
+            )
+
+        self._write(store)
+
+    def remember_tree(
+        self,
+        root: str,
+        rels: Sequence[str],
+        stats: Sequence[FileStat],
+        digests: Sequence[str],
+        changed: tuple[int, Sequence[int]] | None = None,
+    ) -> int | None:
+        """Remember the digests of every file of directory ``root`` (see :meth:`known_tree`);
+        returns the token of the rows written, ``None`` if nothing was.
 
         A file modified within the racy window is remembered as unknown: only that file is
         looked up again next time. Written :data:`_CHUNK_FILES` files to a row: one row for a
         100,000-file tree raised a first log's peak memory by ~85 bytes a file (SQLite copies a
         bound value and builds the record from it), chunks keep each copy small.
+
+        ``changed`` is ``(token, indices)`` when the rows named ``token`` (:meth:`known_tree`)
+        hold the same paths in the same order and only the files at ``indices`` are not as
+        they remember: then one *patch* row holds those files' stats and digests (a negative
+        part; its ``paths`` are the files' indices as int64s), so a log after a few files changed
+        writes what changed whatever the size of the directory. The rows are written whole
+        instead once the patches would cover more than 1/:data:`_PATCH_SHARE` of the files, or
+        if the rows were written again since ``token`` (another scan's patch on them would be
+        marked as neither's).
         """
         key, now = _tree_key(root), time.time_ns()
-        unpackable = False
+        unsettled_after = now - RACY_WINDOW_NS
 
-        def rows() -> Iterator[tuple[bytes, int, bytes, bytearray, bytes, int]]:
-            nonlocal unpackable
-            for part, start in enumerate(range(0, len(rels), _CHUNK_FILES)):
-                end = start + _CHUNK_FILES
-                packed = _stat_bytes(stats[start:end], unsettled_after=now - RACY_WINDOW_NS)
-                if packed is None:
-                    unpackable = True
-                    return
-                raw = bytes.fromhex("".join(map(hex_of, digests[start:end])))
-                yield key, part, _join_paths(rels[start:end]), packed, raw, now
+        def row(start: int) -> tuple[bytes, bytearray, bytes] | None:
+            end = start + _CHUNK_FILES
+            packed = _stat_bytes(stats[start:end], unsettled_after)
+            if packed is None:  # a 64-bit inode number: such trees are not remembered
+                return None
+            return _join_paths(rels[start:end]), packed, bytes.fromhex("".join(map(hex_of, digests[start:end])))
 
-        def store(conn: sqlite3.Connection) -> None:
+        def patch(conn: sqlite3.Connection) -> bool | None:
+            """Write ``changed`` as a patch row; ``None`` where the rows must be written whole."""
+            assert changed is not None
+            token, indices = changed
+            at, first, patched = conn.execute(
+                "SELECT max(at), min(part), sum(CASE WHEN part < 0 THEN length(paths) / 8 ELSE 0 END) "
+                "FROM trees WHERE key = ?",
+                (key,),
+            ).fetchone()
+            if at != token or (patched or 0) + len(indices) > max(_PATCH_MIN_FILES, len(rels) // _PATCH_SHARE):
+                return None
+            packed = _stat_bytes([stats[i] for i in indices], unsettled_after)
+            if packed is None:
+                return False
+            digest_bytes = bytes.fromhex("".join([hex_of(digests[i]) for i in indices]))
+            where = struct.pack(f"{len(indices)}q", *indices)
+            conn.execute(
+                "INSERT INTO trees VALUES (?, ?, ?, ?, ?, ?)",
+                (key, min(first, 0) - 1, where, packed, digest_bytes, now),
+            )
+            return True
+
+        def store(conn: sqlite3.Connection) -> bool:
+            if changed is not None:
+                patched = patch(conn)
+                if patched is not None:
+                    return patched
             conn.execute("DELETE FROM trees WHERE key = ?", (key,))
-            conn.executemany("INSERT INTO trees VALUES (?, ?, ?, ?, ?, ?)", rows())
-            if unpackable:  # such trees are not remembered
+            for part, start in enumerate(range(0, len(rels), _CHUNK_FILES)):
+                made = row(start)
+                if made is None:
+                    return False
+                conn.execute("INSERT INTO trees VALUES (?, ?, ?, ?, ?, ?)", (key, part, *made, now))
+            return True
+
+        written = False
+
+        def write(conn: sqlite3.Connection) -> None:
+            nonlocal written
+            written = store(conn)
+            if not written:
                 conn.execute("DELETE FROM trees WHERE key = ?", (key,))
             conn.execute(  # bounded: the most recent directories only
                 "DELETE FROM trees WHERE key NOT IN (SELECT key FROM trees GROUP BY key ORDER BY max(at) DESC LIMIT ?)",
                 (TREES_KEPT,),
             )
+            conn.execute("DELETE FROM tree_marks WHERE key NOT IN (SELECT key FROM trees)")
 
-        self._write(store)
+        return now if self._write(write) and written else None

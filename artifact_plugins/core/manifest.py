@@ -2,6 +2,11 @@
 
 The version digest is BLAKE3 over a versioned header and, for every entry sorted by path, the
 path and the entry digest. Nothing else (type, metadata, aliases) changes it.
+
+A manifest is stored whole (format version 1) or as a *delta* (format version 2): the entries
+that differ from a whole manifest it names as its base, and the paths it removes. A delta's
+digest is still the digest of the manifest it resolves to, and reading checks it; a base is never
+itself a delta, so reading a version costs at most two objects.
 """
 
 from __future__ import annotations
@@ -9,8 +14,8 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Iterator
+from typing import Any, NamedTuple
 
 from blake3 import blake3
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +27,8 @@ from .naming import normalize_entry_path, normalize_entry_paths
 
 DIGEST_HEADER = b"artifact-plugins manifest v1\n"
 FORMAT = "artifact-plugins-manifest"
+#: The format versions of a whole manifest and of a delta.
+WHOLE, DELTA = 1, 2
 #: Decompressed JSON a stored manifest may expand to: ~7 million entries, far beyond any sane
 #: manifest, yet refused before it can exhaust memory (JSON parsing needs several times as much).
 MAX_MANIFEST_BYTES = 1 * 2**30
@@ -217,6 +224,85 @@ def _decompress(data: bytes) -> bytes:
     return out
 
 
+class Delta(NamedTuple):
+    """A stored delta manifest, parsed: resolve it with :meth:`Manifest.apply`."""
+
+    #: The digest of the manifest it resolves to (the version digest).
+    digest: str
+    #: The digest of the whole manifest it changes.
+    base: str
+    #: Entries added or changed.
+    entries: list[ManifestEntry]
+    #: Paths of the base that are not in the result.
+    removed: list[str]
+
+
+def delta_bytes(digest: str, base: str, entries: Collection[ManifestEntry], removed: Collection[str]) -> bytes:
+    """A delta manifest, gzipped: ``entries`` replace or add to those of the whole manifest
+    ``base``, ``removed`` paths are dropped, and ``digest`` is the digest of the result."""
+    head = {"format": FORMAT, "version": DELTA, "digest": digest, "base": base, "removed": sorted(removed)}
+    text = json.dumps(head, separators=(",", ":"), ensure_ascii=False)[:-1] + ',"entries":['
+    text += _entries_text(sorted(entries, key=lambda e: e.path)) + "]}"
+    return zlib.compress(text.encode(), 1, wbits=31)
+
+
+_BASE_IN_HEAD = re.compile(rb'^\{"format":"[^"]*","version":2,"digest":"[^"]*","base":"(blake3:[0-9a-f]{64})"')
+
+
+def stored_base(data: bytes) -> str | None:
+    """The base a stored manifest is a delta of, read from the start of its bytes alone; ``None``
+    for a whole manifest (or bytes this code did not write)."""
+    head = zlib.decompressobj(wbits=31).decompress(data[:1024], 512) if data[:2] == b"\x1f\x8b" else data[:512]
+    found = _BASE_IN_HEAD.match(head)
+    return found.group(1).decode() if found else None
+
+
+def _parse(data: bytes) -> dict[str, Any]:
+    """A stored manifest's JSON document, of a known format and version, with an entry list."""
+    raw = _decompress(data) if data[:2] == b"\x1f\x8b" else data
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise InvalidInputError(f"manifest of {len(raw)} bytes exceeds the limit of {MAX_MANIFEST_BYTES}")
+    try:
+        doc = json.loads(raw)
+        del raw  # the text is not needed while the entries are built
+    except ValueError as exc:
+        raise InvalidInputError(f"manifest is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidInputError("manifest is not valid: its JSON is nested absurdly deep") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") not in (WHOLE, DELTA):
+        raise InvalidInputError("manifest has an unknown format or version")
+    if not isinstance(doc.get("entries"), list):
+        raise InvalidInputError("manifest has no entry list")
+    return doc
+
+
+def _delta_of(doc: dict[str, Any]) -> Delta:
+    digest, base, removed = doc.get("digest"), doc.get("base"), doc.get("removed")
+    for name, value in (("digest", digest), ("base", base)):
+        if not isinstance(value, str) or _DIGEST_RE.fullmatch(value) is None:
+            raise InvalidInputError(f"delta manifest has invalid {name} {value!r:.100}: must be blake3:<64 hex>")
+    try:
+        if not isinstance(removed, list) or any(
+            not isinstance(p, str) or normalize_entry_path(p) != p for p in removed
+        ):
+            raise InvalidInputError("not canonical paths")
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"delta manifest has an invalid list of removed paths: {exc}") from None
+    entries = list(Manifest(_entries_from_json(doc["entries"])))  # paths unique within the delta
+    return Delta(str(digest), str(base), entries, removed)
+
+
+def read_stored(data: bytes) -> Manifest | Delta:
+    """A stored manifest, whole or delta, validated (a delta's result is checked on :meth:`Manifest.apply`)."""
+    with gc_paused():  # parsed dicts and entries are acyclic: the collector would find nothing
+        doc = _parse(data)
+        if doc["version"] == DELTA:
+            return _delta_of(doc)
+        entries = doc["entries"]
+        del doc
+        return Manifest(_entries_from_json(entries))
+
+
 class Manifest:
     """An ordered, path-unique collection of entries with a canonical digest."""
 
@@ -285,26 +371,37 @@ class Manifest:
         out.append(gz.flush())
         return b"".join(out)
 
+    def apply(self, delta: Delta) -> Manifest:
+        """The manifest ``delta`` resolves to on this one (its base); refused unless the result
+        has the digest the delta states."""
+        table = dict(self._entries)
+        for path in delta.removed:
+            table.pop(path, None)
+        for e in delta.entries:
+            table[e.path] = e
+        out = Manifest()
+        out._entries = table
+        if out.digest() != delta.digest:
+            raise InvalidInputError(
+                f"delta manifest resolves to content digest {out.digest()}, not the {delta.digest} it states"
+            )
+        return out
+
     @classmethod
-    def from_bytes(cls, data: bytes, expected_digest: str | None = None) -> Manifest:
-        """Parse and validate a stored manifest; refuses bad paths, digests, sizes and duplicates."""
-        with gc_paused():  # parsed dicts and entries are acyclic: the collector would find nothing
-            raw = _decompress(data) if data[:2] == b"\x1f\x8b" else data
-            if len(raw) > MAX_MANIFEST_BYTES:
-                raise InvalidInputError(f"manifest of {len(raw)} bytes exceeds the limit of {MAX_MANIFEST_BYTES}")
-            try:
-                doc = json.loads(raw)
-                del raw  # the text is not needed while the entries are built
-            except ValueError as exc:
-                raise InvalidInputError(f"manifest is not valid JSON: {exc}") from None
-            except RecursionError:
-                raise InvalidInputError("manifest is not valid: its JSON is nested absurdly deep") from None
-            if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") != 1:
-                raise InvalidInputError("manifest has an unknown format or version")
-            entries = doc.get("entries")
-            if not isinstance(entries, list):
-                raise InvalidInputError("manifest has no entry list")
-            manifest = cls(_entries_from_json(entries))
+    def from_bytes(
+        cls, data: bytes, expected_digest: str | None = None, base: Callable[[str], Manifest] | None = None
+    ) -> Manifest:
+        """Parse and validate a stored manifest; refuses bad paths, digests, sizes and duplicates.
+
+        A delta is resolved on the whole manifest ``base(digest)`` returns; without ``base`` it is refused.
+        """
+        stored = read_stored(data)
+        if isinstance(stored, Delta):
+            if base is None:
+                raise InvalidInputError(f"manifest is a delta of {stored.base}, which is not at hand to resolve it")
+            manifest = base(stored.base).apply(stored)
+        else:
+            manifest = stored
         if expected_digest is not None and manifest.digest() != expected_digest:
             raise InvalidInputError(
                 f"manifest content digest {manifest.digest()} does not match the recorded {expected_digest}"

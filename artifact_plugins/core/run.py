@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from .artifact import Artifact
 from .client import Client, get_client
 from .config import Settings
+from .delta import DeltaSource, plan_delta
 from .errors import DistributedConflictError, InvalidInputError, StoreTurnLostError
 from .hashing import digest_bytes
 from .liveness import HEARTBEAT
@@ -267,10 +268,20 @@ class Run:
             # would commit nothing there.)
             result = registry.reuse_version(**fields)
             self._client.remember_manifest(digest, manifest)
+        stored: str | None = None
+        scope = self._client.scope
         if result is None:
-            result = store_then_record(
-                self._client, self.id, artifact, manifest, lambda turn: registry.commit_version(turn=turn, **fields)
+            committed, stored = store_then_record(
+                self._client,
+                self.id,
+                artifact,
+                manifest,
+                lambda turn: registry.commit_version(turn=turn, **fields),
+                artifact._held_in(scope),
+                artifact._delta_in(scope),
             )
+            result = committed
+        artifact._committed_as(scope, digest, stored)
         version = ArtifactVersion(self._client, result.version, self)
         artifact._mark_logged(version)
         notify_alias_moves(self._client, result.version, result.moves, self)
@@ -462,8 +473,14 @@ TURN_ATTEMPTS = 3
 
 
 def store_then_record(
-    client: Client, run_id: str, artifact: Artifact, manifest: Manifest, record: Callable[[int], T]
-) -> T:
+    client: Client,
+    run_id: str,
+    artifact: Artifact,
+    manifest: Manifest,
+    record: Callable[[int], T],
+    held: frozenset[str] = frozenset(),
+    delta: DeltaSource | None = None,
+) -> tuple[T, str | None]:
     """Steps (1) and (2) of the commit protocol, then ``record(turn)`` (step 3), in one commit turn.
 
     From asking the store which blobs it has until the version (or part) is recorded, a
@@ -472,6 +489,17 @@ def store_then_record(
     checks in its transaction that the turn is still held; if a collection went ahead (this
     process was held up past the turn's lease), nothing was recorded, and the steps run again:
     blobs the collection deleted are found missing and sent again.
+
+    ``held`` are the digests of committed versions that hold the blobs of the draft's entries
+    flagged ``held``: a store that only gc deletes from (``BlobStore.only_gc_deletes``, the
+    local one) is not asked about those blobs if, in the turn, every one of these versions is
+    still committed (gc keeps every blob of a committed version, and none runs during the
+    turn). If one is not, the store is asked about every blob. ``delta``, whose
+    version must be among ``held``, is what the manifest may be stored as a delta of
+    (:func:`~.delta.plan_delta`).
+
+    Returns what ``record`` returned, and how the manifest is stored (``""`` whole, else the base
+    of its delta; ``None`` if it was stored already).
     """
     registry = client.registry
 
@@ -482,9 +510,13 @@ def store_then_record(
     while True:
         turn = registry.acquire_store_lock("commit", run_id, on_wait=waiting)
         try:
-            upload_blobs(client, artifact.pending, artifact.name)
-            client.put_manifest(manifest)
-            return record(turn)
+            if held and len(registry.committed_digests(held)) < len(held):
+                logger.info("a version %r started from is no longer committed: checking every blob", artifact.name)
+                held, delta = frozenset(), None
+            upload_blobs(client, artifact.pending, artifact.name, skip_held=bool(held) and client.store.only_gc_deletes)
+            plan = plan_delta(client, manifest, delta) if delta is not None and delta.version in held else None
+            stored = client.put_manifest(manifest, plan)
+            return record(turn), stored
         except StoreTurnLostError:
             if attempt == TURN_ATTEMPTS:
                 raise

@@ -327,8 +327,9 @@ class ArtifactVersion:
         from .artifact import Artifact, PendingEntry
 
         draft = Artifact(self.name, self.type, self.description, self.metadata)
+        held = draft._hold(self._client.scope, self.digest)
         for e in self._client.manifest(self._record):
-            draft._add_pending(PendingEntry(e))
+            draft._add_pending(PendingEntry(e, held=held))
         draft.base = self
         return draft
 

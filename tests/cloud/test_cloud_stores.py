@@ -472,3 +472,40 @@ def test_gcs_listing_pages_are_parsed_strictly() -> None:
     for bad in ([item], {"items": [{"name": "x"}]}, {"items": [item], "nextPageToken": 5}):
         with pytest.raises((ValueError, KeyError)):
             _parse_page(bad)
+
+
+def test_a_changed_directory_is_stored_as_a_delta_in_the_bucket(
+    backend: Backend, make_tree: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a few files changed, the bucket gets their blobs and a delta manifest (every blob is
+    still asked about there); a fresh client reads the version whole, and gc keeps the delta's base
+    manifest once the base version is deleted."""
+    from datetime import timedelta
+
+    from artifact_plugins.core import artifact as artifact_mod
+    from artifact_plugins.core.manifest import Delta, read_stored
+    from artifact_plugins.core.storage import manifest_key
+
+    monkeypatch.setattr(artifact_mod, "TREE_MIN_FILES", 5)  # remember directories this small
+    prefix = backend.use_store()
+    files = {f"small/f{i:03d}.txt": f"file {i}".encode() for i in range(12)}
+    src = make_tree("src", files)
+    for p in src.rglob("*.txt"):
+        os.utime(p, (1_600_000_000, 1_600_000_000))  # settled: outside the checksum cache's racy window
+    v0 = log_dir(src)
+    (src / "small/f003.txt").write_bytes(b"changed")
+    os.utime(src / "small/f003.txt", (1_600_000_100, 1_600_000_100))
+    v1 = log_dir(src)
+    stored = read_stored(get_client().store.get_bytes(manifest_key(v1.digest)))
+    assert isinstance(stored, Delta) and stored.base == v0.digest
+    assert [e.path for e in stored.entries] == ["small/f003.txt"]
+    v0.delete()
+    report = ap.Api().gc(dry_run=False, grace=timedelta(0))
+    assert report.deleted_manifests == [] and report.deleted_blobs == [blob_key(digest_bytes(b"file 3"))]
+    assert f"{prefix}/{manifest_key(v0.digest)}" in backend.keys(STORE_BUCKET, prefix + "/")
+    close_clients()
+    out = ap.Api().artifact("ds:v1").download(tmp_path / "out")
+    assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()} == {
+        **files,
+        "small/f003.txt": b"changed",
+    }

@@ -14,6 +14,8 @@ import pytest
 from core_helpers import api_versions, registry_dump, store_files
 
 import artifact_plugins as ap
+from artifact_plugins.core import artifact as artifact_mod
+from artifact_plugins.core import hashing
 from artifact_plugins.core import run as run_mod
 from artifact_plugins.core.client import close_clients
 
@@ -47,6 +49,14 @@ def store_dir(tmp_path: Path) -> Path:
 def registry_db(tmp_path: Path) -> Path:
     """The SQLite registry file of this test."""
     return tmp_path / "registry.db"
+
+
+@pytest.fixture
+def small_trees(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Directories remembered whole from 5 files up (the real floor is 1,000), so a small tree uses
+    it, 3 files to a row (the real number is 4,096), so a tree spans rows."""
+    monkeypatch.setattr(artifact_mod, "TREE_MIN_FILES", 5)
+    monkeypatch.setattr(hashing, "_CHUNK_FILES", 3)
 
 
 @pytest.fixture

@@ -27,6 +27,14 @@ def age_files(root: Path, seconds: float = 120.0) -> None:
         os.utime(p, (t, t))
 
 
+def age_store(store: Path, seconds: float = 7200) -> None:
+    """Set the mtime of every object of a local store into the past (older than gc's grace)."""
+    t = time.time() - seconds
+    for p in store.rglob("*"):
+        if p.is_file():
+            os.utime(p, (t, t))
+
+
 def store_files(store: Path) -> set[str]:
     """Relative paths of every file in the blob store."""
     if not store.exists():

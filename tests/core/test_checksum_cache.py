@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import struct
 import threading
 import time
 
@@ -93,14 +94,6 @@ def test_recently_modified_files_are_not_cached(make_tree, hash_calls):
 
 
 @pytest.fixture
-def small_trees(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Directories remembered whole from 5 files up (the real floor is 1,000), so a small tree uses
-    it, 3 files to a row (the real number is 4,096), so a tree spans rows."""
-    monkeypatch.setattr(artifact_mod, "TREE_MIN_FILES", 5)
-    monkeypatch.setattr(hashing, "_CHUNK_FILES", 3)
-
-
-@pytest.fixture
 def looked_up(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many files each per-file checksum look-up asked about."""
     sizes: list[int] = []
@@ -185,6 +178,81 @@ def test_a_just_modified_file_is_the_only_one_looked_up_again(make_tree, hash_ca
     assert looked_up == [] and hash_calls == []
 
 
+def _rows(cache: ChecksumCache, root: str) -> list[int]:
+    """The parts of the rows remembering ``root`` (negative: patches)."""
+    key = hashing._tree_key(root)
+    return [r[0] for r in cache._connect().execute("SELECT part FROM trees WHERE key = ? ORDER BY part", (key,))]
+
+
+def test_a_few_changed_files_are_remembered_as_a_patch(make_tree, small_trees, looked_up, monkeypatch):
+    """Changes are written as patch rows while they cover at most 1/4 of the files here (3 of
+    12), then the rows are written whole; every scan between reads them right."""
+    monkeypatch.setattr(hashing, "_PATCH_MIN_FILES", 1)
+    monkeypatch.setattr(hashing, "_PATCH_SHARE", 4)
+    src = make_tree("data", {f"f{i:02d}.txt": f"content {i}" for i in range(12)})
+    age_files(src)
+    cache = artifact_mod.Artifact("ds", "dataset")._cache()
+    assert cache is not None
+    ap.Artifact("ds", "dataset").add_dir(src)
+    assert _rows(cache, str(src)) == [0, 1, 2, 3]
+    for step, (names, parts) in enumerate(
+        [(["f01.txt"], [-1, 0, 1, 2, 3]), (["f07.txt", "f01.txt"], [-2, -1, 0, 1, 2, 3]), (["f11.txt"], [0, 1, 2, 3])]
+    ):
+        for name in names:
+            (src / name).write_text(f"step {step}")
+            age_files(src / name, seconds=60 - step)
+        art = ap.Artifact("ds", "dataset")
+        art.add_dir(src)
+        assert {p: e.digest for p, e in art.entries.items()} == {
+            p.name: digest_bytes(p.read_bytes()) for p in src.iterdir()
+        }
+        assert _rows(cache, str(src)) == parts  # the third change would make 4 patched files: whole
+        looked_up.clear()
+        again = ap.Artifact("ds", "dataset")
+        again.add_dir(src)  # what the rows (and patches) remember is every file as it is
+        assert looked_up == [] and again.entries == art.entries
+
+
+def test_a_patch_is_written_only_on_the_rows_it_was_made_against(tmp_path):
+    """If another scan wrote the rows since they were read, the rows are written whole (a patch
+    of one scan on another's rows would be marked as neither's), and the mark of the first scan
+    is not recorded."""
+    cache = ChecksumCache(tmp_path / "cs.sqlite")
+    rels = [f"f{i}" for i in range(4)]
+    stats = [hashing.FileStat(0o100644, 10 + i, 2, 3, 4) for i in range(4)]
+    digests = [digest_bytes(r.encode()) for r in rels]
+    first = cache.remember_tree("/d", rels, stats, digests)
+    other = cache.remember_tree("/d", rels, stats, digests)  # another process's scan
+    assert first is not None and other is not None and other != first
+    changed = [stats[0]._replace(st_mtime_ns=5), *stats[1:]]
+    mine = cache.remember_tree("/d", rels, changed, [digest_bytes(b"new"), *digests[1:]], (first, [0]))
+    assert _rows(cache, "/d") == [0]  # written whole, no patch
+    cache.mark_tree("/d", first, "scope", hashing.TreeMark(digest_bytes(b"v"), "", True, ""))
+    known = cache.known_tree("/d", rels, changed)
+    assert known is not None and known.held_by == {} and known.token == mine
+    assert known.digests == [digest_bytes(b"new"), *digests[1:]]
+    cache.mark_tree("/d", mine, "scope", hashing.TreeMark(digest_bytes(b"v"), "", True, ""))
+    known = cache.known_tree("/d", rels, changed)
+    assert known is not None and known.held_by == {"scope": hashing.TreeMark(digest_bytes(b"v"), "", True, "")}
+
+
+def test_a_patch_that_does_not_fit_its_tree_is_ignored(tmp_path):
+    cache = ChecksumCache(tmp_path / "cs.sqlite")
+    rels = [f"f{i}" for i in range(4)]
+    stats = [hashing.FileStat(0o100644, 10 + i, 2, 3, 4) for i in range(4)]
+    token = cache.remember_tree("/d", rels, stats, [digest_bytes(r.encode()) for r in rels])
+    changed = [stats[0]._replace(st_mtime_ns=5), *stats[1:]]
+    cache.remember_tree(
+        "/d", rels, changed, [digest_bytes(b"new")] + [digest_bytes(r.encode()) for r in rels[1:]], (token, [0])
+    )
+    assert _rows(cache, "/d") == [-1, 0]
+    conn = cache._connect()
+    conn.execute("UPDATE trees SET paths = ? WHERE part = -1", (struct.pack("q", 4),))  # an index past the tree
+    assert cache.known_tree("/d", rels, changed) is None
+    conn.execute("UPDATE trees SET paths = ?, stats = substr(stats, 1, 8) WHERE part = -1", (struct.pack("q", 0),))
+    assert cache.known_tree("/d", rels, changed) is None
+
+
 def test_tree_matching_agrees_with_comparing_file_by_file(monkeypatch):
     """The block-wise comparison finds exactly the files whose path and stat are unchanged."""
     monkeypatch.setattr(hashing, "_CHUNK_FILES", 50)  # stats packed in several calls
@@ -209,6 +277,9 @@ def test_tree_matching_agrees_with_comparing_file_by_file(monkeypatch):
             where = {p: j for j, p in enumerate(rels)}
             expected = [(i, where[p]) for i, p in enumerate(new_rels) if p in where and new_stats[i] == stats[where[p]]]
             assert got == expected
+            if new_rels == rels:  # the same paths: the changed files can be asked for instead
+                flipped = list(hashing._unchanged_files(old_paths, old_packed, new_paths, new_rels, new_packed, True))
+                assert [i for i, _ in flipped] == [i for i in range(n) if new_stats[i] != stats[i]]
 
 
 @pytest.mark.parametrize("files_per_row", [4096, 1])
@@ -218,7 +289,8 @@ def test_a_row_that_does_not_fit_its_tree_is_ignored(tmp_path, monkeypatch, file
     cache = ChecksumCache(tmp_path / "cs.sqlite")
     stats = [hashing.FileStat(0o100644, 1, 2, 3, 4), hashing.FileStat(0o100644, 5, 2, 3, 4)]
     cache.remember_tree("/data", ["a", "b"], stats, [digest_bytes(b"a"), digest_bytes(b"b")])
-    assert cache.known_tree("/data", ["a", "b"], stats) == [digest_bytes(b"a"), digest_bytes(b"b")]
+    known = cache.known_tree("/data", ["a", "b"], stats)
+    assert known is not None and known.digests == [digest_bytes(b"a"), digest_bytes(b"b")]
     assert cache.known_tree("/other", ["a", "b"], stats) is None
     conn = cache._connect()
     assert conn.execute("SELECT count(*) FROM trees").fetchone() == ({4096: 1, 1: 2}[files_per_row],)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from core_helpers import age_store
 
 import artifact_plugins as ap
 from artifact_plugins.core.errors import AliasedVersionError, IntegrityError, ProtectedAliasError
@@ -23,13 +23,6 @@ def log_dir(root: Path, name: str = "ds", aliases: list[str] | None = None, **kw
     art.add_dir(root)
     with ap.init(job_type="t") as run:
         return run.log_artifact(art, aliases=aliases)
-
-
-def age_store(store: Path, seconds: float = 7200) -> None:
-    t = time.time() - seconds
-    for p in store.rglob("*"):
-        if p.is_file():
-            os.utime(p, (t, t))
 
 
 def test_incremental_draft_sends_only_what_changed(make_tree: Tree, store_dir: Path) -> None:

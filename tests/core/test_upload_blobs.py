@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -33,22 +32,6 @@ def test_identical_contents_are_stored_once(make_tree: Callable[..., Path], stor
     assert blobs == sorted(blob_key(digest_bytes(c)).rsplit("/", 1)[1] for c in (b"the same bytes", b"other"))
     out = v.download(store_dir.parent / "out")
     assert all((out / rel).read_bytes() == content for rel, content in files.items())
-
-
-def test_a_carried_over_entry_whose_blob_is_gone_is_refused(
-    make_tree: Callable[..., Path], store_dir: Path, snapshot: Callable[[], tuple[Any, ...]]
-) -> None:
-    v0 = _first_version(make_tree, {"keep.txt": b"kept", "lost.txt": b"deleted by hand"})
-    (store_dir / blob_key(digest_bytes(b"deleted by hand"))).unlink()
-    draft = v0.new_draft()
-    with draft.new_file("added.txt") as f:
-        f.write("new")
-    with ap.init(job_type="producer") as run:
-        before = snapshot()
-        with pytest.raises(StoreError, match=r"1 entries carried over.*'lost\.txt'"):
-            run.log_artifact(draft)
-        assert snapshot() == before  # no version, no manifest, no blob of the refused log
-    assert draft.logged_version is None
 
 
 def test_a_gone_blob_is_sent_again_from_a_local_file_with_the_same_bytes(

@@ -140,9 +140,9 @@ def instrument(w: int) -> None:
         mark(b"u")
         return upload(*a, **k)
 
-    def put_manifest_marked(self: Any, manifest: Any) -> Any:
+    def put_manifest_marked(self: Any, *a: Any, **k: Any) -> Any:
         mark(b"m")
-        return put_manifest(self, manifest)
+        return put_manifest(self, *a, **k)
 
     def commit_marked(self: Any, **kw: Any) -> Any:
         if id(self.engine) not in state["engines"]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, delete, func, insert, or_, select, text, update
@@ -342,6 +342,24 @@ class Registry:
                 .limit(1)
             ).first()
             return found is not None
+
+        return self.read(fn)
+
+    def committed_digests(self, digests: Collection[str]) -> set[str]:
+        """Which of ``digests`` some committed version (of any collection) has."""
+
+        def fn(conn: Connection) -> set[str]:
+            found: set[str] = set()
+            wanted = sorted(digests)
+            for start in range(0, len(wanted), 500):
+                found.update(
+                    conn.execute(
+                        select(tb.Version.digest).where(
+                            tb.Version.digest.in_(wanted[start : start + 500]), tb.Version.state == COMMITTED
+                        )
+                    ).scalars()
+                )
+            return found
 
         return self.read(fn)
 

@@ -85,6 +85,10 @@ class BlobStore(ABC):
     uri: str
     #: True when blobs are plain local files that can be copied without a download cache.
     is_local: bool = False
+    #: True when nothing but this project's gc deletes from the store, so a blob of a committed
+    #: version may be taken as present without asking. False for buckets: lifecycle rules and
+    #: other tools delete objects there, and asking lets a log send such a blob again.
+    only_gc_deletes: bool = False
 
     @abstractmethod
     def has(self, key: str) -> bool:

@@ -66,6 +66,7 @@ class LocalStore(BlobStore):
     """
 
     is_local = True
+    only_gc_deletes = True
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().resolve()

@@ -1,0 +1,197 @@
+"""Manifests stored as deltas of an earlier version's whole manifest.
+
+A directory logged again after a few files changed is stored as the changed entries and the
+removed paths; reading it (in a fresh process: nothing memoised) gives the whole manifest, and
+gc keeps a delta's base for as long as the delta is live.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from core_helpers import age_files, age_store
+
+import artifact_plugins as ap
+from artifact_plugins.core import delta as delta_mod
+from artifact_plugins.core.client import close_clients, get_client
+from artifact_plugins.core.errors import InvalidInputError
+from artifact_plugins.core.hashing import digest_bytes
+from artifact_plugins.core.manifest import Delta, Manifest, ManifestEntry, delta_bytes, make_entry, read_stored
+from artifact_plugins.core.storage import blob_key, manifest_key
+
+FILES = {f"d{i % 3}/f{i}.txt": f"content {i}" for i in range(12)}
+
+
+@pytest.fixture
+def src(make_tree: Callable[..., Path], small_trees: None) -> Path:
+    root = make_tree("data", FILES)
+    age_files(root)
+    return root
+
+
+def _log(root: Path, name: str | None = None, extra: Path | None = None) -> ap.ArtifactVersion:
+    art = ap.Artifact("ds", "dataset")
+    art.add_dir(root, name=name)
+    if extra is not None:
+        art.add_file(extra)
+    with ap.init(job_type="producer") as run:
+        return run.log_artifact(art)
+
+
+def _edit(root: Path, changes: dict[str, str | None]) -> None:
+    """Rewrite (or, for ``None``, remove) files, their mtimes outside the racy window."""
+    for rel, text in changes.items():
+        path = root / rel
+        if text is None:
+            path.unlink()
+        else:
+            path.write_text(text)
+            age_files(path, seconds=60)
+
+
+def _stored(version: ap.ArtifactVersion) -> Manifest | Delta:
+    return read_stored(get_client().store.get_bytes(manifest_key(version.digest)))
+
+
+def _read_fresh(ref: str, root: Path, dest: Path) -> None:
+    """In a fresh client (no manifest memoised): ``ref`` reads, verifies and downloads as ``root``."""
+    close_clients()
+    version = ap.Api().artifact(ref)
+    files = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    assert {path: e.size for path, e in version.manifest().items()} == {p: len(b) for p, b in files.items()}
+    assert version.verify().ok
+    out = version.download(dest)
+    assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
+
+
+def test_a_few_changed_files_are_stored_as_a_delta(src: Path, tmp_path: Path) -> None:
+    v0 = _log(src)
+    assert isinstance(_stored(v0), Manifest)
+    _edit(src, {"d0/f0.txt": "new 0", "d1/f4.txt": "new 4"})
+    v1 = _log(src)
+    stored = _stored(v1)
+    assert isinstance(stored, Delta)
+    assert stored.base == v0.digest and stored.digest == v1.digest
+    assert sorted(e.path for e in stored.entries) == ["d0/f0.txt", "d1/f4.txt"] and stored.removed == []
+    _read_fresh("ds:v1", src, tmp_path / "out")
+
+
+def test_every_delta_is_of_the_same_whole_manifest(src: Path, tmp_path: Path) -> None:
+    """v2 starts from v1, itself a delta of v0: v2 is stored against v0 (a read costs two objects)."""
+    v0 = _log(src)
+    _edit(src, {"d0/f0.txt": "new 0"})
+    _log(src)
+    _edit(src, {"d1/f1.txt": "new 1", "d2/f2.txt": None, "d0/added.txt": "added"})
+    v2 = _log(src)
+    stored = _stored(v2)
+    assert isinstance(stored, Delta) and stored.base == v0.digest
+    assert sorted(e.path for e in stored.entries) == ["d0/added.txt", "d0/f0.txt", "d1/f1.txt"]
+    assert stored.removed == ["d2/f2.txt"]
+    _read_fresh("ds:v2", src, tmp_path / "out")
+
+
+def test_a_file_back_as_it_was_in_the_base_stays_right(src: Path, tmp_path: Path) -> None:
+    """A file removed in v1 and added back in v2: v2's delta (of v0) must not remove it."""
+    _log(src)
+    _edit(src, {"d0/f0.txt": None})
+    _log(src)
+    _edit(src, {"d0/f0.txt": "content 0 again"})
+    v2 = _log(src)
+    stored = _stored(v2)
+    assert isinstance(stored, Delta) and stored.removed == []
+    _read_fresh("ds:v2", src, tmp_path / "out")
+
+
+def test_a_large_change_is_stored_whole(src: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(delta_mod, "MIN_DELTA_LIMIT", 2)  # at most max(2, 12 // 8) changed entries
+    _log(src)
+    _edit(src, {"d0/f0.txt": "new 0", "d1/f1.txt": "new 1"})
+    assert isinstance(_stored(_log(src)), Delta)
+    _edit(src, {"d0/f0.txt": "newer 0", "d1/f1.txt": "newer 1", "d2/f2.txt": "newer 2"})
+    assert isinstance(_stored(_log(src)), Manifest)
+
+
+@pytest.mark.parametrize("other", ["extra entry", "other prefix"])
+def test_a_draft_that_is_not_the_directory_alone_is_stored_whole(src: Path, tmp_path: Path, other: str) -> None:
+    extra = tmp_path / "extra.txt"
+    extra.write_text("not in the directory")
+    _log(src, extra=extra) if other == "extra entry" else _log(src, name="under")
+    _edit(src, {"d0/f0.txt": "new 0"})
+    assert isinstance(_stored(_log(src)), Manifest)
+
+
+def test_gc_keeps_the_base_of_a_live_delta(src: Path, api: ap.Api, store_dir: Path, tmp_path: Path) -> None:
+    v0 = _log(src)
+    _edit(src, {"d0/f0.txt": "new 0"})
+    v1 = _log(src)
+    v0.delete()
+    age_store(store_dir)
+    report = api.gc(dry_run=False, grace=timedelta(hours=1))
+    assert report.deleted_manifests == [] and report.live_manifests == 2
+    assert report.deleted_blobs == [blob_key(digest_bytes(b"content 0"))]  # only v0's own
+    _read_fresh("ds:v1", src, tmp_path / "out")
+    v1.delete()
+    report = api.gc(dry_run=False, grace=timedelta(hours=1))
+    assert sorted(report.deleted_manifests) == sorted(manifest_key(v.digest) for v in (v0, v1))
+    assert len(report.deleted_blobs) == len(FILES)
+
+
+def _entries(n: int) -> list[ManifestEntry]:
+    return [make_entry(f"f{i}.txt", digest_bytes(str(i).encode()), i) for i in range(n)]
+
+
+def test_a_delta_that_does_not_resolve_to_its_digest_is_refused() -> None:
+    base = Manifest(_entries(3))
+    changed = make_entry("f0.txt", digest_bytes(b"changed"), 7)
+    good = Manifest([changed, *_entries(3)[1:]])
+    data = delta_bytes(good.digest(), base.digest(), [changed], ["f2.txt"])  # claims f2 stays: it does not
+    with pytest.raises(InvalidInputError, match="resolves to content digest"):
+        Manifest.from_bytes(data, base=lambda digest: base)
+    data = delta_bytes(good.digest(), base.digest(), [changed], [])
+    assert Manifest.from_bytes(data, expected_digest=good.digest(), base=lambda digest: base).entries == good.entries
+    with pytest.raises(InvalidInputError, match=r"delta of .* not at hand"):
+        Manifest.from_bytes(data)
+
+
+def test_a_delta_whose_base_is_a_delta_is_refused(src: Path) -> None:
+    """A stored delta named as a base (a tampered store) is refused, not followed."""
+    v0 = _log(src)
+    _edit(src, {"d0/f0.txt": "new 0"})
+    v1 = _log(src)
+    entry = make_entry("d0/f0.txt", digest_bytes(b"newer"), 5)
+    store = get_client().store
+    store.delete(manifest_key(v0.digest))
+    store.put_bytes(manifest_key(v0.digest), delta_bytes(v0.digest, v1.digest, [entry], []))
+    close_clients()
+    with pytest.raises(InvalidInputError, match="not at hand"):
+        ap.Api().artifact("ds:v1").manifest()
+
+
+@pytest.mark.parametrize("removed", [["../escape"], ["a//b"], [3]], ids=["parent", "not canonical", "not a path"])
+def test_a_delta_with_a_bad_removed_path_is_refused(removed: list[object]) -> None:
+    base = Manifest(_entries(2))
+    text = gzip.decompress(delta_bytes(base.digest(), base.digest(), [], [])).decode()
+    bad = text.replace('"removed":[]', '"removed":' + json.dumps(removed))
+    with pytest.raises(InvalidInputError, match="invalid list of removed paths"):
+        read_stored(gzip.compress(bad.encode()))
+
+
+def test_a_left_over_delta_whose_base_is_gone_is_written_again_whole(src: Path, tmp_path: Path) -> None:
+    """A delta no committed version references, whose base is gone (a gc that stopped between
+    deleting the base and the delta), is not reused by a log of the same content."""
+    v0 = _log(src)
+    _edit(src, {"d0/f0.txt": "new 0"})
+    v1 = _log(src)
+    assert isinstance(_stored(v1), Delta)
+    v1.delete()
+    v0.delete()
+    get_client().store.delete(manifest_key(v0.digest))
+    close_clients()
+    v2 = _log(src)
+    assert v2.digest == v1.digest and isinstance(_stored(v2), Manifest)
+    _read_fresh("ds:v2", src, tmp_path / "out")

@@ -1,0 +1,213 @@
+"""Blobs held by a committed version a draft started from.
+
+A log does not ask the store about them; it checks, in its turn at the store, that the version
+is still committed, and asks about every blob when it is not. What marks a directory as held by a
+version is the checksum cache's record of the directory's last scan, written after its commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from core_helpers import age_files, age_store
+
+import artifact_plugins as ap
+from artifact_plugins.core.client import close_clients
+from artifact_plugins.core.errors import StoreError
+from artifact_plugins.core.hashing import digest_bytes
+from artifact_plugins.core.storage import blob_key
+from artifact_plugins.core.storage.local import LocalStore
+
+FILES = {f"d{i % 3}/f{i}.txt": f"content {i}" for i in range(12)}
+
+
+@pytest.fixture
+def asked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every blob key the local store was asked about (``LocalStore.missing``)."""
+    keys: list[str] = []
+    real = LocalStore.missing
+
+    def counting(self: LocalStore, wanted: Iterable[str]) -> set[str]:
+        wanted = list(wanted)
+        keys.extend(wanted)
+        return real(self, wanted)
+
+    monkeypatch.setattr(LocalStore, "missing", counting)
+    return keys
+
+
+@pytest.fixture
+def src(make_tree: Callable[..., Path], small_trees: None) -> Path:
+    root = make_tree("data", FILES)
+    age_files(root)
+    return root
+
+
+def _log(art: ap.Artifact) -> ap.ArtifactVersion:
+    with ap.init(job_type="producer") as run:
+        return run.log_artifact(art)
+
+
+def _draft(root: Path) -> ap.Artifact:
+    art = ap.Artifact("ds", "dataset")
+    art.add_dir(root)
+    return art
+
+
+def _rewrite(root: Path, rels: list[str], tag: str) -> list[str]:
+    """New contents for ``rels`` (their mtimes outside the racy window); their blob keys."""
+    for rel in rels:
+        (root / rel).write_text(f"{tag} {rel}")
+        age_files(root / rel, seconds=60)
+    return [blob_key(digest_bytes(f"{tag} {rel}".encode())) for rel in rels]
+
+
+def _same_files(version: ap.ArtifactVersion, root: Path, dest: Path) -> bool:
+    """Whether ``version`` downloads to exactly the files under ``root``."""
+    out = version.download(dest)
+    files = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    return files == {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+def test_a_log_after_a_change_asks_the_store_only_about_what_changed(
+    src: Path, asked: list[str], tmp_path: Path
+) -> None:
+    _log(_draft(src))
+    for k, changed in enumerate([["d0/f0.txt", "d1/f4.txt"], ["d2/f5.txt"]], start=1):
+        new_keys = _rewrite(src, changed, f"round {k}")
+        asked.clear()
+        v = _log(_draft(src))
+        assert v.version == f"v{k}"
+        assert sorted(asked) == sorted(new_keys)  # the other blobs are held by the previous version
+        assert v.verify().ok and _same_files(v, src, tmp_path / f"out{k}")
+
+
+def test_a_base_no_longer_committed_makes_the_log_ask_about_every_blob(
+    src: Path, asked: list[str], api: ap.Api, store_dir: Path, tmp_path: Path
+) -> None:
+    v0 = _log(_draft(src))
+    (changed,) = _rewrite(src, ["d0/f0.txt"], "changed")
+    draft = _draft(src)  # its unchanged entries are held by v0 ...
+    v0.delete()  # ... which a gc then takes away, before the log
+    age_store(store_dir)
+    # v0's blobs, and the changed file's, stored as the draft hashed it
+    assert len(api.gc(dry_run=False, grace=timedelta(hours=1)).deleted_blobs) == len(FILES) + 1
+    asked.clear()
+    v1 = _log(draft)
+    # v0 is found gone in the turn: every blob is asked about, and sent again from the files.
+    assert sorted(asked) == sorted(blob_key(e.digest) for e in draft.entries.values())
+    assert changed in asked
+    assert v1.verify().ok and _same_files(v1, src, tmp_path / "out")
+
+
+def test_a_carried_over_entry_whose_base_was_collected_is_refused(
+    make_tree: Callable[..., Path], api: ap.Api, store_dir: Path, snapshot: Callable[[], object]
+) -> None:
+    v0 = _log(_draft(make_tree("src", {"keep.txt": b"kept", "lost.txt": b"collected"})))
+    draft = v0.new_draft()
+    with draft.new_file("added.txt") as f:
+        f.write("new")
+    v0.delete()
+    age_store(store_dir)
+    api.gc(dry_run=False, grace=timedelta(hours=1))
+    with ap.init(job_type="producer") as run:
+        before = snapshot()
+        with pytest.raises(StoreError, match=r"2 entries carried over.*'keep\.txt'"):
+            run.log_artifact(draft)
+        assert snapshot() == before  # no version, no manifest, no blob of the refused log
+    assert draft.logged_version is None
+
+
+def test_a_blob_deleted_by_hand_from_a_committed_base_is_found_by_verify(
+    make_tree: Callable[..., Path], store_dir: Path
+) -> None:
+    """The log trusts a committed version to hold its blobs (as the re-log shortcut does): a blob
+    removed from the store behind the project's back is not asked about, ``verify`` names it."""
+    v0 = _log(_draft(make_tree("src", {"keep.txt": b"kept", "lost.txt": b"deleted by hand"})))
+    (store_dir / blob_key(digest_bytes(b"deleted by hand"))).unlink()
+    draft = v0.new_draft()
+    with draft.new_file("added.txt") as f:
+        f.write("new")
+    report = _log(draft).verify()
+    assert [(m.path, m.problem) for m in report.mismatches] == [("lost.txt", "missing")]
+
+
+def test_a_draft_that_dropped_a_file_marks_nothing(
+    src: Path, asked: list[str], api: ap.Api, store_dir: Path, tmp_path: Path
+) -> None:
+    """v0 lacks a file of the directory, so it must not be marked as holding the directory: the
+    file's blob (collected: no version has it) is asked about and sent by the next log."""
+    art = _draft(src)
+    art.remove("d0/f0.txt")
+    _log(art)
+    age_store(store_dir)
+    assert api.gc(dry_run=False, grace=timedelta(hours=1)).deleted_blobs == [blob_key(digest_bytes(b"content 0"))]
+    asked.clear()
+    v1 = _log(_draft(src))
+    assert len(asked) == len(FILES)
+    assert v1.verify().ok and _same_files(v1, src, tmp_path / "out")
+
+
+def test_a_log_into_another_store_asks_about_every_blob(
+    src: Path, asked: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory held by a version of one store (and registry) is not held in another."""
+    _log(_draft(src))
+    monkeypatch.setenv("ARTIFACT_PLUGINS_STORE", str(tmp_path / "other-store"))
+    close_clients()
+    asked.clear()
+    v = _log(_draft(src))
+    assert len(asked) == len(FILES)
+    assert v.verify().ok and _same_files(v, src, tmp_path / "out")
+
+
+def test_a_scan_by_another_process_in_between_is_not_patched_over(
+    src: Path, asked: list[str], api: ap.Api, store_dir: Path, tmp_path: Path
+) -> None:
+    """Process A reads the directory's rows, then process B scans the directory (a file changed
+    in between) and writes them, then A writes its own. A's scan must replace B's rows whole, not
+    patch them: patched, they would say A's version holds the file B saw changed, and the next
+    log would not send that file's bytes (here collected as garbage, as no version has them)."""
+    from processes import finish, start_python, wait_for_file
+
+    _log(_draft(src))
+    _rewrite(src, ["d0/f3.txt"], "seen by A")
+    scanned, go = tmp_path / "scanned", tmp_path / "go"
+    setup = f"""
+        import time
+        from pathlib import Path
+        import artifact_plugins as ap
+        from artifact_plugins.core import artifact, hashing
+        artifact.TREE_MIN_FILES = 5
+        src = {str(src)!r}
+    """
+    a = start_python(
+        setup
+        + f"""
+        remember = hashing.ChecksumCache.remember_tree
+        def paused(self, *args, **kwargs):
+            Path({str(scanned)!r}).touch()
+            while not Path({str(go)!r}).exists():
+                time.sleep(0.01)
+            return remember(self, *args, **kwargs)
+        hashing.ChecksumCache.remember_tree = paused
+        art = ap.Artifact("ds", "dataset")
+        art.add_dir(src)
+        with ap.init(job_type="a") as run:
+            run.log_artifact(art)
+        """
+    )
+    wait_for_file(scanned, a)
+    (seen_by_b,) = _rewrite(src, ["d1/f4.txt"], "seen by B")
+    finish(start_python(setup + '\n        ap.Artifact("ds", "dataset").add_dir(src)\n'))
+    go.touch()
+    finish(a)
+    age_store(store_dir)
+    assert seen_by_b in api.gc(dry_run=False, grace=timedelta(hours=1)).deleted_blobs
+    asked.clear()
+    v = _log(_draft(src))
+    assert seen_by_b in asked
+    assert v.verify().ok and _same_files(v, src, tmp_path / "out")
