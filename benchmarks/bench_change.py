@@ -1,10 +1,10 @@
 """Where a log after a 1% change spends its time, next to a re-log of the same files unchanged.
 
-    python benchmarks/bench_change.py [--files 10000] [--size 4096] [--runs 7] [--dir DIR]
+    python benchmarks/bench_change.py [--files 10000] [--size 4096] [--changed N] [--runs 7] [--dir DIR]
 
 Generates ``--files`` files (100 directories, mtimes aged past the checksum cache's racy
-window) and logs them once. Then, ``--runs`` times: rewrites 1% of them (a fixed pseudo-random
-pick per run), waits out the racy window, logs the directory in a fresh process (a new
+window) and logs them once. Then, ``--runs`` times: rewrites ``--changed`` of them (default 1%;
+a fixed pseudo-random pick per run), waits out the racy window, logs the directory in a fresh process (a new
 version), and logs it again unchanged in another (the re-log shortcut). Each log's process
 times what it calls by wrapping the function that does it:
 
@@ -85,18 +85,22 @@ def log(home: Path, src: Path) -> dict[str, float]:
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
-def change(src: Path, files: int, size: int, k: int) -> None:
-    """Rewrite a fixed pseudo-random 1% of the files (new bytes, same size)."""
-    for i in random.Random(k).sample(range(files), max(1, files // 100)):
+def change(src: Path, files: int, size: int, k: int, count: int) -> None:
+    """Rewrite a fixed pseudo-random ``count`` of the files (new bytes, same size)."""
+    for i in random.Random(k).sample(range(files), count):
         (src / f"d{i % 100:03d}" / f"f{i:07d}.bin").write_bytes(os.urandom(size))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_size_options(p)
+    p.add_argument("--changed", type=int, default=None, help="files rewritten per version (default: 1%%)")
     p.add_argument("--runs", type=int, default=7)
     p.add_argument("--dir", default=None, help="scratch directory (default: a temporary one)")
     args = p.parse_args()
+    count = args.changed if args.changed is not None else max(1, args.files // 100)
+    if not 0 < count <= args.files:
+        p.error(f"--changed {count}: must be between 1 and --files ({args.files})")
     if args.dir is not None:
         Path(args.dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.dir) as scratch:
@@ -108,13 +112,13 @@ def main() -> None:
         changed: list[dict[str, float]] = []
         unchanged: list[dict[str, float]] = []
         for k in range(1, args.runs + 1):
-            change(src, args.files, args.size, k)
+            change(src, args.files, args.size, k, count)
             time.sleep(1.2)  # past the racy window, as files being logged usually are
             changed.append(log(home, src))
             unchanged.append(log(home, src))
             assert changed[-1]["version"] == k and unchanged[-1]["version"] == k, "not one new version per change"
     print(
-        f"log after a 1% change ({max(1, args.files // 100):,} of {args.files:,} files of {args.size:,} bytes) "
+        f"log after a change ({count:,} of {args.files:,} files of {args.size:,} bytes) "
         f"and re-log unchanged: median of {args.runs} runs (ms)"
     )
     print(f"{'step':<12} {'change':>8} {'re-log':>8} {'difference':>11}")
