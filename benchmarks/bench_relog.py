@@ -11,6 +11,8 @@ checksum cache, entries), ``init`` (the run record), ``commit`` (``log_artifact`
 * ``as shipped``
 * ``no tree``: no directory rows in the checksum cache (one look-up per file)
 * ``collector on``: the cyclic garbage collector left running while ``add_dir`` builds the draft
+* ``young after``: the collector paused, but what ``add_dir`` built left in the young
+  generations afterwards (not moved to the oldest one), so the next collections walk it
 * ``ORM statements``: the registry's statements built from the ORM models instead of Core tables
 
 Prints the median of each phase per variant. The store, registry and caches live under
@@ -34,6 +36,17 @@ VARIANTS = {
     "as shipped": "",
     "no tree": "import artifact_plugins.core.artifact as a; a.TREE_MIN_FILES = 10**12",
     "collector on": "import contextlib, artifact_plugins.core.artifact as a; a.gc_paused = contextlib.nullcontext",
+    "young after": (
+        "import contextlib, gc, artifact_plugins.core.artifact as a\n"
+        "@contextlib.contextmanager\n"
+        "def paused():\n"
+        "    gc.disable()\n"
+        "    try:\n"
+        "        yield\n"
+        "    finally:\n"
+        "        gc.enable()\n"
+        "a.gc_paused = paused"
+    ),
     "ORM statements": (
         "import artifact_plugins.core.registry.registry as r, artifact_plugins.core.registry.models as m; r.tb = m"
     ),
