@@ -105,6 +105,11 @@ class TreeScan(NamedTuple):
     held_by: dict[str, TreeMark]
 
 
+def _same_entry(a: ManifestEntry | None, b: ManifestEntry) -> bool:
+    """Whether ``a`` is ``b``, or an entry with the same content and identity."""
+    return a is b or (a is not None and (a.digest, a.size, a.ref, a.extra) == (b.digest, b.size, b.ref, b.extra))
+
+
 class _AddedTree(NamedTuple):
     """A directory a draft added, to be marked as held by the version the draft is committed as."""
 
@@ -379,10 +384,18 @@ class Artifact:
         return self._trees[0]
 
     def _delta_in(self, scope: str) -> DeltaSource | None:
-        """What to store this draft's manifest as a delta of, if it logs to ``scope`` (see :mod:`.delta`)."""
-        if scope != self._held_scope or self._only_tree() is None:
+        """What to store this draft's manifest as a delta of, if it logs to ``scope`` (see :mod:`.delta`):
+        the version it was made from (``new_draft``), or the one its only directory was last
+        committed as."""
+        if scope != self._held_scope:
             return None
-        return self._delta_source
+        if self.base is not None and not self._trees:
+            base = self.base.manifest()
+            entries = self._entries
+            changed = [p for p, pending in entries.items() if not _same_entry(base.get(p), pending.entry)]
+            removed = [p for p in base if p not in entries]
+            return DeltaSource(self.base.digest, None, changed, removed, len(entries))
+        return self._delta_source if self._only_tree() is not None else None
 
     def _committed_as(self, scope: str, version_digest: str, stored_base: str | None) -> None:
         """After the draft was committed as version ``version_digest`` (of ``scope``, its manifest

@@ -16,7 +16,7 @@ from pathlib import Path
 from .cache import DownloadCache
 from .config import Settings
 from .delta import DeltaPlan
-from .errors import StoreError
+from .errors import InvalidInputError, StoreError
 from .hashing import ChecksumCache, store_scope
 from .liveness import HEARTBEAT
 from .manifest import Delta, Manifest, delta_bytes, read_stored, stored_base
@@ -85,10 +85,17 @@ class Client:
             self.remember_manifest(digest, cached)
         return cached
 
-    def stored_delta(self, digest: str) -> Delta | None:
-        """The delta stored as the manifest ``digest``; ``None`` if that manifest is stored whole."""
-        stored = read_stored(self.store.get_bytes(manifest_key(digest)))
-        return stored if isinstance(stored, Delta) else None
+    def stored_delta(self, digest: str, base: str | None = None) -> Delta | None:
+        """The delta stored as the manifest ``digest``; ``None`` if that manifest is stored whole
+        (told from its first bytes: a whole manifest is not parsed). ``base``, when known, is the
+        base the delta must be of; a delta of another is refused."""
+        data = self.store.get_bytes(manifest_key(digest))
+        if stored_base(data) is None:
+            return None
+        stored = read_stored(data)
+        if not isinstance(stored, Delta) or stored.digest != digest or base not in (None, stored.base):
+            raise InvalidInputError(f"the stored manifest of {digest} is not the delta it should be")
+        return stored
 
     def _resolvable(self, key: str) -> bool:
         """Whether the stored manifest at ``key`` is whole or a delta whose base is stored."""

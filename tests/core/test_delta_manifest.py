@@ -195,3 +195,34 @@ def test_a_left_over_delta_whose_base_is_gone_is_written_again_whole(src: Path, 
     v2 = _log(src)
     assert v2.digest == v1.digest and isinstance(_stored(v2), Manifest)
     _read_fresh("ds:v2", src, tmp_path / "out")
+
+
+def test_a_new_draft_of_a_version_is_stored_as_a_delta_of_it(make_tree: Callable[..., Path]) -> None:
+    """``v.new_draft()`` plus a few edits: stored as those edits, against the whole manifest
+    underneath (v2, drafted from v1, itself a delta of v0, is a delta of v0)."""
+    v0 = _log(make_tree("src", {f"f{i:02d}.txt": f"content {i}" for i in range(20)}))
+    draft = v0.new_draft()
+    draft.remove("f03.txt")
+    with draft.new_file("f05.txt") as f:
+        f.write("replaced")
+    with draft.new_file("new.txt") as f:
+        f.write("added")
+    with ap.init(job_type="producer") as run:
+        v1 = run.log_artifact(draft)
+    stored = _stored(v1)
+    assert isinstance(stored, Delta) and stored.base == v0.digest
+    assert sorted(e.path for e in stored.entries) == ["f05.txt", "new.txt"] and stored.removed == ["f03.txt"]
+    draft = v1.new_draft()
+    draft.remove("new.txt")
+    with ap.init(job_type="producer") as run:
+        v2 = run.log_artifact(draft)
+    stored = _stored(v2)
+    assert isinstance(stored, Delta) and stored.base == v0.digest
+    assert [e.path for e in stored.entries] == ["f05.txt"] and sorted(stored.removed) == ["f03.txt", "new.txt"]
+    close_clients()
+    api = ap.Api()
+    assert {p: e.digest for p, e in api.artifact("ds:v2").manifest().items()} == {
+        **{f"f{i:02d}.txt": digest_bytes(f"content {i}".encode()) for i in range(20) if i != 3},
+        "f05.txt": digest_bytes(b"replaced"),
+    }
+    assert api.artifact("ds:v1").verify().ok and api.artifact("ds:v2").verify().ok
