@@ -53,7 +53,7 @@ from artifact_plugins.core.registry.registry import Registry
 from artifact_plugins.core.storage.local import LocalStore
 
 timed(artifact_mod, "_scan_dir", "scan")
-timed(artifact_mod, "_digests", "hash")
+timed(artifact_mod, "_tree_digests", "hash")
 timed(ChecksumCache, "remember", "remember")
 timed(LocalStore, "missing", "look up")
 timed(artifact_plugins.core.transfer, "_transfer", "store")  # whole: the files may go on threads

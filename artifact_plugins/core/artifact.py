@@ -408,8 +408,12 @@ class Artifact:
             return
         only = self._only_tree()
         for tree in self._trees:
-            mark = TreeMark(version_digest, tree.prefix, tree is only, stored_base)
-            if tree.marks.get(scope) != mark:
+            old = tree.marks.get(scope)
+            known_base = (
+                old.stored_base if stored_base is None and old and old.version == version_digest else stored_base
+            )
+            mark = TreeMark(version_digest, tree.prefix, tree is only, known_base)
+            if old != mark:
                 cache.mark_tree(tree.root, tree.token, scope, mark)
 
     def _note_scan(self, root: str, prefix: str, scan: TreeScan, paths: list[str]) -> bytearray:
