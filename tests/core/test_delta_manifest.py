@@ -226,3 +226,19 @@ def test_a_new_draft_of_a_version_is_stored_as_a_delta_of_it(make_tree: Callable
         "f05.txt": digest_bytes(b"replaced"),
     }
     assert api.artifact("ds:v1").verify().ok and api.artifact("ds:v2").verify().ok
+
+
+def test_the_mark_says_how_the_version_is_stored_across_a_relog(src: Path) -> None:
+    """The checksum cache's mark of the directory names the version and the base its manifest is
+    a delta of; a re-log (which reuses the version and writes no manifest) keeps both."""
+    from artifact_plugins.core.artifact import _scan_dir
+    from artifact_plugins.core.hashing import TreeMark
+
+    v0 = _log(src)
+    _edit(src, {"d0/f0.txt": "new 0"})
+    v1 = _log(src)
+    for _ in range(2):  # after the log, and after a re-log of the same files
+        _, rels, stats = _scan_dir(str(src))
+        known = get_client().checksum_cache.known_tree(str(src), rels, stats)
+        assert known is not None and known.held_by == {get_client().scope: TreeMark(v1.digest, "", True, v0.digest)}
+        assert _log(src).version == "v1"
