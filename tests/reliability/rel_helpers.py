@@ -29,7 +29,7 @@ import artifact_plugins as ap
 from artifact_plugins.core.client import get_client
 from artifact_plugins.core.hashing import PREFIX
 from artifact_plugins.core.manifest import Manifest
-from artifact_plugins.core.storage import blob_key
+from artifact_plugins.core.storage import blob_key, manifest_key
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "test-artifacts" / "reliability"
@@ -77,7 +77,11 @@ def check_store_objects(objects: Mapping[str, bytes]) -> Counter[str]:
             seen["blob_bytes"] += len(data)
         elif key.startswith("manifests/"):
             digest = PREFIX + name.split(".", 1)[0]
-            Manifest.from_bytes(data, expected_digest=digest)
+
+            def whole(base: str) -> Manifest:  # a delta's base must be stored, and whole
+                return Manifest.from_bytes(objects[manifest_key(base)], expected_digest=base)
+
+            Manifest.from_bytes(data, expected_digest=digest, base=whole)
             seen["manifests"] += 1
         else:
             raise AssertionError(f"unexpected object {key} in the store")
