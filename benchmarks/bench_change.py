@@ -1,11 +1,14 @@
 """Where a log after a 1% change spends its time, next to a re-log of the same files unchanged.
 
-    python benchmarks/bench_change.py [--files 10000] [--size 4096] [--changed N] [--runs 7] [--dir DIR]
+    python benchmarks/bench_change.py [--files 10000] [--size 4096] [--changed N] [--fresh] [--runs 7] [--dir DIR]
 
 Generates ``--files`` files (100 directories, mtimes aged past the checksum cache's racy
 window) and logs them once. Then, ``--runs`` times: rewrites ``--changed`` of them (default 1%;
-a fixed pseudo-random pick per run), waits out the racy window, logs the directory in a fresh process (a new
-version), and logs it again unchanged in another (the re-log shortcut). Each log's process
+a fixed pseudo-random pick per run), waits out the racy window (not with ``--fresh``: then
+the changed files are logged at once, as a pipeline that writes and logs them does, and each
+log also looks up again the files the one before found too fresh to remember), logs the
+directory in a fresh process (a new version), and logs it again unchanged in another (the
+re-log shortcut). Each log's process
 times what it calls by wrapping the function that does it:
 
 * ``scan``: walking the directory (``artifact._scan_dir``)
@@ -95,6 +98,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_size_options(p)
     p.add_argument("--changed", type=int, default=None, help="files rewritten per version (default: 1%%)")
+    p.add_argument("--fresh", action="store_true", help="log the changed files at once (inside the racy window)")
     p.add_argument("--runs", type=int, default=7)
     p.add_argument("--dir", default=None, help="scratch directory (default: a temporary one)")
     args = p.parse_args()
@@ -113,7 +117,8 @@ def main() -> None:
         unchanged: list[dict[str, float]] = []
         for k in range(1, args.runs + 1):
             change(src, args.files, args.size, k, count)
-            time.sleep(1.2)  # past the racy window, as files being logged usually are
+            if not args.fresh:
+                time.sleep(1.2)  # past the racy window
             changed.append(log(home, src))
             unchanged.append(log(home, src))
             assert changed[-1]["version"] == k and unchanged[-1]["version"] == k, "not one new version per change"
