@@ -1,10 +1,11 @@
-"""Storing a new version's manifest as a delta of the version its directory was last logged as.
+"""Storing a new version's manifest as a delta of the version it was made from.
 
 A draft that re-adds a directory whose last scan was committed as version V knows, from the
-checksum cache (:class:`~.hashing.TreeMark`), which of its entries are V's and which changed. If V's
-manifest was exactly that directory, the new manifest is stored as the changed entries and the
-removed paths against V's whole base (V itself, or the whole manifest V's own delta is of): the
-manifest written, like the rest of such a log, is proportional to what changed.
+checksum cache (:class:`~.hashing.TreeMark`), which of its entries are V's and which changed (if
+V's manifest was exactly that directory); a draft made by ``V.new_draft()`` compares its entries
+with V's. Either way the new manifest is stored as the changed entries and the removed paths
+against V's whole base (V itself, or the whole manifest V's own delta is of): the manifest
+written, like the rest of such a log, is proportional to what changed.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ MIN_DELTA_LIMIT = 64
 
 
 class DeltaSource(NamedTuple):
-    """What a draft knows of the committed version its only directory was last logged as."""
+    """What a draft knows of the committed version it was made from (``new_draft``), or that its
+    only directory was last logged as."""
 
     #: That version's digest.
     version: str
@@ -36,7 +38,7 @@ class DeltaSource(NamedTuple):
     changed: list[str]
     #: That version's entry paths the draft no longer has.
     removed: list[str]
-    #: How many entries the directory gave the draft (the draft must have no others).
+    #: How many entries the draft had when this was taken (a directory's: it must have no others).
     entries: int
 
 
