@@ -152,8 +152,7 @@ def _tree_digests(
         return _digests(paths, stats, checksum_cache, keep), None
     found = checksum_cache.known_tree(*tree, stats)
     if found is None:
-        known = checksum_cache.lookup(stats)
-        digests = _hash_all(paths, stats, known, checksum_cache, keep)
+        digests = _digests(paths, stats, checksum_cache, keep)
         token = checksum_cache.remember_tree(*tree, stats, digests)
         return digests, TreeScan(token, bytearray(len(paths)), [], {})
     known = found.digests

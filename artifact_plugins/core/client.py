@@ -120,11 +120,13 @@ class Client:
         digest = manifest.digest()
         key = manifest_key(digest)
         stored: str | None = None
-        if self.store.has(key) and not self.registry.committed_digests([digest]) and not self._resolvable(key):
+        present = self.store.has(key)
+        if present and not self.registry.committed_digests([digest]) and not self._resolvable(key):
             # A delta left by a log that never committed, its base collected since: gc keeps the
             # base of every delta it finds, but one that stopped between the two left it so.
             self.store.delete(key)
-        if not self.store.has(key):
+            present = False
+        if not present:
             if delta is None:
                 data, stored = manifest.to_bytes(), ""
             else:

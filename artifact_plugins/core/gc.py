@@ -17,6 +17,7 @@ meanwhile are sent again).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -102,6 +103,7 @@ def _collect(client: Client, report: GcReport, grace: timedelta, keep_turn: Call
         todo = sorted(set(keys) - live_manifest_keys)
         live_manifest_keys.update(todo)
         deltas: dict[str, list[Delta]] = {}
+        whole: set[str] = set()
         for key in todo:
             keep_turn()
             try:
@@ -111,14 +113,16 @@ def _collect(client: Client, report: GcReport, grace: timedelta, keep_turn: Call
             if isinstance(stored, Delta):
                 deltas.setdefault(manifest_key(stored.base), []).append(stored)
             else:
+                whole.add(key)
                 live_blobs.update(blob_key(e.digest) for e in stored if e.ref is None)
         for base_key, of_base in sorted(deltas.items()):
             live_manifest_keys.add(base_key)
-            keep_turn()
-            try:
-                base = Manifest.from_bytes(store.get_bytes(base_key))
-            except StoreError:  # the base is gone (the deltas' versions are broken): keep what they list
-                base = Manifest()
+            base = Manifest()  # a base marked live itself already keeps its blobs: not read again
+            if base_key not in whole:
+                keep_turn()
+                # A base that is gone leaves its deltas' versions broken: keep what they list.
+                with contextlib.suppress(StoreError):
+                    base = Manifest.from_bytes(store.get_bytes(base_key))
             for delta in of_base:
                 resolved = base.apply(delta) if len(base) else delta.entries
                 live_blobs.update(blob_key(e.digest) for e in resolved if e.ref is None)
