@@ -15,7 +15,8 @@ times what it calls by wrapping the function that does it:
 * ``look up``: the per-file checksum cache look-ups (of the files the directory's rows do not know)
 * ``tree``: reading the directory's rows in the checksum cache (and writing the new ones), and matching them
 * ``hash``: hashing the files the cache did not know (and remembering them)
-* ``store check``: asking the store which blobs it lacks (on local disk: one ``access`` per blob)
+* ``store check``: asking the store which blobs it lacks (on local disk: one ``stat`` per blob
+  that no committed version holds)
 * ``store``: writing the new blobs
 * ``manifest``: serialising and writing the manifest
 * ``commit``: the registry transaction of a new version (or of the reused one)

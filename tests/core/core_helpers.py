@@ -35,6 +35,11 @@ def age_store(store: Path, seconds: float = 7200) -> None:
             os.utime(p, (t, t))
 
 
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    """Relative path -> bytes of every file under ``root``."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 def store_files(store: Path) -> set[str]:
     """Relative paths of every file in the blob store."""
     if not store.exists():

@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from core_helpers import age_files, age_store
+from core_helpers import age_files, age_store, tree_bytes
 
 import artifact_plugins as ap
 from artifact_plugins.core import delta as delta_mod
@@ -62,11 +62,10 @@ def _read_fresh(ref: str, root: Path, dest: Path) -> None:
     """In a fresh client (no manifest memoised): ``ref`` reads, verifies and downloads as ``root``."""
     close_clients()
     version = ap.Api().artifact(ref)
-    files = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    files = tree_bytes(root)
     assert {path: e.size for path, e in version.manifest().items()} == {p: len(b) for p, b in files.items()}
     assert version.verify().ok
-    out = version.download(dest)
-    assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
+    assert tree_bytes(version.download(dest)) == files
 
 
 def test_a_few_changed_files_are_stored_as_a_delta(src: Path, tmp_path: Path) -> None:
@@ -129,8 +128,10 @@ def test_gc_keeps_the_base_of_a_live_delta(src: Path, api: ap.Api, store_dir: Pa
     v0 = _log(src)
     _edit(src, {"d0/f0.txt": "new 0"})
     v1 = _log(src)
-    v0.delete()
     age_store(store_dir)
+    report = api.gc(dry_run=False, grace=timedelta(hours=1))  # v0 live: its manifest is a root and a base
+    assert report.deleted_manifests == report.deleted_blobs == [] and report.live_manifests == 2
+    v0.delete()
     report = api.gc(dry_run=False, grace=timedelta(hours=1))
     assert report.deleted_manifests == [] and report.live_manifests == 2
     assert report.deleted_blobs == [blob_key(digest_bytes(b"content 0"))]  # only v0's own

@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from core_helpers import age_files, age_store
+from core_helpers import age_files, age_store, tree_bytes
 
 import artifact_plugins as ap
 from artifact_plugins.core.client import close_clients
@@ -67,9 +67,7 @@ def _rewrite(root: Path, rels: list[str], tag: str) -> list[str]:
 
 def _same_files(version: ap.ArtifactVersion, root: Path, dest: Path) -> bool:
     """Whether ``version`` downloads to exactly the files under ``root``."""
-    out = version.download(dest)
-    files = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
-    return files == {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    return tree_bytes(version.download(dest)) == tree_bytes(root)
 
 
 def test_a_log_after_a_change_asks_the_store_only_about_what_changed(

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from blake3 import blake3
+from core_helpers import tree_bytes as tree_bytes  # re-exported for the reliability tests
 
 import artifact_plugins as ap
 from artifact_plugins.core.client import get_client
@@ -187,11 +188,6 @@ def download_and_compare(
     for rel, data in expected.items():
         assert got[rel] == data, f"{version.qualified_name}: {rel} differs"
     return sum(len(d) for d in expected.values())
-
-
-def tree_bytes(root: Path) -> dict[str, bytes]:
-    """Relative path -> bytes of every file under ``root``."""
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def write_tree(root: Path, files: Mapping[str, bytes]) -> Path:
