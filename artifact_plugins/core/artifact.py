@@ -9,6 +9,7 @@ import posixpath
 import shutil
 import stat as stat_mod
 import tempfile
+import time
 import uuid
 from array import array
 from collections.abc import Iterator, Sequence
@@ -103,6 +104,8 @@ class TreeScan(NamedTuple):
     gone: list[str]
     #: Per registry and store, the committed version that holds every file the rows remembered.
     held_by: dict[str, TreeMark]
+    #: Whether the scan wrote the rows again (``token`` is then not the one ``held_by`` marked).
+    rewritten: bool
 
 
 def _same_entry(a: ManifestEntry | None, b: ManifestEntry) -> bool:
@@ -118,6 +121,8 @@ class _AddedTree(NamedTuple):
     prefix: str
     entries: int
     marks: dict[str, TreeMark]
+    #: Whether ``marks`` name rows older than ``token`` (a mark then has to be written anew).
+    rewritten: bool
 
 
 def _digests(
@@ -130,8 +135,9 @@ def _digests(
 
     Files the checksum cache knows unchanged are not read. ``keep`` is handed each small file read.
     """
+    since = time.time_ns()
     known: list[str | None] = checksum_cache.lookup(stats) if checksum_cache is not None else [None] * len(paths)
-    return _hash_all(paths, stats, known, checksum_cache, keep)
+    return _hash_all(paths, stats, known, since, checksum_cache, keep)
 
 
 def _tree_digests(
@@ -150,32 +156,35 @@ def _tree_digests(
     """
     if not TREE_MIN_FILES <= len(paths) <= TREE_MAX_FILES:
         return _digests(paths, stats, checksum_cache, keep), None
+    since = time.time_ns()  # before any file is read: what settled() measures from
     found = checksum_cache.known_tree(*tree, stats)
     if found is None:
         digests = _digests(paths, stats, checksum_cache, keep)
-        token = checksum_cache.remember_tree(*tree, stats, digests)
-        return digests, TreeScan(token, bytearray(len(paths)), [], {})
+        token = checksum_cache.remember_tree(*tree, stats, digests, since=since)
+        return digests, TreeScan(token, bytearray(len(paths)), [], {}, True)
     known = found.digests
     unchanged = bytearray(map(operator.is_not, known, itertools.repeat(None)))
     unknown = list(itertools.compress(range(len(known)), map(operator.not_, unchanged)))
     if not unknown:
-        return cast(list[str], known), TreeScan(found.token, unchanged, found.gone, found.held_by)
+        return cast(list[str], known), TreeScan(found.token, unchanged, found.gone, found.held_by, False)
     for i, d in zip(unknown, checksum_cache.lookup([stats[i] for i in unknown]), strict=True):
         known[i] = d
-    digests = _hash_all(paths, stats, known, checksum_cache, keep)
+    digests = _hash_all(paths, stats, known, since, checksum_cache, keep)
     changed = (found.token, unknown) if found.same_paths else None
-    token = checksum_cache.remember_tree(*tree, stats, digests, changed)
-    return digests, TreeScan(token, unchanged, found.gone, found.held_by)
+    token = checksum_cache.remember_tree(*tree, stats, digests, changed, since)
+    return digests, TreeScan(token, unchanged, found.gone, found.held_by, token != found.token)
 
 
 def _hash_all(
     paths: Sequence[str],
     stats: list[FileStat],
     known: list[str | None],
+    since: int,
     checksum_cache: ChecksumCache | None = None,
     keep: KeepBytes | None = None,
 ) -> list[str]:
-    """Fill in every ``None`` of ``known`` by hashing that file (and remember it in ``checksum_cache``).
+    """Fill in every ``None`` of ``known`` by hashing that file (and remember it in ``checksum_cache``
+    if :func:`~.hashing.settled` when read from ``since`` on).
 
     No per-file tuples or lists of int objects: at a million files, short-lived objects
     interleaved with the draft's own leave the heap fragmented, and the process's peak memory is
@@ -194,7 +203,7 @@ def _hash_all(
     # overlap the waits. Large files are hashed by BLAKE3's own thread pool.
     run_paced(hash_one, todo, HASH_WORKERS)
     if checksum_cache is not None and todo:
-        checksum_cache.remember((stats[i], cast(str, known[i])) for i in todo)
+        checksum_cache.remember(((stats[i], cast(str, known[i])) for i in todo), since)
     return cast(list[str], known)  # every None was filled in above
 
 
@@ -412,7 +421,7 @@ class Artifact:
                 old.stored_base if stored_base is None and old and old.version == version_digest else stored_base
             )
             mark = TreeMark(version_digest, tree.prefix, tree is only, known_base)
-            if old != mark:
+            if old != mark or tree.rewritten:  # a re-log that rewrote the rows marks them too
                 cache.mark_tree(tree.root, tree.token, scope, mark)
 
     def _note_scan(self, root: str, prefix: str, scan: TreeScan, paths: list[str]) -> bytearray:
@@ -422,7 +431,7 @@ class Artifact:
         mark = scan.held_by.get(scope)
         first = not self._entries and not self._trees
         if scan.token is not None:
-            self._trees.append(_AddedTree(root, scan.token, prefix, len(paths), scan.held_by))
+            self._trees.append(_AddedTree(root, scan.token, prefix, len(paths), scan.held_by, scan.rewritten))
         if mark is None or not self._hold(scope, mark.version):
             return bytearray(len(paths))
         if first and mark.exact and mark.prefix == prefix:

@@ -27,9 +27,32 @@ from .errors import FileChangedError, StoreError
 PREFIX = "blake3:"
 MMAP_THRESHOLD = 4 * 2**20
 CHUNK = 4 * 2**20
-# A file modified this recently may be modified again within the same mtime tick; such files
-# are hashed but not remembered (the "racy timestamp" problem git solves the same way).
-RACY_WINDOW_NS = 1_000_000_000
+# A file modified shortly before its bytes were read may be rewritten within the same mtime tick
+# without its stat telling; such files are hashed but not remembered (the "racy timestamp" problem
+# git solves the same way). How short depends on the timestamps the file system keeps: see
+# :func:`settled`.
+#: The window for a file whose mtime is a whole second: its file system may keep seconds (ext3,
+#: HFS+) or even seconds (FAT), so a rewrite up to two seconds later can leave the same mtime.
+RACY_WINDOW_NS = 2_000_000_000
+#: The window for a file whose mtime has a sub-second part: its file system keeps fine timestamps
+#: (ext4, XFS, btrfs, tmpfs, APFS, NTFS: 1-100 ns), taken from a clock that moves by ticks of at
+#: most 10 ms (the kernel's coarse clock at HZ=100; exFAT keeps 10 ms), with ten times that for
+#: the clock of a network file server and ours to differ by.
+FINE_RACY_WINDOW_NS = 100_000_000
+_SECOND_NS = 1_000_000_000
+
+
+def settled(mtime_ns: int, since: int) -> bool:
+    """Whether a file with modification time ``mtime_ns`` whose bytes were read from time ``since``
+    on (ns, :func:`time.time_ns`) may be remembered: any later rewrite of it gives it another mtime.
+
+    ``since`` is when reading began, not when the digest is remembered: a scan of many files
+    takes seconds, and a file rewritten right after it was read, within its mtime tick, keeps
+    its mtime whenever the digest is written down.
+    """
+    window = RACY_WINDOW_NS if mtime_ns % _SECOND_NS == 0 else FINE_RACY_WINDOW_NS
+    return mtime_ns < since - window
+
 
 #: Called with a digest and the bytes it was computed from (see :func:`hash_file`).
 KeepBytes = Callable[[str, bytes], None]
@@ -253,10 +276,10 @@ _UNSETTLED = -1
 _CHUNK_FILES = 4096
 
 
-def _stat_bytes(stats: Sequence[FileStat], unsettled_after: int | None = None) -> bytearray | None:
+def _stat_bytes(stats: Sequence[FileStat], since: int | None = None) -> bytearray | None:
     """Every file's :class:`FileStat` packed as int64s; ``None`` if one does not fit.
 
-    Files modified after ``unsettled_after`` (ns) are packed as :data:`_UNSETTLED` throughout.
+    Files not :func:`settled` when read from ``since`` on are packed as :data:`_UNSETTLED` throughout.
     """
     fields = len(FileStat._fields)
     packed = bytearray()
@@ -266,13 +289,13 @@ def _stat_bytes(stats: Sequence[FileStat], unsettled_after: int | None = None) -
             packed += struct.pack(f"{fields * len(part)}q", *itertools.chain.from_iterable(part))
     except struct.error:  # a 64-bit inode number beyond 2**63: such trees are not remembered
         return None
-    if unsettled_after is None:
+    if since is None:
         return packed
     newest = max(memoryview(packed).cast("q")[fields - 1 :: fields], default=0)
-    if newest > unsettled_after:
+    if newest >= since - max(RACY_WINDOW_NS, FINE_RACY_WINDOW_NS):  # else every file is settled
         unsettled = struct.pack(f"{fields}q", *[_UNSETTLED] * fields)
         for i, s in enumerate(stats):
-            if s.st_mtime_ns > unsettled_after:
+            if not settled(s.st_mtime_ns, since):
                 packed[i * _STAT_WIDTH : (i + 1) * _STAT_WIDTH] = unsettled
     return packed
 
@@ -454,12 +477,11 @@ class ChecksumCache:
             pass
         return out
 
-    def remember(self, items: Iterable[tuple[Stat, str]]) -> None:
-        """Record digests; files modified within the racy window are skipped."""
-        now = time.time_ns()
-        rows = (
-            (s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns, d) for s, d in items if now - s.st_mtime_ns > RACY_WINDOW_NS
-        )
+    def remember(self, items: Iterable[tuple[Stat, str]], since: int | None = None) -> None:
+        """Record digests of files whose bytes were read (or written) from time ``since`` on
+        (default: now); files not :func:`settled` by then are skipped."""
+        since = time.time_ns() if since is None else since
+        rows = ((s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns, d) for s, d in items if settled(s.st_mtime_ns, since))
         first = next(rows, None)
         if first is None:
             return
@@ -600,12 +622,13 @@ class ChecksumCache:
         stats: Sequence[FileStat],
         digests: Sequence[str],
         changed: tuple[int, Sequence[int]] | None = None,
+        since: int | None = None,
     ) -> int | None:
         """Remember the digests of every file of directory ``root`` (see :meth:`known_tree`);
         returns the token of the rows written, ``None`` if nothing was.
 
-        A file modified within the racy window is remembered as unknown: only that file is
-        looked up again next time. Written :data:`_CHUNK_FILES` files to a row: one row for a
+        A file not :func:`settled` when read from ``since`` on (default: now) is remembered as
+        unknown: only that file is looked up again next time. Written :data:`_CHUNK_FILES` files to a row: one row for a
         100,000-file tree raised a first log's peak memory by ~85 bytes a file (SQLite copies a
         bound value and builds the record from it), chunks keep each copy small.
 
@@ -619,11 +642,11 @@ class ChecksumCache:
         marked as neither's).
         """
         key, now = _tree_key(root), time.time_ns()
-        unsettled_after = now - RACY_WINDOW_NS
+        since = now if since is None else since
 
         def row(start: int) -> tuple[bytes, bytearray, bytes] | None:
             end = start + _CHUNK_FILES
-            packed = _stat_bytes(stats[start:end], unsettled_after)
+            packed = _stat_bytes(stats[start:end], since)
             if packed is None:  # a 64-bit inode number: such trees are not remembered
                 return None
             return _join_paths(rels[start:end]), packed, bytes.fromhex("".join(map(hex_of, digests[start:end])))
@@ -639,7 +662,7 @@ class ChecksumCache:
             ).fetchone()
             if at != token or (patched or 0) + len(indices) > max(_PATCH_MIN_FILES, len(rels) // _PATCH_SHARE):
                 return None
-            packed = _stat_bytes([stats[i] for i in indices], unsettled_after)
+            packed = _stat_bytes([stats[i] for i in indices], since)
             if packed is None:
                 return False
             digest_bytes = bytes.fromhex("".join([hex_of(digests[i]) for i in indices]))

@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import stat as stat_mod
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -284,8 +285,9 @@ def _present(cache: ChecksumCache, entries: Sequence[ManifestEntry], base: str) 
             elif st.st_size == entries[i].size:
                 rehash.append((i, st))
         if rehash:
+            since = time.time_ns()
             results = [hash_file(f"{base}/{entries[i].path}", st) for i, st in rehash]
-            cache.remember((st, d) for d, st in results)
+            cache.remember(((st, d) for d, st in results), since)
             contents.update((i, d) for (i, _), (d, _) in zip(rehash, results, strict=True))
     present = bytearray(len(entries))
     refs: list[tuple[int, FileStat]] = []

@@ -86,7 +86,61 @@ def test_same_size_rewrite_with_new_mtime_is_rehashed(make_tree, hash_calls):
     assert art.entries["a.txt"].digest == digest_bytes(b"2222")
 
 
-def test_recently_modified_files_are_not_cached(make_tree, hash_calls):
+@pytest.fixture
+def slow_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file written in the test is still "just written" when the test's scans read it, however
+    long a loaded machine takes between the two (the real window is 100 ms)."""
+    monkeypatch.setattr(hashing, "FINE_RACY_WINDOW_NS", 60 * 10**9)
+
+
+def test_settled_depends_on_the_timestamps_the_file_system_keeps():
+    since = 1_700_000_000_500_000_000  # reading began at x.5 s
+    ms, s = 10**6, 10**9
+    # Sub-second mtimes (ext4, XFS, tmpfs, APFS): a rewrite gets another mtime 100 ms on.
+    assert hashing.settled(since - 150 * ms + 1, since)
+    assert not hashing.settled(since - 50 * ms + 1, since)
+    assert not hashing.settled(since + 7, since)  # after reading began (or a skewed clock)
+    # Whole-second mtimes (ext3, HFS+, FAT's even seconds): two seconds.
+    assert not hashing.settled(1_700_000_000 * s, since)
+    assert not hashing.settled(1_699_999_999 * s, since)
+    assert hashing.settled(1_699_999_998 * s, since)
+
+
+@pytest.mark.parametrize("tree", [False, True], ids=["per-file", "whole-directory"])
+def test_a_file_is_remembered_by_the_timestamps_its_file_system_keeps(make_tree, hash_calls, tree, request):
+    if tree:
+        request.getfixturevalue("small_trees")
+    src = make_tree("data", {f"f{i}.txt": f"content {i}" for i in range(6)})
+    age_files(src)
+    now = time.time_ns()
+    whole = now // 10**9 * 10**9  # a whole second, less than one ago: as a seconds-only file system keeps it
+    fine = now - 500 * 10**6 + 7  # half a second ago, to the nanosecond
+    os.utime(src / "f0.txt", ns=(whole, whole))
+    os.utime(src / "f1.txt", ns=(fine, fine))
+    ap.Artifact("ds", "dataset").add_dir(src)
+    assert len(hash_calls) == 6
+    hash_calls.clear()
+    ap.Artifact("ds", "dataset").add_dir(src)
+    assert [os.path.basename(p) for p in hash_calls] == ["f0.txt"]
+
+
+def test_a_file_is_judged_from_when_it_was_read_not_when_it_is_remembered(tmp_path):
+    # A scan of many files takes seconds: a file rewritten right after it was read keeps its
+    # (whole-second) mtime however long after that its digest is written down.
+    cache = ChecksumCache(tmp_path / "cs.sqlite")
+    f = tmp_path / "x.bin"
+    f.write_bytes(b"x" * 10)
+    since = time.time_ns()
+    mtime = (since // 10**9 - 1) * 10**9
+    os.utime(f, ns=(mtime, mtime))
+    st = os.stat(f)
+    cache.remember([(st, digest_bytes(b"x" * 10))], since)
+    assert cache.lookup([st]) == [None]
+    cache.remember([(st, digest_bytes(b"x" * 10))], since + 3 * 10**9)  # a read that began later
+    assert cache.lookup([st]) == [digest_bytes(b"x" * 10)]
+
+
+def test_recently_modified_files_are_not_cached(make_tree, hash_calls, slow_machine):
     src = make_tree("data", {"fresh.txt": "just written"})  # mtime is now: inside the racy window
     ap.Artifact("ds", "dataset").add_dir(src)
     ap.Artifact("ds", "dataset").add_dir(src)
@@ -157,7 +211,9 @@ def test_a_changed_tree_looks_up_only_what_changed(make_tree, hash_calls, small_
     assert looked_up == []
 
 
-def test_a_just_modified_file_is_the_only_one_looked_up_again(make_tree, hash_calls, small_trees, looked_up):
+def test_a_just_modified_file_is_the_only_one_looked_up_again(
+    make_tree, hash_calls, small_trees, looked_up, slow_machine
+):
     src = make_tree("data", {f"f{i}.txt": f"content {i}" for i in range(8)})
     age_files(src)
     (src / "f2.txt").write_text("fresh")  # inside the racy window: its mtime may not tell a rewrite
@@ -393,6 +449,7 @@ def test_a_download_teaches_the_cache_the_files_it_wrote(make_tree, hash_calls, 
     with ap.init() as run:
         v = run.log_artifact(art)
     monkeypatch.setattr(hashing, "RACY_WINDOW_NS", -1)  # remember files however fresh (they are ours)
+    monkeypatch.setattr(hashing, "FINE_RACY_WINDOW_NS", -1)
     out = tmp_path / "out"
     if into == "existing":
         out.mkdir()

@@ -15,6 +15,7 @@ import pytest
 from core_helpers import age_files, age_store, tree_bytes
 
 import artifact_plugins as ap
+from artifact_plugins.core import hashing
 from artifact_plugins.core.client import close_clients
 from artifact_plugins.core.errors import StoreError
 from artifact_plugins.core.hashing import digest_bytes
@@ -81,6 +82,23 @@ def test_a_log_after_a_change_asks_the_store_only_about_what_changed(
         assert v.version == f"v{k}"
         assert sorted(asked) == sorted(new_keys)  # the other blobs are held by the previous version
         assert v.verify().ok and _same_files(v, src, tmp_path / f"out{k}")
+
+
+def test_a_relog_that_rewrites_the_rows_keeps_the_directory_held(
+    src: Path, asked: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file logged right after it was written is not remembered, so a re-log of the same files
+    (the same version) looks it up again and writes the directory's rows anew: it marks the new
+    rows as held too, and the log after the next change still asks only about what changed."""
+    monkeypatch.setattr(hashing, "FINE_RACY_WINDOW_NS", 60 * 10**9)  # just written, however slow the machine
+    _log(_draft(src))
+    (src / "d0/f0.txt").write_text("fresh")
+    assert _log(_draft(src)).version == "v1"
+    assert _log(_draft(src)).version == "v1"  # a re-log: the fresh file is looked up again
+    (changed,) = _rewrite(src, ["d1/f1.txt"], "changed")
+    asked.clear()
+    assert _log(_draft(src)).version == "v2"
+    assert sorted(asked) == sorted([changed, blob_key(digest_bytes(b"fresh"))])
 
 
 def test_a_base_no_longer_committed_makes_the_log_ask_about_every_blob(
