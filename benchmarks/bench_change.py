@@ -5,8 +5,9 @@
 Generates ``--files`` files (100 directories, mtimes aged past the checksum cache's racy
 window) and logs them once. Then, ``--runs`` times: rewrites ``--changed`` of them (default 1%;
 a fixed pseudo-random pick per run), waits out the racy window (not with ``--fresh``: then
-the changed files are logged at once, as a pipeline that writes and logs them does, and each
-log also looks up again the files the one before found too fresh to remember), logs the
+the changed files are logged at once by a new process, as a pipeline's next task logs what the
+one before wrote; its start-up takes them past the checksum cache's 100 ms window for
+sub-second mtimes, not past the 2 s one for whole-second mtimes), logs the
 directory in a fresh process (a new version), and logs it again unchanged in another (the
 re-log shortcut). Each log's process
 times what it calls by wrapping the function that does it:
@@ -99,7 +100,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_size_options(p)
     p.add_argument("--changed", type=int, default=None, help="files rewritten per version (default: 1%%)")
-    p.add_argument("--fresh", action="store_true", help="log the changed files at once (inside the racy window)")
+    p.add_argument("--fresh", action="store_true", help="log the changed files at once, by a new process")
     p.add_argument("--runs", type=int, default=7)
     p.add_argument("--dir", default=None, help="scratch directory (default: a temporary one)")
     args = p.parse_args()
