@@ -8,19 +8,23 @@ import os
 import posixpath
 import shutil
 import stat as stat_mod
+import struct
 import tempfile
 import time
 import uuid
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
 
 from .delta import DeltaSource
 from .errors import ArtifactFinalizedError, InvalidInputError, StoreError
+from .forked import fork_pays, run_forked
 from .gcpause import gc_paused
 from .hashing import (
+    MMAP_THRESHOLD,
+    PREFIX,
     TREE_MAX_FILES,
     TREE_MIN_FILES,
     ChecksumCache,
@@ -29,6 +33,7 @@ from .hashing import (
     TreeMark,
     compact_stat,
     hash_file,
+    hex_of,
 )
 from .manifest import Manifest, ManifestEntry, make_entry
 from .metadata import validate_description, validate_metadata
@@ -198,13 +203,55 @@ def _hash_all(
         known[i] = digest
         stats[i] = compact_stat(after)  # at once: full stats add up to GiBs
 
-    # Paced: small files are syscall-bound, and threads only add GIL hand-offs while the disk
-    # keeps up; while it makes each file wait (``keep`` writing blobs to a slow disk) they
-    # overlap the waits. Large files are hashed by BLAKE3's own thread pool.
-    run_paced(hash_one, todo, HASH_WORKERS)
+    def paced(fn: Callable[[int], object], items: Sequence[int]) -> None:
+        # Small files are syscall-bound, and threads only add GIL hand-offs while the disk keeps
+        # up; while it makes each file wait (``keep`` writing blobs to a slow disk) they overlap
+        # the waits. Large files are hashed by BLAKE3's own thread pool.
+        run_paced(fn, items, HASH_WORKERS)
+
+    small = array("q", (i for i in todo if stats[i].st_size < MMAP_THRESHOLD)) if fork_pays(len(todo)) else None
+    if small is not None and len(small) < len(todo):
+        paced(hash_one, array("q", (i for i in todo if stats[i].st_size >= MMAP_THRESHOLD)))
+    if small is not None:
+        # A second core for the small files, in a forked child (``forked.py``).
+        run_forked(
+            hash_one,
+            small,
+            export=_export_hashed(known, stats),
+            adopt=_adopt_hashed(known, stats),
+            width=_HASHED_WIDTH,
+            run=paced,
+        )
+    else:
+        paced(hash_one, todo)
     if checksum_cache is not None and todo:
         checksum_cache.remember(((stats[i], cast(str, known[i])) for i in todo), since)
     return cast(list[str], known)  # every None was filled in above
+
+
+#: What a forked child hands back per file it hashed: the raw digest, then its :class:`FileStat`.
+_HASHED = struct.Struct(f"32s{len(FileStat._fields)}q")
+_HASHED_WIDTH = _HASHED.size
+
+
+def _export_hashed(known: list[str | None], stats: list[FileStat]) -> Callable[[int], bytes]:
+    """For :func:`~.forked.run_forked`: file ``i``'s digest and stat as the child found them."""
+
+    def export(i: int) -> bytes:
+        return _HASHED.pack(bytes.fromhex(hex_of(cast(str, known[i]))), *stats[i])
+
+    return export
+
+
+def _adopt_hashed(known: list[str | None], stats: list[FileStat]) -> Callable[[int, bytes], None]:
+    """For :func:`~.forked.run_forked`: file ``i``'s digest and stat, from what the child exported."""
+
+    def adopt(i: int, data: bytes) -> None:
+        raw, *fields = _HASHED.unpack(data)
+        known[i] = PREFIX + raw.hex()
+        stats[i] = compact_stat(FileStat(*fields))
+
+    return adopt
 
 
 def _scan_dir(root: str) -> tuple[list[str], list[str], list[FileStat]]:

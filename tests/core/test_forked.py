@@ -1,0 +1,196 @@
+"""Small-file work shared with a forked child: every item done once, errors where they would be
+without the child, and the child never outlives the call. Real forks, real files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from core_helpers import age_files, tree_bytes
+
+import artifact_plugins as ap
+from artifact_plugins.core import artifact as artifact_mod
+from artifact_plugins.core import forked
+from artifact_plugins.core.forked import fork_pays, run_forked
+from artifact_plugins.core.hashing import digest_bytes, hex_of
+
+pytestmark = pytest.mark.skipif(not fork_pays(10**9), reason="needs Linux and two cores, as CI has")
+
+ITEMS = 600
+WIDTH = struct.calcsize("qq")
+
+
+@pytest.fixture(autouse=True)
+def _fork_small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of a few hundred items forked, by a test process of any size (a whole suite's is large)."""
+    monkeypatch.setattr(forked, "FORK_MIN_ITEMS", 100)
+    monkeypatch.setattr(forked, "RESIDENT_BYTES_PER_ITEM", 2**40)
+
+
+def serial(fn: Callable[[int], object], items: Sequence[int]) -> None:
+    for item in items:
+        fn(item)
+
+
+class Work:
+    """Squares items, noting in memory which process did each (the parent adopts the child's)."""
+
+    def __init__(self, fail: Callable[[int], None] = lambda item: None) -> None:
+        self.parent = os.getpid()
+        self.done: dict[int, tuple[int, int]] = {}
+        self.calls: list[int] = []
+        self.fail = fail
+
+    def fn(self, item: int) -> None:
+        self.calls.append(item)
+        self.fail(item)
+        self.done[item] = (item * item, os.getpid())
+
+    def export(self, item: int) -> bytes:
+        return struct.pack("qq", *self.done[item])
+
+    def adopt(self, item: int, data: bytes) -> None:
+        assert item not in self.done, f"item {item} adopted after the parent did it"
+        square, pid = struct.unpack("qq", data)
+        self.done[item] = (square, pid)
+
+    def run(self, items: Sequence[int]) -> None:
+        run_forked(self.fn, items, export=self.export, adopt=self.adopt, width=WIDTH, run=serial)
+
+
+def test_the_second_half_is_done_by_a_child_and_every_item_once() -> None:
+    work = Work()
+    work.run(range(ITEMS))
+    assert sorted(work.done) == list(range(ITEMS))
+    assert all(square == item * item for item, (square, _) in work.done.items())
+    by_child = {item for item, (_, pid) in work.done.items() if pid != work.parent}
+    assert by_child == set(range(ITEMS // 2, ITEMS))
+    assert sorted(work.calls) == list(range(ITEMS // 2)), "the parent did the child's share again"
+
+
+def test_too_few_items_or_too_large_a_parent_are_not_forked(monkeypatch: pytest.MonkeyPatch) -> None:
+    work = Work()
+    work.run(range(99))
+    assert {pid for _, pid in work.done.values()} == {work.parent}
+    monkeypatch.setattr(forked, "RESIDENT_BYTES_PER_ITEM", 1024)  # a few MiB for 600 items: the parent is bigger
+    work = Work()
+    work.run(range(ITEMS))
+    assert {pid for _, pid in work.done.values()} == {work.parent}
+
+
+def test_items_the_child_failed_on_are_done_by_the_parent() -> None:
+    parent = os.getpid()
+
+    def fail_in_child(item: int) -> None:
+        if item == ITEMS - 100 and os.getpid() != parent:
+            raise OSError("the child's disk hiccup")
+
+    work = Work(fail_in_child)
+    work.run(range(ITEMS))
+    assert sorted(work.done) == list(range(ITEMS))
+    assert work.done[ITEMS - 100][1] == parent
+    assert work.done[ITEMS - 101][1] != parent, "what the child finished before failing is adopted"
+    assert sorted(work.calls) == list(range(ITEMS // 2)) + list(range(ITEMS - 100, ITEMS))
+
+
+def test_an_error_on_the_childs_share_is_raised_by_the_parent_as_without_it() -> None:
+    def always(item: int) -> None:
+        if item == ITEMS - 1:
+            raise ValueError(f"item {item} is bad")
+
+    with pytest.raises(ValueError, match=f"item {ITEMS - 1} is bad"):
+        Work(always).run(range(ITEMS))
+
+
+def test_a_killed_child_leaves_its_share_to_the_parent() -> None:
+    parent = os.getpid()
+
+    def die(item: int) -> None:
+        if item == ITEMS // 2 + 10 and os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    work = Work(die)
+    work.run(range(ITEMS))
+    assert sorted(work.done) == list(range(ITEMS))
+    assert {item for item, (_, pid) in work.done.items() if pid != parent} == set(range(ITEMS // 2, ITEMS // 2 + 10))
+
+
+def test_an_interrupted_parent_kills_and_reaps_the_child(tmp_path: Path) -> None:
+    parent = os.getpid()
+    pid_file = tmp_path / "child.pid"
+
+    def stall_or_interrupt(item: int) -> None:
+        if os.getpid() != parent:
+            if not pid_file.exists():  # whole or not at all: the parent may kill the child at once
+                tmp = tmp_path / f"child.pid.{item}"
+                tmp.write_text(str(os.getpid()))
+                tmp.rename(pid_file)
+            time.sleep(60)
+        elif item == 0:
+            deadline = time.monotonic() + 10
+            while not pid_file.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            raise KeyboardInterrupt
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        Work(stall_or_interrupt).run(range(ITEMS))
+    assert time.monotonic() - started < 10
+    child = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):  # killed and waited for: not even a zombie is left
+        os.kill(child, 0)
+
+
+def test_add_dir_with_a_forked_child_logs_every_file_as_it_is(
+    tmp_path: Path, store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "src"
+    for i in range(1_500):
+        d = src / f"d{i % 7}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i}.bin").write_bytes(f"file {i} ".encode() * (i % 50 + 1))
+    age_files(src)  # settled, so the checksum cache may remember them
+    expected = {p.relative_to(src).as_posix(): p.read_bytes() for p in src.rglob("*") if p.is_file()}
+    forks: list[int] = []
+    real_fork = forked._fork
+
+    def counted() -> int:
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(forked, "_fork", counted)
+    with ap.init(job_type="forked") as run:
+        art = ap.Artifact("shared", "dataset")
+        art.add_dir(str(src))
+        assert len(forks) == 1
+        # Written as the files were hashed (half of them by the child), before any log: right bytes.
+        blobs = {
+            e.path: store_dir / "blobs" / "blake3" / hex_of(e.digest)[:2] / hex_of(e.digest) for e in art.manifest()
+        }
+        assert {path: blob.read_bytes() for path, blob in blobs.items()} == expected
+        logged = run.log_artifact(art)
+    assert {e.path: (e.digest, e.size) for e in art.manifest()} == {
+        path: (digest_bytes(data), len(data)) for path, data in expected.items()
+    }
+    target = tmp_path / "out"
+    ap.Api().artifact(f"{logged.name}:{logged.version}").download(str(target))
+    assert tree_bytes(target) == expected
+    # The checksum cache remembered the child's files with the stats it saw: nothing is hashed again.
+    hashed: list[str] = []
+    real_hash = artifact_mod.hash_file
+
+    def counting(path: str, *args: Any, **kwargs: Any) -> Any:
+        hashed.append(path)
+        return real_hash(path, *args, **kwargs)
+
+    monkeypatch.setattr(artifact_mod, "hash_file", counting)
+    ap.Artifact("shared", "dataset").add_dir(str(src))
+    assert hashed == []
