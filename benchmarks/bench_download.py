@@ -11,7 +11,7 @@ process times each step by wrapping the function that does it:
 * ``manifest``: reading and parsing the version's manifest from the store
 * ``paths``: checking every entry's destination path
 * ``copy``: reading each blob and writing it to its destination (serially while the disk keeps
-  up, on threads while it is slow)
+  up, on threads while it is slow; the second half in a forked child, ``forked.py``, where one pays)
 * ``remember``: writing the written files' digests to the checksum cache
 * ``other``: what is left (directories, the staging directory and its rename, progress)
 
@@ -59,6 +59,7 @@ from artifact_plugins.core.hashing import ChecksumCache
 timed(ap.Api, "artifact", "resolve")
 timed(Client, "manifest", "manifest")
 timed(transfer, "_transfer", "copy")  # whole: the files may go on threads
+timed(transfer, "run_forked", "copy")  # and half of them to a forked child
 timed(ChecksumCache, "remember", "remember")
 timed(transfer, "_materialize", "materialize")
 timed(transfer, "materialize", "paths")

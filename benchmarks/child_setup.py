@@ -15,15 +15,22 @@ import artifact_plugins.core.api, artifact_plugins.core.run, artifact_plugins.co
 from artifact_plugins.core.client import get_client
 spent = {}
 
+active = {}
+
 def timed(owner, name, step):
-    \"\"\"Wrap ``owner.name`` so the time spent in it adds up in ``spent[step]``.\"\"\"
+    \"\"\"Wrap ``owner.name`` so the time spent in it adds up in ``spent[step]`` (calls made inside
+    another call timed for the same step are not counted twice).\"\"\"
     real = getattr(owner, name)
     @functools.wraps(real)
     def wrapper(*args, **kwargs):
+        if active.get(step):
+            return real(*args, **kwargs)
+        active[step] = True
         t = time.perf_counter()
         try:
             return real(*args, **kwargs)
         finally:
+            active[step] = False
             spent[step] = spent.get(step, 0.0) + time.perf_counter() - t
     setattr(owner, name, wrapper)
 """

@@ -57,16 +57,21 @@ def run_forked(
     adopt: Callable[[T, bytes], None],
     width: int,
     run: Callable[[Callable[[T], object], Sequence[T]], None],
+    child_fn: Callable[[T], object] | None = None,
+    undo: Callable[[T], None] | None = None,
 ) -> None:
     """Call ``fn`` on every item, the second half in a forked child where :func:`fork_pays`.
 
-    ``fn``'s effects on memory stay in the process that called it, so the child hands back
-    ``export(item)`` (exactly ``width`` bytes) for each item it did, and the parent calls
-    ``adopt(item, those_bytes)``. ``run(fn, items)`` is how each process goes over its share (and
-    the parent over items the child left undone): serially, or on threads while the disk is slow. Effects
-    outside memory (files written) must be harmless to repeat: an item the child was doing
-    when it failed or was killed is done again by the parent. Interrupted in the parent, the
-    child is killed and waited for before the exception goes on.
+    The child calls ``child_fn`` (default ``fn``) instead: what reports progress or logs must
+    stay in the parent, whose logging threads and handlers a child does not have. Effects on
+    memory stay in the process that made them, so the child hands back ``export(item)``
+    (exactly ``width`` bytes) for each item it did, and the parent calls ``adopt(item,
+    those_bytes)``, which does what ``fn`` does beyond ``child_fn``. ``run(fn, items)`` is how
+    each process goes over its share (and the parent over items the child left undone):
+    serially, or on threads while the disk is slow. An item the child was doing when it failed
+    or was killed is done again by the parent, after ``undo(item)`` clears what the child may
+    have left of it (a partly written file). Interrupted in the parent, the child is killed and
+    waited for before the exception goes on.
     """
     if not fork_pays(len(items)):
         run(fn, items)
@@ -87,11 +92,11 @@ def run_forked(
             # just ends it, and the parent does what it left.
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, signal.SIG_DFL)
-            base = len(theirs)
+            base, call = len(theirs), child_fn or fn
 
             def do(k: int) -> None:
                 item = theirs[k]
-                fn(item)
+                call(item)
                 shared[base + k * width : base + (k + 1) * width] = export(item)
                 shared[k] = 1
 
@@ -116,6 +121,9 @@ def run_forked(
     finally:
         shared.close()
     if left:
+        if undo is not None:
+            for item in left:
+                undo(item)
         run(fn, left)
 
 

@@ -6,15 +6,19 @@ import contextlib
 import os
 import shutil
 import stat as stat_mod
+import struct
 import time
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import cast
 
 from .artifact import PendingEntry
 from .cache import SMALL_BLOB
 from .client import Client
 from .download_claims import IN_ROOT_PREFIX, Claim, claim, remove_tagged, sweep
 from .errors import InvalidInputError, InvalidPathError, StoreError
+from .forked import fork_pays, run_forked
 from .hashing import ChecksumCache, FileStat, Stat, compact_stat, hash_file
 from .manifest import ManifestEntry
 from .naming import normalize_entry_path
@@ -218,16 +222,17 @@ def _materialize(
     remote = not client.store.is_local
     with progress_for(f"downloading {label}", total, len(todo)) as progress:
 
-        def fetch(item: object) -> None:
-            assert isinstance(item, int)
-            entry = entries[item]
-            dest = f"{base}/{entry.path}"
+        def target_of(item: int) -> tuple[str, str]:
+            dest = f"{base}/{entries[item].path}"
             if token is None:
-                target = dest
-            else:
-                parent, _, name = dest.rpartition("/")
-                target = f"{parent}/.{name}.tmp-{token}"
-            counted = _FileProgress(progress) if remote else None  # only a remote store reports bytes
+                return dest, dest
+            parent, _, name = dest.rpartition("/")
+            return dest, f"{parent}/.{name}.tmp-{token}"
+
+        def land(item: int, counted: _FileProgress | None = None) -> FileStat | None:
+            """Entry ``item`` written to its destination; the stat it landed with (``None``: a reference)."""
+            entry = entries[item]
+            dest, target = target_of(item)
             try:
                 landed = fetch_entry(client, entry, target, verify, on_bytes=counted)
                 if entry.ref is not None and not is_unchecked(entry) and os.path.isfile(target):
@@ -244,19 +249,86 @@ def _materialize(
             except BaseException:
                 _remove(target)
                 raise
-            if entry.ref is None:  # a reference's digest describes its object's identity, not its bytes
-                # The stat taken while writing holds for ``dest``: a rename keeps inode, size and mtime.
-                written.append((compact_stat(landed or os.stat(dest)), entry.digest))
+            # A reference's digest describes its object's identity, not its bytes. The stat taken
+            # while writing holds for ``dest``: a rename keeps inode, size and mtime.
+            return None if entry.ref is not None else compact_stat(landed or os.stat(dest))
+
+        def fetch(item: object) -> None:
+            assert isinstance(item, int)
+            counted = _FileProgress(progress) if remote else None  # only a remote store reports bytes
+            st = land(item, counted)
+            if st is not None:
+                written.append((st, entries[item].digest))
             if counted is None:
-                progress.advance(entry.size)
+                progress.advance(entries[item].size)
             else:
-                counted.done(entry.size)
+                counted.done(entries[item].size)
 
         try:
-            _transfer(fetch, todo, client.store, total)
+            small = _forkable_copies(client.store, entries, todo)
+            if small is None:
+                _transfer(fetch, todo, client.store, total)
+            else:
+                _fetch_forked(client.store, entries, todo, small, fetch, land, target_of, written, progress)
         finally:  # what did arrive is known good: a retry need not hash it again
             cache.remember(written)
             cache.remember_fetched(fetched_refs)
+
+
+#: What a forked child hands back per file it copied: the :class:`FileStat` it landed with.
+_LANDED = struct.Struct(f"{len(FileStat._fields)}q")
+
+
+def _forkable_copies(store: BlobStore, entries: Sequence[ManifestEntry], todo: Sequence[int]) -> array[int] | None:
+    """The entries of ``todo`` a forked child may copy (small blobs of the local store), if a
+    child pays for them (:func:`~.forked.fork_pays`); ``None`` otherwise."""
+    if not (isinstance(store, LocalStore) and store.is_local and fork_pays(len(todo))):
+        return None
+    return array("q", (i for i in todo if _copied_in_memory(entries[i])))
+
+
+def _copied_in_memory(entry: ManifestEntry) -> bool:
+    """Whether a local download of ``entry`` is one read and one write (a small blob, not a reference)."""
+    return entry.ref is None and entry.size < SMALL_FILE
+
+
+def _fetch_forked(
+    store: BlobStore,
+    entries: Sequence[ManifestEntry],
+    todo: Sequence[int],
+    small: array[int],
+    fetch: Callable[[object], None],
+    land: Callable[[int], FileStat | None],
+    target_of: Callable[[int], tuple[str, str]],
+    written: list[tuple[Stat, str]],
+    progress: Progress,
+) -> None:
+    """:func:`_materialize`'s copies with the small blobs shared with a forked child (``forked.py``),
+    which writes the files and hands back their stats; the parent keeps the progress and the record."""
+    if len(small) < len(todo):
+        rest = [i for i in todo if not _copied_in_memory(entries[i])]
+        _transfer(fetch, rest, store, sum(entries[i].size for i in rest))
+    stats: dict[int, FileStat] = {}  # the child's: what it exports
+
+    def land_quietly(item: int) -> None:
+        stats[item] = cast(FileStat, land(item))  # a blob, not a reference: it has a stat
+
+    def adopt(item: int, data: bytes) -> None:
+        written.append((compact_stat(FileStat(*_LANDED.unpack(data))), entries[item].digest))
+        progress.advance(entries[item].size)
+
+    run_forked(
+        fetch,  # type: ignore[arg-type]  # items are indices
+        small,
+        child_fn=land_quietly,
+        export=lambda item: _LANDED.pack(*stats[item]),
+        adopt=adopt,
+        undo=lambda item: _remove(target_of(item)[1]),  # a file the child was killed writing
+        width=_LANDED.size,
+        run=lambda fn, items: _transfer(
+            cast(Callable[[object], None], fn), items, store, sum(entries[i].size for i in items)
+        ),
+    )
 
 
 def _present(cache: ChecksumCache, entries: Sequence[ManifestEntry], base: str) -> bytearray:

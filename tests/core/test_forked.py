@@ -16,9 +16,12 @@ from core_helpers import age_files, tree_bytes
 
 import artifact_plugins as ap
 from artifact_plugins.core import artifact as artifact_mod
-from artifact_plugins.core import forked
+from artifact_plugins.core import forked, hashing
+from artifact_plugins.core import progress as progress_mod
+from artifact_plugins.core import transfer as transfer_mod
 from artifact_plugins.core.forked import fork_pays, run_forked
 from artifact_plugins.core.hashing import digest_bytes, hex_of
+from artifact_plugins.core.storage.local import LocalStore
 
 pytestmark = pytest.mark.skipif(not fork_pays(10**9), reason="needs Linux and two cores, as CI has")
 
@@ -194,3 +197,121 @@ def test_add_dir_with_a_forked_child_logs_every_file_as_it_is(
     monkeypatch.setattr(artifact_mod, "hash_file", counting)
     ap.Artifact("shared", "dataset").add_dir(str(src))
     assert hashed == []
+
+
+@pytest.fixture
+def logged_tree(tmp_path: Path) -> tuple[str, dict[str, bytes]]:
+    """A logged version of 1,500 small files: its name and the files' bytes."""
+    src = tmp_path / "logged"
+    for i in range(1_500):
+        d = src / f"d{i % 9}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i}.txt").write_bytes(f"row {i}\n".encode() * (i % 40 + 1))
+    with ap.init(job_type="log") as run:
+        art = ap.Artifact("files", "dataset")
+        art.add_dir(str(src))
+        logged = run.log_artifact(art)
+    return f"{logged.name}:{logged.version}", tree_bytes(src)
+
+
+@pytest.fixture
+def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The pids of the children forked from here on."""
+    pids: list[int] = []
+    real_fork = forked._fork
+
+    def counted() -> int:
+        pid = real_fork()
+        if pid:
+            pids.append(pid)
+        return pid
+
+    monkeypatch.setattr(forked, "_fork", counted)
+    return pids
+
+
+class Advances:
+    """A progress factory recording, per process, the bytes and files each bar was advanced by."""
+
+    def __init__(self) -> None:
+        self.by_pid: dict[int, list[int]] = {}
+
+    def __call__(self, label: str, total_bytes: int, total_files: int) -> Any:
+        outer = self
+
+        class Bar:
+            def __enter__(self) -> Bar:
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                pass
+
+            def advance(self, nbytes: int, files: int = 1) -> None:
+                totals = outer.by_pid.setdefault(os.getpid(), [0, 0])
+                totals[0] += nbytes
+                totals[1] += files
+
+        return Bar()
+
+
+@pytest.mark.parametrize("into", ["new directory", "existing directory"])
+def test_a_download_shares_small_files_with_a_forked_child(
+    tmp_path: Path,
+    logged_tree: tuple[str, dict[str, bytes]],
+    forks: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+    into: str,
+) -> None:
+    name, expected = logged_tree
+    target = tmp_path / "out"
+    if into == "existing directory":
+        target.mkdir()
+    advances = Advances()
+    monkeypatch.setattr(progress_mod, "_global_factory", advances)
+    monkeypatch.setattr(hashing, "FINE_RACY_WINDOW_NS", 0)  # files just written may be remembered
+    ap.Api().artifact(name).download(str(target))
+    assert len(forks) == 1
+    assert tree_bytes(target) == expected
+    # Progress is the parent's alone, and it heard of every file, the child's too.
+    assert advances.by_pid == {os.getpid(): [sum(map(len, expected.values())), len(expected)]}
+    # The checksum cache has the stats the child's files landed with: a second download reads nothing.
+    hashed: list[str] = []
+    real_hash = transfer_mod.hash_file
+
+    def counting(path: str, *args: Any, **kwargs: Any) -> Any:
+        hashed.append(path)
+        return real_hash(path, *args, **kwargs)
+
+    monkeypatch.setattr(transfer_mod, "hash_file", counting)
+    ap.Api().artifact(name).download(str(target))
+    assert hashed == []
+
+
+@pytest.mark.parametrize("into", ["new directory", "existing directory"])
+def test_a_file_the_child_was_killed_writing_is_written_again_whole(
+    tmp_path: Path,
+    logged_tree: tuple[str, dict[str, bytes]],
+    forks: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+    into: str,
+) -> None:
+    name, expected = logged_tree
+    target = tmp_path / "out"
+    if into == "existing directory":
+        target.mkdir()
+    parent, killed_at = os.getpid(), {"calls": 0}
+    real_get = LocalStore.get_file
+
+    def dies_half_way(self: LocalStore, key: str, dest: Any, size: int | None = None) -> Any:
+        if os.getpid() != parent:
+            killed_at["calls"] += 1
+            if killed_at["calls"] == 200:  # a partial file at the destination, then the OOM killer
+                Path(dest).write_bytes(b"half")
+                os.kill(os.getpid(), signal.SIGKILL)
+        return real_get(self, key, dest, size)
+
+    monkeypatch.setattr(LocalStore, "get_file", dies_half_way)
+    ap.Api().artifact(name).download(str(target))
+    assert len(forks) == 1
+    assert tree_bytes(target) == expected
+    assert not [p for p in target.rglob("*") if ".tmp-" in p.name]
