@@ -15,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import select
 import signal
 import sys
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -29,6 +31,8 @@ FORK_MIN_ITEMS = 2_000
 #: benchmark machines, while a small file's work shared saves about 5-20 µs. A parent holding
 #: more resident memory than this per item does the work alone.
 RESIDENT_BYTES_PER_ITEM = 200 * 1024
+#: A child that finishes no item for this long is killed, and the parent does what it left.
+STALL_SECONDS = 60.0
 
 
 def _resident_bytes() -> int | None:
@@ -111,7 +115,7 @@ def run_forked(
                 os.kill(pid, signal.SIGKILL)
             raise
         finally:
-            os.waitpid(pid, 0)
+            _wait(pid, lambda: shared[: len(theirs)].count(1))
         base, left = len(theirs), []
         for k, item in enumerate(theirs):
             if shared[k]:
@@ -125,6 +129,33 @@ def run_forked(
             for item in left:
                 undo(item)
         run(fn, left)
+
+
+def _wait(pid: int, finished: Callable[[], int]) -> None:
+    """Wait for the child ``pid`` to end; kill it if it finishes no item (``finished()`` does not
+    grow) for :data:`STALL_SECONDS`: a child stuck for good (a lock some other thread of the
+    parent held when it forked) then costs that long, not the whole run."""
+    try:
+        exited: int | None = os.pidfd_open(pid)  # readable once the child has exited
+    except (AttributeError, OSError):  # before Linux 5.3: polled
+        exited = None
+    try:
+        done, progressed = finished(), time.monotonic()
+        while os.waitpid(pid, os.WNOHANG)[0] == 0:
+            if exited is not None:
+                select.select([exited], [], [], 0.5)
+            else:
+                time.sleep(0.005)
+            if (now := finished()) > done:
+                done, progressed = now, time.monotonic()
+            elif time.monotonic() - progressed > STALL_SECONDS:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return
+    finally:
+        if exited is not None:
+            os.close(exited)
 
 
 def _fork() -> int:

@@ -124,6 +124,22 @@ def test_a_killed_child_leaves_its_share_to_the_parent() -> None:
     assert {item for item, (_, pid) in work.done.items() if pid != parent} == set(range(ITEMS // 2, ITEMS // 2 + 10))
 
 
+def test_a_stuck_child_is_killed_and_its_share_done_by_the_parent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(forked, "STALL_SECONDS", 1.0)
+    parent = os.getpid()
+
+    def stuck(item: int) -> None:
+        if item == ITEMS // 2 + 5 and os.getpid() != parent:
+            time.sleep(3600)  # as if on a lock some other thread of the parent held at the fork
+
+    work = Work(stuck)
+    started = time.monotonic()
+    work.run(range(ITEMS))
+    assert time.monotonic() - started < 30
+    assert sorted(work.done) == list(range(ITEMS))
+    assert {item for item, (_, pid) in work.done.items() if pid != parent} == set(range(ITEMS // 2, ITEMS // 2 + 5))
+
+
 def test_an_interrupted_parent_kills_and_reaps_the_child(tmp_path: Path) -> None:
     parent = os.getpid()
     pid_file = tmp_path / "child.pid"
