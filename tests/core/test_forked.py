@@ -166,26 +166,50 @@ def test_an_interrupted_parent_kills_and_reaps_the_child(tmp_path: Path) -> None
         os.kill(child, 0)
 
 
-def test_add_dir_with_a_forked_child_logs_every_file_as_it_is(
-    tmp_path: Path, store_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    src = tmp_path / "src"
-    for i in range(1_500):
-        d = src / f"d{i % 7}"
+def small_files(root: Path, files: int = 1_500) -> dict[str, bytes]:
+    """``files`` small files of distinct sizes in a few directories under ``root``; their bytes."""
+    for i in range(files):
+        d = root / f"d{i % 7}"
         d.mkdir(parents=True, exist_ok=True)
         (d / f"f{i}.bin").write_bytes(f"file {i} ".encode() * (i % 50 + 1))
-    age_files(src)  # settled, so the checksum cache may remember them
-    expected = {p.relative_to(src).as_posix(): p.read_bytes() for p in src.rglob("*") if p.is_file()}
-    forks: list[int] = []
+    return tree_bytes(root)
+
+
+def hash_calls(monkeypatch: pytest.MonkeyPatch, module: Any) -> list[str]:
+    """The paths ``module.hash_file`` is called with from here on."""
+    hashed: list[str] = []
+    real_hash = module.hash_file
+
+    def counting(path: str, *args: Any, **kwargs: Any) -> Any:
+        hashed.append(path)
+        return real_hash(path, *args, **kwargs)
+
+    monkeypatch.setattr(module, "hash_file", counting)
+    return hashed
+
+
+@pytest.fixture
+def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The pids of the children forked from here on."""
+    pids: list[int] = []
     real_fork = forked._fork
 
     def counted() -> int:
         pid = real_fork()
         if pid:
-            forks.append(pid)
+            pids.append(pid)
         return pid
 
     monkeypatch.setattr(forked, "_fork", counted)
+    return pids
+
+
+def test_add_dir_with_a_forked_child_logs_every_file_as_it_is(
+    tmp_path: Path, store_dir: Path, forks: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "src"
+    expected = small_files(src)
+    age_files(src)  # settled, so the checksum cache may remember them
     with ap.init(job_type="forked") as run:
         art = ap.Artifact("shared", "dataset")
         art.add_dir(str(src))
@@ -203,14 +227,7 @@ def test_add_dir_with_a_forked_child_logs_every_file_as_it_is(
     ap.Api().artifact(f"{logged.name}:{logged.version}").download(str(target))
     assert tree_bytes(target) == expected
     # The checksum cache remembered the child's files with the stats it saw: nothing is hashed again.
-    hashed: list[str] = []
-    real_hash = artifact_mod.hash_file
-
-    def counting(path: str, *args: Any, **kwargs: Any) -> Any:
-        hashed.append(path)
-        return real_hash(path, *args, **kwargs)
-
-    monkeypatch.setattr(artifact_mod, "hash_file", counting)
+    hashed = hash_calls(monkeypatch, artifact_mod)
     ap.Artifact("shared", "dataset").add_dir(str(src))
     assert hashed == []
 
@@ -219,31 +236,21 @@ def test_add_dir_with_a_forked_child_logs_every_file_as_it_is(
 def logged_tree(tmp_path: Path) -> tuple[str, dict[str, bytes]]:
     """A logged version of 1,500 small files: its name and the files' bytes."""
     src = tmp_path / "logged"
-    for i in range(1_500):
-        d = src / f"d{i % 9}"
-        d.mkdir(parents=True, exist_ok=True)
-        (d / f"f{i}.txt").write_bytes(f"row {i}\n".encode() * (i % 40 + 1))
+    expected = small_files(src)
     with ap.init(job_type="log") as run:
         art = ap.Artifact("files", "dataset")
         art.add_dir(str(src))
         logged = run.log_artifact(art)
-    return f"{logged.name}:{logged.version}", tree_bytes(src)
+    return f"{logged.name}:{logged.version}", expected
 
 
-@pytest.fixture
-def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The pids of the children forked from here on."""
-    pids: list[int] = []
-    real_fork = forked._fork
-
-    def counted() -> int:
-        pid = real_fork()
-        if pid:
-            pids.append(pid)
-        return pid
-
-    monkeypatch.setattr(forked, "_fork", counted)
-    return pids
+@pytest.fixture(params=["new directory", "existing directory"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """Where a download goes: a directory it creates, or one that exists (temp name + rename per file)."""
+    out = tmp_path / "out"
+    if request.param == "existing directory":
+        out.mkdir()
+    return out
 
 
 class Advances:
@@ -270,18 +277,10 @@ class Advances:
         return Bar()
 
 
-@pytest.mark.parametrize("into", ["new directory", "existing directory"])
 def test_a_download_shares_small_files_with_a_forked_child(
-    tmp_path: Path,
-    logged_tree: tuple[str, dict[str, bytes]],
-    forks: list[int],
-    monkeypatch: pytest.MonkeyPatch,
-    into: str,
+    target: Path, logged_tree: tuple[str, dict[str, bytes]], forks: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name, expected = logged_tree
-    target = tmp_path / "out"
-    if into == "existing directory":
-        target.mkdir()
     advances = Advances()
     monkeypatch.setattr(progress_mod, "_global_factory", advances)
     monkeypatch.setattr(hashing, "FINE_RACY_WINDOW_NS", 0)  # files just written may be remembered
@@ -291,30 +290,15 @@ def test_a_download_shares_small_files_with_a_forked_child(
     # Progress is the parent's alone, and it heard of every file, the child's too.
     assert advances.by_pid == {os.getpid(): [sum(map(len, expected.values())), len(expected)]}
     # The checksum cache has the stats the child's files landed with: a second download reads nothing.
-    hashed: list[str] = []
-    real_hash = transfer_mod.hash_file
-
-    def counting(path: str, *args: Any, **kwargs: Any) -> Any:
-        hashed.append(path)
-        return real_hash(path, *args, **kwargs)
-
-    monkeypatch.setattr(transfer_mod, "hash_file", counting)
+    hashed = hash_calls(monkeypatch, transfer_mod)
     ap.Api().artifact(name).download(str(target))
     assert hashed == []
 
 
-@pytest.mark.parametrize("into", ["new directory", "existing directory"])
 def test_a_file_the_child_was_killed_writing_is_written_again_whole(
-    tmp_path: Path,
-    logged_tree: tuple[str, dict[str, bytes]],
-    forks: list[int],
-    monkeypatch: pytest.MonkeyPatch,
-    into: str,
+    target: Path, logged_tree: tuple[str, dict[str, bytes]], forks: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name, expected = logged_tree
-    target = tmp_path / "out"
-    if into == "existing directory":
-        target.mkdir()
     parent, killed_at = os.getpid(), {"calls": 0}
     real_get = LocalStore.get_file
 
