@@ -10,6 +10,7 @@ import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def start_python(code: str, *, cwd: Path | None = None) -> subprocess.Popen[str]:
@@ -50,6 +51,7 @@ def hold_up_a_commit(code: str, marker: Path, while_held: Callable[[], None], le
     stop = f"""
 import os, signal
 from pathlib import Path
+from typing import Any
 from artifact_plugins.core import run as _run
 _upload, _stopped = _run.upload_blobs, []
 def _stop_once(*args, **kwargs):
@@ -73,3 +75,23 @@ _run.upload_blobs = _stop_once
     finally:
         proc.send_signal(signal.SIGCONT)
     return finish(proc)[1]
+
+
+def count_forks(monkeypatch: Any) -> list[int]:
+    """The pids of the children ``artifact_plugins.core.forked`` forks from here on; batches of a
+    few hundred items are forked, by a test process of any size (a whole suite's is large)."""
+    from artifact_plugins.core import forked
+
+    monkeypatch.setattr(forked, "FORK_MIN_ITEMS", 100)
+    monkeypatch.setattr(forked, "RESIDENT_BYTES_PER_ITEM", 2**40)
+    pids: list[int] = []
+    real_fork = forked._fork
+
+    def counted() -> int:
+        pid = real_fork()
+        if pid:
+            pids.append(pid)
+        return pid
+
+    monkeypatch.setattr(forked, "_fork", counted)
+    return pids

@@ -303,3 +303,34 @@ def test_s3_store_through_airflow_connections(
     assert sum("/blobs/blake3/" in k for k in lake.objects()) == 1
     output = capfd.readouterr()
     assert lake.secret not in output.out + output.err + json.dumps(list(xcoms.values()), default=str)
+
+
+def test_many_small_files_are_logged_and_used_on_two_cores(
+    api: Any, run_dag: Any, records: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inside Airflow's task process (its threads and log handlers around), the forked child that
+    hashes and downloads half the files does its share and the DAG run's result is exact."""
+    from airflow.sdk import dag
+    from processes import count_forks
+
+    from artifact_plugins.airflow import LogArtifactOperator, UseArtifactOperator
+
+    forks = count_forks(monkeypatch)
+    src = tmp_path / "many"
+    for i in range(600):
+        (src / f"d{i % 6}").mkdir(parents=True, exist_ok=True)
+        (src / f"d{i % 6}" / f"f{i}.txt").write_text(f"line {i}\n" * (i % 30 + 1))
+
+    @dag(dag_id="artifact_many_files", schedule=None)
+    def many_files() -> None:
+        logged = LogArtifactOperator(task_id="log_many", name="many", type="dataset", paths=[str(src)])
+        logged >> UseArtifactOperator(task_id="use_many", artifact="many:latest")
+
+    dr = run_dag(many_files())
+    assert dr.state == "success", records.task_states("artifact_many_files", dr.run_id)
+    assert len(forks) == 2  # the log's hashing, the use's download
+    used = Path(records.xcoms("artifact_many_files", dr.run_id)[("use_many", -1)]["path"])
+    files = sorted(p.relative_to(src) for p in src.rglob("*") if p.is_file())
+    assert sorted(p.relative_to(used) for p in used.rglob("*") if p.is_file()) == files
+    assert all((used / f).read_bytes() == (src / f).read_bytes() for f in files)
+    assert len(api.artifact("many:latest").manifest()) == 600

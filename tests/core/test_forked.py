@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from core_helpers import age_files, tree_bytes
+from processes import count_forks
 
 import artifact_plugins as ap
 from artifact_plugins.core import artifact as artifact_mod
@@ -191,17 +192,7 @@ def hash_calls(monkeypatch: pytest.MonkeyPatch, module: Any) -> list[str]:
 @pytest.fixture
 def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The pids of the children forked from here on."""
-    pids: list[int] = []
-    real_fork = forked._fork
-
-    def counted() -> int:
-        pid = real_fork()
-        if pid:
-            pids.append(pid)
-        return pid
-
-    monkeypatch.setattr(forked, "_fork", counted)
-    return pids
+    return count_forks(monkeypatch)
 
 
 def test_add_dir_with_a_forked_child_logs_every_file_as_it_is(

@@ -6,9 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prefect import flow, task
 from prefect.runtime import flow_run as runtime_flow_run
 from prefect_helpers import prefect_artifacts, read_events, run_artifacts
+from processes import count_forks
 
 import artifact_plugins as ap
 from artifact_plugins.prefect import ArtifactRef, log_artifact, use_artifact
@@ -179,3 +181,27 @@ def test_submit_and_async_tasks(api: ap.Api, make_files: Callable[..., Path]) ->
         collection_resource_id("default", "default", "submitted"),
         collection_resource_id("default", "default", "async-out"),
     }
+
+
+def test_many_small_files_are_logged_and_used_on_two_cores(
+    api: ap.Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inside a Prefect flow run (its event loop, API log handler and threads around), the forked
+    child that hashes and downloads half the files does its share and the flow's result is exact."""
+    forks = count_forks(monkeypatch)
+    src = tmp_path / "many"
+    for i in range(600):
+        (src / f"d{i % 6}").mkdir(parents=True, exist_ok=True)
+        (src / f"d{i % 6}" / f"f{i}.txt").write_text(f"line {i}\n" * (i % 30 + 1))
+
+    @flow(name="many-files")
+    def many_files() -> ArtifactRef:
+        return use_artifact(log_artifact("many", "dataset", str(src)), root=str(tmp_path / "out"))
+
+    used = many_files()
+    assert len(forks) == 2  # the log's hashing, the use's download
+    out = tmp_path / "out"
+    files = sorted(p.relative_to(src) for p in src.rglob("*") if p.is_file())
+    assert sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file()) == files
+    assert all((out / f).read_bytes() == (src / f).read_bytes() for f in files)
+    assert used.digest == api.artifact("many:latest").digest
