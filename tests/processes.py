@@ -51,7 +51,6 @@ def hold_up_a_commit(code: str, marker: Path, while_held: Callable[[], None], le
     stop = f"""
 import os, signal
 from pathlib import Path
-from typing import Any
 from artifact_plugins.core import run as _run
 _upload, _stopped = _run.upload_blobs, []
 def _stop_once(*args, **kwargs):

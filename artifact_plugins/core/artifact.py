@@ -209,14 +209,11 @@ def _hash_all(
         # the waits. Large files are hashed by BLAKE3's own thread pool.
         run_paced(fn, items, HASH_WORKERS)
 
-    small = array("q", (i for i in todo if stats[i].st_size < MMAP_THRESHOLD)) if fork_pays(len(todo)) else None
-    if small is not None and len(small) < len(todo):
+    if fork_pays(len(todo)):  # a second core for the small files, in a forked child (``forked.py``)
         paced(hash_one, array("q", (i for i in todo if stats[i].st_size >= MMAP_THRESHOLD)))
-    if small is not None:
-        # A second core for the small files, in a forked child (``forked.py``).
         run_forked(
             hash_one,
-            small,
+            array("q", (i for i in todo if stats[i].st_size < MMAP_THRESHOLD)),
             export=_export_hashed(known, stats),
             adopt=_adopt_hashed(known, stats),
             width=_HASHED_WIDTH,

@@ -265,11 +265,11 @@ def _materialize(
                 counted.done(entries[item].size)
 
         try:
-            small = _forkable_copies(client.store, entries, todo)
-            if small is None:
-                _transfer(fetch, todo, client.store, total)
+            store = client.store
+            if isinstance(store, LocalStore) and store.is_local and fork_pays(len(todo)):
+                _fetch_forked(store, entries, todo, fetch, land, target_of, written, progress)
             else:
-                _fetch_forked(client.store, entries, todo, small, fetch, land, target_of, written, progress)
+                _transfer(fetch, todo, store, total)
         finally:  # what did arrive is known good: a retry need not hash it again
             cache.remember(written)
             cache.remember_fetched(fetched_refs)
@@ -277,14 +277,6 @@ def _materialize(
 
 #: What a forked child hands back per file it copied: the :class:`FileStat` it landed with.
 _LANDED = struct.Struct(f"{len(FileStat._fields)}q")
-
-
-def _forkable_copies(store: BlobStore, entries: Sequence[ManifestEntry], todo: Sequence[int]) -> array[int] | None:
-    """The entries of ``todo`` a forked child may copy (small blobs of the local store), if a
-    child pays for them (:func:`~.forked.fork_pays`); ``None`` otherwise."""
-    if not (isinstance(store, LocalStore) and store.is_local and fork_pays(len(todo))):
-        return None
-    return array("q", (i for i in todo if _copied_in_memory(entries[i])))
 
 
 def _copied_in_memory(entry: ManifestEntry) -> bool:
@@ -296,7 +288,6 @@ def _fetch_forked(
     store: BlobStore,
     entries: Sequence[ManifestEntry],
     todo: Sequence[int],
-    small: array[int],
     fetch: Callable[[object], None],
     land: Callable[[int], FileStat | None],
     target_of: Callable[[int], tuple[str, str]],
@@ -305,9 +296,8 @@ def _fetch_forked(
 ) -> None:
     """:func:`_materialize`'s copies with the small blobs shared with a forked child (``forked.py``),
     which writes the files and hands back their stats; the parent keeps the progress and the record."""
-    if len(small) < len(todo):
-        rest = [i for i in todo if not _copied_in_memory(entries[i])]
-        _transfer(fetch, rest, store, sum(entries[i].size for i in rest))
+    rest = [i for i in todo if not _copied_in_memory(entries[i])]
+    _transfer(fetch, rest, store, sum(entries[i].size for i in rest))
     stats: dict[int, FileStat] = {}  # the child's: what it exports
 
     def land_quietly(item: int) -> None:
@@ -319,7 +309,7 @@ def _fetch_forked(
 
     run_forked(
         fetch,  # type: ignore[arg-type]  # items are indices
-        small,
+        array("q", (i for i in todo if _copied_in_memory(entries[i]))),
         child_fn=land_quietly,
         export=lambda item: _LANDED.pack(*stats[item]),
         adopt=adopt,
