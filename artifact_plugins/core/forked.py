@@ -27,9 +27,10 @@ T = TypeVar("T")
 
 #: Fewer items than this are not worth a fork (about a millisecond for a small process).
 FORK_MIN_ITEMS = 2_000
-#: A fork copies the parent's page tables: about 20 ms per GiB resident on this project's
-#: benchmark machines (``benchmarks/bench_fork.py``), while a small file's work shared saves
-#: about 5-20 µs. A parent holding more resident memory than this per item does the work alone.
+#: A fork copies the parent's page tables: 15-22 ms per GiB resident on this project's benchmark
+#: machines (``benchmarks/bench_fork.py``), while each small file handed to the child saved 13-31 µs
+#: (``bench_first_log.py``, ``bench_download.py`` on tmpfs). A parent holding more resident memory
+#: than this per item does the work alone.
 RESIDENT_BYTES_PER_ITEM = 200 * 1024
 #: A child that finishes no item for this long is killed, and the parent does what it left.
 STALL_SECONDS = 60.0
