@@ -481,7 +481,8 @@ def store_then_record(
     held: frozenset[str] = frozenset(),
     delta: DeltaSource | None = None,
 ) -> tuple[T, str | None]:
-    """Steps (1) and (2) of the commit protocol, then ``record(turn)`` (step 3), in one commit turn.
+    """Steps (1) and (2) of the commit protocol, then ``record(turn)`` (step 3), in one commit turn,
+    which ``record``'s transaction ends (:meth:`~.registry.Registry.end_store_turn`).
 
     From asking the store which blobs it has until the version (or part) is recorded, a
     blob found present must stay: the turn keeps a deleting garbage collection from running
@@ -516,7 +517,7 @@ def store_then_record(
             upload_blobs(client, artifact.pending, artifact.name, skip_held=bool(held) and client.store.only_gc_deletes)
             plan = plan_delta(client, manifest, delta) if delta is not None and delta.version in held else None
             stored = client.put_manifest(manifest, plan)
-            return record(turn), stored
+            return record(turn), stored  # its transaction ended the turn
         except StoreTurnLostError:
             if attempt == TURN_ATTEMPTS:
                 raise
@@ -525,8 +526,9 @@ def store_then_record(
                 artifact.name,
             )
             attempt += 1
-        finally:
+        except BaseException:
             registry.release_store_lock(turn)
+            raise
 
 
 def _checked_fields(artifact: Artifact) -> tuple[dict[str, Any], str | None]:

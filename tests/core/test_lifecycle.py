@@ -383,6 +383,34 @@ def test_a_turn_whose_lease_ran_out_is_over(make_tree: Tree, monkeypatch: pytest
     registry.release_store_lock(turn)
 
 
+def _turns() -> list[int]:
+    from sqlalchemy import select
+
+    from artifact_plugins.core.client import get_client
+    from artifact_plugins.core.registry import tables
+
+    return get_client().registry.read(lambda conn: list(conn.execute(select(tables.StoreLock.id)).scalars()))
+
+
+def test_the_transaction_that_records_a_version_ends_its_turn(make_tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A log's turn at the store ends with the transaction that records its version (no turn
+    is left over, and no transaction of its own ends it); a log whose recording fails ends it
+    all the same, so a collection never waits for it."""
+    from artifact_plugins.core.errors import TypeMismatchError
+    from artifact_plugins.core.registry import Registry
+
+    released: list[int] = []
+    real = Registry.release_store_lock
+    monkeypatch.setattr(Registry, "release_store_lock", lambda self, turn: (released.append(turn), real(self, turn)))
+    log_dir(make_tree("a", {"x.txt": "x"}))
+    assert _turns() == [] and released == []
+    other = ap.Artifact("ds", "model")  # the name is a dataset's: recording it fails
+    other.add_dir(make_tree("b", {"x.txt": "y"}))
+    with ap.init(job_type="t") as run, pytest.raises(TypeMismatchError):
+        run.log_artifact(other)
+    assert _turns() == [] and len(released) == 1
+
+
 def test_a_dry_run_takes_no_turn(make_tree: Tree, api: ap.Api) -> None:
     """A dry run deletes nothing, so it neither waits for commits nor holds them up."""
     import threading

@@ -249,15 +249,19 @@ class Registry:
         ).scalar()
         if current == version_id:
             return None
-        if guarded and current is not None and self._is_protected(conn, collection_id, alias):
+        # ``latest`` is never protected (the API refuses to): no look-up on every new version.
+        if guarded and current is not None and alias != LATEST and self._is_protected(conn, collection_id, alias):
             raise ProtectedAliasError(
                 f"alias {alias!r} is protected in this project and points at v{self._index_of(conn, current)}; "
                 "move it with set_alias(..., expected='vN') or force=True"
             )
         at = now()
-        if current is not None:
-            conn.execute(delete(tb.Alias).where(tb.Alias.collection_id == collection_id, tb.Alias.alias == alias))
-        if version_id is not None:
+        where = (tb.Alias.collection_id == collection_id, tb.Alias.alias == alias)
+        if current is not None and version_id is not None:
+            conn.execute(update(tb.Alias).where(*where).values(version_id=version_id, updated_at=at))
+        elif current is not None:
+            conn.execute(delete(tb.Alias).where(*where))
+        elif version_id is not None:
             conn.execute(
                 insert(tb.Alias).values(collection_id=collection_id, alias=alias, version_id=version_id, updated_at=at)
             )
@@ -367,7 +371,8 @@ class Registry:
         """Step (3) of the commit protocol: dedup or allocate the next index, move aliases, record lineage.
 
         ``fields`` are the :class:`CommitFields` of the version. ``turn``, the store turn under
-        which steps (1) and (2) ran, must still be held (:meth:`hold_store_turn`).
+        which steps (1) and (2) ran, must still be held; the transaction that records the
+        version ends it (:meth:`end_store_turn`).
         """
         result = self._commit_version(**fields, reuse_only=False, turn=turn)
         assert result is not None
@@ -403,7 +408,7 @@ class Registry:
 
         def fn(conn: Connection) -> CommitResult | None:
             if turn is not None:
-                self.hold_store_turn(conn, turn)
+                self.end_store_turn(conn, turn)
             coll = self._collection_for_write(conn, entity, project, name, type)
             existing = conn.execute(
                 select(tb.Version.id)
@@ -454,7 +459,9 @@ class Registry:
         return self.write(fn)
 
     @staticmethod
-    def _add_tags(conn: Connection, version_id: int, tags: Iterable[str]) -> None:
+    def _add_tags(conn: Connection, version_id: int, tags: Collection[str]) -> None:
+        if not tags:
+            return
         have = set(conn.execute(select(tb.Tag.tag).where(tb.Tag.version_id == version_id)).scalars())
         for t in tags:
             if t not in have:
@@ -1075,7 +1082,7 @@ class Registry:
 
         def fn(conn: Connection) -> None:
             if turn is not None:
-                self.hold_store_turn(conn, turn)
+                self.end_store_turn(conn, turn)
             coll = self._collection_for_write(conn, entity, project, name, type)
             where = (tb.Part.collection_id == coll.id, tb.Part.distributed_id == distributed_id)
             if part_key is not None:
@@ -1227,24 +1234,28 @@ class Registry:
             raise ValueError(f"store turn kind {kind!r}: expected 'commit' or 'gc'")
         owner = current_owner().to_text()
 
-        def take(conn: Connection) -> int:
+        def take(conn: Connection) -> tuple[int, list[str]]:
             if conn.dialect.name == "postgresql":
                 # Turns are ordered by id: ids must become visible in the order they are drawn.
                 conn.execute(text("LOCK TABLE store_locks IN SHARE ROW EXCLUSIVE MODE"))
             moment = now()
-            conn.execute(delete(tb.StoreLock).where(tb.StoreLock.lease_until < moment - lease_length()))
+            if kind == "gc":
+                # Rows of turns long over (their process died) are cleared here only: commits,
+                # many more, skip a statement (a dead commit's row never blocks a commit).
+                conn.execute(delete(tb.StoreLock).where(tb.StoreLock.lease_until < moment - lease_length()))
             row = insert(tb.StoreLock).values(
                 kind=kind, owner=owner, run_id=run_id, started_at=moment, lease_until=moment + lease_length()
             )
-            return int(conn.execute(row.returning(tb.StoreLock.id)).scalar_one())
+            turn = int(conn.execute(row.returning(tb.StoreLock.id)).scalar_one())
+            return turn, _earlier_turns(conn, turn, kind)
 
-        turn = self.write(take)
+        turn, blocking = self.write(take)  # the common case, nothing to wait for: one transaction
         # A collection ends the turns it goes ahead of in the transaction that decides to: so a
-        # commit held up past its lease finds its turn gone when it records (see hold_store_turn).
+        # commit held up past its lease finds its turn gone when it records (see end_store_turn).
         check = self.write if kind == "gc" else self.read
         try:
             told, renew_at = False, time.monotonic() + heartbeat_seconds()
-            while blocking := check(lambda conn: _earlier_turns(conn, turn, kind)):
+            while blocking:
                 if on_wait is not None and not told:
                     on_wait(" and ".join(dict.fromkeys(blocking)))
                     told = True
@@ -1252,6 +1263,7 @@ class Registry:
                     self.renew_store_lock(turn)
                     renew_at = time.monotonic() + heartbeat_seconds()
                 time.sleep(poll_seconds)
+                blocking = check(lambda conn: _earlier_turns(conn, turn, kind))
         except BaseException:
             self.release_store_lock(turn)
             raise
@@ -1273,15 +1285,16 @@ class Registry:
         return self.write(fn)
 
     @staticmethod
-    def hold_store_turn(conn: Connection, turn: int) -> None:
-        """In the transaction that records a commit: its store turn ``turn`` must still be held
-        (its lease is pushed ahead). Raises :class:`StoreTurnLostError` if a collection ended it,
-        having gone ahead of a commit held up past its lease: the blobs the commit found present
-        may be gone, so it must not record anything. The row lock this takes makes a collection
-        deciding to go ahead wait for the transaction, and see its version as a root after it."""
-        held = conn.execute(
-            update(tb.StoreLock).where(tb.StoreLock.id == turn).values(lease_until=now() + lease_length())
-        )
+    def end_store_turn(conn: Connection, turn: int) -> None:
+        """In the transaction that records a commit: end its store turn ``turn``, which must still
+        be held. Raises :class:`StoreTurnLostError` if a collection ended it, having gone ahead
+        of a commit held up past its lease: the blobs the commit found present may be gone, so
+        it must not record anything. Ending the turn as the version is recorded leaves no moment
+        for a collection between the two (the row lock this takes makes a collection deciding to
+        go ahead wait for the transaction, and see the version as a root after it), and saves
+        the commit a transaction; if the transaction fails, the turn is still held and the caller
+        ends it (:meth:`release_store_lock`)."""
+        held = conn.execute(delete(tb.StoreLock).where(tb.StoreLock.id == turn))
         if not held.rowcount:
             raise StoreTurnLostError(
                 "this commit was held up past its turn at the store and a garbage collection went ahead of "
@@ -1298,7 +1311,7 @@ def _earlier_turns(conn: Connection, turn: int, kind: str) -> list[str]:
 
     For a collection (in a write transaction) the earlier turns that are over (lease run out,
     process gone) are ended here: a commit among them can then no longer record
-    (:meth:`Registry.hold_store_turn`). Their rows stay locked until this transaction ends, so a
+    (:meth:`Registry.end_store_turn`). Their rows stay locked until this transaction ends, so a
     commit recording meanwhile is either seen renewed (and waited for) or finds its turn gone.
     """
     query = select(tb.StoreLock.id, tb.StoreLock.kind, tb.StoreLock.owner, tb.StoreLock.lease_until).where(
