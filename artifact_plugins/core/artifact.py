@@ -164,8 +164,11 @@ def _tree_digests(
     since = time.time_ns()  # before any file is read: what settled() measures from
     found = checksum_cache.known_tree(*tree, stats)
     if found is None:
-        digests = _digests(paths, stats, checksum_cache, keep)
-        token = checksum_cache.remember_tree(*tree, stats, digests, since=since)
+        known = checksum_cache.lookup(stats)
+        hashed = _unknown(known)
+        # The files hashed are remembered with the directory's rows, in one transaction.
+        digests = _hash_all(paths, stats, known, since, None, keep, hashed)
+        token = checksum_cache.remember_tree(*tree, stats, digests, since=since, hashed=hashed)
         return digests, TreeScan(token, bytearray(len(paths)), [], {}, True)
     known = found.digests
     unchanged = bytearray(map(operator.is_not, known, itertools.repeat(None)))
@@ -174,10 +177,16 @@ def _tree_digests(
         return cast(list[str], known), TreeScan(found.token, unchanged, found.gone, found.held_by, False)
     for i, d in zip(unknown, checksum_cache.lookup([stats[i] for i in unknown]), strict=True):
         known[i] = d
-    digests = _hash_all(paths, stats, known, since, checksum_cache, keep)
+    todo = array("q", (i for i in unknown if known[i] is None))
+    digests = _hash_all(paths, stats, known, since, None, keep, todo)
     changed = (found.token, unknown) if found.same_paths else None
-    token = checksum_cache.remember_tree(*tree, stats, digests, changed, since)
+    token = checksum_cache.remember_tree(*tree, stats, digests, changed, since, todo)
     return digests, TreeScan(token, unchanged, found.gone, found.held_by, token != found.token)
+
+
+def _unknown(known: Sequence[str | None]) -> array[int]:
+    """The indices of ``known`` that are ``None``, as one array of machine integers."""
+    return array("q", itertools.compress(range(len(known)), map(operator.is_, known, itertools.repeat(None))))
 
 
 def _hash_all(
@@ -187,16 +196,19 @@ def _hash_all(
     since: int,
     checksum_cache: ChecksumCache | None = None,
     keep: KeepBytes | None = None,
+    todo: array[int] | None = None,
 ) -> list[str]:
     """Fill in every ``None`` of ``known`` by hashing that file (and remember it in ``checksum_cache``
-    if :func:`~.hashing.settled` when read from ``since`` on).
+    if :func:`~.hashing.settled` when read from ``since`` on). ``todo``, if the caller has it, is
+    :func:`_unknown` of ``known`` (a log after a few files changed then never goes over them all).
 
     No per-file tuples or lists of int objects: at a million files, short-lived objects
     interleaved with the draft's own leave the heap fragmented, and the process's peak memory is
     what they leave behind. The files to hash are indexed by one array of machine integers, so a
     log after a few files changed goes over those few.
     """
-    todo = array("q", itertools.compress(range(len(known)), map(operator.is_, known, itertools.repeat(None))))
+    if todo is None:
+        todo = _unknown(known)
 
     def hash_one(i: int) -> None:
         digest, after = hash_file(paths[i], stats[i], keep)

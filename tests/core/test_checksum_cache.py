@@ -316,9 +316,10 @@ def test_tree_matching_agrees_with_comparing_file_by_file(monkeypatch):
     for n in (1, 63, 64, 65, 200, 1000):
         rels = [f"d{i % 7}/f{i}" for i in range(n)]
         stats = [hashing.FileStat(0o100644, 1000 + i, 42, rng.randrange(1 << 20), 10**18 + i) for i in range(n)]
-        for _ in range(20):
+        for k in range(20):
             new_rels, new_stats = list(rels), list(stats)
-            for i in rng.sample(range(n), rng.randrange(min(n, 5) + 1)):
+            changes = n if k % 7 == 0 else rng.randrange(min(n, 5) + 1)  # now and then every file
+            for i in rng.sample(range(n), changes):
                 new_stats[i] = new_stats[i]._replace(st_mtime_ns=new_stats[i].st_mtime_ns + 1)
             if rng.random() < 0.3:  # a rename, an addition, a removal
                 new_rels[rng.randrange(n)] += ".renamed"
@@ -400,6 +401,32 @@ def test_checksum_cache_unit(tmp_path):
     broken = tmp_path / "broken.sqlite"
     broken.write_bytes(b"this is not a database" * 100)
     assert ChecksumCache(broken).lookup([st]) == [None]
+
+
+def test_digests_remembered_in_the_earlier_table_are_carried_over(tmp_path):
+    """A cache file written before the per-file table was rebuilt keyed by (dev, ino) alone: its
+    digests are still known, and the earlier table is gone."""
+    import sqlite3
+
+    f = tmp_path / "x.bin"
+    f.write_bytes(b"kept")
+    t = time.time() - 100
+    os.utime(f, (t, t))
+    st = os.stat(f)
+    path = tmp_path / "cs.sqlite"
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE checksums (dev INTEGER, ino INTEGER, size INTEGER, "
+            "mtime_ns INTEGER, digest TEXT NOT NULL, PRIMARY KEY (dev, ino))"
+        )
+        old.execute("INSERT INTO checksums VALUES (?,?,?,?,?)", (st.st_dev, st.st_ino, 4, st.st_mtime_ns, "blake3:x"))
+    old.close()
+    assert ChecksumCache(path).lookup([st]) == ["blake3:x"]
+    with sqlite3.connect(path) as conn:
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    conn.close()
+    assert "checksums" not in tables and "file_digests" in tables
+    assert ChecksumCache(path).lookup([st]) == ["blake3:x"]  # and by the next process too
 
 
 def test_a_slow_download_never_teaches_the_cache_a_reference_identity_as_content(tmp_path, monkeypatch):
