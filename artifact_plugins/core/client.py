@@ -19,7 +19,7 @@ from .delta import DeltaPlan
 from .errors import InvalidInputError, StoreError
 from .hashing import ChecksumCache, store_scope
 from .liveness import HEARTBEAT
-from .manifest import Delta, Manifest, delta_bytes, read_stored, stored_base
+from .manifest import DeltaOutline, Manifest, delta_bytes, read_delta_outline, stored_base
 from .registry import Registry, VersionRecord
 from .storage import BlobStore, manifest_key, open_store
 
@@ -85,17 +85,17 @@ class Client:
             self.remember_manifest(digest, cached)
         return cached
 
-    def stored_delta(self, digest: str, base: str | None = None) -> Delta | None:
-        """The delta stored as the manifest ``digest``; ``None`` if that manifest is stored whole
-        (told from its first bytes: a whole manifest is not parsed). ``base``, when known, is the
-        base the delta must be of; a delta of another is refused."""
+    def stored_delta(self, digest: str, base: str | None = None) -> DeltaOutline | None:
+        """What the delta stored as the manifest ``digest`` changes; ``None`` if that manifest is
+        stored whole (told from its first bytes: a whole manifest is not parsed). ``base``, when
+        known, is the base the delta must be of; a delta of another is refused."""
         data = self.store.get_bytes(manifest_key(digest))
         if stored_base(data) is None:
             return None
-        stored = read_stored(data)
-        if not isinstance(stored, Delta) or stored.digest != digest or base not in (None, stored.base):
+        outline = read_delta_outline(data)
+        if outline.digest != digest or base not in (None, outline.base):
             raise InvalidInputError(f"the stored manifest of {digest} is not the delta it should be")
-        return stored
+        return outline
 
     def _resolvable(self, key: str) -> bool:
         """Whether the stored manifest at ``key`` is whole or a delta whose base is stored."""

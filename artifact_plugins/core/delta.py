@@ -64,9 +64,9 @@ def plan_delta(client: Client, manifest: Manifest, source: DeltaSource) -> Delta
             return None
         if prior is not None:  # the version is itself a delta: the new one is of the same base
             base = prior.base
-            changed.update(e.path for e in prior.entries)
+            changed.update(prior.paths)
             removed.update(prior.removed)
-            removed.update(e.path for e in prior.entries)  # those not in the new manifest stay removed
+            removed.update(prior.paths)  # those not in the new manifest stay removed
     entries = manifest.entries
     changed = {p for p in changed if p in entries}
     removed = {p for p in removed if p not in entries}

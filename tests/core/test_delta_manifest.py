@@ -21,7 +21,15 @@ from artifact_plugins.core import delta as delta_mod
 from artifact_plugins.core.client import close_clients, get_client
 from artifact_plugins.core.errors import InvalidInputError
 from artifact_plugins.core.hashing import digest_bytes
-from artifact_plugins.core.manifest import Delta, Manifest, ManifestEntry, delta_bytes, make_entry, read_stored
+from artifact_plugins.core.manifest import (
+    Delta,
+    Manifest,
+    ManifestEntry,
+    delta_bytes,
+    make_entry,
+    read_delta_outline,
+    read_stored,
+)
 from artifact_plugins.core.storage import blob_key, manifest_key
 
 FILES = {f"d{i % 3}/f{i}.txt": f"content {i}" for i in range(12)}
@@ -180,6 +188,28 @@ def test_a_delta_with_a_bad_removed_path_is_refused(removed: list[object]) -> No
     bad = text.replace('"removed":[]', '"removed":' + json.dumps(removed))
     with pytest.raises(InvalidInputError, match="invalid list of removed paths"):
         read_stored(gzip.compress(bad.encode()))
+
+
+def test_a_delta_outline_names_what_the_delta_changes() -> None:
+    """Planning the next delta reads only the paths of the one before: the same paths, the same
+    head, and the same refusals of what is not a delta this code wrote."""
+    base = Manifest(_entries(4))
+    changed = _entries(3)[1:]
+    data = delta_bytes(digest_bytes(b"result"), base.digest(), changed, ["f0.txt"])
+    outline, full = read_delta_outline(data), read_stored(data)
+    assert isinstance(full, Delta)
+    assert (outline.digest, outline.base, outline.removed) == (full.digest, full.base, full.removed)
+    assert outline.paths == [e.path for e in full.entries]
+    with pytest.raises(InvalidInputError, match="whole"):
+        read_delta_outline(base.to_bytes())
+    unicode = [make_entry("données/é.txt", digest_bytes(b"u"), 1)]  # canonical, not the plain fast path
+    for entries in ([], unicode):
+        other = delta_bytes(digest_bytes(b"result"), base.digest(), entries, [])
+        assert read_delta_outline(other).paths == [e.path for e in entries]
+    text = gzip.decompress(data).decode()
+    for bad in (text.replace(changed[0].path, "../up"), text.replace(changed[0].path, changed[1].path)):
+        with pytest.raises(InvalidInputError, match="invalid entry list"):
+            read_delta_outline(gzip.compress(bad.encode()))
 
 
 def test_a_left_over_delta_whose_base_is_gone_is_written_again_whole(src: Path, tmp_path: Path) -> None:
