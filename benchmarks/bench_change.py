@@ -19,10 +19,15 @@ times what it calls by wrapping the function that does it:
 * ``store check``: asking the store which blobs it lacks (on local disk: one ``stat`` per blob
   that no committed version holds)
 * ``store``: writing the new blobs
+* ``held check``: whether the versions the unchanged files' blobs are held by are still committed
+* ``delta plan``: reading what the previous version's delta manifest changed (to store the new
+  manifest as a delta of the same base)
 * ``manifest``: serialising and writing the manifest
-* ``commit``: the registry transaction of a new version (or of the reused one)
-* ``store turn``: taking and ending the commit's turn at the store (the gc fence; a re-log
-  that reuses its version takes none)
+* ``commit``: the registry transaction of a new version (or of the reused one); it also ends
+  the commit's turn at the store
+* ``store turn``: taking the commit's turn at the store (the gc fence; a re-log that reuses its
+  version takes none), and ending it where the commit did not
+* ``mark``: recording in the checksum cache that the new version holds the directory's files
 * ``total``: ``Artifact`` + ``add_dir`` + ``init`` + ``log_artifact`` + ``finish``
 
 and prints the median of each step for both logs: the difference is what the change cost.
@@ -51,9 +56,12 @@ STEPS = {
     "hash": ("artifact_plugins.core.artifact", None, "_hash_all"),
     "store check": ("artifact_plugins.core.storage.local", "LocalStore", "missing"),
     "store": ("artifact_plugins.core.transfer", None, "_transfer"),
+    "held check": ("artifact_plugins.core.registry.registry", "Registry", "committed_digests"),
+    "delta plan": ("artifact_plugins.core.run", None, "plan_delta"),
     "manifest": ("artifact_plugins.core.client", "Client", "put_manifest"),
     "commit": ("artifact_plugins.core.registry.registry", "Registry", "commit_version", "reuse_version"),
     "store turn": ("artifact_plugins.core.registry.registry", "Registry", "acquire_store_lock", "release_store_lock"),
+    "mark": ("artifact_plugins.core.hashing", "ChecksumCache", "mark_tree"),
 }
 
 CHILD = (

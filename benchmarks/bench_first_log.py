@@ -12,7 +12,7 @@ process times each step by wrapping the function that does it:
 * ``hash``: reading and hashing the files, minus ``remember`` (below); on the local store this
   includes writing each small file's blob from the bytes just hashed (created under its final
   name, made read-only once complete)
-* ``remember``: writing their digests to the checksum cache
+* ``remember``: writing their digests to the checksum cache (file by file, and the directory's rows)
 * ``entries``: the rest of ``add_dir`` (path checks, entry objects)
 * ``look up``: asking the store which blobs it lacks (one ``stat`` per blob)
 * ``store``: for blobs still missing (none, on the local store, since they were stored while
@@ -55,6 +55,7 @@ from artifact_plugins.core.storage.local import LocalStore
 timed(artifact_mod, "_scan_dir", "scan")
 timed(artifact_mod, "_tree_digests", "hash")
 timed(ChecksumCache, "remember", "remember")
+timed(ChecksumCache, "remember_tree", "remember")
 timed(LocalStore, "missing", "look up")
 timed(artifact_plugins.core.transfer, "_transfer", "store")  # whole: the files may go on threads
 timed(artifact_mod.Artifact, "manifest", "manifest")
