@@ -47,6 +47,24 @@ def test_versions_count_up_and_latest_is_newest(tmp_path, api):
     assert len({v.digest for v in listed}) == 4
 
 
+def test_a_new_version_is_returned_as_a_read_of_it_gives_it(tmp_path, api):
+    """The record a commit returns for a version it created (built from what it wrote, not read
+    back) is the one the registry gives later: aliases, tags (in code point order, whatever the
+    database sorts by), metadata, description, TTL, time and run."""
+    from artifact_plugins.core.client import get_client
+
+    with ap.init() as run:
+        art = draft(tmp_path, "ds", {"f.txt": "x"})
+        art.description = "first"
+        art.metadata = {"nested": {"b": [1, 2.5, None], "a": True}, "n": 3}
+        logged = run.log_artifact(
+            art, aliases=["zeta", "Best", "alpha"], tags=["b-tag", "B_tag", "a.tag"], ttl_seconds=60
+        )
+    again = get_client().registry.version(logged._record.id)
+    assert logged._record == again
+    assert again.aliases == ("latest", "Best", "alpha", "zeta") and again.tags == ("B_tag", "a.tag", "b-tag")
+
+
 def test_latest_moves_on_every_new_version(tmp_path, api):
     with ap.init() as run:
         for i in range(3):

@@ -9,6 +9,7 @@ and transactions that lose a race on them are retried.
 from __future__ import annotations
 
 import itertools
+import json
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -214,8 +215,8 @@ class Registry:
                 ttl_seconds=r.ttl_seconds,
                 created_by=r.created_by,
                 collection_id=r.collection_id,
-                aliases=tuple(sorted(aliases.get(r.id, []), key=lambda a: (a != LATEST, a))),
-                tags=tuple(tags.get(r.id, [])),
+                aliases=_alias_order(aliases.get(r.id, [])),
+                tags=tuple(sorted(tags.get(r.id, []))),  # code point order, whatever the database's collation
             )
             for r in rows
         ]
@@ -420,7 +421,7 @@ class Registry:
             created = existing is None
             moves = []
             if created:
-                index = coll.next_index
+                index, created_at = coll.next_index, now()
                 conn.execute(update(tb.Collection).where(tb.Collection.id == coll.id).values(next_index=index + 1))
                 vid = conn.execute(
                     insert(tb.Version).values(
@@ -433,7 +434,7 @@ class Registry:
                         state=COMMITTED,
                         description=description,
                         metadata=metadata,
-                        created_at=now(),
+                        created_at=created_at,
                         ttl_seconds=ttl_seconds,
                         created_by=run_id,
                     )
@@ -454,7 +455,31 @@ class Registry:
             self._add_tags(conn, vid, tags)
             if run_id is not None:
                 self._edge(conn, run_id, vid, "logged")
-            return CommitResult(self._version_by_id(conn, vid), created, [mv for mv in moves if mv])
+            if created:  # everything it holds was just written here: not read back (three queries)
+                record = VersionRecord(
+                    id=vid,
+                    entity=entity,
+                    project=project,
+                    name=name,
+                    type=type,
+                    index=index,
+                    digest=digest,
+                    manifest_key=manifest_key,
+                    size=size,
+                    file_count=file_count,
+                    state=COMMITTED,
+                    description=description,
+                    metadata=json.loads(json.dumps(metadata)),  # a copy, as a read gives
+                    created_at=as_utc(created_at),
+                    ttl_seconds=ttl_seconds,
+                    created_by=run_id,
+                    collection_id=coll.id,
+                    aliases=_alias_order([LATEST, *aliases]),
+                    tags=tuple(sorted(tags)),
+                )
+            else:
+                record = self._version_by_id(conn, vid)
+            return CommitResult(record, created, [mv for mv in moves if mv])
 
         return self.write(fn)
 
@@ -1304,6 +1329,11 @@ class Registry:
     def release_store_lock(self, turn: int) -> None:
         """End store turn ``turn`` (a no-op if it already ended)."""
         self.write(lambda conn: conn.execute(delete(tb.StoreLock).where(tb.StoreLock.id == turn)))
+
+
+def _alias_order(aliases: Iterable[str]) -> tuple[str, ...]:
+    """A version's aliases as records list them: ``latest`` first, then the others sorted."""
+    return tuple(sorted(aliases, key=lambda a: (a != LATEST, a)))
 
 
 def _earlier_turns(conn: Connection, turn: int, kind: str) -> list[str]:
