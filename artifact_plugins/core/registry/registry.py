@@ -421,24 +421,23 @@ class Registry:
             created = existing is None
             moves = []
             if created:
-                index, created_at = coll.next_index, now()
+                index = coll.next_index
                 conn.execute(update(tb.Collection).where(tb.Collection.id == coll.id).values(next_index=index + 1))
-                vid = conn.execute(
-                    insert(tb.Version).values(
-                        collection_id=coll.id,
-                        index=index,
-                        digest=digest,
-                        manifest_key=manifest_key,
-                        size=size,
-                        file_count=file_count,
-                        state=COMMITTED,
-                        description=description,
-                        metadata=metadata,
-                        created_at=created_at,
-                        ttl_seconds=ttl_seconds,
-                        created_by=run_id,
-                    )
-                ).inserted_primary_key[0]  # type: ignore[index]
+                row: dict[str, Any] = dict(
+                    collection_id=coll.id,
+                    index=index,
+                    digest=digest,
+                    manifest_key=manifest_key,
+                    size=size,
+                    file_count=file_count,
+                    state=COMMITTED,
+                    description=description,
+                    metadata=metadata,
+                    created_at=now(),
+                    ttl_seconds=ttl_seconds,
+                    created_by=run_id,
+                )
+                vid = conn.execute(insert(tb.Version).values(**row)).inserted_primary_key[0]  # type: ignore[index]
                 moves.append(self._move_alias(conn, coll.id, LATEST, vid, run_id))
             else:
                 vid = existing
@@ -457,23 +456,16 @@ class Registry:
                 self._edge(conn, run_id, vid, "logged")
             if created:  # everything it holds was just written here: not read back (three queries)
                 record = VersionRecord(
+                    **{
+                        **row,
+                        "metadata": json.loads(json.dumps(metadata)),  # a copy, as a read gives
+                        "created_at": as_utc(row["created_at"]),
+                    },
                     id=vid,
                     entity=entity,
                     project=project,
                     name=name,
                     type=type,
-                    index=index,
-                    digest=digest,
-                    manifest_key=manifest_key,
-                    size=size,
-                    file_count=file_count,
-                    state=COMMITTED,
-                    description=description,
-                    metadata=json.loads(json.dumps(metadata)),  # a copy, as a read gives
-                    created_at=as_utc(created_at),
-                    ttl_seconds=ttl_seconds,
-                    created_by=run_id,
-                    collection_id=coll.id,
                     aliases=_alias_order([LATEST, *aliases]),
                     tags=tuple(sorted(tags)),
                 )
