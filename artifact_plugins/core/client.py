@@ -85,7 +85,7 @@ class Client:
             self.remember_manifest(digest, cached)
         return cached
 
-    def stored_delta(self, digest: str, base: str | None = None) -> DeltaOutline | None:
+    def stored_delta_outline(self, digest: str, base: str | None = None) -> DeltaOutline | None:
         """What the delta stored as the manifest ``digest`` changes; ``None`` if that manifest is
         stored whole (told from its first bytes: a whole manifest is not parsed). ``base``, when
         known, is the base the delta must be of; a delta of another is refused."""

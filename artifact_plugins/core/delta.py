@@ -59,7 +59,7 @@ def plan_delta(client: Client, manifest: Manifest, source: DeltaSource) -> Delta
     base = source.version
     if source.stored_base != "":
         try:
-            prior = client.stored_delta(source.version, source.stored_base)
+            prior = client.stored_delta_outline(source.version, source.stored_base)
         except ArtifactPluginsError:
             return None
         if prior is not None:  # the version is itself a delta: the new one is of the same base

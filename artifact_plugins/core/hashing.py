@@ -423,9 +423,14 @@ def store_scope(registry: str, store: str) -> str:
     return blake3(f"{registry}\0{store}".encode()).hexdigest()[:32]
 
 
+def _checksum_rows(items: Iterable[tuple[Stat, str]], since: int) -> Iterator[tuple[int, int, int, int, str]]:
+    """``(dev, ino, size, mtime_ns, digest)`` of each ``(stat, digest)`` whose file was
+    :func:`settled` when read from ``since`` on."""
+    return ((s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns, d) for s, d in items if settled(s.st_mtime_ns, since))
+
+
 def _insert_checksums(conn: sqlite3.Connection, rows: Iterable[tuple[int, int, int, int, str]]) -> None:
-    """Write ``(dev, ino, size, mtime_ns, digest)`` rows, streamed from ``rows``: a million never sit
-    in a list at once."""
+    """Write :func:`_checksum_rows`, streamed: a million never sit in a list at once."""
     conn.executemany("INSERT OR REPLACE INTO file_digests VALUES (?,?,?,?,?)", rows)
 
 
@@ -515,7 +520,7 @@ class ChecksumCache:
         """Record digests of files whose bytes were read (or written) from time ``since`` on
         (default: now); files not :func:`settled` by then are skipped."""
         since = time.time_ns() if since is None else since
-        rows = ((s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns, d) for s, d in items if settled(s.st_mtime_ns, since))
+        rows = _checksum_rows(items, since)
         first = next(rows, None)
         if first is None:
             return
@@ -722,14 +727,7 @@ class ChecksumCache:
 
         def write(conn: sqlite3.Connection) -> None:
             nonlocal written
-            _insert_checksums(
-                conn,
-                (
-                    (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, digests[i])
-                    for i in hashed
-                    if settled((st := stats[i]).st_mtime_ns, since)
-                ),
-            )
+            _insert_checksums(conn, _checksum_rows(((stats[i], digests[i]) for i in hashed), since))
             written = store(conn)
             if not written:
                 conn.execute("DELETE FROM trees WHERE key = ?", (key,))

@@ -266,7 +266,7 @@ def _materialize(
 
         try:
             store = client.store
-            if isinstance(store, LocalStore) and store.is_local and fork_pays(len(todo)):
+            if isinstance(store, LocalStore) and fork_pays(len(todo)):
                 _fetch_forked(store, entries, todo, fetch, land, target_of, written, progress)
             else:
                 _transfer(fetch, todo, store, total)
