@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
 
 from .delta import DeltaSource
-from .errors import ArtifactFinalizedError, InvalidInputError, StoreError
+from .errors import ArtifactFinalizedError, InvalidInputError, RegistryError, StoreError
 from .forked import fork_pays, run_forked
 from .gcpause import gc_paused
 from .hashing import (
@@ -94,7 +94,7 @@ def hash_local_files(
         stats = [compact_stat(os.stat(p)) for p in paths]
     except OSError as exc:
         raise InvalidInputError(f"cannot add {exc.filename!r}: {exc.strerror}") from None
-    digests = _digests(paths, stats, checksum_cache, keep)
+    digests, _hashed = _digests(paths, stats, checksum_cache, keep)
     return list(zip(digests, stats, strict=True))
 
 
@@ -135,14 +135,16 @@ def _digests(
     stats: list[FileStat],
     checksum_cache: ChecksumCache | None,
     keep: KeepBytes | None = None,
-) -> list[str]:
-    """The digest of each file; ``stats`` is updated in place to the stat each file was hashed at.
+) -> tuple[list[str], array[int]]:
+    """The digest of each file, and the indices of the files hashed (read) for it; ``stats`` is
+    updated in place to the stat each file was hashed at.
 
     Files the checksum cache knows unchanged are not read. ``keep`` is handed each small file read.
     """
     since = time.time_ns()
     known: list[str | None] = checksum_cache.lookup(stats) if checksum_cache is not None else [None] * len(paths)
-    return _hash_all(paths, stats, known, since, checksum_cache, keep)
+    hashed = _unknown(known)
+    return _hash_all(paths, stats, known, since, checksum_cache, keep, hashed), hashed
 
 
 def _tree_digests(
@@ -151,16 +153,18 @@ def _tree_digests(
     checksum_cache: ChecksumCache,
     tree: tuple[str, Sequence[str]],
     keep: KeepBytes | None = None,
-) -> tuple[list[str], TreeScan | None]:
+) -> tuple[list[str], TreeScan | None, array[int]]:
     """:func:`_digests` of a scanned directory, ``tree`` being ``(root, paths under root)``.
 
     The files that are as the last scan of ``root`` left them are not even looked up file by
     file (a few rows for the directory): a log after a few files changed looks up and hashes
     those few, and rewrites the rows of those few. Also returns what the rows told of the
-    directory (``None`` for a directory too small or too large to be remembered).
+    directory (``None`` for a directory too small or too large to be remembered), and which
+    files were hashed.
     """
     if not TREE_MIN_FILES <= len(paths) <= TREE_MAX_FILES:
-        return _digests(paths, stats, checksum_cache, keep), None
+        digests, hashed = _digests(paths, stats, checksum_cache, keep)
+        return digests, None, hashed
     since = time.time_ns()  # before any file is read: what settled() measures from
     found = checksum_cache.known_tree(*tree, stats)
     if found is None:
@@ -169,19 +173,19 @@ def _tree_digests(
         # The files hashed are remembered with the directory's rows, in one transaction.
         digests = _hash_all(paths, stats, known, since, None, keep, hashed)
         token = checksum_cache.remember_tree(*tree, stats, digests, since=since, hashed=hashed)
-        return digests, TreeScan(token, bytearray(len(paths)), [], {}, True)
+        return digests, TreeScan(token, bytearray(len(paths)), [], {}, True), hashed
     known = found.digests
     unchanged = bytearray(map(operator.is_not, known, itertools.repeat(None)))
     unknown = list(itertools.compress(range(len(known)), map(operator.not_, unchanged)))
     if not unknown:
-        return cast(list[str], known), TreeScan(found.token, unchanged, found.gone, found.held_by, False)
+        return cast(list[str], known), TreeScan(found.token, unchanged, found.gone, found.held_by, False), array("q")
     for i, d in zip(unknown, checksum_cache.lookup([stats[i] for i in unknown]), strict=True):
         known[i] = d
     todo = array("q", (i for i in unknown if known[i] is None))
     digests = _hash_all(paths, stats, known, since, None, keep, todo)
     changed = (found.token, unknown) if found.same_paths else None
     token = checksum_cache.remember_tree(*tree, stats, digests, changed, since, todo)
-    return digests, TreeScan(token, unchanged, found.gone, found.held_by, token != found.token)
+    return digests, TreeScan(token, unchanged, found.gone, found.held_by, token != found.token), todo
 
 
 def _unknown(known: Sequence[str | None]) -> array[int]:
@@ -350,9 +354,14 @@ class Artifact:
         self._checksum_cache: ChecksumCache | None = None
         self._keep: KeepBytes | None = None  # see _store_as_hashed
         self._keep_resolved = False
-        # Blobs held by committed versions (see _hold), and directories to mark once committed.
+        # Entries flagged held: their blobs are held by committed versions (see _hold) or were
+        # stored by this draft (see _store_as_hashed), all in one registry and store. And
+        # directories to mark once committed.
         self._held_scope: str | None = None
         self._held_by: set[str] = set()
+        self._stored_since: int | None = None  # the store's generation as the draft began storing
+        self._stored_scope = ""
+        self._stored_flagged = False
         self._trees: list[_AddedTree] = []
         self._trees_intact = True
         self._delta_source: DeltaSource | None = None
@@ -396,29 +405,55 @@ class Artifact:
         the default settings' store), if it is local.
 
         A file read to be hashed is written to the store there and then, from the bytes just
-        hashed, so the log finds its blob present and reads nothing again (a first log of
-        small files read each twice). Best effort: the log checks every blob anyway and sends
-        what is missing, so a store that refuses (full, read-only) only stops this for the
-        draft, and a run that logs to another store sends the bytes there. Blobs of a draft
-        never logged are unreferenced and left to gc.
+        hashed, so the log reads nothing again (a first log of small files read each twice).
+        Best effort: a store that refuses (full, read-only) only stops this for the draft (the
+        log sends what is missing), and a run that logs to another store sends the bytes
+        there. Blobs of a draft never logged are unreferenced and left to gc.
+
+        The store's generation (:meth:`~.registry.Registry.store_generation`) is read first: if
+        no collection is under way, the entries whose blobs were stored here are flagged
+        ``held``, and the log counts them present without asking the store if no collection
+        went ahead meanwhile (see :meth:`_stored_in`).
         """
         if not self._keep_resolved:
             from .storage import blob_key
             from .storage.local import LocalStore
 
             self._keep_resolved = True
-            store = self._adding_client().store
+            client = self._adding_client()
+            store = client.store
             if isinstance(store, LocalStore):
+                owner = os.getpid()
+                try:
+                    self._stored_since = client.registry.store_generation(while_idle=True)
+                except RegistryError:  # the log finds out what is wrong; blobs are then checked
+                    self._stored_since = None
+                self._stored_scope = client.scope
 
                 def keep(digest: str, data: bytes) -> None:
                     if self._keep is not None:
                         try:
                             store.put_bytes(blob_key(digest), data)
                         except StoreError:
+                            if os.getpid() != owner:
+                                # In a forked helper (forked.py) the file counts as not done: the
+                                # parent does it again, and its failure is the one that shows.
+                                raise
                             self._keep = None
 
                 self._keep = keep
         return self._keep
+
+    def _flag_stored(self, stats: Sequence[FileStat], hashed: Sequence[int], flags: bytearray) -> None:
+        """Flag ``held`` the files of ``hashed`` whose blobs were stored as they were hashed: every
+        small one, if storing never failed and the store's generation was read while no
+        collection was under way (otherwise none)."""
+        if self._keep is None or self._stored_since is None or not self._claim_scope(self._stored_scope):
+            return
+        for i in hashed:
+            if stats[i].st_size < MMAP_THRESHOLD:
+                flags[i] = 1
+                self._stored_flagged = True
 
     def _hold(self, scope: str, version_digest: str) -> bool:
         """Note that entries about to be added have their blobs held by the committed version
@@ -430,16 +465,29 @@ class Artifact:
         every blob of a committed version), and asks about every blob if one is not. One scope
         per draft: entries held in another are not flagged.
         """
+        if not self._claim_scope(scope):
+            return False
+        self._held_by.add(version_digest)
+        return True
+
+    def _claim_scope(self, scope: str) -> bool:
+        """Whether entries flagged ``held`` may rely on registry and store ``scope``: the only
+        one they rely on, from the first flagged entry on."""
         if self._held_scope not in (None, scope):
             return False
         self._held_scope = scope
-        self._held_by.add(version_digest)
         return True
 
     def _held_in(self, scope: str) -> frozenset[str]:
         """The committed versions the ``held`` entries rely on, if this draft logs to ``scope``;
         empty when it logs elsewhere (then no entry counts as held)."""
         return frozenset(self._held_by) if scope == self._held_scope else frozenset()
+
+    def _stored_in(self, scope: str) -> int | None:
+        """If some ``held`` entries are so because this draft stored their blobs in ``scope``
+        (and it logs there): the store's generation when it began. They are present if no
+        collection went ahead since, that is, if the generation is the same in the commit's turn."""
+        return self._stored_since if self._stored_flagged and scope == self._held_scope else None
 
     def _only_tree(self) -> _AddedTree | None:
         """The directory the draft is made of, if it is made of exactly one directory's files."""
@@ -545,12 +593,14 @@ class Artifact:
             paths = normalize_entry_paths(rels)
             cache, keep = self._cache(), self._store_as_hashed()
             if cache is None:
-                digests, scan = _digests(fulls, stats, None, keep), None
+                (digests, hashed), scan = _digests(fulls, stats, None, keep), None
             else:
-                digests, scan = _tree_digests(fulls, stats, cache, (root, scanned), keep)
+                digests, scan, hashed = _tree_digests(fulls, stats, cache, (root, scanned), keep)
             held = bytearray(len(fulls))
             if scan is not None:
                 held = self._note_scan(root, name or "", scan, paths)
+            if keep is not None and hashed:
+                self._flag_stored(stats, hashed, held)
             out = []
             put = self._put
             base, cut = f"{root}/", 0 if name is None else len(posixpath.join(name, ""))

@@ -279,6 +279,7 @@ class Run:
                 lambda turn: registry.commit_version(turn=turn, **fields),
                 artifact._held_in(scope),
                 artifact._delta_in(scope),
+                artifact._stored_in(scope),
             )
             result = committed
         artifact._committed_as(scope, digest, stored)
@@ -480,6 +481,7 @@ def store_then_record(
     record: Callable[[int], T],
     held: frozenset[str] = frozenset(),
     delta: DeltaSource | None = None,
+    stored_since: int | None = None,
 ) -> tuple[T, str | None]:
     """Steps (1) and (2) of the commit protocol, then ``record(turn)`` (step 3), in one commit turn,
     which ``record``'s transaction ends (:meth:`~.registry.Registry.end_store_turn`).
@@ -495,7 +497,11 @@ def store_then_record(
     flagged ``held``: a store that only gc deletes from (``BlobStore.only_gc_deletes``, the
     local one) is not asked about those blobs if, in the turn, every one of these versions is
     still committed (gc keeps every blob of a committed version, and none runs during the
-    turn). If one is not, the store is asked about every blob. ``delta``, whose
+    turn). If one is not, the store is asked about every blob. Entries are also flagged
+    ``held`` because the draft stored their blobs as it hashed them, while the store's
+    generation was ``stored_since`` (:meth:`~.registry.Registry.store_generation`): they are
+    taken as present if, in the turn, the generation is the same (no collection went ahead
+    since); if it is not, the store is asked about every blob. ``delta``, whose
     version must be among ``held``, is what the manifest may be stored as a delta of
     (:func:`~.delta.plan_delta`).
 
@@ -511,10 +517,14 @@ def store_then_record(
     while True:
         turn = registry.acquire_store_lock("commit", run_id, on_wait=waiting)
         try:
+            trusted = bool(held) or stored_since is not None
             if held and len(registry.committed_digests(held)) < len(held):
                 logger.info("a version %r started from is no longer committed: checking every blob", artifact.name)
-                held, delta = frozenset(), None
-            upload_blobs(client, artifact.pending, artifact.name, skip_held=bool(held) and client.store.only_gc_deletes)
+                held, delta, trusted = frozenset(), None, False
+            if trusted and stored_since is not None and registry.store_generation() != stored_since:
+                logger.info("a garbage collection ran since %r was stored: checking every blob", artifact.name)
+                trusted = False
+            upload_blobs(client, artifact.pending, artifact.name, skip_held=trusted and client.store.only_gc_deletes)
             plan = plan_delta(client, manifest, delta) if delta is not None and delta.version in held else None
             stored = client.put_manifest(manifest, plan)
             return record(turn), stored  # its transaction ended the turn

@@ -1,8 +1,11 @@
-"""Blobs held by a committed version a draft started from.
+"""Blobs a log does not ask the store about: held by a committed version the draft started from,
+or stored by the draft itself as it hashed the files.
 
-A log does not ask the store about them; it checks, in its turn at the store, that the version
-is still committed, and asks about every blob when it is not. What marks a directory as held by a
-version is the checksum cache's record of the directory's last scan, written after its commit.
+For held blobs the log checks, in its turn at the store, that the version is still committed,
+and asks about every blob when it is not. What marks a directory as held by a version is the
+checksum cache's record of the directory's last scan, written after its commit. For stored
+blobs it checks that no garbage collection went ahead since the draft began storing (the
+store's generation), and asks about every blob when one did.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 from core_helpers import age_files, age_store, tree_bytes
@@ -38,6 +42,13 @@ def asked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(LocalStore, "missing", counting)
     return keys
+
+
+@pytest.fixture
+def held_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drafts flag no entry for having stored its blob as it was hashed: what the store is asked
+    about then shows what the versions a draft started from hold."""
+    monkeypatch.setattr(ap.Artifact, "_flag_stored", lambda *args: None)
 
 
 @pytest.fixture
@@ -72,7 +83,7 @@ def _same_files(version: ap.ArtifactVersion, root: Path, dest: Path) -> bool:
 
 
 def test_a_log_after_a_change_asks_the_store_only_about_what_changed(
-    src: Path, asked: list[str], tmp_path: Path
+    src: Path, asked: list[str], tmp_path: Path, held_only: None
 ) -> None:
     _log(_draft(src))
     for k, changed in enumerate([["d0/f0.txt", "d1/f4.txt"], ["d2/f5.txt"]], start=1):
@@ -85,7 +96,7 @@ def test_a_log_after_a_change_asks_the_store_only_about_what_changed(
 
 
 def test_a_relog_that_rewrites_the_rows_keeps_the_directory_held(
-    src: Path, asked: list[str], monkeypatch: pytest.MonkeyPatch
+    src: Path, asked: list[str], monkeypatch: pytest.MonkeyPatch, held_only: None
 ) -> None:
     """A file logged right after it was written is not remembered, so a re-log of the same files
     (the same version) looks it up again and writes the directory's rows anew: it marks the new
@@ -181,7 +192,7 @@ def test_a_log_into_another_store_asks_about_every_blob(
 
 
 def test_a_scan_by_another_process_in_between_is_not_patched_over(
-    src: Path, asked: list[str], api: ap.Api, store_dir: Path, tmp_path: Path
+    src: Path, asked: list[str], api: ap.Api, store_dir: Path, tmp_path: Path, held_only: None
 ) -> None:
     """Process A reads the directory's rows, then process B scans the directory (a file changed
     in between) and writes them, then A writes its own. A's scan must replace B's rows whole, not
@@ -227,3 +238,112 @@ def test_a_scan_by_another_process_in_between_is_not_patched_over(
     v = _log(_draft(src))
     assert seen_by_b in asked
     assert v.verify().ok and _same_files(v, src, tmp_path / "out")
+
+
+def _keys(art: ap.Artifact) -> list[str]:
+    return sorted(blob_key(e.digest) for e in art.entries.values())
+
+
+def test_a_log_does_not_ask_the_store_about_blobs_its_draft_stored(src: Path, asked: list[str], tmp_path: Path) -> None:
+    v0 = _log(_draft(src))
+    assert asked == []  # every blob was stored as its file was hashed, and no gc ran since
+    _rewrite(src, ["d0/f0.txt"], "changed")
+    v1 = _log(_draft(src))
+    assert asked == []  # held by v0, or stored by the draft
+    assert v0.verify().ok and v1.verify().ok
+    assert _same_files(v1, src, tmp_path / "out")
+
+
+def test_a_gc_after_the_draft_stored_its_blobs_makes_the_log_ask_about_every_blob(
+    src: Path, asked: list[str], api: ap.Api, store_dir: Path, tmp_path: Path
+) -> None:
+    draft = _draft(src)  # stores every blob; none is referenced yet
+    age_store(store_dir)
+    assert len(api.gc(dry_run=False, grace=timedelta(0)).deleted_blobs) == len(FILES)
+    v = _log(draft)
+    assert sorted(asked) == _keys(draft)  # the generation moved: every blob asked about, and sent again
+    assert v.verify().ok and _same_files(v, src, tmp_path / "out")
+
+
+def test_a_draft_begun_while_a_gc_has_its_turn_asks_about_every_blob(
+    src: Path, asked: list[str], api: ap.Api, store_dir: Path, tmp_path: Path
+) -> None:
+    """A collection that already went ahead when the draft began counted itself before: the
+    generation does not move again, so the draft must not rely on it."""
+    registry = ap.Api()._client.registry
+    turn = registry.acquire_store_lock("gc")
+    try:
+        draft = _draft(src)
+        lost = sorted(store_dir.glob("blobs/blake3/*/*"))[0]
+        lost.unlink()  # what the collection deletes while it runs
+    finally:
+        registry.release_store_lock(turn)
+    v = _log(draft)
+    assert sorted(asked) == _keys(draft)
+    assert lost.exists() and v.verify().ok and _same_files(v, src, tmp_path / "out")
+
+
+def test_a_draft_whose_store_refused_a_blob_asks_about_every_blob_of_that_directory(
+    src: Path, make_tree: Callable[..., Path], asked: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    first = make_tree("first", {"a.txt": "a", "b.txt": "b"})
+    draft = ap.Artifact("ds", "dataset")
+    draft.add_dir(first)  # stored as hashed: flagged
+    real, calls = LocalStore.put_bytes, []
+
+    def refusing(self: LocalStore, key: str, data: bytes) -> None:  # the disk fills up half-way
+        calls.append(key)
+        if len(calls) > 3:
+            raise StoreError(f"no space left to store {key}")
+        real(self, key, data)
+
+    monkeypatch.setattr(LocalStore, "put_bytes", refusing)
+    draft.add_dir(src, "more")
+    monkeypatch.setattr(LocalStore, "put_bytes", real)
+    v = _log(draft)
+    more = sorted(blob_key(e.digest) for p, e in draft.entries.items() if p.startswith("more/"))
+    assert sorted(asked) == more  # not the first directory's, stored before
+    out = v.download(tmp_path / "out")
+    assert v.verify().ok and tree_bytes(out / "more") == tree_bytes(src) and (out / "a.txt").read_text() == "a"
+
+
+def test_a_collection_that_deletes_counts_itself_in_the_store_generation(
+    src: Path, api: ap.Api, store_dir: Path
+) -> None:
+    registry = ap.Api()._client.registry
+    before = registry.store_generation()
+    api.gc(dry_run=True, grace=timedelta(0))
+    assert registry.store_generation() == before  # a dry run deletes nothing
+    api.gc(dry_run=False, grace=timedelta(0))
+    assert registry.store_generation() == cast(int, before) + 1
+    assert registry.store_generation(while_idle=True) == cast(int, before) + 1
+
+
+def test_blobs_a_forked_helper_failed_to_store_are_stored_by_the_parent(
+    make_tree: Callable[..., Path], asked: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The second half of many small files is hashed (and stored) in a forked child. A blob the
+    child cannot store must not end up flagged as stored: the file counts as not done there, and
+    the parent hashes and stores it (here with success, so nothing needs asking about)."""
+    import os
+
+    from artifact_plugins.core import forked
+
+    monkeypatch.setattr(forked, "RESIDENT_BYTES_PER_ITEM", 2**40)
+    n = forked.FORK_MIN_ITEMS + 10
+    assert forked.fork_pays(n), "this test needs a second core"
+    root = make_tree("many", {f"f{i:05d}.txt": f"file {i}" for i in range(n)})
+    age_files(root)
+    parent, real = os.getpid(), LocalStore.put_bytes
+
+    def child_refuses(self: LocalStore, key: str, data: bytes) -> None:
+        if os.getpid() != parent:
+            raise StoreError(f"the child cannot store {key}")
+        real(self, key, data)
+
+    monkeypatch.setattr(LocalStore, "put_bytes", child_refuses)
+    draft = _draft(root)
+    monkeypatch.setattr(LocalStore, "put_bytes", real)
+    v = _log(draft)
+    assert asked == []
+    assert v.verify().ok and _same_files(v, root, tmp_path / "out")

@@ -189,15 +189,15 @@ def test_gc_waits_for_a_log_that_found_a_garbage_blob_present(
         import time
         from pathlib import Path
         import artifact_plugins as ap
-        from artifact_plugins.core.storage.local import LocalStore
-        original = LocalStore.missing
-        def paused_look(self, keys):
-            gone = original(self, keys)
+        import artifact_plugins.core.run as run_mod
+        original = run_mod.upload_blobs
+        def paused_look(*args, **kwargs):  # the blobs were found present (as stored, or on asking)
+            sent = original(*args, **kwargs)
             Path({str(work / "checked")!r}).touch()
             while not Path({str(work / "go")!r}).exists():
                 time.sleep(0.01)
-            return gone
-        LocalStore.missing = paused_look
+            return sent
+        run_mod.upload_blobs = paused_look
         art = ap.Artifact("ds", "dataset")
         art.add_dir({str(src)!r})
         with ap.init() as run:

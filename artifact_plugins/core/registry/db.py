@@ -31,7 +31,7 @@ from ..redact import redact_uri
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: The newest migration shipped with this package. Kept as a constant so that opening an
 #: up-to-date registry never imports Alembic (a test checks it matches the scripts).
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 SQLITE_BUSY_TIMEOUT_S = 60
 
 

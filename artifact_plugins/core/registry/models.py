@@ -179,3 +179,16 @@ class StoreLock(Base):
     run_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     lease_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StoreGeneration(Base):
+    """One row: how many deleting garbage collections have gone ahead at the store (``value``).
+
+    A collection adds one in the transaction in which it goes ahead, before it deletes anything.
+    A draft that wrote blobs while this was ``n`` and no collection held a turn may count them
+    as present when it commits, if the count is still ``n`` in its turn: no collection deleted
+    anything between (see ``Registry.store_generation``)."""
+
+    __tablename__ = "store_generation"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    value: Mapped[int] = mapped_column(Integer)

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import Select, and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
@@ -1264,7 +1264,7 @@ class Registry:
                 kind=kind, owner=owner, run_id=run_id, started_at=moment, lease_until=moment + lease_length()
             )
             turn = int(conn.execute(row.returning(tb.StoreLock.id)).scalar_one())
-            return turn, _earlier_turns(conn, turn, kind)
+            return turn, _waits_for(conn, turn, kind)
 
         turn, blocking = self.write(take)  # the common case, nothing to wait for: one transaction
         # A collection ends the turns it goes ahead of in the transaction that decides to: so a
@@ -1280,11 +1280,28 @@ class Registry:
                     self.renew_store_lock(turn)
                     renew_at = time.monotonic() + heartbeat_seconds()
                 time.sleep(poll_seconds)
-                blocking = check(lambda conn: _earlier_turns(conn, turn, kind))
+                blocking = check(lambda conn: _waits_for(conn, turn, kind))
         except BaseException:
             self.release_store_lock(turn)
             raise
         return turn
+
+    def store_generation(self, *, while_idle: bool = False) -> int | None:
+        """How many deleting garbage collections have gone ahead at the store so far.
+
+        Each adds one in the transaction in which it goes ahead, before deleting anything. So a
+        blob seen present while the count was ``n`` is still present when, in a later commit
+        turn, the count is still ``n``, provided no collection was under way when ``n`` was
+        read: ``while_idle`` returns ``None`` then (a collection holds a live turn).
+        """
+
+        def fn(conn: Connection) -> int | None:
+            value = int(conn.execute(select(tb.StoreGeneration.value).where(tb.StoreGeneration.id == 1)).scalar_one())
+            if while_idle and _live_turns(conn, _select_turns().where(tb.StoreLock.kind == "gc"))[0]:
+                return None
+            return value
+
+        return self.read(fn)
 
     def renew_store_lock(self, turn: int) -> bool:
         """Push store turn ``turn``'s lease ahead; False if it had already run out (others may have
@@ -1328,19 +1345,14 @@ def _alias_order(aliases: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(aliases, key=lambda a: (a != LATEST, a)))
 
 
-def _earlier_turns(conn: Connection, turn: int, kind: str) -> list[str]:
-    """The live turns before ``turn`` that ``kind`` must wait for, described.
+def _select_turns() -> Select[Any]:
+    """The store turns' rows, as :func:`_live_turns` reads them."""
+    return select(tb.StoreLock.id, tb.StoreLock.kind, tb.StoreLock.owner, tb.StoreLock.lease_until)
 
-    For a collection (in a write transaction) the earlier turns that are over (lease run out,
-    process gone) are ended here: a commit among them can then no longer record
-    (:meth:`Registry.end_store_turn`). Their rows stay locked until this transaction ends, so a
-    commit recording meanwhile is either seen renewed (and waited for) or finds its turn gone.
-    """
-    query = select(tb.StoreLock.id, tb.StoreLock.kind, tb.StoreLock.owner, tb.StoreLock.lease_until).where(
-        tb.StoreLock.id < turn
-    )
-    # A commit waits for collections only; a collection locks the turns it looks at.
-    query = query.where(tb.StoreLock.kind == "gc") if kind == "commit" else query.with_for_update()
+
+def _live_turns(conn: Connection, query: Select[Any]) -> tuple[list[str], list[int]]:
+    """The turns ``query`` selects that are live (described), and the ids of those that are over
+    (lease run out, process gone)."""
     moment = now()
     live: list[str] = []
     over: list[int] = []
@@ -1349,8 +1361,29 @@ def _earlier_turns(conn: Connection, turn: int, kind: str) -> list[str]:
             live.append("garbage collection" if other == "gc" else "a commit in progress")
         else:
             over.append(id_)
-    if kind == "gc" and over:
-        conn.execute(delete(tb.StoreLock).where(tb.StoreLock.id.in_(over)))
+    return live, over
+
+
+def _waits_for(conn: Connection, turn: int, kind: str) -> list[str]:
+    """The live turns before ``turn`` that ``kind`` must wait for, described; a collection with
+    none goes ahead, and counts itself in the store's generation (:meth:`Registry.store_generation`)
+    in this transaction.
+
+    For a collection (in a write transaction) the earlier turns that are over are ended here: a
+    commit among them can then no longer record (:meth:`Registry.end_store_turn`). Their rows
+    stay locked until this transaction ends, so a commit recording meanwhile is either seen
+    renewed (and waited for) or finds its turn gone.
+    """
+    query = _select_turns().where(tb.StoreLock.id < turn)
+    # A commit waits for collections only; a collection locks the turns it looks at.
+    query = query.where(tb.StoreLock.kind == "gc") if kind == "commit" else query.with_for_update()
+    live, over = _live_turns(conn, query)
+    if kind == "gc":
+        if over:
+            conn.execute(delete(tb.StoreLock).where(tb.StoreLock.id.in_(over)))
+        if not live:
+            generation = tb.StoreGeneration
+            conn.execute(update(generation).where(generation.id == 1).values(value=generation.value + 1))
     return live
 
 
