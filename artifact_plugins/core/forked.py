@@ -3,11 +3,12 @@
 Hashing and storing a small file is mostly system calls and a little hashing, one file after
 another: Python threads only hand the interpreter lock back and forth there (``pacing.py``),
 but a second *process* runs them on a second core. A forked copy starts in about a millisecond
-(no interpreter start-up, no imports) with everything the work needs already in memory, does
-the second half of the items and leaves what the parent needs of each in a shared memory
-map. The parent adopts those results; items the child did not finish (it failed on one, or
-was killed) the parent does itself, so errors surface in the parent exactly as without the
-child. ``benchmarks/bench_first_log.py`` measures what it buys.
+(no interpreter start-up, no imports) with everything the work needs already in memory,
+shares the items with the parent chunk by chunk (whoever is free takes the next) and leaves
+what the parent needs of each item it did in a shared memory map. The parent adopts those
+results; items the child did not finish (it failed on one, or was killed) the parent does
+itself, so errors surface in the parent exactly as without the child.
+``benchmarks/bench_first_log.py`` measures what it buys.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import mmap
 import os
 import select
 import signal
+import struct
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -65,64 +67,87 @@ def run_forked(
     child_fn: Callable[[T], object] | None = None,
     undo: Callable[[T], None] | None = None,
 ) -> None:
-    """Call ``fn`` on every item, the second half in a forked child where :func:`fork_pays`.
+    """Call ``fn`` on every item, sharing them with a forked child where :func:`fork_pays`.
+
+    The items go in chunks of :data:`CHUNK_ITEMS`: the first half's queued for the parent, the
+    second half's for the child, and each process, its own queue done, takes chunks from the
+    other's: neither waits while the other has work left (a child that starts late or runs
+    slower, as a forked copy touching the parent's pages does, is not waited for). The queues
+    are pipes filled before the fork: the kernel hands each chunk to exactly one reader.
 
     The child calls ``child_fn`` (default ``fn``) instead: what reports progress or logs must
     stay in the parent, whose logging threads and handlers a child does not have. Effects on
     memory stay in the process that made them, so the child hands back ``export(item)``
     (exactly ``width`` bytes) for each item it did, and the parent calls ``adopt(item,
-    those_bytes)``, which does what ``fn`` does beyond ``child_fn``. ``run(fn, items)`` is how
-    each process goes over its share (and the parent over items the child left undone):
-    serially, or on threads while the disk is slow. An item the child was doing when it failed
-    or was killed is done again by the parent, after ``undo(item)`` clears what the child may
-    have left of it (a partly written file). Interrupted in the parent, the child is killed and
+    those_bytes)``, which does what ``fn`` does beyond ``child_fn``. ``run(fn, chunk)`` is how
+    each process goes over a chunk: serially, or on threads while the disk is slow. An item the
+    child was doing when it failed or was killed is done again by the parent, after
+    ``undo(item)`` clears what the child may have left of it (a partly written file); so are the
+    items of the chunk it had not reached. Interrupted in the parent, the child is killed and
     waited for before the exception goes on.
     """
-    if not fork_pays(len(items)):
+    n = len(items)
+    if not fork_pays(n):
         run(fn, items)
         return
-    half = len(items) // 2
-    mine, theirs = items[:half], items[half:]
-    # One flag byte per item of the child's share (set once its result is in place), then the results.
-    shared = mmap.mmap(-1, len(theirs) * (1 + width))
+    step = max(CHUNK_ITEMS, -(-n // _MAX_CHUNKS))
+    half = n // 2
+    chunks = [range(s, min(s + step, half)) for s in range(0, half, step)]
+    first = len(chunks)
+    chunks += [range(s, min(s + step, n)) for s in range(half, n, step)]
+    # One flag byte per item (set once the child's result is in place), then the results. The
+    # map is only touched where the child writes: what it does not do costs no memory.
+    shared = mmap.mmap(-1, n * (1 + width))
+    mine, theirs = _queue(range(first)), _queue(range(first, len(chunks)))
     try:
         pid = _fork()
     except OSError:  # out of memory or processes: no help to be had
+        for queue in (mine, theirs):
+            os.close(queue)
         shared.close()
         run(fn, items)
         return
-    if pid == 0:  # the child: its share, then out, never back into the caller's code
+    if pid == 0:  # the child: chunks until none is left, then out, never back into the caller's code
         try:
             # The parent's handlers (an orchestrator's, say) are not the child's to run: a signal
             # just ends it, and the parent does what it left.
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, signal.SIG_DFL)
-            base, call = len(theirs), child_fn or fn
+            call = child_fn or fn
 
             def do(k: int) -> None:
-                item = theirs[k]
-                call(item)
-                shared[base + k * width : base + (k + 1) * width] = export(item)
+                call(items[k])
+                shared[n + k * width : n + (k + 1) * width] = export(items[k])
                 shared[k] = 1
 
-            run(do, range(len(theirs)))  # type: ignore[arg-type]  # T is the item type, here the index
+            for c in _drain(theirs, mine):
+                run(do, chunks[c])  # type: ignore[arg-type]  # T is the item type, here the index
         finally:
             os._exit(0)
+    taken: list[int] = []
     try:
         try:
-            run(fn, mine)
+            for c in _drain(mine, theirs):
+                taken.append(c)
+                run(fn, [items[k] for k in chunks[c]])
         except BaseException:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
             raise
         finally:
-            _wait(pid, lambda: shared[: len(theirs)].count(1))
-        base, left = len(theirs), []
-        for k, item in enumerate(theirs):
-            if shared[k]:
-                adopt(item, shared[base + k * width : base + (k + 1) * width])
-            else:
-                left.append(item)
+            for queue in (mine, theirs):
+                os.close(queue)
+            _wait(pid, lambda: shared[:n].count(1))
+        done_here = set(taken)
+        left = []
+        for c, chunk in enumerate(chunks):
+            if c in done_here:
+                continue
+            for k in chunk:
+                if shared[k]:
+                    adopt(items[k], shared[n + k * width : n + (k + 1) * width])
+                else:
+                    left.append(items[k])
     finally:
         shared.close()
     if left:
@@ -130,6 +155,32 @@ def run_forked(
             for item in left:
                 undo(item)
         run(fn, left)
+
+
+#: Items per chunk the parent and the child take from the queues (more for very many items):
+#: about 3 ms of small files, the most either may be left working alone at the end.
+CHUNK_ITEMS = 256
+#: At most this many chunks (4 bytes each): a queue is written whole before anyone reads it, and
+#: a pipe holds at least one page (4 KiB) even where the user's pipe buffers are capped.
+_MAX_CHUNKS = 1_000
+_CHUNK = struct.Struct("i")
+
+
+def _queue(chunks: Iterable[int]) -> int:
+    """A pipe holding ``chunks`` (indices) to be taken one by one; returns its read end."""
+    read, write = os.pipe()
+    try:
+        os.write(write, b"".join(_CHUNK.pack(c) for c in chunks))
+    finally:
+        os.close(write)  # so a reader of an emptied queue sees its end
+    return read
+
+
+def _drain(*queues: int) -> Iterator[int]:
+    """The chunk indices taken from ``queues``, each emptied in turn, as this process gets them."""
+    for queue in queues:
+        while len(got := os.read(queue, _CHUNK.size)) == _CHUNK.size:
+            yield _CHUNK.unpack(got)[0]
 
 
 def _wait(pid: int, finished: Callable[[], int]) -> None:

@@ -42,17 +42,26 @@ def serial(fn: Callable[[int], object], items: Sequence[int]) -> None:
 
 
 class Work:
-    """Squares items, noting in memory which process did each (the parent adopts the child's)."""
+    """Squares items, noting in memory which process did each (the parent adopts the child's).
 
-    def __init__(self, fail: Callable[[int], None] = lambda item: None) -> None:
+    ``parent_delay``/``child_delay``: seconds each item takes in that process (to make one side
+    the slower)."""
+
+    def __init__(
+        self, fail: Callable[[int], None] = lambda item: None, parent_delay: float = 0.0, child_delay: float = 0.0
+    ) -> None:
         self.parent = os.getpid()
         self.done: dict[int, tuple[int, int]] = {}
         self.calls: list[int] = []
         self.fail = fail
+        self.delays = parent_delay, child_delay
 
     def fn(self, item: int) -> None:
         self.calls.append(item)
         self.fail(item)
+        delay = self.delays[os.getpid() != self.parent]
+        if delay:
+            time.sleep(delay)
         self.done[item] = (item * item, os.getpid())
 
     def export(self, item: int) -> bytes:
@@ -66,15 +75,56 @@ class Work:
     def run(self, items: Sequence[int]) -> None:
         run_forked(self.fn, items, export=self.export, adopt=self.adopt, width=WIDTH, run=serial)
 
+    def by_child(self) -> set[int]:
+        return {item for item, (_, pid) in self.done.items() if pid != self.parent}
 
-def test_the_second_half_is_done_by_a_child_and_every_item_once() -> None:
-    work = Work()
+    def check_every_item_once(self) -> None:
+        assert sorted(self.done) == list(range(ITEMS))
+        assert all(square == item * item for item, (square, _) in self.done.items())
+        assert not self.by_child() & set(self.calls), "the parent did an item the child did"
+
+
+@pytest.fixture(autouse=True)
+def chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of 50 items: six per half of ``ITEMS``."""
+    monkeypatch.setattr(forked, "CHUNK_ITEMS", CHUNK)
+
+
+CHUNK = 50
+
+
+def in_child(at: int, action: Callable[[], None]) -> Callable[[int], None]:
+    """A ``fail`` hook running ``action`` in the child on its ``at``-th item (counting from 1)."""
+    parent, count = os.getpid(), [0]
+
+    def hook(item: int) -> None:
+        if os.getpid() != parent:
+            count[0] += 1
+            if count[0] == at:
+                action()
+
+    return hook
+
+
+def whole_chunks(items: set[int]) -> bool:
+    return items == {k for k in range(ITEMS) if k // CHUNK in {i // CHUNK for i in items}}
+
+
+def test_a_child_faster_than_the_parent_does_its_half_then_takes_the_parents_chunks() -> None:
+    work = Work(parent_delay=0.002)
     work.run(range(ITEMS))
-    assert sorted(work.done) == list(range(ITEMS))
-    assert all(square == item * item for item, (square, _) in work.done.items())
-    by_child = {item for item, (_, pid) in work.done.items() if pid != work.parent}
-    assert by_child == set(range(ITEMS // 2, ITEMS))
-    assert sorted(work.calls) == list(range(ITEMS // 2)), "the parent did the child's share again"
+    work.check_every_item_once()
+    by_child = work.by_child()
+    assert set(range(ITEMS // 2, ITEMS)) < by_child, "the child took none of the parent's queue"
+    assert whole_chunks(by_child)
+
+
+def test_a_parent_faster_than_the_child_takes_the_childs_chunks() -> None:
+    work = Work(parent_delay=0.0005, child_delay=0.002)
+    work.run(range(ITEMS))
+    work.check_every_item_once()
+    assert 0 < len(work.by_child()) < ITEMS // 2 and whole_chunks(work.by_child())
+    assert any(k >= ITEMS // 2 for k in work.calls), "the parent took none of the child's queue"
 
 
 def test_too_few_items_or_too_large_a_parent_are_not_forked(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,19 +137,22 @@ def test_too_few_items_or_too_large_a_parent_are_not_forked(monkeypatch: pytest.
     assert {pid for _, pid in work.done.values()} == {work.parent}
 
 
+def _child_stopped_after(work: Work, finished: int) -> None:
+    """The child stopped in its first chunk (the first of the second half) after ``finished``
+    items: those are adopted, the parent did the rest of that chunk."""
+    start = ITEMS // 2
+    assert work.by_child() == set(range(start, start + finished))
+    assert set(range(start + finished, start + CHUNK)) <= set(work.calls)
+
+
 def test_items_the_child_failed_on_are_done_by_the_parent() -> None:
-    parent = os.getpid()
+    def disk_hiccup() -> None:
+        raise OSError("the child's disk hiccup")
 
-    def fail_in_child(item: int) -> None:
-        if item == ITEMS - 100 and os.getpid() != parent:
-            raise OSError("the child's disk hiccup")
-
-    work = Work(fail_in_child)
+    work = Work(in_child(11, disk_hiccup), parent_delay=0.001)
     work.run(range(ITEMS))
-    assert sorted(work.done) == list(range(ITEMS))
-    assert work.done[ITEMS - 100][1] == parent
-    assert work.done[ITEMS - 101][1] != parent, "what the child finished before failing is adopted"
-    assert sorted(work.calls) == list(range(ITEMS // 2)) + list(range(ITEMS - 100, ITEMS))
+    work.check_every_item_once()
+    _child_stopped_after(work, 10)
 
 
 def test_an_error_on_the_childs_share_is_raised_by_the_parent_as_without_it() -> None:
@@ -112,32 +165,21 @@ def test_an_error_on_the_childs_share_is_raised_by_the_parent_as_without_it() ->
 
 
 def test_a_killed_child_leaves_its_share_to_the_parent() -> None:
-    parent = os.getpid()
-
-    def die(item: int) -> None:
-        if item == ITEMS // 2 + 10 and os.getpid() != parent:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    work = Work(die)
+    work = Work(in_child(11, lambda: os.kill(os.getpid(), signal.SIGKILL)), parent_delay=0.001)
     work.run(range(ITEMS))
-    assert sorted(work.done) == list(range(ITEMS))
-    assert {item for item, (_, pid) in work.done.items() if pid != parent} == set(range(ITEMS // 2, ITEMS // 2 + 10))
+    work.check_every_item_once()
+    _child_stopped_after(work, 10)
 
 
 def test_a_stuck_child_is_killed_and_its_share_done_by_the_parent(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(forked, "STALL_SECONDS", 1.0)
-    parent = os.getpid()
-
-    def stuck(item: int) -> None:
-        if item == ITEMS // 2 + 5 and os.getpid() != parent:
-            time.sleep(3600)  # as if on a lock some other thread of the parent held at the fork
-
-    work = Work(stuck)
+    # as if on a lock some other thread of the parent held at the fork
+    work = Work(in_child(6, lambda: time.sleep(3600)), parent_delay=0.001)
     started = time.monotonic()
     work.run(range(ITEMS))
     assert time.monotonic() - started < 30
-    assert sorted(work.done) == list(range(ITEMS))
-    assert {item for item, (_, pid) in work.done.items() if pid != parent} == set(range(ITEMS // 2, ITEMS // 2 + 5))
+    work.check_every_item_once()
+    _child_stopped_after(work, 5)
 
 
 def test_an_interrupted_parent_kills_and_reaps_the_child(tmp_path: Path) -> None:
