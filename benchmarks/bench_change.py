@@ -17,9 +17,11 @@ times what it calls by wrapping the function that does it:
 * ``tree``: reading the directory's rows in the checksum cache (and writing the new ones), and matching them
 * ``hash``: hashing the files the cache did not know (and remembering them)
 * ``store check``: asking the store which blobs it lacks (on local disk: one ``stat`` per blob
-  that no committed version holds)
+  that no committed version holds and the draft did not store itself)
 * ``store``: writing the new blobs
-* ``held check``: whether the versions the unchanged files' blobs are held by are still committed
+* ``held check``: whether the versions the unchanged files' blobs are held by are still committed,
+  and whether the store's generation is the one the draft stored the changed files' blobs under
+  (read once as the draft begins storing, and again in the commit's turn)
 * ``delta plan``: reading what the previous version's delta manifest changed (to store the new
   manifest as a delta of the same base)
 * ``manifest``: serialising and writing the manifest
@@ -56,7 +58,7 @@ STEPS = {
     "hash": ("artifact_plugins.core.artifact", None, "_hash_all"),
     "store check": ("artifact_plugins.core.storage.local", "LocalStore", "missing"),
     "store": ("artifact_plugins.core.transfer", None, "_transfer"),
-    "held check": ("artifact_plugins.core.registry.registry", "Registry", "committed_digests"),
+    "held check": ("artifact_plugins.core.registry.registry", "Registry", "committed_digests", "store_generation"),
     "delta plan": ("artifact_plugins.core.run", None, "plan_delta"),
     "manifest": ("artifact_plugins.core.client", "Client", "put_manifest"),
     "commit": ("artifact_plugins.core.registry.registry", "Registry", "commit_version", "reuse_version"),

@@ -49,6 +49,9 @@ if TYPE_CHECKING:
 
 #: Threads hashing (and storing) small files while the disk is slow (see :func:`run_paced`).
 HASH_WORKERS = 4
+#: A directory of at least this many files stored as hashed has its blobs flagged as stored
+#: (``Artifact._read_store_generation``): below it, the store check saved costs less than the read.
+TRUST_STORED_MIN_FILES = 256
 
 
 class PendingEntry(NamedTuple):
@@ -361,6 +364,7 @@ class Artifact:
         self._held_by: set[str] = set()
         self._stored_since: int | None = None  # the store's generation as the draft began storing
         self._stored_scope = ""
+        self._generation_read = False
         self._stored_flagged = False
         self._trees: list[_AddedTree] = []
         self._trees_intact = True
@@ -410,10 +414,9 @@ class Artifact:
         log sends what is missing), and a run that logs to another store sends the bytes
         there. Blobs of a draft never logged are unreferenced and left to gc.
 
-        The store's generation (:meth:`~.registry.Registry.store_generation`) is read first: if
-        no collection is under way, the entries whose blobs were stored here are flagged
-        ``held``, and the log counts them present without asking the store if no collection
-        went ahead meanwhile (see :meth:`_stored_in`).
+        Entries whose blobs were stored here after :meth:`_read_store_generation` are flagged
+        ``held`` (:meth:`_flag_stored`): the log counts them present without asking the store if
+        no collection went ahead meanwhile (see :meth:`_stored_in`).
         """
         if not self._keep_resolved:
             from .storage import blob_key
@@ -424,10 +427,6 @@ class Artifact:
             store = client.store
             if isinstance(store, LocalStore):
                 owner = os.getpid()
-                try:
-                    self._stored_since = client.registry.store_generation(while_idle=True)
-                except RegistryError:  # the log finds out what is wrong; blobs are then checked
-                    self._stored_since = None
                 self._stored_scope = client.scope
 
                 def keep(digest: str, data: bytes) -> None:
@@ -443,6 +442,18 @@ class Artifact:
 
                 self._keep = keep
         return self._keep
+
+    def _read_store_generation(self) -> None:
+        """Before a directory's blobs are stored as hashed: read the store's generation
+        (:meth:`~.registry.Registry.store_generation`), once per draft, so that the blobs stored
+        from here on may be flagged. Not for a few files (the store check it saves costs less
+        than the read) nor while a collection holds a turn (one under way counted itself before)."""
+        if self._stored_since is None and not self._generation_read:
+            self._generation_read = True
+            try:
+                self._stored_since = self._adding_client().registry.store_generation(while_idle=True)
+            except RegistryError:  # the log finds out what is wrong; its blobs are all checked then
+                self._stored_since = None
 
     def _flag_stored(self, stats: Sequence[FileStat], hashed: Sequence[int], flags: bytearray) -> None:
         """Flag ``held`` the files of ``hashed`` whose blobs were stored as they were hashed: every
@@ -592,6 +603,8 @@ class Artifact:
             rels = scanned if name is None else [posixpath.join(name, rel) for rel in scanned]
             paths = normalize_entry_paths(rels)
             cache, keep = self._cache(), self._store_as_hashed()
+            if keep is not None and len(fulls) >= TRUST_STORED_MIN_FILES:
+                self._read_store_generation()
             if cache is None:
                 (digests, hashed), scan = _digests(fulls, stats, None, keep), None
             else:

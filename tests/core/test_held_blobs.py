@@ -19,10 +19,11 @@ import pytest
 from core_helpers import age_files, age_store, tree_bytes
 
 import artifact_plugins as ap
-from artifact_plugins.core import hashing
+from artifact_plugins.core import artifact, hashing
 from artifact_plugins.core.client import close_clients
 from artifact_plugins.core.errors import StoreError
 from artifact_plugins.core.hashing import digest_bytes
+from artifact_plugins.core.registry.registry import Registry
 from artifact_plugins.core.storage import blob_key
 from artifact_plugins.core.storage.local import LocalStore
 
@@ -42,6 +43,12 @@ def asked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(LocalStore, "missing", counting)
     return keys
+
+
+@pytest.fixture(autouse=True)
+def trusted_from_one_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Directories of any size have the blobs stored as hashed flagged (here a dozen files)."""
+    monkeypatch.setattr(artifact, "TRUST_STORED_MIN_FILES", 1)
 
 
 @pytest.fixture
@@ -347,3 +354,22 @@ def test_blobs_a_forked_helper_failed_to_store_are_stored_by_the_parent(
     v = _log(draft)
     assert asked == []
     assert v.verify().ok and _same_files(v, root, tmp_path / "out")
+
+
+def test_a_small_directory_is_not_worth_the_registry_read(
+    src: Path, asked: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(artifact, "TRUST_STORED_MIN_FILES", len(FILES) + 1)
+    reads: list[bool] = []
+    real = Registry.store_generation
+
+    def counted(self: Registry, *, while_idle: bool = False) -> int | None:
+        reads.append(while_idle)
+        return real(self, while_idle=while_idle)
+
+    monkeypatch.setattr(Registry, "store_generation", counted)
+    draft = _draft(src)
+    with draft.new_file("extra.txt") as f:
+        f.write("one more")
+    assert _log(draft).verify().ok
+    assert reads == [] and sorted(asked) == _keys(draft)

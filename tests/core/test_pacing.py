@@ -6,14 +6,15 @@ disk busy discarding waits outside the interpreter the same way); the store and 
 
 from __future__ import annotations
 
-import shutil
 import signal
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from core_helpers import age_store
 
 import artifact_plugins as ap
 from artifact_plugins.core import pacing
@@ -165,7 +166,9 @@ def test_an_add_a_log_and_a_download_on_a_slow_disk_place_small_files_on_threads
     art.add_dir(src)
     assert len(list((tmp_path / "store" / "blobs").rglob("*.*"))) == 0  # no temp file left
     assert sum(1 for p in (tmp_path / "store" / "blobs").rglob("*") if p.is_file()) == 400
-    shutil.rmtree(tmp_path / "store" / "blobs")  # so that the log has to send them all again
+    age_store(tmp_path / "store")
+    collected = ap.Api().gc(dry_run=False, grace=timedelta(0)).deleted_blobs
+    assert len(collected) == 400  # so that the log has to send them all again
     with ap.init(job_type="producer") as run:
         version = run.log_artifact(art)
     out = version.download(tmp_path / "out")

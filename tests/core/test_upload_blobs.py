@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from core_helpers import age_store
 
 import artifact_plugins as ap
 from artifact_plugins.core.errors import FileChangedError, StoreError
@@ -91,7 +93,8 @@ def test_a_small_file_whose_stored_copy_is_gone_and_that_was_edited_is_refused(
     root = make_tree("src", {"a.txt": b"first", "b.txt": b"other"})
     art = ap.Artifact("ds", "dataset")
     art.add_dir(root)
-    (store_dir / blob_key(digest_bytes(b"first"))).unlink()
+    age_store(store_dir)
+    assert blob_key(digest_bytes(b"first")) in ap.Api().gc(dry_run=False, grace=timedelta(0)).deleted_blobs
     (root / "a.txt").write_bytes(b"edited after add_dir")
     with ap.init(job_type="producer") as run, pytest.raises(FileChangedError, match=r"a\.txt"):
         run.log_artifact(art)
