@@ -98,15 +98,18 @@ def run_forked(
     # One flag byte per item (set once the child's result is in place), then the results. The
     # map is only touched where the child writes: what it does not do costs no memory.
     shared = mmap.mmap(-1, n * (1 + width))
-    mine, theirs = _queue(range(first)), _queue(range(first, len(chunks)))
+    queues: list[int] = []
     try:
+        for queued in (range(first), range(first, len(chunks))):
+            queues.append(_queue(queued))
         pid = _fork()
-    except OSError:  # out of memory or processes: no help to be had
-        for queue in (mine, theirs):
+    except OSError:  # out of memory, processes or file descriptors: no help to be had
+        for queue in queues:
             os.close(queue)
         shared.close()
         run(fn, items)
         return
+    mine, theirs = queues
     if pid == 0:  # the child: chunks until none is left, then out, never back into the caller's code
         try:
             # The parent's handlers (an orchestrator's, say) are not the child's to run: a signal
@@ -135,7 +138,7 @@ def run_forked(
                 os.kill(pid, signal.SIGKILL)
             raise
         finally:
-            for queue in (mine, theirs):
+            for queue in queues:
                 os.close(queue)
             _wait(pid, lambda: shared[:n].count(1))
         done_here = set(taken)
@@ -171,6 +174,9 @@ def _queue(chunks: Iterable[int]) -> int:
     read, write = os.pipe()
     try:
         os.write(write, b"".join(_CHUNK.pack(c) for c in chunks))
+    except BaseException:
+        os.close(read)
+        raise
     finally:
         os.close(write)  # so a reader of an emptied queue sees its end
     return read

@@ -137,6 +137,32 @@ def test_too_few_items_or_too_large_a_parent_are_not_forked(monkeypatch: pytest.
     assert {pid for _, pid in work.done.values()} == {work.parent}
 
 
+def test_no_file_descriptors_for_the_queues_means_no_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    pipes = []
+    real_pipe = os.pipe
+
+    def one_pipe_only() -> tuple[int, int]:
+        if pipes:
+            raise OSError(24, "Too many open files")
+        pipes.append(real_pipe())
+        return pipes[-1]
+
+    closed: list[int] = []
+    real_close = os.close
+
+    def close(fd: int) -> None:
+        closed.append(fd)
+        real_close(fd)
+
+    monkeypatch.setattr(os, "pipe", one_pipe_only)
+    monkeypatch.setattr(os, "close", close)
+    work = Work()
+    work.run(range(ITEMS))
+    work.check_every_item_once()
+    assert work.by_child() == set()
+    assert set(pipes[0]) <= set(closed)  # the first queue's ends were not left open
+
+
 def _child_stopped_after(work: Work, finished: int) -> None:
     """The child stopped in its first chunk (the first of the second half) after ``finished``
     items: those are adopted, the parent did the rest of that chunk."""

@@ -83,6 +83,20 @@ def main() -> None:
             with ap.init(job_type="writer") as run:
                 versions.append(run.log_artifact(art).version)
         print(json.dumps({"versions": versions}))
+    elif action == "log-dirs":
+        wait_for(start)
+        versions = []
+        for i in range(int(os.environ.get("TEAM_COUNT", "5"))):
+            src = work / f"dir-{index}-{i}"
+            src.mkdir(parents=True)
+            for k in range(300):  # enough for the draft to store its blobs and flag them
+                (src / f"f{k}.txt").write_text(f"writer {index} round {i} file {k}")
+            art = ap.Artifact(f"dirs-{index}", "dataset")
+            art.add_dir(src)  # its blobs are garbage until the version is recorded
+            time.sleep(0.02)
+            with ap.init(job_type="writer") as run:
+                versions.append(run.log_artifact(art).version)
+        print(json.dumps({"versions": versions}))
     elif action == "gc-loop":
         from datetime import timedelta
 

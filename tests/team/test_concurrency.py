@@ -115,6 +115,27 @@ def test_gc_with_no_grace_beside_writers_that_reuse_garbage_loses_nothing(
             assert v.verify().ok, f"{v.qualified_name} lost a blob"
 
 
+def test_gc_with_no_grace_beside_writers_of_directories_they_stored_as_hashed_loses_nothing(
+    registry: str, team_env: dict[str, str]
+) -> None:
+    """A draft stores its blobs as it hashes them, long before its version is recorded: they are
+    garbage in between, and collections with no grace delete them. A log counts them present
+    only if no collection went ahead since the draft began storing; otherwise it asks the store
+    and sends what is gone. Every version keeps every blob."""
+    workers = Workers(team_env, registry)
+    collectors = workers.spawn("gc-loop", [100, 101])
+    writers = workers.spawn("log-dirs", range(3), TEAM_COUNT="4")
+    workers.start()
+    written = workers.results(writers)
+    (Path(team_env["TEAM_WORK"]) / "stop").touch()
+    collected = workers.results(collectors)
+    assert sum(len(w["versions"]) for w in written) == 12  # type: ignore[arg-type]
+    assert sum(int(c["deleted"]) for c in collected) > 0  # type: ignore[call-overload]
+    for i in range(3):
+        for v in ap.Api().artifact_versions("dataset", f"dirs-{i}"):
+            assert v.file_count == 300 and v.verify().ok, f"{v.qualified_name} lost a blob"
+
+
 def test_a_commit_held_up_past_its_turn_never_records_a_version_gc_emptied(
     registry: str, make_tree: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
