@@ -21,7 +21,7 @@ times what it calls by wrapping the function that does it:
 * ``store``: writing the new blobs
 * ``held check``: whether the versions the unchanged files' blobs are held by are still committed,
   and whether the store's generation is the one the draft stored the changed files' blobs under
-  (read once as the draft begins storing, and again in the commit's turn)
+  (where it hashed 256 files or more: read before hashing them, and again in the commit's turn)
 * ``delta plan``: reading what the previous version's delta manifest changed (to store the new
   manifest as a delta of the same base)
 * ``manifest``: serialising and writing the manifest

@@ -49,8 +49,9 @@ if TYPE_CHECKING:
 
 #: Threads hashing (and storing) small files while the disk is slow (see :func:`run_paced`).
 HASH_WORKERS = 4
-#: A directory of at least this many files stored as hashed has its blobs flagged as stored
-#: (``Artifact._read_store_generation``): below it, the store check saved costs less than the read.
+#: An add that stores at least this many files' blobs as it hashes them has them flagged as
+#: stored (``Artifact._read_store_generation``): below it, the store checks saved cost less than
+#: the registry read.
 TRUST_STORED_MIN_FILES = 256
 
 
@@ -138,16 +139,18 @@ def _digests(
     stats: list[FileStat],
     checksum_cache: ChecksumCache | None,
     keep: KeepBytes | None = None,
+    begin: Callable[[int], None] | None = None,
 ) -> tuple[list[str], array[int]]:
     """The digest of each file, and the indices of the files hashed (read) for it; ``stats`` is
     updated in place to the stat each file was hashed at.
 
-    Files the checksum cache knows unchanged are not read. ``keep`` is handed each small file read.
+    Files the checksum cache knows unchanged are not read. ``keep`` is handed each small file read;
+    ``begin``, if any, is told how many files are about to be read, before the first is.
     """
     since = time.time_ns()
     known: list[str | None] = checksum_cache.lookup(stats) if checksum_cache is not None else [None] * len(paths)
     hashed = _unknown(known)
-    return _hash_all(paths, stats, known, since, checksum_cache, keep, hashed), hashed
+    return _hash_all(paths, stats, known, since, checksum_cache, keep, hashed, begin), hashed
 
 
 def _tree_digests(
@@ -156,6 +159,7 @@ def _tree_digests(
     checksum_cache: ChecksumCache,
     tree: tuple[str, Sequence[str]],
     keep: KeepBytes | None = None,
+    begin: Callable[[int], None] | None = None,
 ) -> tuple[list[str], TreeScan | None, array[int]]:
     """:func:`_digests` of a scanned directory, ``tree`` being ``(root, paths under root)``.
 
@@ -166,7 +170,7 @@ def _tree_digests(
     files were hashed.
     """
     if not TREE_MIN_FILES <= len(paths) <= TREE_MAX_FILES:
-        digests, hashed = _digests(paths, stats, checksum_cache, keep)
+        digests, hashed = _digests(paths, stats, checksum_cache, keep, begin)
         return digests, None, hashed
     since = time.time_ns()  # before any file is read: what settled() measures from
     found = checksum_cache.known_tree(*tree, stats)
@@ -174,7 +178,7 @@ def _tree_digests(
         known = checksum_cache.lookup(stats)
         hashed = _unknown(known)
         # The files hashed are remembered with the directory's rows, in one transaction.
-        digests = _hash_all(paths, stats, known, since, None, keep, hashed)
+        digests = _hash_all(paths, stats, known, since, None, keep, hashed, begin)
         token = checksum_cache.remember_tree(*tree, stats, digests, since=since, hashed=hashed)
         return digests, TreeScan(token, bytearray(len(paths)), [], {}, True), hashed
     known = found.digests
@@ -185,7 +189,7 @@ def _tree_digests(
     for i, d in zip(unknown, checksum_cache.lookup([stats[i] for i in unknown]), strict=True):
         known[i] = d
     todo = array("q", (i for i in unknown if known[i] is None))
-    digests = _hash_all(paths, stats, known, since, None, keep, todo)
+    digests = _hash_all(paths, stats, known, since, None, keep, todo, begin)
     changed = (found.token, unknown) if found.same_paths else None
     token = checksum_cache.remember_tree(*tree, stats, digests, changed, since, todo)
     return digests, TreeScan(token, unchanged, found.gone, found.held_by, token != found.token), todo
@@ -204,10 +208,12 @@ def _hash_all(
     checksum_cache: ChecksumCache | None = None,
     keep: KeepBytes | None = None,
     todo: array[int] | None = None,
+    begin: Callable[[int], None] | None = None,
 ) -> list[str]:
     """Fill in every ``None`` of ``known`` by hashing that file (and remember it in ``checksum_cache``
     if :func:`~.hashing.settled` when read from ``since`` on). ``todo``, if the caller has it, is
     :func:`_unknown` of ``known`` (a log after a few files changed then never goes over them all).
+    ``begin(files)`` is called before the first file is read, if there is one to read.
 
     No per-file tuples or lists of int objects: at a million files, short-lived objects
     interleaved with the draft's own leave the heap fragmented, and the process's peak memory is
@@ -216,6 +222,8 @@ def _hash_all(
     """
     if todo is None:
         todo = _unknown(known)
+    if begin is not None and todo:
+        begin(len(todo))
 
     def hash_one(i: int) -> None:
         digest, after = hash_file(paths[i], stats[i], keep)
@@ -443,12 +451,13 @@ class Artifact:
                 self._keep = keep
         return self._keep
 
-    def _read_store_generation(self) -> None:
-        """Before a directory's blobs are stored as hashed: read the store's generation
-        (:meth:`~.registry.Registry.store_generation`), once per draft, so that the blobs stored
-        from here on may be flagged. Not for a few files (the store check it saves costs less
-        than the read) nor while a collection holds a turn (one under way counted itself before)."""
-        if self._stored_since is None and not self._generation_read:
+    def _read_store_generation(self, files: int) -> None:
+        """Before ``files`` files of a directory are hashed and their blobs stored: read the store's
+        generation (:meth:`~.registry.Registry.store_generation`), once per draft, so that the
+        blobs stored from here on may be flagged. Not for fewer than
+        :data:`TRUST_STORED_MIN_FILES` files (the store checks it saves cost less than the read)
+        nor while a collection holds a turn (one under way counted itself before)."""
+        if files >= TRUST_STORED_MIN_FILES and self._stored_since is None and not self._generation_read:
             self._generation_read = True
             try:
                 self._stored_since = self._adding_client().registry.store_generation(while_idle=True)
@@ -603,12 +612,11 @@ class Artifact:
             rels = scanned if name is None else [posixpath.join(name, rel) for rel in scanned]
             paths = normalize_entry_paths(rels)
             cache, keep = self._cache(), self._store_as_hashed()
-            if keep is not None and len(fulls) >= TRUST_STORED_MIN_FILES:
-                self._read_store_generation()
+            begin = self._read_store_generation if keep is not None else None
             if cache is None:
-                (digests, hashed), scan = _digests(fulls, stats, None, keep), None
+                (digests, hashed), scan = _digests(fulls, stats, None, keep, begin), None
             else:
-                digests, scan, hashed = _tree_digests(fulls, stats, cache, (root, scanned), keep)
+                digests, scan, hashed = _tree_digests(fulls, stats, cache, (root, scanned), keep, begin)
             held = bytearray(len(fulls))
             if scan is not None:
                 held = self._note_scan(root, name or "", scan, paths)
