@@ -373,3 +373,14 @@ def test_a_small_directory_is_not_worth_the_registry_read(
         f.write("one more")
     assert _log(draft).verify().ok
     assert reads == [] and sorted(asked) == _keys(draft)
+
+
+def test_a_draft_stored_in_one_store_and_logged_into_another_asks_about_every_blob(
+    src: Path, asked: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    draft = _draft(src)  # its blobs stored in the default store, and flagged for it
+    monkeypatch.setenv("ARTIFACT_PLUGINS_STORE", str(tmp_path / "other-store"))
+    close_clients()
+    v = _log(draft)
+    assert sorted(asked) == _keys(draft)  # none is taken as present there: all are sent
+    assert v.verify().ok and _same_files(v, src, tmp_path / "out")
