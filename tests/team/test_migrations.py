@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 
 import artifact_plugins as ap
+from artifact_plugins.core.registry import Registry
 from artifact_plugins.core.registry.db import (
     HEAD_REVISION,
     create_registry_engine,
@@ -93,6 +94,12 @@ def test_cli_upgrades_an_old_registry_and_keeps_its_data(old_registry: str, tmp_
     art.add_file(src)
     with ap.init(job_type="train", registry=old_registry, entity="acme", project="bikes") as run:
         assert run.log_artifact(art).version == "v1"
+    # and counts its collections from zero (revision 0005)
+    registry = Registry(old_registry)
+    assert registry.store_generation(while_idle=True) == 0
+    api.gc(dry_run=False)
+    assert registry.store_generation() == 1
+    registry.engine.dispose()
 
 
 def test_upgrade_is_idempotent(old_registry: str) -> None:
