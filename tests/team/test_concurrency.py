@@ -91,6 +91,20 @@ def test_readers_never_observe_a_partial_version(registry: str, team_env: dict[s
         assert int(r["seen"]) > 0  # type: ignore[call-overload]
 
 
+def _beside_gc_loops(
+    team_env: dict[str, str], registry: str, action: str, rounds: int
+) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """Three writers doing ``action`` ``rounds`` times while two processes run collections with no
+    grace in a loop, until the writers are done; what each writer and collector reported."""
+    workers = Workers(team_env, registry)
+    collectors = workers.spawn("gc-loop", [100, 101])
+    writers = workers.spawn(action, range(3), TEAM_COUNT=str(rounds))
+    workers.start()
+    written = workers.results(writers)
+    (Path(team_env["TEAM_WORK"]) / "stop").touch()
+    return written, workers.results(collectors)
+
+
 def test_gc_with_no_grace_beside_writers_that_reuse_garbage_loses_nothing(
     registry: str, team_env: dict[str, str], make_tree: Callable[..., Path]
 ) -> None:
@@ -101,13 +115,7 @@ def test_gc_with_no_grace_beside_writers_that_reuse_garbage_loses_nothing(
     seed.add_file(make_tree("seed", {"data.txt": "content every writer logs, once garbage"}) / "data.txt")
     with ap.init() as run:
         run.log_artifact(seed).delete()
-    workers = Workers(team_env, registry)
-    collectors = workers.spawn("gc-loop", [100, 101])
-    writers = workers.spawn("log-reusing-garbage", range(3), TEAM_COUNT="5")
-    workers.start()
-    written = workers.results(writers)
-    (Path(team_env["TEAM_WORK"]) / "stop").touch()
-    collected = workers.results(collectors)
+    written, collected = _beside_gc_loops(team_env, registry, "log-reusing-garbage", rounds=5)
     assert sum(len(w["versions"]) for w in written) == 15  # type: ignore[arg-type]
     assert sum(int(c["rounds"]) for c in collected) > 2  # type: ignore[call-overload]
     for i in range(3):
@@ -122,13 +130,7 @@ def test_gc_with_no_grace_beside_writers_of_directories_they_stored_as_hashed_lo
     garbage in between, and collections with no grace delete them. A log counts them present
     only if no collection went ahead since the draft began storing; otherwise it asks the store
     and sends what is gone. Every version keeps every blob."""
-    workers = Workers(team_env, registry)
-    collectors = workers.spawn("gc-loop", [100, 101])
-    writers = workers.spawn("log-dirs", range(3), TEAM_COUNT="4")
-    workers.start()
-    written = workers.results(writers)
-    (Path(team_env["TEAM_WORK"]) / "stop").touch()
-    collected = workers.results(collectors)
+    written, collected = _beside_gc_loops(team_env, registry, "log-dirs", rounds=4)
     assert sum(len(w["versions"]) for w in written) == 12  # type: ignore[arg-type]
     assert sum(int(c["deleted"]) for c in collected) > 0  # type: ignore[call-overload]
     for i in range(3):
