@@ -234,7 +234,17 @@ def ours_scale(a: dict[str, Any], clock: Clock) -> None:
         m = client.manifest(record)
         timings["manifest_load"] = time.perf_counter() - t
         timings["entries"] = len(m)
-        timings["manifest_bytes"] = os.path.getsize(Path(client.settings.store) / record.manifest_key)
+        stored = Path(client.settings.store) / record.manifest_key
+        timings["manifest_bytes"] = os.path.getsize(stored)
+        from artifact_plugins.core.errors import InvalidInputError
+        from artifact_plugins.core.manifest import read_delta_outline
+        from artifact_plugins.core.storage import manifest_key
+
+        try:  # the latest version's manifest may be a delta: what was read is then it and its base
+            base = read_delta_outline(stored.read_bytes()).base
+            timings["manifest_base_bytes"] = os.path.getsize(Path(client.settings.store) / manifest_key(base))
+        except InvalidInputError:  # stored whole
+            pass
         for p in changed:  # restore the data set for the next invocation
             p.write_bytes(p.read_bytes()[:-1])
     clock.extra.update(timings)

@@ -430,6 +430,14 @@ def machine() -> dict[str, str]:
     }
 
 
+def _stored_manifest(scale: dict[str, Any]) -> str:
+    """What loading the latest version's manifest read: a whole one, or a delta and its base."""
+    stored, base = scale["manifest_bytes"], scale.get("manifest_base_bytes")
+    if base is None:
+        return f"{stored / 2**20:.1f} MiB gzipped"
+    return f"a delta of {stored / 2**10:.0f} KiB on {base / 2**20:.1f} MiB, gzipped"
+
+
 def fmt_s(x: float | None) -> str:
     if x is None:
         return "—"
@@ -561,8 +569,7 @@ def report(b: Bench, workloads: list[Workload], scale: dict[str, Any] | None, me
             f"| log after changing 1,000 files | {fmt_s(scale['log_change'])} |",
             f"| diff of the two versions ({scale['diff_modified']:,} modified found) | {fmt_s(scale['diff'])} |",
             f"| download of prefix `d0000/` ({scale['prefix_files']:,} files) | {fmt_s(scale['download_prefix'])} |",
-            f"| load + validate the manifest ({scale['manifest_bytes'] / 2**20:.1f} MiB gzipped) | "
-            f"{fmt_s(scale['manifest_load'])} |",
+            f"| load + validate the manifest ({_stored_manifest(scale)}) | {fmt_s(scale['manifest_load'])} |",
             "",
             f"Peak RSS of the whole sequence: {scale['rss_kib'] / 1024:.0f} MiB; after the first log "
             f"{scale['first_log_rss_kib'] / 1024:.0f} MiB, i.e. **{per_entry:.0f} bytes per entry** above the "

@@ -259,10 +259,12 @@ def hash_file(
 
 
 #: Directories remembered whole (see :meth:`ChecksumCache.known_tree`): from / up to this many
-#: files, and at most this many directories kept.
+#: files, and at most this many directories kept, the most recent, of at most
+#: :data:`TREE_FILES_KEPT` files together (about 100 bytes a file in the cache's database).
 TREE_MIN_FILES = 1_000
-TREE_MAX_FILES = 250_000
+TREE_MAX_FILES = 2_000_000
 TREES_KEPT = 64
+TREE_FILES_KEPT = 4_000_000
 
 #: Bytes per file of a remembered tree's stats: the five :class:`FileStat` fields as int64s.
 _STAT_WIDTH = 8 * len(FileStat._fields)
@@ -731,9 +733,12 @@ class ChecksumCache:
             written = store(conn)
             if not written:
                 conn.execute("DELETE FROM trees WHERE key = ?", (key,))
-            conn.execute(  # bounded: the most recent directories only
-                "DELETE FROM trees WHERE key NOT IN (SELECT key FROM trees GROUP BY key ORDER BY max(at) DESC LIMIT ?)",
-                (TREES_KEPT,),
+            conn.execute(  # bounded: the most recent directories only, by count and by files
+                "DELETE FROM trees WHERE key NOT IN (SELECT key FROM (SELECT key, "
+                "row_number() OVER (ORDER BY max(at) DESC) AS newest, "
+                "sum(sum(part >= 0)) OVER (ORDER BY max(at) DESC ROWS UNBOUNDED PRECEDING) AS parts "
+                "FROM trees GROUP BY key) WHERE newest = 1 OR (newest <= ? AND parts <= ?))",
+                (TREES_KEPT, -(-TREE_FILES_KEPT // _CHUNK_FILES)),
             )
             conn.execute("DELETE FROM tree_marks WHERE key NOT IN (SELECT key FROM trees)")
 

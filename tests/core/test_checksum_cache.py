@@ -292,6 +292,30 @@ def test_a_patch_is_written_only_on_the_rows_it_was_made_against(tmp_path):
     assert known is not None and known.held_by == {"scope": hashing.TreeMark(digest_bytes(b"v"), "", True, "")}
 
 
+@pytest.mark.parametrize("bound", ["directories", "files"])
+def test_the_most_recent_directories_are_kept_within_both_bounds(tmp_path, monkeypatch, bound):
+    """At most ``TREES_KEPT`` directories of ``TREE_FILES_KEPT`` files together are remembered,
+    the most recent first; the most recent one is always kept."""
+    monkeypatch.setattr(hashing, "_CHUNK_FILES", 2)  # rows of 2 files: a 3-file directory is 2 rows
+    if bound == "directories":
+        monkeypatch.setattr(hashing, "TREES_KEPT", 2)
+    else:  # room for the rows of two 3-file directories (4 rows of 2 files), not of three
+        monkeypatch.setattr(hashing, "TREE_FILES_KEPT", 8)
+    cache = ChecksumCache(tmp_path / "cs.sqlite")
+    rels = ["a", "b", "c"]
+    stats = [hashing.FileStat(0o100644, 10 + i, 2, 3, 4) for i in range(3)]
+    digests = [digest_bytes(r.encode()) for r in rels]
+    for d in ("/one", "/two", "/three"):
+        assert cache.remember_tree(d, rels, stats, digests) is not None
+    assert cache.known_tree("/one", rels, stats) is None
+    for d in ("/two", "/three"):
+        known = cache.known_tree(d, rels, stats)
+        assert known is not None and known.digests == digests
+    monkeypatch.setattr(hashing, "TREE_FILES_KEPT", 1)  # smaller than one directory: the newest stays
+    cache.remember_tree("/four", rels, stats, digests)
+    assert [cache.known_tree(d, rels, stats) is not None for d in ("/two", "/three", "/four")] == [False, False, True]
+
+
 def test_a_patch_that_does_not_fit_its_tree_is_ignored(tmp_path):
     cache = ChecksumCache(tmp_path / "cs.sqlite")
     rels = [f"f{i}" for i in range(4)]
