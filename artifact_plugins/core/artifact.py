@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
 #: Threads hashing (and storing) small files while the disk is slow (see :func:`run_paced`).
 HASH_WORKERS = 4
-#: An add that stores at least this many files' blobs as it hashes them has them flagged as
+#: An add that hashes at least this many files has the blobs it stores meanwhile flagged as
 #: stored (``Artifact._read_store_generation``): below it, the store checks saved cost less than
 #: the registry read.
 TRUST_STORED_MIN_FILES = 256
