@@ -19,16 +19,17 @@ times what it calls by wrapping the function that does it:
 * ``store check``: asking the store which blobs it lacks (on local disk: one ``stat`` per blob
   that no committed version holds and the draft did not store itself)
 * ``store``: writing the new blobs
-* ``held check``: whether the versions the unchanged files' blobs are held by are still committed,
-  and whether the store's generation is the one the draft stored the changed files' blobs under
-  (where it hashed 256 files or more: read before hashing them, and again in the commit's turn)
+* ``held check``: the store's generation (the commit's fence against a garbage collection), and
+  whether the versions the unchanged files' blobs are held by are still committed, in one read;
+  where the draft hashed 256 files or more, also the generation it stored their blobs under,
+  read before hashing them
 * ``delta plan``: reading what the previous version's delta manifest changed (to store the new
   manifest as a delta of the same base)
 * ``manifest``: serialising and writing the manifest
-* ``commit``: the registry transaction of a new version (or of the reused one); it also ends
-  the commit's turn at the store
-* ``store turn``: taking the commit's turn at the store (the gc fence; a re-log that reuses its
-  version takes none), and ending it where the commit did not
+* ``commit``: the registry transaction of a new version (or of the reused one); it also checks
+  that no garbage collection went ahead since the held check
+* ``store turn``: taking a turn at the store (only where a garbage collection was deleting, or
+  went ahead of the commit: 0 here), and ending it where the commit did not
 * ``mark``: recording in the checksum cache that the new version holds the directory's files
 * ``total``: ``Artifact`` + ``add_dir`` + ``init`` + ``log_artifact`` + ``finish``
 
@@ -58,7 +59,13 @@ STEPS = {
     "hash": ("artifact_plugins.core.artifact", None, "_hash_all"),
     "store check": ("artifact_plugins.core.storage.local", "LocalStore", "missing"),
     "store": ("artifact_plugins.core.transfer", None, "_transfer"),
-    "held check": ("artifact_plugins.core.registry.registry", "Registry", "committed_digests", "store_generation"),
+    "held check": (
+        "artifact_plugins.core.registry.registry",
+        "Registry",
+        "store_view",
+        "committed_digests",
+        "store_generation",
+    ),
     "delta plan": ("artifact_plugins.core.run", None, "plan_delta"),
     "manifest": ("artifact_plugins.core.client", "Client", "put_manifest"),
     "commit": ("artifact_plugins.core.registry.registry", "Registry", "commit_version", "reuse_version"),

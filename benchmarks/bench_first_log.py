@@ -16,7 +16,7 @@ process times each step by wrapping the function that does it:
 * ``entries``: the rest of ``add_dir`` (path checks, entry objects)
 * ``look up``: asking the store which blobs it lacks (one ``stat`` per blob), where the draft did
   not store them itself (it does on the local store, and reads the store's generation as it
-  begins and again in the commit's turn: both reads are counted here)
+  begins and again before the commit: both reads are counted here)
 * ``store``: for blobs still missing (none, on the local store, since they were stored while
   hashed): reading each file again, checking its digest and writing the blob,
   serially while the disk keeps up, on threads while it is slow (``bench_pacing.py``)
@@ -60,6 +60,7 @@ timed(ChecksumCache, "remember", "remember")
 timed(ChecksumCache, "remember_tree", "remember")
 timed(LocalStore, "missing", "look up")
 timed(Registry, "store_generation", "look up")
+timed(Registry, "store_view", "look up")
 timed(artifact_plugins.core.transfer, "_transfer", "store")  # whole: the files may go on threads
 timed(artifact_mod.Artifact, "manifest", "manifest")
 timed(Manifest, "digest", "manifest")

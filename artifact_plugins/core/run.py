@@ -32,7 +32,7 @@ from .metadata import validate_description, validate_metadata
 from .naming import name_list, parse_ref, validate_alias, validate_name
 from .redact import redact_uri
 from .references import references_read_with
-from .registry import CommitFields, RunRecord, VersionRecord
+from .registry import CommitFields, RunRecord, StoreFence, VersionRecord
 from .run_context import AliasMove, RunContext, RunContextProvider, current_run_context
 from .storage import manifest_key
 from .transfer import upload_blobs
@@ -276,7 +276,7 @@ class Run:
                 self.id,
                 artifact,
                 manifest,
-                lambda turn: registry.commit_version(turn=turn, **fields),
+                lambda fence: registry.commit_version(fence=fence, **fields),
                 artifact._held_in(scope),
                 artifact._delta_in(scope),
                 artifact._stored_in(scope),
@@ -337,7 +337,7 @@ class Run:
             self.id,
             artifact,
             manifest,
-            lambda turn: self._client.registry.add_part(
+            lambda fence: self._client.registry.add_part(
                 entity=self.entity,
                 project=self.project,
                 name=artifact.name,
@@ -347,7 +347,7 @@ class Run:
                 manifest_key=manifest_key(manifest.digest()),
                 run_id=self.id,
                 part_key=part_key or self._context.part_key,
-                turn=turn,
+                fence=fence,
             ),
         )
 
@@ -469,7 +469,8 @@ def _call_hook(provider: RunContextProvider, hook: str, *args: Any, **kwargs: An
         logger.warning("%s hook %s failed: %s", type(provider).__name__, hook, exc)
 
 
-#: How many times a commit runs steps (1)-(3) when a garbage collection went ahead of its turn.
+#: How many times a commit runs steps (1)-(3) when a garbage collection went ahead of it (the
+#: first time without a store turn, then with one).
 TURN_ATTEMPTS = 3
 
 
@@ -478,32 +479,32 @@ def store_then_record(
     run_id: str,
     artifact: Artifact,
     manifest: Manifest,
-    record: Callable[[int], T],
+    record: Callable[[StoreFence], T],
     held: frozenset[str] = frozenset(),
     delta: DeltaSource | None = None,
     stored_since: int | None = None,
 ) -> tuple[T, str | None]:
-    """Steps (1) and (2) of the commit protocol, then ``record(turn)`` (step 3), in one commit turn,
-    which ``record``'s transaction ends (:meth:`~.registry.Registry.end_store_turn`).
+    """Steps (1) and (2) of the commit protocol, then ``record(fence)`` (step 3), whose
+    transaction checks the fence (:meth:`~.registry.Registry.hold_fence`).
 
-    From asking the store which blobs it has until the version (or part) is recorded, a
-    blob found present must stay: the turn keeps a deleting garbage collection from running
-    meanwhile (it waits for an earlier one to end, and a later one waits for it). ``record``
-    checks in its transaction that the turn is still held; if a collection went ahead (this
-    process was held up past the turn's lease), nothing was recorded, and the steps run again:
-    blobs the collection deleted are found missing and sent again.
+    From asking the store which blobs it has until the version (or part) is recorded, a blob
+    found present must stay. The first attempt takes no turn at the store: it reads the store's
+    generation (:meth:`~.registry.Registry.store_view`), and records only if no deleting
+    collection went ahead since. Where one did (or one was deleting when it looked), the steps
+    run again under a store turn, which a collection waits for (and the commit waits for an
+    earlier one): blobs the collection deleted are found missing and sent again. A commit held
+    up past its turn's lease loses the turn to a collection, records nothing, and runs again.
 
     ``held`` are the digests of committed versions that hold the blobs of the draft's entries
     flagged ``held``: a store that only gc deletes from (``BlobStore.only_gc_deletes``, the
-    local one) is not asked about those blobs if, in the turn, every one of these versions is
-    still committed (gc keeps every blob of a committed version, and none runs during the
-    turn). If one is not, the store is asked about every blob. Entries are also flagged
-    ``held`` because the draft stored their blobs as it hashed them, while the store's
-    generation was ``stored_since`` (:meth:`~.registry.Registry.store_generation`): they are
-    taken as present if, in the turn, the generation is the same (no collection went ahead
-    since); if it is not, the store is asked about every blob. ``delta``, whose
-    version must be among ``held``, is what the manifest may be stored as a delta of
-    (:func:`~.delta.plan_delta`).
+    local one) is not asked about those blobs if every one of these versions is still
+    committed (gc keeps every blob of a committed version). If one is not, the store is asked
+    about every blob. Entries are also flagged ``held`` because the draft stored their blobs as
+    it hashed them, while the store's generation was ``stored_since``
+    (:meth:`~.registry.Registry.store_generation`): they are taken as present if the fence's
+    generation is the same (no collection went ahead since); if it is not, the store is asked
+    about every blob. ``delta``, whose version must be among ``held``, is what the manifest may
+    be stored as a delta of (:func:`~.delta.plan_delta`).
 
     Returns what ``record`` returned, and how the manifest is stored (``""`` whole, else the base
     of its delta; ``None`` if it was stored already).
@@ -515,29 +516,37 @@ def store_then_record(
 
     attempt = 1
     while True:
-        turn = registry.acquire_store_lock("commit", run_id, on_wait=waiting)
+        fence, committed = registry.store_view(held) if attempt == 1 else (None, set())
+        turn = None
+        if fence is None:
+            turn = registry.acquire_store_lock("commit", run_id, on_wait=waiting)
+            fence = StoreFence(turn=turn)
+            committed = registry.committed_digests(held) if held else set()
         try:
             trusted = bool(held) or stored_since is not None
-            if held and len(registry.committed_digests(held)) < len(held):
+            if len(committed) < len(held):
                 logger.info("a version %r started from is no longer committed: checking every blob", artifact.name)
                 held, delta, trusted = frozenset(), None, False
-            if trusted and stored_since is not None and registry.store_generation() != stored_since:
-                logger.info("a garbage collection ran since %r was stored: checking every blob", artifact.name)
-                trusted = False
+            if trusted and stored_since is not None:
+                generation = fence.generation if turn is None else registry.store_generation()
+                if generation != stored_since:
+                    logger.info("a garbage collection ran since %r was stored: checking every blob", artifact.name)
+                    trusted = False
             upload_blobs(client, artifact.pending, artifact.name, skip_held=trusted and client.store.only_gc_deletes)
             plan = plan_delta(client, manifest, delta) if delta is not None and delta.version in held else None
             stored = client.put_manifest(manifest, plan)
-            return record(turn), stored  # its transaction ended the turn
+            return record(fence), stored  # its transaction ended the turn, if it held one
         except StoreTurnLostError:
             if attempt == TURN_ATTEMPTS:
                 raise
             logger.warning(
-                "storing %r again: it was held up past its turn at the store and a garbage collection went ahead",
+                "storing %r again: a garbage collection went ahead of it while it stored",
                 artifact.name,
             )
             attempt += 1
         except BaseException:
-            registry.release_store_lock(turn)
+            if turn is not None:
+                registry.release_store_lock(turn)
             raise
 
 

@@ -168,12 +168,15 @@ def test_delete_frees_storage_only_through_gc(make_tree: Tree, api: ap.Api, stor
 
 
 @pytest.mark.parametrize("heartbeat", [None, "0.2"], ids=["default-lease", "1s-lease"])
-def test_gc_waits_for_a_log_that_found_a_garbage_blob_present(
+def test_a_log_that_found_a_garbage_blob_present_stores_it_again_if_gc_goes_ahead(
     make_tree: Tree, api: ap.Api, store_dir: Path, heartbeat: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The worst moment for gc: a concurrent log has found a garbage blob present (so it will not
-    send it) and has not committed yet. The collection waits for that commit, then keeps the blob.
-    With a 1 s lease, the 2 s wait holds only because both sides keep renewing their turns."""
+    send it) and has not committed yet. A log takes no turn at the store at first, so the
+    collection goes ahead and deletes the blob; the log then records nothing, and stores again
+    under a turn (sending the blob again). A collection that comes while it holds that turn
+    waits for its commit, and keeps the blob even with no grace. With a 1 s lease, the 2 s wait
+    holds only because both sides keep renewing their turns."""
     if heartbeat is not None:
         monkeypatch.setenv("ARTIFACT_PLUGINS_HEARTBEAT_SECONDS", heartbeat)
     v0 = log_dir(make_tree("a", {"data.bin": b"payload" * 1000}))
@@ -190,11 +193,12 @@ def test_gc_waits_for_a_log_that_found_a_garbage_blob_present(
         from pathlib import Path
         import artifact_plugins as ap
         import artifact_plugins.core.run as run_mod
-        original = run_mod.upload_blobs
+        original, attempts = run_mod.upload_blobs, []
         def paused_look(*args, **kwargs):  # the blobs were found present (as stored, or on asking)
             sent = original(*args, **kwargs)
-            Path({str(work / "checked")!r}).touch()
-            while not Path({str(work / "go")!r}).exists():
+            attempts.append(sent)
+            Path({str(work)!r}, f"checked{{len(attempts)}}").touch()
+            while not Path({str(work)!r}, f"go{{len(attempts)}}").exists():
                 time.sleep(0.01)
             return sent
         run_mod.upload_blobs = paused_look
@@ -204,20 +208,25 @@ def test_gc_waits_for_a_log_that_found_a_garbage_blob_present(
             run.log_artifact(art)
         """
     )
-    wait_for_file(work / "checked", writer)
-    collector = start_python(
-        """
+    collect = """
         import json
         from datetime import timedelta
         import artifact_plugins as ap
-        print(json.dumps(ap.Api().gc(dry_run=False, grace=timedelta(minutes=30)).deleted_blobs))
+        print(json.dumps(ap.Api().gc(dry_run=False, grace=timedelta(minutes={grace})).deleted_blobs))
         """
-    )
+    wait_for_file(work / "checked1", writer)
+    first = start_python(collect.format(grace=30))  # the log holds no turn: nothing to wait for
+    assert blob_key(v0.get_entry("data.bin").digest) in json.loads(finish(first)[0]) and not blob.exists()
+    (work / "go1").touch()
+    wait_for_file(work / "checked2", writer)  # it found its fence broken, and stored again under a turn
+    assert blob.exists()
+    second = start_python(collect.format(grace=0))  # would delete the blob just sent, were it not for the turn
     time.sleep(2.0)
-    assert collector.poll() is None and blob.exists()  # waiting for the writer's turn to end
-    (work / "go").touch()
-    finish(writer)
-    assert blob_key(v0.get_entry("data.bin").digest) not in json.loads(finish(collector)[0])
+    assert second.poll() is None and blob.exists()  # waiting for the writer's turn to end
+    (work / "go2").touch()
+    _out, err = finish(writer)
+    assert "storing 'ds' again" in err  # the user sees why the log took longer
+    assert blob_key(v0.get_entry("data.bin").digest) not in json.loads(finish(second)[0])
     v1 = api.artifact("ds:latest")
     assert v1.version == "v1" and v1.verify().ok
     assert (v1.download() / "data.bin").read_bytes() == b"payload" * 1000
@@ -392,23 +401,45 @@ def _turns() -> list[int]:
     return get_client().registry.read(lambda conn: list(conn.execute(select(tables.StoreLock.id)).scalars()))
 
 
+def test_a_log_takes_no_turn_at_the_store_while_no_collection_deletes(
+    make_tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its fence is the store's generation, checked by the transaction that records it."""
+    from artifact_plugins.core.registry import Registry
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a log took a store turn with no collection about")
+
+    monkeypatch.setattr(Registry, "acquire_store_lock", refuse)
+    v0 = log_dir(make_tree("a", {"x.txt": "x"}))
+    v1 = log_dir(make_tree("b", {"x.txt": "x", "y.txt": "y"}))
+    assert _turns() == [] and [v0.version, v1.version] == ["v0", "v1"] and v1.verify().ok
+
+
 def test_the_transaction_that_records_a_version_ends_its_turn(make_tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A log's turn at the store ends with the transaction that records its version (no turn
-    is left over, and no transaction of its own ends it); a log whose recording fails ends it
-    all the same, so a collection never waits for it."""
+    """A log that stores under a turn at the store (a collection was deleting when it looked)
+    ends it with the transaction that records its version (no turn is left over, and no
+    transaction of its own ends it); a log whose recording fails ends it all the same, so a
+    collection never waits for it."""
     from artifact_plugins.core.errors import TypeMismatchError
     from artifact_plugins.core.registry import Registry
 
+    monkeypatch.setattr(Registry, "store_view", lambda self, held=(): (None, set()))  # "a collection is deleting"
+    taken: list[int] = []
+    real_take = Registry.acquire_store_lock
+    monkeypatch.setattr(
+        Registry, "acquire_store_lock", lambda self, *a, **k: taken.append(real_take(self, *a, **k)) or taken[-1]
+    )
     released: list[int] = []
     real = Registry.release_store_lock
     monkeypatch.setattr(Registry, "release_store_lock", lambda self, turn: (released.append(turn), real(self, turn)))
     log_dir(make_tree("a", {"x.txt": "x"}))
-    assert _turns() == [] and released == []
+    assert len(taken) == 1 and _turns() == [] and released == []
     other = ap.Artifact("ds", "model")  # the name is a dataset's: recording it fails
     other.add_dir(make_tree("b", {"x.txt": "y"}))
     with ap.init(job_type="t") as run, pytest.raises(TypeMismatchError):
         run.log_artifact(other)
-    assert _turns() == [] and len(released) == 1
+    assert len(taken) == 2 and _turns() == [] and released == taken[1:]
 
 
 def test_a_dry_run_takes_no_turn(make_tree: Tree, api: ap.Api) -> None:

@@ -7,6 +7,7 @@ from .records import (
     CommitResult,
     EdgeRecord,
     RunRecord,
+    StoreFence,
     VersionRecord,
 )
 from .registry import Registry
@@ -19,5 +20,6 @@ __all__ = [
     "EdgeRecord",
     "Registry",
     "RunRecord",
+    "StoreFence",
     "VersionRecord",
 ]

@@ -139,6 +139,17 @@ class CommitFields(TypedDict):
 
 
 @dataclass(frozen=True)
+class StoreFence:
+    """What keeps the blobs a commit found present in the store there until its transaction
+    records it (:meth:`~.registry.Registry.store_view`): either a store ``turn`` it holds
+    (no deleting collection goes ahead while it does), or the store's ``generation`` it read
+    while no collection was deleting (the recording transaction checks it is unchanged)."""
+
+    turn: int | None = None
+    generation: int | None = None
+
+
+@dataclass(frozen=True)
 class CommitResult:
     """What a commit did: the version, whether it is new, and which aliases moved."""
 

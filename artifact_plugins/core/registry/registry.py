@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, delete, func, insert, or_, select, text, update
@@ -44,6 +45,7 @@ from .records import (
     CommitResult,
     EdgeRecord,
     RunRecord,
+    StoreFence,
     VersionRecord,
     as_utc,
     now,
@@ -352,30 +354,34 @@ class Registry:
 
     def committed_digests(self, digests: Collection[str]) -> set[str]:
         """Which of ``digests`` some committed version (of any collection) has."""
+        return self.read(lambda conn: _committed_digests(conn, digests))
 
-        def fn(conn: Connection) -> set[str]:
-            found: set[str] = set()
-            wanted = sorted(digests)
-            for start in range(0, len(wanted), 500):
-                found.update(
-                    conn.execute(
-                        select(tb.Version.digest).where(
-                            tb.Version.digest.in_(wanted[start : start + 500]), tb.Version.state == COMMITTED
-                        )
-                    ).scalars()
-                )
-            return found
+    def store_view(self, held: Collection[str] = ()) -> tuple[StoreFence | None, set[str]]:
+        """What a commit may count on, read in one transaction before it asks the store which
+        blobs it has: a :class:`StoreFence` on the store's generation, and which of the ``held``
+        digests are of committed versions (whose blobs no collection deletes).
+
+        The fence is ``None`` while a deleting collection holds a live turn: the commit must then
+        take a turn of its own (:meth:`acquire_store_lock`), which waits for the collection. With
+        the fence, the commit takes none: a collection that goes ahead before the commit is
+        recorded changes the generation, and the recording transaction, finding it changed,
+        records nothing (:meth:`hold_fence`); the commit then stores again under a turn.
+        """
+
+        def fn(conn: Connection) -> tuple[StoreFence | None, set[str]]:
+            generation = _generation(conn, while_idle=True)
+            fence = None if generation is None else StoreFence(generation=generation)
+            return fence, _committed_digests(conn, held) if held else set()
 
         return self.read(fn)
 
-    def commit_version(self, *, turn: int | None = None, **fields: Unpack[CommitFields]) -> CommitResult:
+    def commit_version(self, *, fence: StoreFence | None = None, **fields: Unpack[CommitFields]) -> CommitResult:
         """Step (3) of the commit protocol: dedup or allocate the next index, move aliases, record lineage.
 
-        ``fields`` are the :class:`CommitFields` of the version. ``turn``, the store turn under
-        which steps (1) and (2) ran, must still be held; the transaction that records the
-        version ends it (:meth:`end_store_turn`).
+        ``fields`` are the :class:`CommitFields` of the version. ``fence``, under which steps (1)
+        and (2) ran, must still hold: the transaction checks it first (:meth:`hold_fence`).
         """
-        result = self._commit_version(**fields, reuse_only=False, turn=turn)
+        result = self._commit_version(**fields, reuse_only=False, fence=fence)
         assert result is not None
         return result
 
@@ -402,14 +408,14 @@ class Registry:
         run_id: str | None,
         ttl_seconds: int | None = None,
         reuse_only: bool,
-        turn: int | None = None,
+        fence: StoreFence | None = None,
     ) -> CommitResult | None:
         aliases = [a for a in dict.fromkeys(aliases) if a != LATEST]
         tags = list(dict.fromkeys(tags))
 
         def fn(conn: Connection) -> CommitResult | None:
-            if turn is not None:
-                self.end_store_turn(conn, turn)
+            if fence is not None:
+                self.hold_fence(conn, fence)
             coll = self._collection_for_write(conn, entity, project, name, type)
             existing = conn.execute(
                 select(tb.Version.id)
@@ -1091,15 +1097,15 @@ class Registry:
         manifest_key: str,
         run_id: str | None,
         part_key: str | None = None,
-        turn: int | None = None,
+        fence: StoreFence | None = None,
     ) -> None:
         """Record one upserted part: idempotent per content, and with ``part_key`` a retried
-        writer's new part replaces the open part its earlier attempt left. ``turn``: as for
+        writer's new part replaces the open part its earlier attempt left. ``fence``: as for
         :meth:`commit_version`."""
 
         def fn(conn: Connection) -> None:
-            if turn is not None:
-                self.end_store_turn(conn, turn)
+            if fence is not None:
+                self.hold_fence(conn, fence)
             coll = self._collection_for_write(conn, entity, project, name, type)
             where = (tb.Part.collection_id == coll.id, tb.Part.distributed_id == distributed_id)
             if part_key is not None:
@@ -1242,10 +1248,12 @@ class Registry:
     ) -> int:
         """Take a turn at the store; return its id once every earlier turn it must not overlap
         has ended. A ``"commit"`` turn (from before a log asks the store which blobs it has until
-        its version is recorded) waits for earlier ``"gc"`` turns; a ``"gc"`` turn (a collection
-        that deletes) waits for every earlier turn. A turn whose process is gone or whose lease
-        ran out no longer counts; a commit's lease is renewed with its run's (``run_id``).
-        ``on_wait`` is told once what the turn waits for. End it with :meth:`release_store_lock`.
+        its version is recorded; taken only where :meth:`store_view`'s fence cannot serve: a
+        collection was deleting, or went ahead of the commit) waits for earlier ``"gc"`` turns;
+        a ``"gc"`` turn (a collection that deletes) waits for every earlier turn. A turn whose
+        process is gone or whose lease ran out no longer counts; a commit's lease is renewed with
+        its run's (``run_id``). ``on_wait`` is told once what the turn waits for. End it with
+        :meth:`release_store_lock`.
         """
         if kind not in ("commit", "gc"):
             raise ValueError(f"store turn kind {kind!r}: expected 'commit' or 'gc'")
@@ -1268,7 +1276,7 @@ class Registry:
 
         turn, blocking = self.write(take)  # the common case, nothing to wait for: one transaction
         # A collection ends the turns it goes ahead of in the transaction that decides to: so a
-        # commit held up past its lease finds its turn gone when it records (see end_store_turn).
+        # commit held up past its lease finds its turn gone when it records (see hold_fence).
         check = self.write if kind == "gc" else self.read
         try:
             told, renew_at = False, time.monotonic() + heartbeat_seconds()
@@ -1294,14 +1302,7 @@ class Registry:
         turn, the count is still ``n``, provided no collection was under way when ``n`` was
         read: ``while_idle`` returns ``None`` then (a collection holds a live turn).
         """
-
-        def fn(conn: Connection) -> int | None:
-            value = int(conn.execute(select(tb.StoreGeneration.value).where(tb.StoreGeneration.id == 1)).scalar_one())
-            if while_idle and _live_turns(conn, _select_turns().where(tb.StoreLock.kind == "gc"))[0]:
-                return None
-            return value
-
-        return self.read(fn)
+        return self.read(lambda conn: _generation(conn, while_idle))
 
     def renew_store_lock(self, turn: int) -> bool:
         """Push store turn ``turn``'s lease ahead; False if it had already run out (others may have
@@ -1319,20 +1320,25 @@ class Registry:
         return self.write(fn)
 
     @staticmethod
-    def end_store_turn(conn: Connection, turn: int) -> None:
-        """In the transaction that records a commit: end its store turn ``turn``, which must still
-        be held. Raises :class:`StoreTurnLostError` if a collection ended it, having gone ahead
-        of a commit held up past its lease: the blobs the commit found present may be gone, so
-        it must not record anything. Ending the turn as the version is recorded leaves no moment
-        for a collection between the two (the row lock this takes makes a collection deciding to
-        go ahead wait for the transaction, and see the version as a root after it), and saves
-        the commit a transaction; if the transaction fails, the turn is still held and the caller
-        ends it (:meth:`release_store_lock`)."""
-        held = conn.execute(delete(tb.StoreLock).where(tb.StoreLock.id == turn))
-        if not held.rowcount:
+    def hold_fence(conn: Connection, fence: StoreFence) -> None:
+        """In the transaction that records a commit: check that ``fence`` still holds, ending its
+        turn if it has one. Raises :class:`StoreTurnLostError` if a collection went ahead
+        meanwhile (the blobs the commit found present may be gone, so it must not record
+        anything): it ended the turn (the commit was held up past the turn's lease), or changed
+        the generation. Checking in the recording transaction leaves no moment for a collection
+        between the two: the row this locks makes a collection deciding to go ahead wait for the
+        transaction, and see the version as a root after it; a turn ended here saves the commit a
+        transaction (if the transaction fails, the turn is still held and the caller ends it
+        with :meth:`release_store_lock`)."""
+        if fence.turn is not None:
+            lost = not conn.execute(delete(tb.StoreLock).where(tb.StoreLock.id == fence.turn)).rowcount
+        else:
+            read = select(tb.StoreGeneration.value).where(tb.StoreGeneration.id == 1).with_for_update(read=True)
+            lost = conn.execute(read).scalar_one() != fence.generation
+        if lost:
             raise StoreTurnLostError(
-                "this commit was held up past its turn at the store and a garbage collection went ahead of "
-                "it; nothing was recorded, log the artifact again"
+                "a garbage collection went ahead while this commit was storing its blobs; nothing was recorded, "
+                "log the artifact again"
             )
 
     def release_store_lock(self, turn: int) -> None:
@@ -1357,11 +1363,48 @@ def _live_turns(conn: Connection, query: Select[Any]) -> tuple[list[str], list[i
     live: list[str] = []
     over: list[int] = []
     for id_, other, owner, until in conn.execute(query.order_by(tb.StoreLock.id)).all():
-        if as_utc(until) > moment and owner_gone(owner) is not True:
+        if _live(owner, until, moment):
             live.append("garbage collection" if other == "gc" else "a commit in progress")
         else:
             over.append(id_)
     return live, over
+
+
+def _live(owner: str, lease_until: datetime, moment: datetime) -> bool:
+    """Whether a store turn still counts: its lease runs and its process is not known to be gone."""
+    return as_utc(lease_until) > moment and owner_gone(owner) is not True
+
+
+def _committed_digests(conn: Connection, digests: Collection[str]) -> set[str]:
+    """Which of ``digests`` some committed version has (read in ``conn``)."""
+    found: set[str] = set()
+    wanted = sorted(digests)
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        found.update(
+            conn.execute(
+                select(tb.Version.digest).where(tb.Version.digest.in_(chunk), tb.Version.state == COMMITTED)
+            ).scalars()
+        )
+    return found
+
+
+def _generation(conn: Connection, while_idle: bool) -> int | None:
+    """The store's generation (:meth:`Registry.store_generation`), read in ``conn``."""
+    generation = select(tb.StoreGeneration.value).where(tb.StoreGeneration.id == 1)
+    if not while_idle:
+        return int(conn.execute(generation).scalar_one())
+    # One statement (each costs a process its compilation): the generation beside each
+    # collection's turn (a row of NULLs if there is none).
+    rows = conn.execute(
+        generation.add_columns(tb.StoreLock.owner, tb.StoreLock.lease_until).outerjoin(
+            tb.StoreLock, tb.StoreLock.kind == "gc"
+        )
+    ).all()
+    moment = now()
+    if any(until is not None and _live(owner, until, moment) for _, owner, until in rows):
+        return None
+    return int(rows[0][0])
 
 
 def _waits_for(conn: Connection, turn: int, kind: str) -> list[str]:
@@ -1370,7 +1413,7 @@ def _waits_for(conn: Connection, turn: int, kind: str) -> list[str]:
     in this transaction.
 
     For a collection (in a write transaction) the earlier turns that are over are ended here: a
-    commit among them can then no longer record (:meth:`Registry.end_store_turn`). Their rows
+    commit among them can then no longer record (:meth:`Registry.hold_fence`). Their rows
     stay locked until this transaction ends, so a commit recording meanwhile is either seen
     renewed (and waited for) or finds its turn gone.
     """
