@@ -36,13 +36,9 @@ from typing import Any
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
+    a
+    for a in (Path(__file__).resolve().parents[1] / "scripts" / "lib" / "chromium-args").read_text().split("\n")
+    if a[:1] == "-"
 ]
 PROJECT = "bench"
 

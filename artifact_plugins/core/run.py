@@ -256,18 +256,18 @@ class Run:
             ttl_seconds=ttl_seconds,
         )
         result = None
-        if registry.has_committed_digest(self.entity, self.project, artifact.name, digest) and self._client.store.has(
-            fields["manifest_key"]
-        ):
-            # Re-logging content this collection already holds, into a store that has its manifest
-            # (written only after all its blobs were): the bytes are there and kept alive by that
-            # committed version (gc never deletes what a live version references), so steps (1)
-            # and (2) have nothing to do. The commit reuses the version only if it still exists at
-            # that moment; if it was deleted meanwhile, the full protocol runs below. (A registry
-            # can outlive a store switch: without the manifest check, a re-log into a new store
-            # would commit nothing there.)
+        if self._client.store.has(fields["manifest_key"]):
+            # Re-logging content the store holds the manifest of (written only after all its
+            # blobs were): if this collection holds a committed version of it, the bytes are
+            # there and kept alive by that version (gc never deletes what a live version
+            # references), so steps (1) and (2) have nothing to do, and the commit reuses the
+            # version if it still exists at that moment. If there is none (a log that never
+            # committed left the manifest; or the version was deleted meanwhile), the full
+            # protocol runs below. (A registry can outlive a store switch: a committed version
+            # whose manifest the store lacks is committed again through the full protocol.)
             result = registry.reuse_version(**fields)
-            self._client.remember_manifest(digest, manifest)
+            if result is not None:
+                self._client.remember_manifest(digest, manifest)
         stored: str | None = None
         scope = self._client.scope
         if result is None:

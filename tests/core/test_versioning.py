@@ -122,21 +122,28 @@ def test_relog_into_another_store_with_the_same_registry_sends_everything(tmp_pa
 
 
 def test_relog_whose_version_vanished_meanwhile_runs_the_full_protocol(tmp_path, api, store_dir, monkeypatch):
-    """The race the shortcut must survive: the registry said the content was there, then that
+    """The race the shortcut must survive: the store said the manifest was there, then that
     version was deleted and its blobs collected before the commit. The commit notices and sends
     everything again."""
     from artifact_plugins.core.client import get_client
-    from artifact_plugins.core.registry import Registry
+    from artifact_plugins.core.storage import manifest_key
+    from artifact_plugins.core.storage.local import LocalStore
 
     with ap.init() as run:
         v0 = run.log_artifact(draft(tmp_path, "ds", {"a.txt": "A"}))
     v0.delete(delete_aliases=True)
     report = api.gc(dry_run=False, grace=timedelta(0))
     assert report.deleted_blobs and not [p for p in store_dir.rglob("*") if p.is_file() and "blobs" in p.parts]
-    monkeypatch.setattr(Registry, "has_committed_digest", lambda *a, **k: True)  # the stale answer
+    real_has, asked = LocalStore.has, []
+
+    def stale_has(self: LocalStore, key: str) -> bool:  # the stale answer, the first time it is asked
+        asked.append(key)
+        return (key == manifest_key(v0.digest) and asked.count(key) == 1) or real_has(self, key)
+
+    monkeypatch.setattr(LocalStore, "has", stale_has)
     with ap.init() as run:
         v1 = run.log_artifact(draft(tmp_path, "ds", {"a.txt": "A"}))
-    assert v1.version == "v1" and v1.digest == v0.digest
+    assert v1.version == "v1" and v1.digest == v0.digest and asked.count(manifest_key(v0.digest)) >= 1
     get_client().close()
     assert (v1.download(tmp_path / "out") / "a.txt").read_text() == "A"
 

@@ -34,15 +34,7 @@ SHOTS = REPO / "test-artifacts" / "web"
 PIPELINES = Path(__file__).parent / "pipelines"
 AIRFLOW_PY = REPO / ".venvs" / "airflow" / "bin" / "python"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
+CHROMIUM_ARGS = [a for a in (REPO / "scripts" / "lib" / "chromium-args").read_text().split("\n") if a[:1] == "-"]
 READY = "body[data-ready='1']"
 GRAPH_READY = "#lineage[data-ready='1']"
 

@@ -331,27 +331,6 @@ class Registry:
             .limit(1)
         ).scalar()
 
-    def has_committed_digest(self, entity: str, project: str, name: str, digest: str) -> bool:
-        """Whether collection ``name`` holds a committed version with ``digest`` (one indexed read)."""
-
-        def fn(conn: Connection) -> bool:
-            found = conn.execute(
-                select(tb.Version.id)
-                .join(tb.Collection, tb.Collection.id == tb.Version.collection_id)
-                .join(tb.Project, tb.Project.id == tb.Collection.project_id)
-                .where(
-                    tb.Project.entity == entity,
-                    tb.Project.name == project,
-                    tb.Collection.name == name,
-                    tb.Version.digest == digest,
-                    tb.Version.state == COMMITTED,
-                )
-                .limit(1)
-            ).first()
-            return found is not None
-
-        return self.read(fn)
-
     def committed_digests(self, digests: Collection[str]) -> set[str]:
         """Which of ``digests`` some committed version (of any collection) has."""
         return self.read(lambda conn: _committed_digests(conn, digests))
