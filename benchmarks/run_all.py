@@ -262,11 +262,7 @@ def bench_workload(b: Bench, w: Workload, src_root: Path, peers: bool) -> None:
     # -- this project
     a = {"home": str(home), "src": str(target), "name": name, "dest": str(dest)}
     b.measure("ours", "first_log", name, lambda: b.ours("ours_log", a), setup=lambda: rm(home))
-    # Every tool's re-log starts with the disk's writeback of the first logs done (``os.sync``,
-    # untimed): a re-log of unchanged files writes next to nothing, and what it measures is the
-    # re-log, not the flushing of the runs before it (on this VM's disk, a 100,000-file re-log
-    # right after five first logs took about twice as long as on a settled disk).
-    b.measure("ours", "relog", name, lambda: b.ours("ours_log", a), setup=os.sync)
+    b.measure("ours", "relog", name, lambda: b.ours("ours_log", a))
     b.measure("ours", "download_cached", name, lambda: b.ours("ours_download", a), setup=lambda: rm(dest))
     b.measure("ours", "redownload", name, lambda: b.ours("ours_download", a))
     if w.files <= 20_000 or b.args.quick:  # on 100,000 files these take minutes per run: 10k and 1 GiB show them
@@ -286,7 +282,7 @@ def bench_workload(b: Bench, w: Workload, src_root: Path, peers: bool) -> None:
     wb = b.work / "wandb" / name
     wa = {"home": str(wb), "src": str(target), "name": name}
     b.measure("wandb", "first_log", name, lambda: b.peer("wandb_log", wa), setup=lambda: rm(wb))
-    b.measure("wandb", "relog", name, lambda: b.peer("wandb_log", wa), setup=os.sync)
+    b.measure("wandb", "relog", name, lambda: b.peer("wandb_log", wa))
     rm(wb)
 
     # -- DVC: the source root is the DVC project; cache in its .dvc, remote beside it
@@ -295,7 +291,7 @@ def bench_workload(b: Bench, w: Workload, src_root: Path, peers: bool) -> None:
     fresh = {"ws": str(src_root), "remote": str(remote), "trash": str(TRASH)}
     addp = {"ws": str(src_root), "target": dvc_target}
     b.measure("dvc", "first_log", name, lambda: b.peer("dvc_add_push", addp), setup=lambda: b.peer("dvc_fresh", fresh))
-    b.measure("dvc", "relog", name, lambda: b.peer("dvc_add_push", addp), setup=os.sync)
+    b.measure("dvc", "relog", name, lambda: b.peer("dvc_add_push", addp))
     dvcfile = src_root / f"{dvc_target}.dvc"
     if w.files > 20_000 and not b.args.quick:
         # DVC needs minutes per operation here; its downloads are measured on the smaller sets.
@@ -323,7 +319,7 @@ def bench_workload(b: Bench, w: Workload, src_root: Path, peers: bool) -> None:
     ml = b.work / "mlflow" / name
     ma = {"home": str(ml), "src": str(target), "name": name, "dest": str(dest)}
     b.measure("mlflow", "first_log", name, lambda: b.peer("mlflow_log", ma), setup=lambda: rm(ml))
-    b.measure("mlflow", "relog", name, lambda: b.peer("mlflow_log", ma), setup=os.sync)
+    b.measure("mlflow", "relog", name, lambda: b.peer("mlflow_log", ma))
     b.measure("mlflow", "download_cached", name, lambda: b.peer("mlflow_download", ma), setup=lambda: rm(dest))
     rm(ml, dest)
 
