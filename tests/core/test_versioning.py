@@ -65,6 +65,32 @@ def test_a_new_version_is_returned_as_a_read_of_it_gives_it(tmp_path, api):
     assert again.aliases == ("latest", "Best", "alpha", "zeta") and again.tags == ("B_tag", "a.tag", "b-tag")
 
 
+def test_a_new_run_is_returned_as_a_read_of_it_gives_it(api):
+    """The record ``ensure_run`` returns for a run it created (built from what it wrote, not read
+    back) is the one the registry gives later, and not the caller's ``step`` object."""
+    from artifact_plugins.core.client import get_client
+
+    registry = get_client().registry
+    step = {"task": "train", "attempt": 2, "tags": ("a", "b"), "nested": {"x": None}}
+    created = registry.ensure_run(
+        run_key="key-1",
+        orchestrator="script",
+        job_type="train",
+        name="run one",
+        group="g",
+        entity="ent",
+        project="proj",
+        url="http://ui/run",
+        group_url="http://ui/group",
+        step=step,
+        group_name="the group",
+    )
+    step["attempt"] = 3
+    assert created == registry.run(created.id)
+    assert created.step == {"task": "train", "attempt": 2, "tags": ["a", "b"], "nested": {"x": None}}
+    assert created.status == "running" and created.finished_at is None and created.started_at.tzinfo is not None
+
+
 def test_latest_moves_on_every_new_version(tmp_path, api):
     with ap.init() as run:
         for i in range(3):

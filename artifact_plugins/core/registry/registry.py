@@ -896,7 +896,7 @@ class Registry:
             row = conn.execute(select(tb.Run.id).where(tb.Run.run_key == run_key)).scalar()
             if row is None:
                 pid = self._project_id(conn, entity, project, create=True)
-                rid = str(uuid.uuid4())
+                rid, started = str(uuid.uuid4()), now()
                 conn.execute(
                     insert(tb.Run).values(
                         id=rid,
@@ -911,9 +911,27 @@ class Registry:
                         group_url=group_url,
                         step=step,
                         status=RUNNING,
-                        started_at=now(),
+                        started_at=started,
                         **held,
                     )
+                )
+                # Everything it holds was just written here: not read back (a joined query).
+                return RunRecord(
+                    id=rid,
+                    run_key=run_key,
+                    orchestrator=orchestrator,
+                    job_type=job_type,
+                    name=name,
+                    group=group,
+                    group_name=group_name,
+                    entity=entity,
+                    project=project,
+                    url=url,
+                    group_url=group_url,
+                    step=json.loads(json.dumps(step)),  # a copy, as a read gives
+                    status=RUNNING,
+                    started_at=as_utc(started),
+                    finished_at=None,
                 )
             else:
                 rid = row
