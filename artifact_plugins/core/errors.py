@@ -97,8 +97,9 @@ class ArtifactFinalizedError(ConflictError):
 
 
 class StoreTurnLostError(ConflictError):
-    """A commit was held up past its turn at the store and a garbage collection went ahead of it;
-    nothing was recorded (the commit is run again from the start)."""
+    """A garbage collection went ahead of a commit between its asking the store which blobs it
+    has and its recording transaction (the store's generation moved, or the commit was held up
+    past its turn's lease); nothing was recorded (the commit is run again from the start)."""
 
 
 class FileChangedError(ArtifactPluginsError):

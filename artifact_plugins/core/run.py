@@ -517,10 +517,8 @@ def store_then_record(
     attempt = 1
     while True:
         fence, committed = registry.store_view(held) if attempt == 1 else (None, set())
-        turn = None
         if fence is None:
-            turn = registry.acquire_store_lock("commit", run_id, on_wait=waiting)
-            fence = StoreFence(turn=turn)
+            fence = StoreFence(turn=registry.acquire_store_lock("commit", run_id, on_wait=waiting))
             committed = registry.committed_digests(held) if held else set()
         try:
             trusted = bool(held) or stored_since is not None
@@ -528,7 +526,7 @@ def store_then_record(
                 logger.info("a version %r started from is no longer committed: checking every blob", artifact.name)
                 held, delta, trusted = frozenset(), None, False
             if trusted and stored_since is not None:
-                generation = fence.generation if turn is None else registry.store_generation()
+                generation = fence.generation if fence.turn is None else registry.store_generation()
                 if generation != stored_since:
                     logger.info("a garbage collection ran since %r was stored: checking every blob", artifact.name)
                     trusted = False
@@ -545,8 +543,8 @@ def store_then_record(
             )
             attempt += 1
         except BaseException:
-            if turn is not None:
-                registry.release_store_lock(turn)
+            if fence.turn is not None:
+                registry.release_store_lock(fence.turn)
             raise
 
 
