@@ -1,6 +1,6 @@
 """Where a re-log of unchanged small files spends its time, and what each of its shortcuts saves.
 
-    python benchmarks/bench_relog.py [--files 10000] [--size 4096] [--pairs 7] [--dir DIR]
+    python benchmarks/bench_relog.py [--files 10000] [--size 4096] [--pairs 7] [--dir DIR] [--scan-only]
 
 Generates ``--files`` files (100 directories, mtimes aged past the checksum cache's racy
 window), logs them once per variant (untimed), then re-logs them in fresh processes, the
@@ -15,6 +15,10 @@ checksum cache, entries), ``init`` (the run record), ``commit`` (``log_artifact`
   generations afterwards (not moved to the oldest one), so the next collections walk it
 * ``ORM statements``: the registry's statements built from the ORM models instead of Core tables
 
+Before the re-logs (or alone, with ``--scan-only``), the scan itself against the floor of its
+system calls: ``_scan_dir`` of the files, a bare loop of ``os.stat`` over their paths in one
+process, and that loop split in halves with a forked child, taking turns.
+
 Prints the median of each phase per variant. The store, registry and caches live under
 ``--dir`` (default: a temporary directory), the same disk as the data.
 """
@@ -23,14 +27,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from child_setup import SETUP, WARM
 from smallfiles import add_size_options, generate
+
+from artifact_plugins.core.gcpause import gc_paused
 
 VARIANTS = {
     "as shipped": "",
@@ -83,16 +92,58 @@ def relog(home: Path, src: Path, patch: str, timed: bool) -> dict[str, float]:
     return json.loads(out.strip().splitlines()[-1]) if timed else {}
 
 
+def scan_floor(src: Path, runs: int) -> None:
+    """Print the median time of the re-log's scan (``_scan_dir``) next to a bare ``os.stat`` loop
+    over the same files, in this process alone and in halves with a forked child; taking turns
+    run by run. The scan's distance from the bare loop is the Python it adds per file."""
+    from artifact_plugins.core.artifact import _scan_dir
+
+    paths = _scan_dir(str(src))[0]
+    half = len(paths) // 2
+
+    def stat_all(part: list[str]) -> None:
+        for path in part:
+            os.stat(path)
+
+    def forked() -> None:
+        pid = os.fork()
+        if pid == 0:
+            stat_all(paths[half:])
+            os._exit(0)
+        stat_all(paths[:half])
+        os.waitpid(pid, 0)
+
+    ways: dict[str, Callable[[], object]] = {
+        "scan (_scan_dir)": lambda: _scan_dir(str(src)),
+        "bare os.stat loop": lambda: stat_all(paths),
+        "the same, halves forked": forked,
+    }
+    times: dict[str, list[float]] = {label: [] for label in ways}
+    with gc_paused():  # as add_dir runs the scan
+        for _ in range(runs):
+            for label, fn in ways.items():
+                t = time.perf_counter()
+                fn()
+                times[label].append(time.perf_counter() - t)
+    for label, spent in times.items():
+        med = statistics.median(spent)
+        print(f"{label:<24} {med * 1e3:7.1f} ms  {med * 1e6 / len(paths):5.2f} us a file")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_size_options(p)
     p.add_argument("--pairs", type=int, default=7, help="timed re-logs per variant")
     p.add_argument("--dir", default=None, help="scratch directory (default: a temporary one)")
+    p.add_argument("--scan-only", action="store_true", help="time the scan against the bare stat loop only")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as scratch:
         base = Path(scratch)
         src = base / "src"
         generate(src, args.files, args.size)
+        scan_floor(src, max(args.pairs, 5))
+        if args.scan_only:
+            return
         homes = {name: base / f"home-{i}" for i, name in enumerate(VARIANTS)}
         for name, patch in VARIANTS.items():  # the first log of each variant, untimed
             homes[name].mkdir()

@@ -291,7 +291,7 @@ def _scan_dir(root: str) -> tuple[list[str], list[str], list[FileStat]]:
     fulls: list[str] = []
     rels: list[str] = []
     stats: list[FileStat] = []
-    is_reg, compact = stat_mod.S_ISREG, compact_stat
+    is_reg, compact, by_name = stat_mod.S_ISREG, compact_stat, operator.attrgetter("name")
     stack: list[tuple[str, str]] = [(root, "")]
     while stack:
         top, rel_top = stack.pop()
@@ -311,19 +311,24 @@ def _scan_dir(root: str) -> tuple[list[str], list[str], list[FileStat]]:
         try:
             try:
                 with os.scandir(dir_fd) as it:
-                    items = sorted((e.name, e) for e in it)
+                    items = list(it)
             except OSError as exc:
                 raise InvalidInputError(
                     f"cannot add directory {top!r}: {exc.strerror or exc}; fix its permissions or add the "
                     "readable parts explicitly"
                 ) from None
-            for fname, e in items:
+            items.sort(key=by_name)
+            for e in items:
+                fname = e.name
                 try:
-                    if e.is_dir():
+                    if e.is_file(follow_symlinks=False):  # a plain file, as the listing says: no syscall
+                        link = False
+                    elif e.is_dir():
                         if not e.is_symlink():
                             subdirs.append(fname)
                         continue
-                    link = e.is_symlink()
+                    else:
+                        link = e.is_symlink()
                     st = e.stat()  # follows a symlink; for a plain file the only syscall
                 except OSError:
                     continue  # dangling symlink, vanished file
