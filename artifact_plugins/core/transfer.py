@@ -19,7 +19,7 @@ from .client import Client
 from .download_claims import IN_ROOT_PREFIX, Claim, claim, remove_tagged, sweep
 from .errors import InvalidInputError, InvalidPathError, StoreError
 from .forked import fork_pays, run_forked
-from .hashing import ChecksumCache, FileStat, Stat, compact_stat, hash_file
+from .hashing import ChecksumCache, FileStat, Stat, compact_stat, hash_file, stat_files
 from .manifest import ManifestEntry
 from .naming import normalize_entry_path
 from .pacing import run_paced
@@ -328,16 +328,12 @@ def _present(cache: ChecksumCache, entries: Sequence[ManifestEntry], base: str) 
     present when this machine fetched that object to it (:meth:`ChecksumCache.fetched`) and the
     file still holds the bytes fetched. An unchecked reference is always fetched again.
     """
-    existing: list[tuple[int, FileStat]] = []
-    for i, e in enumerate(entries):
-        if e.ref is not None and is_unchecked(e):
-            continue
-        try:
-            found = os.stat(f"{base}/{e.path}")
-        except OSError:
-            continue
-        if stat_mod.S_ISREG(found.st_mode):
-            existing.append((i, compact_stat(found)))
+    is_reg = stat_mod.S_ISREG
+    existing = [
+        (i, st)
+        for i, st in enumerate(stat_files(len(entries), lambda i: f"{base}/{entries[i].path}"))
+        if st is not None and is_reg(st.st_mode) and not (entries[i].ref is not None and is_unchecked(entries[i]))
+    ]
     contents: dict[int, str] = {}
     if existing:
         rehash = []

@@ -265,7 +265,7 @@ def test_add_dir_with_a_forked_child_logs_every_file_as_it_is(
     with ap.init(job_type="forked") as run:
         art = ap.Artifact("shared", "dataset")
         art.add_dir(str(src))
-        assert len(forks) == 1
+        assert len(forks) == 2  # one for the scan's stats, one for the hashing
         # Written as the files were hashed (half of them by the child), before any log: right bytes.
         blobs = {
             e.path: store_dir / "blobs" / "blake3" / hex_of(e.digest)[:2] / hex_of(e.digest) for e in art.manifest()
@@ -337,8 +337,10 @@ def test_a_download_shares_small_files_with_a_forked_child(
     monkeypatch.setattr(progress_mod, "_global_factory", advances)
     monkeypatch.setattr(hashing, "FINE_RACY_WINDOW_NS", 0)  # files just written may be remembered
     logged_with = len(forks)  # the fixture's log forked too
+    existed = target.exists()
     ap.Api().artifact(name).download(str(target))
-    assert len(forks) == logged_with + 1
+    # Into a directory that exists, what is already there is stat'ed first (on two cores too).
+    assert len(forks) == logged_with + 1 + existed
     assert tree_bytes(target) == expected
     # Progress is the parent's alone, and it heard of every file, the child's too.
     assert advances.by_pid == {os.getpid(): [sum(map(len, expected.values())), len(expected)]}
@@ -365,7 +367,44 @@ def test_a_file_the_child_was_killed_writing_is_written_again_whole(
 
     monkeypatch.setattr(LocalStore, "get_file", dies_half_way)
     logged_with = len(forks)  # the fixture's log forked too
+    existed = target.exists()
     ap.Api().artifact(name).download(str(target))
-    assert len(forks) == logged_with + 1
+    # Into a directory that exists, what is already there is stat'ed first (on two cores too).
+    assert len(forks) == logged_with + 1 + existed
     assert tree_bytes(target) == expected
     assert not [p for p in target.rglob("*") if ".tmp-" in p.name]
+
+
+def test_stat_files_with_a_forked_child_gives_what_os_stat_gives(tmp_path: Path, forks: list[int]) -> None:
+    expected = small_files(tmp_path / "files", 600)
+    paths = [str(tmp_path / "files" / rel) for rel in sorted(expected)]
+    (tmp_path / "link").symlink_to(paths[0])
+    paths[300:300] = [str(tmp_path / "missing"), str(tmp_path / "link"), str(tmp_path / "files")]
+    found = hashing.stat_files(len(paths), paths.__getitem__)
+    assert len(forks) == 1
+    want = []
+    for p in paths:
+        try:
+            want.append(hashing.compact_stat(os.stat(p)))
+        except FileNotFoundError:
+            want.append(None)
+    assert found == want
+    assert found[300] is None and found[301] == found[0]  # missing: None; a symlink: its target's
+
+
+def test_stat_files_left_by_a_killed_child_are_stat_ed_by_the_parent(
+    tmp_path: Path, forks: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = small_files(tmp_path / "files", 600)
+    paths = [str(tmp_path / "files" / rel) for rel in sorted(expected)]
+    parent, real_stat = os.getpid(), os.stat
+
+    def dies_in_the_child(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", dies_in_the_child)
+    found = hashing.stat_files(len(paths), paths.__getitem__)
+    assert len(forks) == 1
+    assert found == [hashing.compact_stat(real_stat(p)) for p in paths]

@@ -91,9 +91,16 @@ def hostile_tree(tmp_path: Path) -> Path:
     return root
 
 
-def test_add_dir_policy_over_a_hostile_tree(tmp_path: Path) -> None:
+#: Makes the child share even a few files' stats (and hashing) with a forked child of its own.
+FORK_ALWAYS = (
+    "from artifact_plugins.core import forked\nforked.FORK_MIN_ITEMS, forked.RESIDENT_BYTES_PER_ITEM = 1, 2**40\n"
+)
+
+
+@pytest.mark.parametrize("prelude", ["", FORK_ALWAYS], ids=["serial", "forked"])
+def test_add_dir_policy_over_a_hostile_tree(tmp_path: Path, prelude: str) -> None:
     root = hostile_tree(tmp_path)
-    result = add_dir_in_child(root)
+    result = add_dir_in_child(root, prelude=prelude)
     assert result.get("entries") == {
         "hardlink.txt": 6,
         "link-inside.txt": 6,
@@ -103,7 +110,7 @@ def test_add_dir_policy_over_a_hostile_tree(tmp_path: Path) -> None:
     }, result
     # The directory given may itself be a symlink: the same policy applies relative to its target.
     os.symlink(root, tmp_path / "tree-link")
-    assert add_dir_in_child(tmp_path / "tree-link") == result
+    assert add_dir_in_child(tmp_path / "tree-link", prelude=prelude) == result
     report(
         "test_add_dir_policy_over_a_hostile_tree",
         "add_dir over symlink loops, outside links, FIFOs, sockets, devices",
