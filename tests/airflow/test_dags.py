@@ -309,7 +309,7 @@ def test_many_small_files_are_logged_and_used_on_two_cores(
     api: Any, run_dag: Any, records: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Inside Airflow's task process (its threads and log handlers around), the forked child that
-    hashes and downloads half the files does its share and the DAG run's result is exact."""
+    stats, hashes and downloads half the files does its share and the DAG run's result is exact."""
     from airflow.sdk import dag
     from processes import count_forks
 
@@ -328,7 +328,7 @@ def test_many_small_files_are_logged_and_used_on_two_cores(
 
     dr = run_dag(many_files())
     assert dr.state == "success", records.task_states("artifact_many_files", dr.run_id)
-    assert len(forks) == 2  # the log's hashing, the use's download
+    assert len(forks) == 3  # the log's scan and hashing, the use's download
     used = Path(records.xcoms("artifact_many_files", dr.run_id)[("use_many", -1)]["path"])
     files = sorted(p.relative_to(src) for p in src.rglob("*") if p.is_file())
     assert sorted(p.relative_to(used) for p in used.rglob("*") if p.is_file()) == files

@@ -187,7 +187,7 @@ def test_many_small_files_are_logged_and_used_on_two_cores(
     api: ap.Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Inside a Prefect flow run (its event loop, API log handler and threads around), the forked
-    child that hashes and downloads half the files does its share and the flow's result is exact."""
+    child that stats, hashes and downloads half the files does its share and the flow's result is exact."""
     forks = count_forks(monkeypatch)
     src = tmp_path / "many"
     for i in range(600):
@@ -199,7 +199,7 @@ def test_many_small_files_are_logged_and_used_on_two_cores(
         return use_artifact(log_artifact("many", "dataset", str(src)), root=str(tmp_path / "out"))
 
     used = many_files()
-    assert len(forks) == 2  # the log's hashing, the use's download
+    assert len(forks) == 3  # the log's scan and hashing, the use's download
     out = tmp_path / "out"
     files = sorted(p.relative_to(src) for p in src.rglob("*") if p.is_file())
     assert sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file()) == files

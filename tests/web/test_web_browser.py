@@ -183,6 +183,9 @@ def pipelines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             "PREFECT_HOME": str(root / "prefect-home"),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_LOGGING_LEVEL": "WARNING",
+            # The ephemeral server migrates a new database while Airflow migrates its own, on two
+            # cores: Prefect's default 20 s wait for it ran out on a slow machine (37 s needed).
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
         }
     )
     flow = subprocess.run(
