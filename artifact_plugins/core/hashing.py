@@ -185,7 +185,7 @@ def stat_files(count: int, path: Callable[[int], str]) -> list[FileStat | None]:
     a forked child on a second core (:func:`~.forked.run_forked`).
     """
     found: list[FileStat | None] = [None] * count
-    stat, unpack, share = os.stat, _STATTED.unpack, _SHARED.setdefault
+    stat, unpack = os.stat, _STATTED.unpack
 
     def stat_one(i: int) -> None:
         try:  # noqa: SIM105  # a with-statement per file costs more than the stat's Python side
@@ -198,9 +198,9 @@ def stat_files(count: int, path: Callable[[int], str]) -> list[FileStat | None]:
         return _NOT_FOUND if st is None else _STATTED.pack(True, *st)
 
     def adopt(i: int, data: bytes) -> None:
-        ok, mode, ino, dev, size, mtime_ns = unpack(data)
-        if ok:  # what compact_stat makes, without an intermediate stat
-            found[i] = _new_stat(FileStat, (share(mode, mode), ino, share(dev, dev), size, mtime_ns))
+        ok, *fields = unpack(data)
+        if ok:
+            found[i] = compact_stat(FileStat(*fields))
 
     def serially(fn: Callable[[int], object], items: Sequence[int]) -> None:
         for i in items:
