@@ -16,8 +16,10 @@ checksum cache, entries), ``init`` (the run record), ``commit`` (``log_artifact`
 * ``ORM statements``: the registry's statements built from the ORM models instead of Core tables
 
 Before the re-logs (or alone, with ``--scan-only``), the scan itself against the floor of its
-system calls: ``_scan_dir`` of the files, a bare loop of ``os.stat`` over their paths in one
-process, and that loop split in halves with a forked child, taking turns.
+system calls: ``_scan_dir`` of the files as shipped, with its stats always shared with a forked
+child, and never (``forked.STAT_FORK_MIN_ITEMS`` decides between the two); a bare loop of
+``os.stat`` over their paths in one process, and that loop split in halves with a forked child;
+taking turns.
 
 Prints the median of each phase per variant. The store, registry and caches live under
 ``--dir`` (default: a temporary directory), the same disk as the data.
@@ -93,9 +95,11 @@ def relog(home: Path, src: Path, patch: str, timed: bool) -> dict[str, float]:
 
 
 def scan_floor(src: Path, runs: int) -> None:
-    """Print the median time of the re-log's scan (``_scan_dir``) next to a bare ``os.stat`` loop
-    over the same files, in this process alone and in halves with a forked child; taking turns
-    run by run. The scan's distance from the bare loop is the Python it adds per file."""
+    """Print the median time of the re-log's scan (``_scan_dir``: as shipped, with its stats on
+    two cores, on one) next to a bare ``os.stat`` loop over the same files, in this process alone
+    and in halves with a forked child; taking turns run by run. The scan's distance from the
+    bare loop is the Python it adds per file."""
+    from artifact_plugins.core import forked
     from artifact_plugins.core.artifact import _scan_dir
 
     paths = _scan_dir(str(src))[0]
@@ -105,7 +109,7 @@ def scan_floor(src: Path, runs: int) -> None:
         for path in part:
             os.stat(path)
 
-    def forked() -> None:
+    def halves_forked() -> None:
         pid = os.fork()
         if pid == 0:
             stat_all(paths[half:])
@@ -113,10 +117,23 @@ def scan_floor(src: Path, runs: int) -> None:
         stat_all(paths[:half])
         os.waitpid(pid, 0)
 
+    def scan(stat_fork_min: int) -> Callable[[], object]:
+        def run() -> None:
+            shipped = forked.STAT_FORK_MIN_ITEMS
+            forked.STAT_FORK_MIN_ITEMS = stat_fork_min
+            try:
+                _scan_dir(str(src))
+            finally:
+                forked.STAT_FORK_MIN_ITEMS = shipped
+
+        return run
+
     ways: dict[str, Callable[[], object]] = {
-        "scan (_scan_dir)": lambda: _scan_dir(str(src)),
+        "scan (_scan_dir)": scan(forked.STAT_FORK_MIN_ITEMS),
+        "scan, stats forked": scan(1),
+        "scan, one core": scan(2**62),
         "bare os.stat loop": lambda: stat_all(paths),
-        "the same, halves forked": forked,
+        "the same, halves forked": halves_forked,
     }
     times: dict[str, list[float]] = {label: [] for label in ways}
     with gc_paused():  # as add_dir runs the scan

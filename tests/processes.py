@@ -82,6 +82,7 @@ def count_forks(monkeypatch: Any) -> list[int]:
     from artifact_plugins.core import forked
 
     monkeypatch.setattr(forked, "FORK_MIN_ITEMS", 100)
+    monkeypatch.setattr(forked, "STAT_FORK_MIN_ITEMS", 100)
     monkeypatch.setattr(forked, "RESIDENT_BYTES_PER_ITEM", 2**40)
     pids: list[int] = []
     real_fork = forked._fork

@@ -27,8 +27,15 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-#: Fewer items than this are not worth a fork (about a millisecond for a small process).
+#: Fewer items than this are not worth a fork (about a millisecond for a small process) where
+#: each saves what hashing and storing a small file does (13-31 µs, see below).
 FORK_MIN_ITEMS = 2_000
+#: The same for work of a few microseconds an item: a ``stat`` (:func:`~.hashing.stat_files`).
+#: The scan of 10,000 files in a fresh first-log process gained nothing from a child
+#: (``bench_first_log.py``, tmpfs, taking turns); in one warm process (``bench_relog.py
+#: --scan-only``, tmpfs) a child saved 6% of the scan at 10,000 files, 4% at 30,000, 18% at
+#: 50,000 and 16% at 100,000.
+STAT_FORK_MIN_ITEMS = 30_000
 #: A fork copies the parent's page tables: 15-22 ms per GiB resident on this project's benchmark
 #: machines (``benchmarks/bench_fork.py``), while each small file handed to the child saved 13-31 µs
 #: (``bench_first_log.py``, ``bench_download.py`` on tmpfs). A parent holding more resident memory
@@ -47,10 +54,13 @@ def _resident_bytes() -> int | None:
         return None
 
 
-def fork_pays(items: int) -> bool:
+def fork_pays(items: int, min_items: int | None = None) -> bool:
     """Whether :func:`run_forked` shares ``items`` items with a child: on Linux, with a second core
-    for this process, at least :data:`FORK_MIN_ITEMS` items, and a parent small enough for them."""
-    if sys.platform != "linux" or items < FORK_MIN_ITEMS or len(os.sched_getaffinity(0)) < 2:
+    for this process, at least ``min_items`` items (default :data:`FORK_MIN_ITEMS`), and a
+    parent small enough for them."""
+    if min_items is None:
+        min_items = FORK_MIN_ITEMS
+    if sys.platform != "linux" or items < min_items or len(os.sched_getaffinity(0)) < 2:
         return False
     resident = _resident_bytes()
     return resident is not None and resident <= items * RESIDENT_BYTES_PER_ITEM
@@ -66,6 +76,7 @@ def run_forked(
     run: Callable[[Callable[[T], object], Sequence[T]], None],
     child_fn: Callable[[T], object] | None = None,
     undo: Callable[[T], None] | None = None,
+    min_items: int | None = None,
 ) -> None:
     """Call ``fn`` on every item, sharing them with a forked child where :func:`fork_pays`.
 
@@ -84,10 +95,10 @@ def run_forked(
     child was doing when it failed or was killed is done again by the parent, after
     ``undo(item)`` clears what the child may have left of it (a partly written file); so are the
     items of the chunk it had not reached. Interrupted in the parent, the child is killed and
-    waited for before the exception goes on.
+    waited for before the exception goes on. ``min_items`` is :func:`fork_pays`'.
     """
     n = len(items)
-    if not fork_pays(n):
+    if not fork_pays(n, min_items):
         run(fn, items)
         return
     step = max(CHUNK_ITEMS, -(-n // _MAX_CHUNKS))

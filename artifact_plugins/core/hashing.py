@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 from blake3 import blake3
 
+from . import forked
 from .errors import FileChangedError, StoreError
 from .forked import run_forked
 
@@ -181,8 +182,9 @@ def stat_files(count: int, path: Callable[[int], str]) -> list[FileStat | None]:
     once would be a hundred MiB).
 
     A ``stat`` is a system call that holds the process for all of it (3-5 µs a file on this
-    project's benchmark machines: most of a re-log of many small files), so many are shared with
-    a forked child on a second core (:func:`~.forked.run_forked`).
+    project's benchmark machines: most of a re-log of many small files), so many (at least
+    :data:`~.forked.STAT_FORK_MIN_ITEMS`) are shared with a forked child on a second core
+    (:func:`~.forked.run_forked`).
     """
     found: list[FileStat | None] = [None] * count
     stat, unpack = os.stat, _STATTED.unpack
@@ -206,7 +208,15 @@ def stat_files(count: int, path: Callable[[int], str]) -> list[FileStat | None]:
         for i in items:
             fn(i)
 
-    run_forked(stat_one, range(count), export=export, adopt=adopt, width=_STATTED.size, run=serially)
+    run_forked(
+        stat_one,
+        range(count),
+        export=export,
+        adopt=adopt,
+        width=_STATTED.size,
+        run=serially,
+        min_items=forked.STAT_FORK_MIN_ITEMS,
+    )
     return found
 
 

@@ -392,6 +392,23 @@ def test_stat_files_with_a_forked_child_gives_what_os_stat_gives(tmp_path: Path,
     assert found[300] is None and found[301] == found[0]  # missing: None; a symlink: its target's
 
 
+def test_stats_fork_only_from_their_own_larger_threshold(
+    tmp_path: Path, forks: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stat saves less than hashing a file does: a directory with enough files to fork the
+    hashing (``FORK_MIN_ITEMS``) but fewer than ``STAT_FORK_MIN_ITEMS`` is scanned by the parent alone."""
+    src = tmp_path / "src"
+    expected = small_files(src, 600)
+    monkeypatch.setattr(forked, "STAT_FORK_MIN_ITEMS", 601)
+    art = ap.Artifact("hashing-forks-only", "dataset")
+    art.add_dir(str(src))
+    assert len(forks) == 1  # the hashing's child only
+    monkeypatch.setattr(forked, "STAT_FORK_MIN_ITEMS", 600)
+    paths = [str(src / rel) for rel in sorted(expected)]
+    assert hashing.stat_files(len(paths), paths.__getitem__) == [hashing.compact_stat(os.stat(p)) for p in paths]
+    assert len(forks) == 2  # 600 stats: at the threshold, forked
+
+
 def test_stat_files_left_by_a_killed_child_are_stat_ed_by_the_parent(
     tmp_path: Path, forks: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:

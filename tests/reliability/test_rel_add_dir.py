@@ -93,7 +93,8 @@ def hostile_tree(tmp_path: Path) -> Path:
 
 #: Makes the child share even a few files' stats (and hashing) with a forked child of its own.
 FORK_ALWAYS = (
-    "from artifact_plugins.core import forked\nforked.FORK_MIN_ITEMS, forked.RESIDENT_BYTES_PER_ITEM = 1, 2**40\n"
+    "from artifact_plugins.core import forked\n"
+    "forked.FORK_MIN_ITEMS = forked.STAT_FORK_MIN_ITEMS = 1\nforked.RESIDENT_BYTES_PER_ITEM = 2**40\n"
 )
 
 
