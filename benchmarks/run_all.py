@@ -139,6 +139,18 @@ class Cell:
         return len(self.samples)
 
 
+@dataclass
+class Leg:
+    """One operation of :meth:`Bench.measure_in_turns`: ``run()`` returns a sample, ``setup()`` (if
+    any) runs before each, unmeasured; ``min_runs`` is what a slow peer gets before its budget stops it."""
+
+    tool: str
+    op: str
+    run: Any
+    setup: Any = None
+    min_runs: int = 3
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace, work: Path) -> None:
         self.args = args
@@ -182,25 +194,40 @@ class Bench:
         min_runs: int = 3,
     ) -> Cell:
         """Up to ``runs`` samples; a slow peer cell stops early once past the cell budget."""
-        cell = self.cells.setdefault((tool, op, w), Cell(tool, op, w))
+        return self.measure_in_turns(w, [Leg(tool, op, run, setup, min_runs)], runs)[0]
+
+    def measure_in_turns(self, w: str, legs: list[Leg], runs: int | None = None) -> list[Cell]:
+        """:meth:`measure` of several operations taking turns, one sample of each per round.
+
+        Operations whose ratio is reported (``cp -r`` and this project's first log) are measured
+        in turns, so a drift of the disk's pace during the workload (this VM's ext4 moves by a
+        third within minutes) weighs on both alike instead of on whichever ran second.
+        """
         runs = runs or self.args.runs
-        spent = 0.0
-        while cell.n < runs:
-            if setup is not None:
-                setup()
-            s = run()
-            cell.samples.append(s)
-            spent += s["seconds"]
-            budget = self.args.cell_budget
-            if tool == "ours":  # this project: 5 runs, or 3 when they are slow (a big-workload cell)
-                if cell.n >= 3 and spent > 3 * budget:
-                    break
-            elif (cell.n >= min_runs and spent > budget) or spent > 2 * budget:
-                cell.note = f"{cell.n} runs (cell budget)"
-                break
-        mem = f"{cell.rss_mib:7.0f} MiB" if cell.rss_mib is not None else "      — MiB"
-        self.say(f"  {tool:<7} {op:<18} {w:<10} {cell.seconds:8.3f} s  {mem}  (n={cell.n})")
-        return cell
+        budget = self.args.cell_budget
+        cells = [self.cells.setdefault((leg.tool, leg.op, w), Cell(leg.tool, leg.op, w)) for leg in legs]
+        spent = [0.0] * len(legs)
+        going = [True] * len(legs)
+        while any(going):
+            for k, (leg, cell) in enumerate(zip(legs, cells, strict=True)):
+                if not going[k]:
+                    continue
+                if leg.setup is not None:
+                    leg.setup()
+                s = leg.run()
+                cell.samples.append(s)
+                spent[k] += s["seconds"]
+                if cell.n >= runs:
+                    going[k] = False
+                elif leg.tool == "ours":  # this project: 5 runs, or 3 when they are slow (a big-workload cell)
+                    going[k] = not (cell.n >= 3 and spent[k] > 3 * budget)
+                elif (cell.n >= leg.min_runs and spent[k] > budget) or spent[k] > 2 * budget:
+                    cell.note = f"{cell.n} runs (cell budget)"
+                    going[k] = False
+        for cell in cells:
+            mem = f"{cell.rss_mib:7.0f} MiB" if cell.rss_mib is not None else "      — MiB"
+            self.say(f"  {cell.tool:<7} {cell.op:<18} {w:<10} {cell.seconds:8.3f} s  {mem}  (n={cell.n})")
+        return cells
 
     def ours(self, op: str, a: dict[str, Any]) -> dict[str, Any]:
         return self._spawn(sys.executable, op, a)
@@ -246,22 +273,28 @@ def bench_workload(b: Bench, w: Workload, src_root: Path, peers: bool) -> None:
     dest = b.work / "dl" / name
     b.say(f"\n== {w.name}: {w.label} ({_human(w.total)})")
 
-    # -- limits first, right after the disk settled: the ratios to them are never flattered by a
-    # disk that this project's own runs left busy
+    # -- limits first, right after the disk settled (`cp -r` below, in turns with the first log:
+    # every run starts after `os.sync()` and nothing is deleted meanwhile, so neither leaves the
+    # disk busy for the other)
     cpdest = b.work / "cp" / name
     if w.files == 1:
         cat = ["cat", str(target)]
     else:
         cat = ["sh", "-c", f"find '{src}' -type f -name '*.bin' -print0 | xargs -0 cat > /dev/null"]
     b.measure("limit", "cat", name, lambda: b._command(cat), runs=b.args.runs)
-    cpdest.parent.mkdir(parents=True, exist_ok=True)
-    b.measure("limit", "cp", name, lambda: b._command(["cp", "-r", str(target), str(cpdest)]), setup=lambda: rm(cpdest))
-    rm(cpdest)
     b.measure("limit", "blake3", name, lambda: b.ours("blake3_hash", {"src": str(target)}))
 
-    # -- this project
+    # -- this project (its first log in turns with `cp -r`, the limit it is held to)
     a = {"home": str(home), "src": str(target), "name": name, "dest": str(dest)}
-    b.measure("ours", "first_log", name, lambda: b.ours("ours_log", a), setup=lambda: rm(home))
+    cpdest.parent.mkdir(parents=True, exist_ok=True)
+    b.measure_in_turns(
+        name,
+        [
+            Leg("limit", "cp", lambda: b._command(["cp", "-r", str(target), str(cpdest)]), lambda: rm(cpdest)),
+            Leg("ours", "first_log", lambda: b.ours("ours_log", a), lambda: rm(home)),
+        ],
+    )
+    rm(cpdest)
     b.measure("ours", "relog", name, lambda: b.ours("ours_log", a))
     b.measure("ours", "download_cached", name, lambda: b.ours("ours_download", a), setup=lambda: rm(dest))
     b.measure("ours", "redownload", name, lambda: b.ours("ours_download", a))
