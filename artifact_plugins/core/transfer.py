@@ -407,6 +407,36 @@ def download_tree(
         materialize(client, entries, root, label, verify)
 
 
+def stray_files(root: str | os.PathLike[str], entries: Sequence[ManifestEntry], limit: int = 3) -> list[str]:
+    """The first ``limit`` (sorted) of the files under the directory ``root`` that none of ``entries``
+    puts there, as ``/``-separated paths under ``root``; none if ``root`` is not a directory.
+
+    What downloads themselves leave in a root (their claims, temp files of fetches under way or
+    killed) does not count, nor anything inside the directory of an unchecked prefix reference;
+    a symlink the version does not have counts. Names are listed, not stat'ed.
+    """
+    wanted = {e.path for e in entries}
+    found: list[str] = []
+    stack = [(os.fspath(root), "")]
+    while stack:
+        top, prefix = stack.pop()
+        try:
+            with os.scandir(top) as listing:
+                for item in listing:
+                    rel = prefix + item.name
+                    if rel in wanted:  # one of the version's files, or a reference's directory
+                        continue
+                    if item.is_dir(follow_symlinks=False):
+                        stack.append((item.path, rel + "/"))
+                    elif not item.name.startswith(IN_ROOT_PREFIX) and not (
+                        item.name.startswith(".") and ".tmp-" in item.name
+                    ):
+                        found.append(rel)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    return sorted(found)[:limit]
+
+
 def _new_staging(parent: str, name: str) -> tuple[str, Claim]:
     """A new hidden directory beside ``name`` to build it in, claimed for this download.
 

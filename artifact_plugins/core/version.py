@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import EntryNotFoundError, InvalidAliasError, InvalidMetadataError
+from .errors import ConflictError, EntryNotFoundError, InvalidAliasError, InvalidMetadataError
 from .manifest import ManifestEntry
 from .metadata import validate_description, validate_metadata
 from .naming import LATEST, name_list, normalize_entry_path, validate_alias, validate_name
@@ -207,11 +207,29 @@ class ArtifactVersion:
     def download(
         self, root: str | os.PathLike[str] | None = None, path_prefix: str | None = None, verify: bool = False
     ) -> Path:
-        """Materialise the version (or the entries under ``path_prefix``) under ``root`` and return ``root``."""
-        from .transfer import download_tree
+        """Materialise the version (or the entries under ``path_prefix``) under ``root`` and return ``root``.
 
-        base = Path(root) if root is not None else default_root(self._record)
-        download_tree(self._client, self._select(path_prefix), base, self.qualified_name, verify=verify)
+        Files already under ``root`` that the version lacks are left alone. The default root is
+        the exception: a whole-version download refuses one that holds such files (most likely a
+        same-named version of another project, or of a registry, downloaded there before), since
+        it would not then be this version; nothing is written. Pass ``root``, or remove the
+        directory.
+        """
+        from .transfer import download_tree, stray_files
+
+        entries = self._select(path_prefix)
+        if root is not None:
+            base = Path(root)
+        else:
+            base = default_root(self._record)
+            strays = stray_files(base, entries) if path_prefix is None else []
+            if strays:
+                raise ConflictError(
+                    f"cannot download {self.qualified_name} into its default root {str(base)!r}: it holds "
+                    f"files the version does not have ({', '.join(map(repr, strays))}), so it is not this "
+                    "version; pass root= to download elsewhere, or remove the directory"
+                )
+        download_tree(self._client, entries, base, self.qualified_name, verify=verify)
         if not self._client.store.is_local:
             self._client.download_cache.evict()
         return base
