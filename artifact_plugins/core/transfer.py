@@ -411,9 +411,11 @@ def stray_files(root: str | os.PathLike[str], entries: Sequence[ManifestEntry], 
     """The first ``limit`` (sorted) of the files under the directory ``root`` that none of ``entries``
     puts there, as ``/``-separated paths under ``root``; none if ``root`` is not a directory.
 
-    What downloads themselves leave in a root (their claims, temp files of fetches under way or
-    killed) does not count, nor anything inside the directory of an unchecked prefix reference;
-    a symlink the version does not have counts. Names are listed, not stat'ed.
+    Hidden names (``.…``) the version does not have do not count: downloads leave their claims
+    and temp files there under such names, and file browsers and notebooks their own
+    (``.DS_Store``, ``.ipynb_checkpoints``). Nor does anything inside the directory of an
+    unchecked prefix reference. A symlink the version does not have counts. Names are listed,
+    not stat'ed.
     """
     wanted = {e.path for e in entries}
     found: list[str] = []
@@ -424,13 +426,11 @@ def stray_files(root: str | os.PathLike[str], entries: Sequence[ManifestEntry], 
             with os.scandir(top) as listing:
                 for item in listing:
                     rel = prefix + item.name
-                    if rel in wanted:  # one of the version's files, or a reference's directory
+                    if rel in wanted or item.name.startswith("."):  # also a reference's directory
                         continue
                     if item.is_dir(follow_symlinks=False):
                         stack.append((item.path, rel + "/"))
-                    elif not item.name.startswith(IN_ROOT_PREFIX) and not (
-                        item.name.startswith(".") and ".tmp-" in item.name
-                    ):
+                    else:
                         found.append(rel)
         except (FileNotFoundError, NotADirectoryError):
             continue

@@ -210,10 +210,10 @@ class ArtifactVersion:
         """Materialise the version (or the entries under ``path_prefix``) under ``root`` and return ``root``.
 
         Files already under ``root`` that the version lacks are left alone. The default root is
-        the exception: a whole-version download refuses one that holds such files (most likely a
-        same-named version of another project, or of a registry, downloaded there before), since
-        it would not then be this version; nothing is written. Pass ``root``, or remove the
-        directory.
+        the exception: a whole-version download refuses one that holds such files, hidden ones
+        aside (most likely a same-named version of another project, or of a registry, downloaded
+        there before), since it would not then be this version; nothing is written. Pass
+        ``root``, or remove the directory.
         """
         from .transfer import download_tree, stray_files
 

@@ -52,12 +52,15 @@ def test_an_explicit_root_keeps_files_the_version_lacks(make_tree, tmp_path):
     assert files_under(dest) == {"notes.md": b"kept", "one.txt": b"A1"}
 
 
-def test_what_downloads_leave_in_a_root_is_not_a_stray_but_a_users_file_is(make_tree, tmp_path):
+def test_hidden_names_are_not_strays_but_a_users_file_is(make_tree, tmp_path):
     log_dir("pa", make_tree("a", {"one.txt": "A1", "sub/two.txt": "A2"}))
     v = ap.Api().artifact("pa/ds:v0")
     root = tmp_path / v.download()
     (root / f"{IN_ROOT_PREFIX}token.lock").write_text("")  # a download's claim
     (root / "sub" / ".two.txt.tmp-token").write_text("half")  # a fetch under way, or killed
+    (root / ".DS_Store").write_text("a file browser's")
+    (root / "sub" / ".ipynb_checkpoints").mkdir()
+    (root / "sub" / ".ipynb_checkpoints" / "two-checkpoint.txt").write_text("a notebook's")
     (root / "one.txt").write_text("damaged")
     v.download()
     assert (root / "one.txt").read_text() == "A1"
