@@ -6,13 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from core_helpers import tree_bytes
 
 import artifact_plugins as ap
 from artifact_plugins.core.download_claims import IN_ROOT_PREFIX
-
-
-def files_under(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def log_dir(project: str, src: Path) -> None:
@@ -27,7 +24,7 @@ def test_another_projects_same_named_version_is_refused_and_nothing_is_written(m
     log_dir("pb", make_tree("b", {"one.txt": "B1"}))
     first = ap.Api().artifact("pa/ds:v0").download()
     assert first == Path("artifacts/ds-v0")
-    before = files_under(tmp_path / first)
+    before = tree_bytes(tmp_path / first)
 
     other = ap.Api().artifact("pb/ds:v0")
     with pytest.raises(ap.errors.ConflictError) as info:
@@ -35,12 +32,12 @@ def test_another_projects_same_named_version_is_refused_and_nothing_is_written(m
     message = str(info.value)
     assert "pb/ds:v0" in message and "artifacts/ds-v0" in message and "'sub/only_in_a.txt'" in message
     assert "root=" in message
-    assert files_under(tmp_path / first) == before  # pa's download intact, no byte of pb's written
+    assert tree_bytes(tmp_path / first) == before  # pa's download intact, no byte of pb's written
 
-    assert files_under(other.download(tmp_path / "b-copy")) == {"one.txt": b"B1"}
+    assert tree_bytes(other.download(tmp_path / "b-copy")) == {"one.txt": b"B1"}
     # a partial download asks for some files only: the rest of the directory is not its business
     other.download(path_prefix="one.txt")
-    assert files_under(tmp_path / first) == {"one.txt": b"B1", "sub/only_in_a.txt": b"A2"}
+    assert tree_bytes(tmp_path / first) == {"one.txt": b"B1", "sub/only_in_a.txt": b"A2"}
 
 
 def test_an_explicit_root_keeps_files_the_version_lacks(make_tree, tmp_path):
@@ -49,7 +46,7 @@ def test_an_explicit_root_keeps_files_the_version_lacks(make_tree, tmp_path):
     dest.mkdir()
     (dest / "notes.md").write_text("kept")
     ap.Api().artifact("pa/ds:v0").download(dest)
-    assert files_under(dest) == {"notes.md": b"kept", "one.txt": b"A1"}
+    assert tree_bytes(dest) == {"notes.md": b"kept", "one.txt": b"A1"}
 
 
 def test_hidden_names_are_not_strays_but_a_users_file_is(make_tree, tmp_path):
@@ -78,6 +75,6 @@ def test_an_unchecked_directory_reference_owns_its_directory(make_tree, tmp_path
         run.log_artifact(art)
     v = ap.Api().artifact("pa/ds:v0")
     root = tmp_path / v.download()
-    assert files_under(root) == {"refs/deep/y.txt": b"Y", "refs/x.txt": b"X"}
+    assert tree_bytes(root) == {"refs/deep/y.txt": b"Y", "refs/x.txt": b"X"}
     v.download()  # the reference's files are the entry's, not strays
-    assert files_under(root) == {"refs/deep/y.txt": b"Y", "refs/x.txt": b"X"}
+    assert tree_bytes(root) == {"refs/deep/y.txt": b"Y", "refs/x.txt": b"X"}
