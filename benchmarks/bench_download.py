@@ -15,7 +15,9 @@ process times each step by wrapping the function that does it:
 * ``remember``: writing the written files' digests to the checksum cache
 * ``other``: what is left (directories, the staging directory and its rename, progress)
 
-and prints the median of each. Beside ``cp -r`` it times ``floor``: the least a Python loop
+and prints the median of each. After the download it times ``strays`` apart (not in the
+total): listing the downloaded directory for files the version lacks, which a re-download into
+the default root (``./artifacts/<name>-v<N>``) does first. Beside ``cp -r`` it times ``floor``: the least a Python loop
 does to copy the same files, in this process (open, read, close the source; create, write,
 ``fstat``, close the destination; directories made before the clock), which is what the
 ``copy`` step would cost with none of its own work. As in ``bench_first_log.py``, nothing is
@@ -67,10 +69,14 @@ timed(transfer, "materialize", "paths")
     + WARM
     + r"""
 t0 = time.perf_counter()
-ap.Api().artifact("ds:latest").download(dest)
+version = ap.Api().artifact("ds:latest")
+version.download(dest)
 spent["total"] = time.perf_counter() - t0
 spent["paths"] -= spent["materialize"]
 spent["other"] = spent["total"] - sum(v for k, v in spent.items() if k not in ("total", "materialize"))
+t = time.perf_counter()  # what a re-download into the default root adds: the directory listed for strays
+transfer.stray_files(dest, version._select(None))
+spent["strays"] = time.perf_counter() - t
 print(json.dumps(spent))
 """
 )
@@ -134,6 +140,8 @@ def main() -> None:
     total = statistics.median(r["total"] for r in downloads)
     floor = statistics.median(floors)
     print_step("floor", floor, args.files, "  (the copy loop alone)")
+    strays = statistics.median(r["strays"] for r in downloads)
+    print_step("strays", strays, args.files, "  (not in total: a re-download into the default root lists it)")
     print_step("cp -r", cp, args.files)
     print(f"cached download / cp -r = {total / cp:.2f}")
 
