@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from core_helpers import store_files
+from core_helpers import store_files, tree_bytes
 
 import artifact_plugins as ap
 from artifact_plugins.core.errors import (
@@ -25,10 +25,6 @@ PROJECT_FILES: dict[str, str | bytes] = {
     "images/more/bird.png": b"\x89PNG bird",
     "checkpoints/model.h5": b"checkpoint",
 }
-
-
-def files_under(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 def simple_artifact(
@@ -67,7 +63,7 @@ def test_add_file_with_name_and_add_dir_recursive_with_prefix(make_tree, tmp_pat
     assert v.digest == art.digest
 
     out = v.download(tmp_path / "out")
-    assert files_under(out) == {
+    assert tree_bytes(out) == {
         "models/mymodel.h5": b"model-weights",
         "images/cat.png": b"\x89PNG cat",
         "images/dog.png": b"\x89PNG dog",
@@ -94,7 +90,7 @@ def test_new_file_text_and_binary(tmp_path):
     with ap.init() as run:
         v = run.log_artifact(art)
     out = v.download(tmp_path / "out")
-    assert files_under(out) == {"notes/readme.txt": b"hello notes", "bin/data.bin": b"\x00\x01\x02"}
+    assert tree_bytes(out) == {"notes/readme.txt": b"hello notes", "bin/data.bin": b"\x00\x01\x02"}
 
 
 def test_new_file_sources_do_not_collide_after_remove(tmp_path):
@@ -110,7 +106,7 @@ def test_new_file_sources_do_not_collide_after_remove(tmp_path):
     with ap.init() as run:
         v = run.log_artifact(art)
     out = v.download(tmp_path / "out")
-    assert files_under(out) == {"a/r.txt": b"AAAA", "b/r.txt": b"BBBB"}
+    assert tree_bytes(out) == {"a/r.txt": b"AAAA", "b/r.txt": b"BBBB"}
 
 
 def test_logged_draft_is_finalized(tmp_path):
@@ -146,7 +142,7 @@ def test_add_reference_file_uri_checksum_and_download(make_tree, tmp_path, store
     assert v.get_entry("refdir/x.txt").ref == (ext / "dir" / "x.txt").as_uri()
 
     out = v.download(tmp_path / "out1")
-    assert files_under(out) == {
+    assert tree_bytes(out) == {
         "refs/data.csv": b"a,b\n1,2\n",
         "refs/unchecked.csv": b"a,b\n1,2\n",
         "refdir/x.txt": b"x-content",
@@ -309,10 +305,10 @@ def test_download_default_root_and_path_prefix(make_tree, tmp_path, api):
     v = api.artifact("bike-dataset:latest")
     path = v.download()
     assert path.resolve() == (tmp_path / "artifacts" / "bike-dataset-v1").resolve()
-    assert files_under(path) == {k: (c if isinstance(c, bytes) else c.encode()) for k, c in PROJECT_FILES.items()}
+    assert tree_bytes(path) == {k: (c if isinstance(c, bytes) else c.encode()) for k, c in PROJECT_FILES.items()}
 
     only = v.download(tmp_path / "partial", path_prefix="images/")
-    assert sorted(files_under(only)) == ["images/cat.png", "images/dog.png", "images/more/bird.png"]
+    assert sorted(tree_bytes(only)) == ["images/cat.png", "images/dog.png", "images/more/bird.png"]
 
     # a second download over an intact root keeps the files (nothing is rewritten)
     before = {p: p.stat().st_mtime_ns for p in path.rglob("*") if p.is_file()}
@@ -338,7 +334,7 @@ def test_get_entry_get_path_entry_download_and_files(make_tree, tmp_path, api):
     p = e.download()
     assert p.resolve() == (tmp_path / "artifacts" / "bike-dataset-v0" / "images" / "cat.png").resolve()
     assert p.read_bytes() == b"\x89PNG cat"
-    assert sorted(files_under(tmp_path / "artifacts" / "bike-dataset-v0")) == ["images/cat.png"]
+    assert sorted(tree_bytes(tmp_path / "artifacts" / "bike-dataset-v0")) == ["images/cat.png"]
     assert e.download(tmp_path / "elsewhere").read_bytes() == b"\x89PNG cat"
 
     assert sorted(f.path for f in v.files()) == sorted(PROJECT_FILES)
