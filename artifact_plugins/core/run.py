@@ -123,6 +123,7 @@ class Run:
             step=dict(context.step),
         )
         self._finished = False
+        self._record_stale = False  # set when finished: the outcome is read back when asked for
         HEARTBEAT.add(self, self.id, client.registry, self._finish_at_exit)
 
     # -- identity ---------------------------------------------------------------------------------
@@ -160,6 +161,9 @@ class Run:
     @property
     def status(self) -> str:
         """``running``, ``finished`` or ``failed``."""
+        if self._record_stale:  # what ended the run may be an orchestrator adapter's outcome: read it
+            self._record = self._client.registry.run(self.id)
+            self._record_stale = False
         return self._record.status
 
     @property
@@ -205,7 +209,7 @@ class Run:
             self._finished = True
             HEARTBEAT.discard(self)
             self._client.registry.finish_run(self.id, status, if_running=if_running)
-            self._record = self._client.registry.run(self.id)
+            self._record_stale = True  # not read back here: most runs end without being asked
             if _current.get() is self:
                 _current.set(None)
 

@@ -137,6 +137,21 @@ def test_a_base_no_longer_committed_makes_the_log_ask_about_every_blob(
     assert v1.verify().ok and _same_files(v1, src, tmp_path / "out")
 
 
+def test_a_base_deleted_without_a_gc_makes_the_log_ask_about_every_blob(
+    src: Path, asked: list[str], tmp_path: Path, held_only: None
+) -> None:
+    """The store's generation is unchanged (no collection ran), so only the check that the
+    versions holding the unchanged blobs are still committed tells the log to ask about them."""
+    v0 = _log(_draft(src))
+    _rewrite(src, ["d0/f0.txt"], "changed")
+    draft = _draft(src)
+    v0.delete()
+    asked.clear()
+    v1 = _log(draft)
+    assert sorted(asked) == sorted(blob_key(e.digest) for e in draft.entries.values())
+    assert v1.verify().ok and _same_files(v1, src, tmp_path / "out")
+
+
 def test_a_carried_over_entry_whose_base_was_collected_is_refused(
     make_tree: Callable[..., Path], api: ap.Api, store_dir: Path, snapshot: Callable[[], object]
 ) -> None:

@@ -8,6 +8,7 @@ import pytest
 from core_helpers import store_files, tree_bytes
 
 import artifact_plugins as ap
+from artifact_plugins.core.client import get_client
 from artifact_plugins.core.errors import (
     AliasedVersionError,
     ArtifactFinalizedError,
@@ -245,14 +246,26 @@ def test_init_context_manager_records_the_run(tmp_path, api):
         "bikes",
     )
     assert rec.finished_at is not None
+    assert run.status == "finished"
 
     with pytest.raises(RuntimeError), ap.init(job_type="boom") as failing:
         raise RuntimeError("step failed")
     assert api.run(failing.id).status == "failed"
+    assert failing.status == "failed"
 
     other = ap.Api(entity="acme", project="bikes")
     assert other.artifact("bike-model:best-ap50") == v
     assert other.artifact("bike-model:latest").tags == v.tags
+
+
+def test_a_run_reads_its_outcome_as_recorded(tmp_path, api):
+    """An ended run's ``status`` is what the registry holds, not what the program last asked for:
+    an outcome an orchestrator adapter recorded for the step stands over the end at exit."""
+    run = ap.init(job_type="train")
+    assert run.status == "running"
+    get_client().registry.finish_run_by_key(run.context.run_key, "failed")  # the adapter's outcome
+    run._finish_at_exit("finished")
+    assert (run.status, api.run(run.id).status) == ("failed", "failed")
 
 
 def test_use_artifact_ref_forms(tmp_path):

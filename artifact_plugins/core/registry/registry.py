@@ -438,7 +438,7 @@ class Registry:
                 moves.append(self._move_alias(conn, coll.id, alias, vid, run_id))
             self._add_tags(conn, vid, tags)
             if run_id is not None:
-                self._edge(conn, run_id, vid, "logged")
+                self._edge(conn, run_id, vid, "logged", new_version=created)
             if created:  # everything it holds was just written here: not read back (three queries)
                 record = VersionRecord(
                     **{
@@ -470,12 +470,18 @@ class Registry:
                 conn.execute(insert(tb.Tag).values(version_id=version_id, tag=t))
 
     @staticmethod
-    def _edge(conn: Connection, run_id: str, version_id: int, kind: str) -> None:
-        exists = conn.execute(
-            select(tb.Edge.run_id).where(
-                tb.Edge.run_id == run_id, tb.Edge.version_id == version_id, tb.Edge.kind == kind
-            )
-        ).first()
+    def _edge(conn: Connection, run_id: str, version_id: int, kind: str, new_version: bool = False) -> None:
+        """Record that run ``run_id`` used or logged the version, once. ``new_version``: the
+        version was inserted in this transaction, so no edge names it yet (no look-up)."""
+        exists = (
+            None
+            if new_version
+            else conn.execute(
+                select(tb.Edge.run_id).where(
+                    tb.Edge.run_id == run_id, tb.Edge.version_id == version_id, tb.Edge.kind == kind
+                )
+            ).first()
+        )
         if exists is None:
             conn.execute(insert(tb.Edge).values(run_id=run_id, version_id=version_id, kind=kind, at=now()))
 
