@@ -14,7 +14,8 @@ costs beyond the second is what a process pays once per statement
 (SQLAlchemy compiles each distinct statement the first time a process runs it, and caches it
 for the process only) - which every orchestrator task that logs in its own process pays again.
 Beside them, ``providers``: ``init()`` finding the run-context providers among every installed
-distribution's entry points, once per process (the second log reuses what the first found).
+distribution's entry points, once per process (the second log reuses what the first found);
+and ``statements``: how many statements each log sends the registry (``BEGIN`` included).
 
 Prints the median of each method for the first and the second log, and their difference.
 """
@@ -44,6 +45,12 @@ timed(run_context, "providers", "providers")
 """
     + WARM
     + """
+from sqlalchemy import event
+
+def count_statement(*args):
+    spent["statements"] = spent.get("statements", 0) + 1
+
+event.listen(client.registry.engine, "before_cursor_execute", count_statement)
 laps = []
 for src in sys.argv[2:4]:
     spent.clear()
@@ -90,6 +97,8 @@ def main() -> None:
     for name in [*METHODS, "all", "providers"]:
         a, b = (_median_ms(laps, name) for laps in (first, second))
         print(f"{name:<16} {a:8.2f} {b:8.2f} {a - b:11.2f}")
+    a, b = (statistics.median(lap["statements"] for lap in laps) for laps in (first, second))
+    print(f"{'statements':<16} {a:8.0f} {b:8.0f}  (sent to the registry per log, BEGIN included)")
 
 
 def _median_ms(laps: list[dict[str, float]], name: str) -> float:

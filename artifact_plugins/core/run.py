@@ -26,7 +26,7 @@ from .config import Settings
 from .delta import DeltaSource, plan_delta
 from .errors import DistributedConflictError, InvalidInputError, StoreTurnLostError
 from .hashing import digest_bytes
-from .liveness import HEARTBEAT
+from .liveness import HEARTBEAT, RUNNING
 from .manifest import Manifest
 from .metadata import validate_description, validate_metadata
 from .naming import name_list, parse_ref, validate_alias, validate_name
@@ -123,7 +123,6 @@ class Run:
             step=dict(context.step),
         )
         self._finished = False
-        self._record_stale = False  # set when finished: the outcome is read back when asked for
         HEARTBEAT.add(self, self.id, client.registry, self._finish_at_exit)
 
     # -- identity ---------------------------------------------------------------------------------
@@ -161,9 +160,10 @@ class Run:
     @property
     def status(self) -> str:
         """``running``, ``finished`` or ``failed``."""
-        if self._record_stale:  # what ended the run may be an orchestrator adapter's outcome: read it
+        if self._finished and self._record.status == RUNNING:
+            # Ended since the record was read, and not read back then (most runs are never asked):
+            # the outcome may be an orchestrator adapter's, so it is read from the registry.
             self._record = self._client.registry.run(self.id)
-            self._record_stale = False
         return self._record.status
 
     @property
@@ -209,7 +209,6 @@ class Run:
             self._finished = True
             HEARTBEAT.discard(self)
             self._client.registry.finish_run(self.id, status, if_running=if_running)
-            self._record_stale = True  # not read back here: most runs end without being asked
             if _current.get() is self:
                 _current.set(None)
 

@@ -473,17 +473,11 @@ class Registry:
     def _edge(conn: Connection, run_id: str, version_id: int, kind: str, new_version: bool = False) -> None:
         """Record that run ``run_id`` used or logged the version, once. ``new_version``: the
         version was inserted in this transaction, so no edge names it yet (no look-up)."""
-        exists = (
-            None
-            if new_version
-            else conn.execute(
-                select(tb.Edge.run_id).where(
-                    tb.Edge.run_id == run_id, tb.Edge.version_id == version_id, tb.Edge.kind == kind
-                )
-            ).first()
-        )
-        if exists is None:
-            conn.execute(insert(tb.Edge).values(run_id=run_id, version_id=version_id, kind=kind, at=now()))
+        if not new_version:
+            edge = (tb.Edge.run_id == run_id, tb.Edge.version_id == version_id, tb.Edge.kind == kind)
+            if conn.execute(select(tb.Edge.run_id).where(*edge)).first() is not None:
+                return
+        conn.execute(insert(tb.Edge).values(run_id=run_id, version_id=version_id, kind=kind, at=now()))
 
     def resolve(self, ref: Ref, entity: str, project: str) -> VersionRecord:
         """The committed version a ref points at; the error names the ref and the nearest versions."""
