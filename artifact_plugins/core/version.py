@@ -218,17 +218,14 @@ class ArtifactVersion:
         from .transfer import download_tree, stray_files
 
         entries = self._select(path_prefix)
-        if root is not None:
-            base = Path(root)
-        else:
-            base = default_root(self._record)
-            strays = stray_files(base, entries) if path_prefix is None else []
-            if strays:
-                raise ConflictError(
-                    f"cannot download {self.qualified_name} into its default root {str(base)!r}: it holds "
-                    f"files the version does not have ({', '.join(map(repr, strays))}), so it is not this "
-                    "version; pass root= to download elsewhere, or remove the directory"
-                )
+        base = Path(root) if root is not None else default_root(self._record)
+        strays = stray_files(base, entries) if root is None and path_prefix is None else []
+        if strays:
+            raise ConflictError(
+                f"cannot download {self.qualified_name} into its default root {str(base)!r}: it holds "
+                f"files the version does not have ({', '.join(map(repr, strays))}), so it is not this "
+                "version; pass root= to download elsewhere, or remove the directory"
+            )
         download_tree(self._client, entries, base, self.qualified_name, verify=verify)
         if not self._client.store.is_local:
             self._client.download_cache.evict()
