@@ -29,7 +29,8 @@ from .hashing import (
     TREE_MIN_FILES,
     ChecksumCache,
     FileStat,
-    KeepBytes,
+    Keep,
+    Stat,
     TreeMark,
     compact_stat,
     hash_file,
@@ -45,6 +46,7 @@ from .table import PartitionedTable, Table
 
 if TYPE_CHECKING:
     from .client import Client
+    from .storage.local import LocalStore
     from .version import ArtifactVersion
 
 
@@ -54,6 +56,53 @@ HASH_WORKERS = 4
 #: stored (``Artifact._read_store_generation``): below it, the store checks saved cost less than
 #: the registry read.
 TRUST_STORED_MIN_FILES = 256
+
+
+class _StoreAsHashed:
+    """A :class:`~.hashing.Keep` into a local store: a small file is stored from the bytes just
+    hashed, a large one copied by the kernel while it is hashed (:meth:`LocalStore.start_copy`).
+
+    Best effort: the first failure to store (disk full, read-only) stops it for good, and the
+    log sends what is missing then. A file that changes while it is stored still fails the add.
+    """
+
+    def __init__(self, store: LocalStore) -> None:
+        from .storage import blob_key  # the storage package is imported when a store is
+
+        self._store = store
+        self._key = blob_key
+        self._owner = os.getpid()
+        #: False once storing failed: from then on files are only hashed.
+        self.working = True
+
+    def __call__(self, digest: str, data: bytes) -> None:
+        if not self.working:
+            return
+        try:
+            self._store.put_bytes(self._key(digest), data)
+        except StoreError:
+            if os.getpid() != self._owner:
+                # In a forked helper (forked.py) the file counts as not done: the parent does it
+                # again, and its failure is the one that shows.
+                raise
+            self.working = False
+
+    def hash_large(self, path: str | os.PathLike[str], st: Stat) -> tuple[str, os.stat_result]:
+        if not self.working:
+            return hash_file(path, st)
+        copy = self._store.start_copy(path, st)
+        try:
+            digest, after = hash_file(path, st)
+        except BaseException:
+            copy.abandon()
+            raise
+        try:
+            copy.place(self._key(digest))
+        except StoreError:
+            if os.getpid() != self._owner:
+                raise
+            self.working = False
+        return digest, after
 
 
 class PendingEntry(NamedTuple):
@@ -90,7 +139,7 @@ class PendingEntry(NamedTuple):
 
 
 def hash_local_files(
-    paths: Sequence[str], checksum_cache: ChecksumCache | None, keep: KeepBytes | None = None
+    paths: Sequence[str], checksum_cache: ChecksumCache | None, keep: Keep | None = None
 ) -> list[tuple[str, FileStat]]:
     """Digest and stat of each file, skipping rehashing for files the checksum cache knows unchanged.
 
@@ -139,7 +188,7 @@ def _digests(
     paths: Sequence[str],
     stats: list[FileStat],
     checksum_cache: ChecksumCache | None,
-    keep: KeepBytes | None = None,
+    keep: Keep | None = None,
     begin: Callable[[int], None] | None = None,
 ) -> tuple[list[str], array[int]]:
     """The digest of each file, and the indices of the files hashed (read) for it; ``stats`` is
@@ -159,7 +208,7 @@ def _tree_digests(
     stats: list[FileStat],
     checksum_cache: ChecksumCache,
     tree: tuple[str, Sequence[str]],
-    keep: KeepBytes | None = None,
+    keep: Keep | None = None,
     begin: Callable[[int], None] | None = None,
 ) -> tuple[list[str], TreeScan | None, array[int]]:
     """:func:`_digests` of a scanned directory, ``tree`` being ``(root, paths under root)``.
@@ -207,7 +256,7 @@ def _hash_all(
     known: list[str | None],
     since: int,
     checksum_cache: ChecksumCache | None = None,
-    keep: KeepBytes | None = None,
+    keep: Keep | None = None,
     todo: array[int] | None = None,
     begin: Callable[[int], None] | None = None,
 ) -> list[str]:
@@ -356,7 +405,7 @@ class Artifact:
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self._logged: ArtifactVersion | None = None
         self._checksum_cache: ChecksumCache | None = None
-        self._keep: KeepBytes | None = None  # see _store_as_hashed
+        self._keep: _StoreAsHashed | None = None  # see _store_as_hashed
         self._keep_resolved = False
         # Entries flagged held: their blobs are held by committed versions (see _hold) or were
         # stored by this draft (see _store_as_hashed), all in one registry and store. And
@@ -405,43 +454,26 @@ class Artifact:
         run = current_run()
         return get_client(run.settings if run is not None else None)
 
-    def _store_as_hashed(self) -> KeepBytes | None:
-        """Where the bytes of small files go as they are hashed: the store of the active run (else
-        the default settings' store), if it is local.
+    def _store_as_hashed(self) -> _StoreAsHashed | None:
+        """Where the bytes of files go as they are hashed: the store of the active run (else the
+        default settings' store), if it is local (:class:`_StoreAsHashed`).
 
-        A file read to be hashed is written to the store there and then, from the bytes just
-        hashed, so the log reads nothing again (a first log of small files read each twice).
-        Best effort: a store that refuses (full, read-only) only stops this for the draft (the
-        log sends what is missing), and a run that logs to another store sends the bytes
-        there. Blobs of a draft never logged are unreferenced and left to gc.
+        A first log of small files read each twice before (once to hash, once to store), and
+        one of a large file hashed it, then copied it. A run that logs to another store sends
+        the bytes there; blobs of a draft never logged are unreferenced and left to gc.
 
         Entries whose blobs were stored here after :meth:`_read_store_generation` are flagged
         ``held`` (:meth:`_flag_stored`): the log counts them present without asking the store if
         no collection went ahead meanwhile (see :meth:`_stored_in`).
         """
         if not self._keep_resolved:
-            from .storage import blob_key
             from .storage.local import LocalStore
 
             self._keep_resolved = True
             client = self._adding_client()
-            store = client.store
-            if isinstance(store, LocalStore):
-                owner = os.getpid()
+            if isinstance(client.store, LocalStore):
                 self._stored_scope = client.scope
-
-                def keep(digest: str, data: bytes) -> None:
-                    if self._keep is not None:
-                        try:
-                            store.put_bytes(blob_key(digest), data)
-                        except StoreError:
-                            if os.getpid() != owner:
-                                # In a forked helper (forked.py) the file counts as not done: the
-                                # parent does it again, and its failure is the one that shows.
-                                raise
-                            self._keep = None
-
-                self._keep = keep
+                self._keep = _StoreAsHashed(client.store)
         return self._keep
 
     def _read_store_generation(self, files: int) -> None:
@@ -458,15 +490,15 @@ class Artifact:
                 self._stored_since = None
 
     def _flag_stored(self, stats: Sequence[FileStat], hashed: Sequence[int], flags: bytearray) -> None:
-        """Flag ``held`` the files of ``hashed`` whose blobs were stored as they were hashed: every
-        small one, if storing never failed and the store's generation was read while no
-        collection was under way (otherwise none)."""
-        if self._keep is None or self._stored_since is None or not self._claim_scope(self._stored_scope):
+        """Flag ``held`` the files of ``hashed``, whose blobs were stored as they were hashed, if
+        storing never failed and the store's generation was read while no collection was under
+        way (otherwise none)."""
+        keep = self._keep
+        if keep is None or not keep.working or self._stored_since is None or not self._claim_scope(self._stored_scope):
             return
         for i in hashed:
-            if stats[i].st_size < MMAP_THRESHOLD:
-                flags[i] = 1
-                self._stored_flagged = True
+            flags[i] = 1
+        self._stored_flagged = bool(hashed)
 
     def _hold(self, scope: str, version_digest: str) -> bool:
         """Note that entries about to be added have their blobs held by the committed version

@@ -114,13 +114,22 @@ class Client:
             self._manifests.clear()
         self._manifests[digest] = manifest
 
-    def put_manifest(self, manifest: Manifest, delta: DeltaPlan | None = None) -> str | None:
+    def put_manifest(
+        self, manifest: Manifest, delta: DeltaPlan | None = None, *, found_absent: bool = False
+    ) -> str | None:
         """Store a manifest, whole or as ``delta``, unless it is stored already; returns how it was
-        stored: ``""`` whole, else the base of its delta (``None``: it was there already)."""
+        stored: ``""`` whole, else the base of its delta (``None``: it was there already).
+
+        ``found_absent``: the caller looked for it earlier in this log and found none. A remote
+        store is then not asked again (one request fewer per new version): its write replaces
+        whatever another writer may have put there meanwhile, with a manifest of the same
+        digest. The local store is asked (one ``stat``), as its write keeps a complete object it
+        finds, which must then be checked.
+        """
         digest = manifest.digest()
         key = manifest_key(digest)
         stored: str | None = None
-        present = self.store.has(key)
+        present = False if found_absent and not self.store.is_local else self.store.has(key)
         if present and not self.registry.committed_digests([digest]) and not self._resolvable(key):
             # A delta left by a log that never committed, its base collected since: gc keeps the
             # base of every delta it finds, but one that stopped between the two left it so.

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from blake3 import blake3
 
@@ -56,8 +56,15 @@ def settled(mtime_ns: int, since: int) -> bool:
     return mtime_ns < since - window
 
 
-#: Called with a digest and the bytes it was computed from (see :func:`hash_file`).
-KeepBytes = Callable[[str, bytes], None]
+class Keep(Protocol):
+    """Where the bytes of the files hashed go as they are hashed (see :func:`hash_file`)."""
+
+    def __call__(self, digest: str, data: bytes) -> None:
+        """Take ``data``, the whole of a small file read to be hashed, whose digest is ``digest``."""
+
+    def hash_large(self, path: str | os.PathLike[str], st: Stat) -> tuple[str, os.stat_result]:
+        """:func:`hash_file` (without a ``keep``) of a file of at least :data:`MMAP_THRESHOLD`
+        bytes whose stat is ``st``, taking its bytes too as they are hashed."""
 
 
 def digest_bytes(data: bytes) -> str:
@@ -247,7 +254,7 @@ def _signature(st: Stat) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
-def _hash_small(path: str | os.PathLike[str], st: Stat, keep: KeepBytes | None = None) -> tuple[str, os.stat_result]:
+def _hash_small(path: str | os.PathLike[str], st: Stat, keep: Keep | None = None) -> tuple[str, os.stat_result]:
     """:func:`hash_file` of a small file whose stat is known: read in one call, hashed in memory.
 
     ``st`` said "regular file"; the ``fstat`` after the read proves the file read was one (a
@@ -281,12 +288,13 @@ def _hash_small(path: str | os.PathLike[str], st: Stat, keep: KeepBytes | None =
 
 
 def hash_file(
-    path: str | os.PathLike[str], st: Stat | None = None, keep: KeepBytes | None = None
+    path: str | os.PathLike[str], st: Stat | None = None, keep: Keep | None = None
 ) -> tuple[str, os.stat_result]:
     """Hash a file; returns its digest and the stat it was hashed at.
 
     ``keep``, if given, is called with the digest and the bytes of a file small enough to be
-    read whole (under :data:`MMAP_THRESHOLD`): what was hashed, byte for byte.
+    read whole (under :data:`MMAP_THRESHOLD`): what was hashed, byte for byte. A larger file is
+    hashed by its :meth:`Keep.hash_large`.
 
     Raises :class:`FileChangedError` when the file's size or mtime changed while it was read.
     """
@@ -294,6 +302,8 @@ def hash_file(
         before = st or os.stat(path)
         if before.st_size < MMAP_THRESHOLD:
             return _hash_small(path, before, keep)
+        if keep is not None:
+            return keep.hash_large(path, before)
         fd = open_regular(path)  # never hand a FIFO or a device to the mmap hasher
         try:
             h = _hash_mapped(fd, before.st_size)

@@ -259,7 +259,8 @@ class Run:
             ttl_seconds=ttl_seconds,
         )
         result = None
-        if self._client.store.has(fields["manifest_key"]):
+        manifest_absent = not self._client.store.has(fields["manifest_key"])
+        if not manifest_absent:
             # Re-logging content the store holds the manifest of (written only after all its
             # blobs were): if this collection holds a committed version of it, the bytes are
             # there and kept alive by that version (gc never deletes what a live version
@@ -283,6 +284,7 @@ class Run:
                 artifact._held_in(scope),
                 artifact._delta_in(scope),
                 artifact._stored_in(scope),
+                manifest_absent,
             )
             result = committed
         artifact._committed_as(scope, digest, stored)
@@ -486,6 +488,7 @@ def store_then_record(
     held: frozenset[str] = frozenset(),
     delta: DeltaSource | None = None,
     stored_since: int | None = None,
+    manifest_absent: bool = False,
 ) -> tuple[T, str | None]:
     """Steps (1) and (2) of the commit protocol, then ``record(fence)`` (step 3), whose
     transaction checks the fence (:meth:`~.registry.Registry.hold_fence`).
@@ -507,7 +510,8 @@ def store_then_record(
     (:meth:`~.registry.Registry.store_generation`): they are taken as present if the fence's
     generation is the same (no collection went ahead since); if it is not, the store is asked
     about every blob. ``delta``, whose version must be among ``held``, is what the manifest may
-    be stored as a delta of (:func:`~.delta.plan_delta`).
+    be stored as a delta of (:func:`~.delta.plan_delta`). ``manifest_absent``: the caller found
+    no manifest of this digest in the store (see :meth:`~.client.Client.put_manifest`).
 
     Returns what ``record`` returned, and how the manifest is stored (``""`` whole, else the base
     of its delta; ``None`` if it was stored already).
@@ -535,7 +539,7 @@ def store_then_record(
                     trusted = False
             upload_blobs(client, artifact.pending, artifact.name, skip_held=trusted and client.store.only_gc_deletes)
             plan = plan_delta(client, manifest, delta) if delta is not None and delta.version in held else None
-            stored = client.put_manifest(manifest, plan)
+            stored = client.put_manifest(manifest, plan, found_absent=manifest_absent)
             return record(fence), stored  # its transaction ended the turn, if it held one
         except StoreTurnLostError:
             if attempt == TURN_ATTEMPTS:

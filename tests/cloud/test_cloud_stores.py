@@ -16,7 +16,7 @@ from artifact_plugins.core.client import close_clients, get_client
 from artifact_plugins.core.errors import IntegrityError, InvalidConfigError, NotFoundError, StoreError
 from artifact_plugins.core.hashing import digest_bytes
 from artifact_plugins.core.progress import set_progress_factory
-from artifact_plugins.core.storage import RemoteStore, blob_key, open_store
+from artifact_plugins.core.storage import RemoteStore, blob_key, manifest_key, open_store
 from artifact_plugins.core.storage.s3 import S3Store
 
 BIG = 6 * 2**20 + 12345  # above the test multipart/resumable thresholds: several parts
@@ -113,6 +113,34 @@ def test_blobs_are_sent_once_across_versions(
     assert creations() == 0
     assert v0.digest != v1.digest
     assert len([k for k in backend.keys(STORE_BUCKET, prefix + "/blobs/")]) == len(files) + 2
+
+
+def test_a_new_versions_manifest_is_looked_for_once(
+    backend: Backend, make_tree: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The re-log shortcut's look finds no manifest of the new content: the log writes it without
+    asking the bucket again (a write replaces whatever is there), one request fewer per version."""
+    backend.use_store()
+    files = files_for(5)
+    src = make_tree("src", files)
+    log_dir(src)
+    store = get_client().store
+    looked: list[str] = []
+    real_has = store.has
+
+    def has(key: str) -> bool:
+        looked.append(key)
+        return real_has(key)
+
+    monkeypatch.setattr(store, "has", has)
+    (src / "small/f000.txt").write_bytes(b"changed\n")
+    v1 = log_dir(src)
+    assert v1.version == "v1"
+    assert looked.count(manifest_key(v1.digest)) == 1
+    fresh_process(tmp_path, monkeypatch, "reader")
+    root = ap.Api().artifact("ds:v1").download(tmp_path / "out")
+    assert (root / "small/f000.txt").read_bytes() == b"changed\n"
+    assert (root / "small/f001.txt").read_bytes() == files["small/f001.txt"]
 
 
 def test_a_new_version_asks_the_bucket_about_its_blobs_once(

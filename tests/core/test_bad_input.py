@@ -335,13 +335,14 @@ def test_file_changing_while_hashed(tmp_path, seeded, snapshot, monkeypatch):
     assert snapshot() == before
 
 
-def test_file_changing_while_stored(tmp_path, seeded, snapshot, monkeypatch):
+def test_file_changing_while_stored(tmp_path, seeded, snapshot, monkeypatch, store_dir):
     """Fault injection: the file is appended to when the store starts copying it."""
     run, _draft, _ = seeded
     victim = tmp_path / "model.bin"
     victim.write_bytes(os.urandom(MMAP_THRESHOLD + 2**20))  # large: copied by the kernel, then its stat is checked
     art = ap.Artifact("ds", "dataset")
     art.add_file(victim)
+    (store_dir / blob_key(art.entries["model.bin"].digest)).unlink()  # copied as hashed: gone again
     real_put = LocalStore.put_file
 
     def put_while_growing(self, key, src, expect=None):
@@ -380,13 +381,14 @@ def test_small_file_edited_between_add_and_log_is_refused_even_when_its_stat_is_
     assert art.logged_version is None
 
 
-def test_file_changed_between_add_and_log(tmp_path, seeded, snapshot):
-    """A file too large to be stored as it is hashed is read again by the log: an edit is refused."""
+def test_large_file_edited_between_add_and_log_is_refused_when_its_copy_is_gone(tmp_path, seeded, snapshot, store_dir):
+    """A large file whose copy made at add time is gone is read again by the log: an edit is refused."""
     run, _draft, _ = seeded
     victim = tmp_path / "edited.bin"
     victim.write_bytes(b"as added" * (MMAP_THRESHOLD // 8))
     art = ap.Artifact("ds", "dataset")
     art.add_file(victim)
+    (store_dir / blob_key(art.entries["edited.bin"].digest)).unlink()
     victim.write_bytes(b"edited afterwards!")
     before = snapshot()
     with pytest.raises(FileChangedError, match=r"edited\.bin"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -10,6 +12,7 @@ import pytest
 from core_helpers import age_store
 
 import artifact_plugins as ap
+import artifact_plugins.core.artifact as artifact_mod
 from artifact_plugins.core.errors import FileChangedError, StoreError
 from artifact_plugins.core.hashing import MMAP_THRESHOLD, digest_bytes
 from artifact_plugins.core.storage import blob_key
@@ -72,18 +75,20 @@ def test_files_added_with_their_directory_are_stored_from_their_own_paths(
     assert got == {f"{lead}top.txt": b"top", f"{lead}d1/d2/deep.txt": b"deep", f"{lead}caf\u00e9.txt": b"nfd name"}
 
 
+@pytest.mark.parametrize("size", [5, MMAP_THRESHOLD + 1])
 def test_a_file_added_with_its_directory_and_then_edited_is_logged_as_it_was_added(
-    make_tree: Callable[..., Path], store_dir: Path, tmp_path: Path
+    make_tree: Callable[..., Path], store_dir: Path, tmp_path: Path, size: int
 ) -> None:
-    """A small file is stored in the local store as it is hashed: the version holds what was added."""
-    root = make_tree("src", {"a.txt": b"first", "b.txt": b"other"})
+    """A file is stored in the local store as it is hashed: the version holds what was added."""
+    first = os.urandom(size)
+    root = make_tree("src", {"a.bin": first, "b.txt": b"other"})
     art = ap.Artifact("ds", "dataset")
     art.add_dir(root)
-    assert (store_dir / blob_key(digest_bytes(b"first"))).read_bytes() == b"first"  # stored while hashed
-    (root / "a.txt").write_bytes(b"edited after add_dir")
+    assert (store_dir / blob_key(digest_bytes(first))).read_bytes() == first  # stored while hashed
+    (root / "a.bin").write_bytes(b"edited after add_dir")
     v = _log(art)
     out = v.download(tmp_path / "out")
-    assert (out / "a.txt").read_bytes() == b"first" and (out / "b.txt").read_bytes() == b"other"
+    assert (out / "a.bin").read_bytes() == first and (out / "b.txt").read_bytes() == b"other"
 
 
 def test_a_small_file_whose_stored_copy_is_gone_and_that_was_edited_is_refused(
@@ -122,11 +127,84 @@ def test_a_store_that_refuses_bytes_at_add_time_gets_them_from_the_log(
     assert {p.name: p.read_bytes() for p in out.iterdir()} == files
 
 
-def test_only_files_read_whole_are_stored_while_hashed(make_tree: Callable[..., Path], store_dir: Path) -> None:
-    small, large = b"small", b"L" * (MMAP_THRESHOLD + 1)
+def _blob_files(store_dir: Path) -> list[Path]:
+    return sorted(p for p in (store_dir / "blobs").rglob("*") if p.is_file())
+
+
+def test_a_large_file_is_copied_into_the_store_while_it_is_hashed(
+    make_tree: Callable[..., Path], store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small files are stored from the bytes hashed, large ones copied as they are hashed: the
+    log then has nothing left to send."""
+    small, large = b"small", os.urandom(MMAP_THRESHOLD + 3 * 2**20 + 1)
     art = ap.Artifact("ds", "dataset")
     art.add_dir(make_tree("src", {"small.bin": small, "large.bin": large}))
     assert (store_dir / blob_key(digest_bytes(small))).read_bytes() == small
-    assert not (store_dir / blob_key(digest_bytes(large))).exists()  # mapped, not read: sent by the log
-    _log(art)
-    assert (store_dir / blob_key(digest_bytes(large))).stat().st_size == len(large)
+    large_blob = store_dir / blob_key(digest_bytes(large))
+    assert large_blob.read_bytes() == large
+    assert large_blob.stat().st_mode & 0o777 == 0o444
+    assert _blob_files(store_dir) == sorted([large_blob, store_dir / blob_key(digest_bytes(small))])  # no temp file
+
+    def nothing_left_to_send(self: LocalStore, key: str, src: object, expect: object = None) -> None:
+        raise AssertionError(f"{key} was sent again by the log")
+
+    monkeypatch.setattr(LocalStore, "put_file", nothing_left_to_send)
+    out = _log(art).download(tmp_path / "out")
+    assert (out / "large.bin").read_bytes() == large
+
+
+def test_a_large_file_whose_blob_is_there_leaves_that_blob_alone(store_dir: Path, tmp_path: Path) -> None:
+    data = os.urandom(MMAP_THRESHOLD + 1)
+    first, second = tmp_path / "first.bin", tmp_path / "second.bin"
+    first.write_bytes(data)
+    second.write_bytes(data)
+    ap.Artifact("ds", "dataset").add_file(first)
+    blob = store_dir / blob_key(digest_bytes(data))
+    inode = blob.stat().st_ino
+    ap.Artifact("ds", "dataset").add_file(second)  # same bytes, another file: its copy is dropped
+    assert blob.stat().st_ino == inode
+    assert _blob_files(store_dir) == [blob]
+
+
+def test_a_large_file_that_changes_while_it_is_copied_is_refused_and_leaves_nothing(
+    store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: the file is appended to right after it was hashed, while its copy may still run."""
+    victim = tmp_path / "model.bin"
+    victim.write_bytes(os.urandom(MMAP_THRESHOLD + 2**20))
+    real = artifact_mod.hash_file
+
+    def hash_then_append(path: str, st: object = None, keep: object = None) -> tuple[str, os.stat_result]:
+        found = real(path, st, keep)  # type: ignore[arg-type]
+        if keep is None and os.path.getsize(path) > MMAP_THRESHOLD:  # the large file's own hashing
+            with open(path, "ab") as f:
+                f.write(b"appended")
+        return found
+
+    monkeypatch.setattr(artifact_mod, "hash_file", hash_then_append)
+    art = ap.Artifact("ds", "dataset")
+    with pytest.raises(FileChangedError, match=r"model\.bin"):
+        art.add_file(victim)
+    assert not art.entries
+    assert _blob_files(store_dir) == []
+
+
+def test_a_store_that_cannot_take_a_large_copy_at_add_time_gets_it_from_the_log(
+    store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: the kernel's copy fails for want of space; the add still succeeds and
+    the log sends the file."""
+    data = os.urandom(MMAP_THRESHOLD + 1)
+    src = tmp_path / "model.bin"
+    src.write_bytes(data)
+
+    def full(*args: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "copy_file_range", full)
+    art = ap.Artifact("ds", "dataset")
+    art.add_file(src)
+    assert _blob_files(store_dir) == []
+    monkeypatch.undo()
+    out = _log(art).download(tmp_path / "out")
+    assert (out / "model.bin").read_bytes() == data

@@ -7,6 +7,7 @@ import errno
 import os
 import shutil
 import stat as stat_mod
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -189,6 +190,16 @@ class LocalStore(BlobStore):
         except OSError as exc:
             raise self._error("store", key, exc) from exc
 
+    def start_copy(self, src: str | os.PathLike[str], st: Stat) -> BlobCopy:
+        """Begin copying ``src`` (``st`` its stat) into the store under a temp name, in a thread,
+        before its key is known: :meth:`BlobCopy.place` makes it the blob once it is hashed.
+
+        A large file is then read from disk once for its digest and once by the kernel for its
+        copy at the same time, where hashing and then storing it took the two one after the
+        other.
+        """
+        return BlobCopy(self, os.fspath(src), st)
+
     def put_bytes(self, key: str, data: bytes) -> None:
         try:
             self._create(key, data)
@@ -276,6 +287,111 @@ class LocalStore(BlobStore):
                 f"no space left to {verb} {key} in {self.root}; free space and retry (nothing was committed)"
             )
         return StoreError(f"cannot {verb} {key} in {self.root}: {exc.strerror or exc}")
+
+
+#: Bytes copied per ``copy_file_range`` call by :class:`BlobCopy`: how far a copy goes on after
+#: it is told to stop (the blob was there already).
+COPY_CHUNK = 64 * 2**20
+
+
+class BlobCopy:
+    """A file being copied into a :class:`LocalStore` under a temp name (:meth:`LocalStore.start_copy`).
+
+    Exactly one of :meth:`place` and :meth:`abandon` must follow; either waits for the copy's
+    thread and leaves no temp file behind. A temp file a killed process leaves is reclaimed by
+    gc like any unreferenced object under ``blobs/``.
+    """
+
+    def __init__(self, store: LocalStore, src: str, st: Stat) -> None:
+        self._store, self._src, self._stat = store, src, st
+        self._tmp = f"{store._prefix}blobs/blake3/.tmp-{temp_token()}"
+        self._stop = threading.Event()
+        self._error: OSError | None = None
+        self._thread = threading.Thread(target=self._copy, name="artifact-plugins-copy", daemon=True)
+        self._thread.start()
+
+    def _copy(self) -> None:
+        try:
+            src = open_regular(self._src)  # a FIFO or a device swapped in would block or never end
+            try:
+                try:
+                    dest = os.open(self._tmp, _CREATE, 0o600)
+                except FileNotFoundError:
+                    os.makedirs(self._tmp.rsplit("/", 1)[0], exist_ok=True)
+                    dest = os.open(self._tmp, _CREATE, 0o600)
+                try:
+                    self._copy_range(src, dest)
+                finally:
+                    os.close(dest)
+            finally:
+                os.close(src)
+        except OSError as exc:
+            self._error = exc
+        except StoreError as exc:  # open_regular's refusal of a special file: the hashing reports it
+            self._error = OSError(errno.EINVAL, str(exc))
+
+    def _copy_range(self, src: int, dest: int) -> None:
+        """Copy in chunks by the kernel (no bytes through this process), stopping early if told."""
+        size, offset = self._stat.st_size, 0
+        copy_range = getattr(os, "copy_file_range", None)
+        while offset < size and not self._stop.is_set():
+            count = min(COPY_CHUNK, size - offset)
+            try:
+                sent = copy_range(src, dest, count) if copy_range is not None else 0
+            except OSError as exc:
+                if offset or exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                    raise
+                sent = 0
+            if sent == 0 and offset == 0:  # no kernel copy between these two files: plain reads
+                with os.fdopen(os.dup(src), "rb") as fin, os.fdopen(os.dup(dest), "wb") as fout:
+                    shutil.copyfileobj(fin, fout, 2**20)
+                return
+            if sent == 0:
+                return  # the file shrank: the stat check in place() refuses it
+            offset += sent
+
+    def place(self, key: str) -> None:
+        """Wait for the copy, then make it blob ``key`` (dropped if the store has that blob).
+
+        Raises :class:`FileChangedError` if the file's size or mtime moved since its stat was
+        taken (the copy may not hold the bytes hashed), :class:`StoreError` if the copy failed.
+        """
+        store = self._store
+        if store.has(key):
+            self.abandon()
+            return
+        self._thread.join()
+        try:
+            if self._error is not None:
+                raise store._error("store", key, self._error)
+            now = os.stat(self._src)
+            if (now.st_size, now.st_mtime_ns) != (self._stat.st_size, self._stat.st_mtime_ns):
+                raise FileChangedError(
+                    f"{self._src!r} changed while it was being stored; log it again once it is stable"
+                )
+            final = store._prefix + key
+            os.chmod(self._tmp, 0o444)
+            try:
+                os.replace(self._tmp, final)
+            except FileNotFoundError:
+                os.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+                os.replace(self._tmp, final)
+        except OSError as exc:
+            self._discard()
+            raise store._error("store", key, exc) from exc
+        except BaseException:
+            self._discard()
+            raise
+
+    def abandon(self) -> None:
+        """Stop the copy (within one chunk) and remove what it wrote."""
+        self._stop.set()
+        self._thread.join()
+        self._discard()
+
+    def _discard(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self._tmp)
 
 
 def _complete(path: str) -> bool:
