@@ -416,6 +416,7 @@ class Artifact:
         self._stored_scope = ""
         self._generation_read = False
         self._stored_flagged = False
+        self._marked_at: tuple[str, int] | None = None  # see _known_generation
         self._trees: list[_AddedTree] = []
         self._trees_intact = True
         self._delta_source: DeltaSource | None = None
@@ -540,6 +541,18 @@ class Artifact:
             return None
         return self._trees[0]
 
+    def _known_generation(self, scope: str) -> int | None:
+        """If every ``held`` entry is so because the checksum cache marked its directory as held
+        by one version, whose commit was fenced by the store's generation (and this draft logs
+        to ``scope``): that generation. While the store's generation is still that, no
+        collection has deleted anything since, so those blobs are all present, whether or not
+        the version is still committed: the commit may take it as its fence without reading the
+        registry first (:func:`~.run.store_then_record`)."""
+        if self._marked_at is None or scope != self._held_scope:
+            return None
+        version, generation = self._marked_at
+        return generation if self._held_by == {version} else None
+
     def _delta_in(self, scope: str) -> DeltaSource | None:
         """What to store this draft's manifest as a delta of, if it logs to ``scope`` (see :mod:`.delta`):
         the version it was made from (``new_draft``), or the one its only directory was last
@@ -554,22 +567,26 @@ class Artifact:
             return DeltaSource(self.base.digest, None, changed, removed, len(entries))
         return self._delta_source if self._only_tree() is not None else None
 
-    def _committed_as(self, scope: str, version_digest: str, stored_base: str | None) -> None:
+    def _committed_as(
+        self, scope: str, version_digest: str, stored_base: str | None, generation: int | None = None
+    ) -> None:
         """After the draft was committed as version ``version_digest`` (of ``scope``, its manifest
-        stored as ``stored_base`` says, see :class:`~.hashing.TreeMark`): mark the directories it
-        added as held by that version in the checksum cache, so the next log of one of them asks
-        the store only about the files that changed. Not when an entry was removed or replaced
-        since: the version may then lack a file the directory has."""
+        stored as ``stored_base`` says, under the store's ``generation``, see
+        :class:`~.hashing.TreeMark`): mark the directories it added as held by that version in
+        the checksum cache, so the next log of one of them asks the store only about the files
+        that changed. Not when an entry was removed or replaced since: the version may then
+        lack a file the directory has. Where the commit reused the version a mark names
+        (``stored_base`` and ``generation`` ``None``), what that mark knew is kept."""
         cache = self._checksum_cache
         if cache is None or not self._trees_intact:
             return
         only = self._only_tree()
         for tree in self._trees:
             old = tree.marks.get(scope)
-            known_base = (
-                old.stored_base if stored_base is None and old and old.version == version_digest else stored_base
-            )
-            mark = TreeMark(version_digest, tree.prefix, tree is only, known_base)
+            if stored_base is None and old and old.version == version_digest:
+                mark = TreeMark(version_digest, tree.prefix, tree is only, old.stored_base, old.generation)
+            else:
+                mark = TreeMark(version_digest, tree.prefix, tree is only, stored_base, generation)
             if old != mark or tree.rewritten:  # a re-log that rewrote the rows marks them too
                 cache.mark_tree(tree.root, tree.token, scope, mark)
 
@@ -583,6 +600,8 @@ class Artifact:
             self._trees.append(_AddedTree(root, scan.token, prefix, len(paths), scan.held_by, scan.rewritten))
         if mark is None or not self._hold(scope, mark.version):
             return bytearray(len(paths))
+        if first and mark.generation is not None:
+            self._marked_at = (mark.version, mark.generation)
         if first and mark.exact and mark.prefix == prefix:
             try:
                 removed = normalize_entry_paths([posixpath.join(prefix, rel) for rel in scan.gone])

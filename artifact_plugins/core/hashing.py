@@ -463,6 +463,10 @@ class TreeMark(NamedTuple):
     #: How the version's manifest is stored: ``""`` whole, else the digest of its delta's base;
     #: ``None`` if not known.
     stored_base: str | None
+    #: The store's generation the version's commit was fenced by (its blobs were all present
+    #: then, and stay so while it is unchanged: only a garbage collection deletes, and each
+    #: one counts itself first); ``None`` if not known.
+    generation: int | None = None
 
 
 class KnownTree(NamedTuple):
@@ -538,10 +542,12 @@ class ChecksumCache:
             # overflow page of a big tree (milliseconds at 100,000 files); the index holds it apart.
             conn.execute("CREATE INDEX IF NOT EXISTS trees_by_time ON trees (key, at)")
             conn.execute(
-                "CREATE TABLE IF NOT EXISTS tree_marks (key BLOB, scope TEXT, token INTEGER NOT NULL, "
+                "CREATE TABLE IF NOT EXISTS tree_marks_g (key BLOB, scope TEXT, token INTEGER NOT NULL, "
                 "version_digest TEXT NOT NULL, prefix TEXT NOT NULL, exact INTEGER NOT NULL, stored_base TEXT, "
-                "PRIMARY KEY (key, scope))"
+                "generation INTEGER, PRIMARY KEY (key, scope))"
             )
+            # Marks without the store's generation, superseded by ``tree_marks_g``.
+            conn.execute("DROP TABLE IF EXISTS tree_marks")
             # Whole-set snapshots of earlier versions (exact matches only), superseded by ``trees``.
             conn.execute("DROP TABLE IF EXISTS snapshots")
             conn.execute(
@@ -656,7 +662,8 @@ class ChecksumCache:
                     "SELECT part, paths, stats, digests, at FROM trees WHERE key = ? ORDER BY part", (key,)
                 ).fetchall()
                 marks = conn.execute(
-                    "SELECT scope, token, version_digest, prefix, exact, stored_base FROM tree_marks WHERE key = ?",
+                    "SELECT scope, token, version_digest, prefix, exact, stored_base, generation FROM tree_marks_g "
+                    "WHERE key = ?",
                     (key,),
                 ).fetchall()
         except sqlite3.Error:
@@ -669,7 +676,7 @@ class ChecksumCache:
         if current is None:
             return None
         token = max(p[4] for p in parts)
-        held_by = {m[0]: TreeMark(m[2], m[3], bool(m[4]), m[5]) for m in marks if m[1] == token}
+        held_by = {m[0]: TreeMark(m[2], m[3], bool(m[4]), m[5], m[6]) for m in marks if m[1] == token}
         old_paths = b"\0".join([p[1] for p in chunks])
         old_stats: bytes | bytearray = b"".join([p[2] for p in chunks])
         raw: bytes | bytearray = b"".join([p[3] for p in chunks])
@@ -706,9 +713,20 @@ class ChecksumCache:
 
         def store(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "INSERT OR REPLACE INTO tree_marks SELECT ?, ?, ?, ?, ?, ?, ? "
+                "INSERT OR REPLACE INTO tree_marks_g SELECT ?, ?, ?, ?, ?, ?, ?, ? "
                 "WHERE (SELECT max(at) FROM trees WHERE key = ?) = ?",
-                (key, scope, token, mark.version, mark.prefix, int(mark.exact), mark.stored_base, key, token),
+                (
+                    key,
+                    scope,
+                    token,
+                    mark.version,
+                    mark.prefix,
+                    int(mark.exact),
+                    mark.stored_base,
+                    mark.generation,
+                    key,
+                    token,
+                ),
             )
 
         self._write(store)
@@ -802,6 +820,6 @@ class ChecksumCache:
                 "FROM trees GROUP BY key) WHERE newest = 1 OR (newest <= ? AND parts <= ?))",
                 (TREES_KEPT, -(-TREE_FILES_KEPT // _CHUNK_FILES)),
             )
-            conn.execute("DELETE FROM tree_marks WHERE key NOT IN (SELECT key FROM trees)")
+            conn.execute("DELETE FROM tree_marks_g WHERE key NOT IN (SELECT key FROM trees)")
 
         return now if self._write(write) and written else None

@@ -273,9 +273,10 @@ class Run:
             if result is not None:
                 self._client.remember_manifest(digest, manifest)
         stored: str | None = None
+        generation: int | None = None
         scope = self._client.scope
         if result is None:
-            committed, stored = store_then_record(
+            committed, stored, generation = store_then_record(
                 self._client,
                 self.id,
                 artifact,
@@ -285,9 +286,10 @@ class Run:
                 artifact._delta_in(scope),
                 artifact._stored_in(scope),
                 manifest_absent,
+                artifact._known_generation(scope),
             )
             result = committed
-        artifact._committed_as(scope, digest, stored)
+        artifact._committed_as(scope, digest, stored, generation)
         version = ArtifactVersion(self._client, result.version, self)
         artifact._mark_logged(version)
         notify_alias_moves(self._client, result.version, result.moves, self)
@@ -489,7 +491,8 @@ def store_then_record(
     delta: DeltaSource | None = None,
     stored_since: int | None = None,
     manifest_absent: bool = False,
-) -> tuple[T, str | None]:
+    known_generation: int | None = None,
+) -> tuple[T, str | None, int | None]:
     """Steps (1) and (2) of the commit protocol, then ``record(fence)`` (step 3), whose
     transaction checks the fence (:meth:`~.registry.Registry.hold_fence`).
 
@@ -513,8 +516,16 @@ def store_then_record(
     be stored as a delta of (:func:`~.delta.plan_delta`). ``manifest_absent``: the caller found
     no manifest of this digest in the store (see :meth:`~.client.Client.put_manifest`).
 
-    Returns what ``record`` returned, and how the manifest is stored (``""`` whole, else the base
-    of its delta; ``None`` if it was stored already).
+    ``known_generation``: a store generation under which every ``held`` blob was present
+    (``Artifact._known_generation``). The first attempt then reads nothing before asking the
+    store: that generation is its fence, so it records only if no collection went ahead since
+    (the versions holding the blobs need not still be committed: only a collection deletes
+    blobs). Where one did, the steps run again as above. Not where the draft's own blobs were
+    stored under another generation (``stored_since``).
+
+    Returns what ``record`` returned, how the manifest is stored (``""`` whole, else the base
+    of its delta; ``None`` if it was stored already), and the store generation the record was
+    fenced by (``None`` if it held a turn instead).
     """
     registry = client.registry
 
@@ -522,8 +533,13 @@ def store_then_record(
         logger.warning("storing %r waits for %s to end", artifact.name, what)
 
     attempt = 1
+    assumed = known_generation is not None and stored_since in (None, known_generation)
     while True:
-        fence, committed = registry.store_view(held) if attempt == 1 else (None, set())
+        fence: StoreFence | None
+        if assumed:
+            fence, committed = StoreFence(generation=known_generation), set(held)
+        else:
+            fence, committed = registry.store_view(held) if attempt == 1 else (None, set())
         if fence is None:
             fence = StoreFence(turn=registry.acquire_store_lock("commit", run_id, on_wait=waiting))
             committed = registry.committed_digests(held) if held else set()
@@ -540,8 +556,13 @@ def store_then_record(
             upload_blobs(client, artifact.pending, artifact.name, skip_held=trusted and client.store.only_gc_deletes)
             plan = plan_delta(client, manifest, delta) if delta is not None and delta.version in held else None
             stored = client.put_manifest(manifest, plan, found_absent=manifest_absent)
-            return record(fence), stored  # its transaction ended the turn, if it held one
+            # The record's transaction ends the turn, if the commit held one.
+            return record(fence), stored, fence.generation if fence.turn is None else None
         except StoreTurnLostError:
+            if assumed:
+                logger.info("a garbage collection ran since %r was last logged: checking the store", artifact.name)
+                assumed = False
+                continue
             if attempt == TURN_ATTEMPTS:
                 raise
             logger.warning(

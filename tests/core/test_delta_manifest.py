@@ -221,7 +221,10 @@ def test_a_left_over_delta_whose_base_is_gone_is_written_again_whole(src: Path, 
     assert isinstance(_stored(v1), Delta)
     v1.delete()
     v0.delete()
+    registry = get_client().registry
+    turn = registry.acquire_store_lock("gc", "a collection that stopped")  # it went ahead: counted itself
     get_client().store.delete(manifest_key(v0.digest))
+    registry.release_store_lock(turn)
     close_clients()
     v2 = _log(src)
     assert v2.digest == v1.digest and isinstance(_stored(v2), Manifest)
@@ -260,8 +263,9 @@ def test_a_new_draft_of_a_version_is_stored_as_a_delta_of_it(make_tree: Callable
 
 
 def test_the_mark_says_how_the_version_is_stored_across_a_relog(src: Path) -> None:
-    """The checksum cache's mark of the directory names the version and the base its manifest is
-    a delta of; a re-log (which reuses the version and writes no manifest) keeps both."""
+    """The checksum cache's mark of the directory names the version, the base its manifest is
+    a delta of and the store generation its commit was fenced by; a re-log (which reuses the
+    version and writes no manifest) keeps all three."""
     from artifact_plugins.core.artifact import _scan_dir
     from artifact_plugins.core.hashing import TreeMark
 
@@ -271,5 +275,7 @@ def test_the_mark_says_how_the_version_is_stored_across_a_relog(src: Path) -> No
     for _ in range(2):  # after the log, and after a re-log of the same files
         _, rels, stats = _scan_dir(str(src))
         known = get_client().checksum_cache.known_tree(str(src), rels, stats)
-        assert known is not None and known.held_by == {get_client().scope: TreeMark(v1.digest, "", True, v0.digest)}
+        generation = get_client().registry.store_generation()
+        mark = TreeMark(v1.digest, "", True, v0.digest, generation)
+        assert known is not None and known.held_by == {get_client().scope: mark}
         assert _log(src).version == "v1"

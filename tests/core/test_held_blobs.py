@@ -84,6 +84,11 @@ def _rewrite(root: Path, rels: list[str], tag: str) -> list[str]:
     return [blob_key(digest_bytes(f"{tag} {rel}".encode())) for rel in rels]
 
 
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
 def _same_files(version: ap.ArtifactVersion, root: Path, dest: Path) -> bool:
     """Whether ``version`` downloads to exactly the files under ``root``."""
     return tree_bytes(version.download(dest)) == tree_bytes(root)
@@ -137,19 +142,59 @@ def test_a_base_no_longer_committed_makes_the_log_ask_about_every_blob(
     assert v1.verify().ok and _same_files(v1, src, tmp_path / "out")
 
 
-def test_a_base_deleted_without_a_gc_makes_the_log_ask_about_every_blob(
+def test_a_base_deleted_without_a_gc_still_holds_the_directorys_blobs(
+    src: Path, asked: list[str], tmp_path: Path, held_only: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """v0's commit was fenced by the store's generation, which the directory's mark keeps: while
+    no collection went ahead since (only a collection deletes blobs), v0's blobs are all there
+    even though v0 itself was deleted. The log asks only about what changed, and reads nothing
+    from the registry before asking (its fence is the mark's generation)."""
+    v0 = _log(_draft(src))
+    (changed,) = _rewrite(src, ["d0/f0.txt"], "changed")
+    draft = _draft(src)
+    v0.delete()
+    views: list[object] = []
+    real_view = Registry.store_view
+    monkeypatch.setattr(Registry, "store_view", lambda self, held=(): views.append(held) or real_view(self, held))
+    asked.clear()
+    v1 = _log(draft)
+    assert asked == [changed]
+    assert views == []
+    assert v1.verify().ok and _same_files(v1, src, tmp_path / "out")
+
+
+def test_a_gc_since_the_directorys_last_log_makes_the_log_check_the_registry_and_the_store(
+    src: Path, asked: list[str], tmp_path: Path, api: ap.Api, store_dir: Path, held_only: None
+) -> None:
+    """The mark's generation is out of date once a collection went ahead (here one that deleted
+    nothing of v0): the commit finds its assumed fence broken, records nothing, and runs again
+    from a fresh read of the registry; v0 is still committed, so only what changed is asked about."""
+    _log(_draft(src))
+    api.gc(dry_run=False, grace=timedelta(hours=1))
+    (changed,) = _rewrite(src, ["d0/f0.txt"], "changed")
+    asked.clear()
+    v1 = _log(_draft(src))
+    assert asked == [changed, changed]  # once under the assumed fence, once after the fresh read
+    assert v1.version == "v1" and v1.verify().ok and _same_files(v1, src, tmp_path / "out")
+    (again,) = _rewrite(src, ["d1/f1.txt"], "again")
+    asked.clear()
+    assert _log(_draft(src)).version == "v2"
+    assert asked == [again]  # v1's commit was fenced by the new generation: assumed again
+
+
+def test_a_new_draft_whose_base_was_deleted_without_a_gc_asks_about_every_blob(
     src: Path, asked: list[str], tmp_path: Path, held_only: None
 ) -> None:
-    """The store's generation is unchanged (no collection ran), so only the check that the
-    versions holding the unchanged blobs are still committed tells the log to ask about them."""
+    """A draft made from a version knows no store generation its blobs were present under: only
+    the check that the version is still committed tells the log to ask about them."""
     v0 = _log(_draft(src))
-    _rewrite(src, ["d0/f0.txt"], "changed")
-    draft = _draft(src)
+    draft = v0.new_draft()
+    draft.add_file(_write(tmp_path / "added.txt", "added"), "added.txt")
     v0.delete()
     asked.clear()
     v1 = _log(draft)
-    assert sorted(asked) == sorted(blob_key(e.digest) for e in draft.entries.values())
-    assert v1.verify().ok and _same_files(v1, src, tmp_path / "out")
+    assert sorted(asked) == sorted({blob_key(e.digest) for e in draft.entries.values()})
+    assert v1.verify().ok
 
 
 def test_a_carried_over_entry_whose_base_was_collected_is_refused(
