@@ -22,7 +22,9 @@ times what it calls by wrapping the function that does it:
 * ``held check``: the store's generation (the commit's fence against a garbage collection), and
   whether the versions the unchanged files' blobs are held by are still committed, in one read;
   where the draft hashed 256 files or more, also the generation it stored their blobs under,
-  read before hashing them
+  read before hashing them. 0 where the directory's mark in the checksum cache knows the
+  generation its last commit was fenced by: the commit takes that as its fence, and reads
+  nothing before asking the store
 * ``delta plan``: reading what the previous version's delta manifest changed (to store the new
   manifest as a delta of the same base)
 * ``manifest``: serialising and writing the manifest
