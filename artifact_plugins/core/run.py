@@ -519,9 +519,10 @@ def store_then_record(
     ``known_generation``: a store generation under which every ``held`` blob was present
     (``Artifact._known_generation``). The first attempt then reads nothing before asking the
     store: that generation is its fence, so it records only if no collection went ahead since
-    (the versions holding the blobs need not still be committed: only a collection deletes
-    blobs). Where one did, the steps run again as above. Not where the draft's own blobs were
-    stored under another generation (``stored_since``).
+    and the ``held`` versions are still committed (a generation alone could be another
+    registry's, at the same address, since recreated). Where either changed, the steps run
+    again as above. Not where the draft's own blobs were stored under another generation
+    (``stored_since``).
 
     Returns what ``record`` returned, how the manifest is stored (``""`` whole, else the base
     of its delta; ``None`` if it was stored already), and the store generation the record was
@@ -537,7 +538,7 @@ def store_then_record(
     while True:
         fence: StoreFence | None
         if assumed:
-            fence, committed = StoreFence(generation=known_generation), set(held)
+            fence, committed = StoreFence(generation=known_generation, held=held), set(held)
         else:
             fence, committed = registry.store_view(held) if attempt == 1 else (None, set())
         if fence is None:
@@ -560,7 +561,7 @@ def store_then_record(
             return record(fence), stored, fence.generation if fence.turn is None else None
         except StoreTurnLostError:
             if assumed:
-                logger.info("a garbage collection ran since %r was last logged: checking the store", artifact.name)
+                logger.info("the store or registry changed since %r was last logged: checking again", artifact.name)
                 assumed = False
                 continue
             if attempt == TURN_ATTEMPTS:

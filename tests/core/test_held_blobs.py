@@ -10,6 +10,7 @@ store's generation), and asks about every blob when one did.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
@@ -142,25 +143,53 @@ def test_a_base_no_longer_committed_makes_the_log_ask_about_every_blob(
     assert v1.verify().ok and _same_files(v1, src, tmp_path / "out")
 
 
-def test_a_base_deleted_without_a_gc_still_holds_the_directorys_blobs(
+def test_a_log_after_a_change_reads_nothing_from_the_registry_before_asking_the_store(
     src: Path, asked: list[str], tmp_path: Path, held_only: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """v0's commit was fenced by the store's generation, which the directory's mark keeps: while
-    no collection went ahead since (only a collection deletes blobs), v0's blobs are all there
-    even though v0 itself was deleted. The log asks only about what changed, and reads nothing
-    from the registry before asking (its fence is the mark's generation)."""
-    v0 = _log(_draft(src))
+    """v0's commit was fenced by the store's generation, which the directory's mark keeps: the
+    next log takes it as its fence (its transaction checks it, and that v0 is still committed)
+    instead of reading the store view first."""
+    _log(_draft(src))
     (changed,) = _rewrite(src, ["d0/f0.txt"], "changed")
-    draft = _draft(src)
-    v0.delete()
     views: list[object] = []
     real_view = Registry.store_view
     monkeypatch.setattr(Registry, "store_view", lambda self, held=(): views.append(held) or real_view(self, held))
     asked.clear()
-    v1 = _log(draft)
+    v1 = _log(_draft(src))
     assert asked == [changed]
     assert views == []
     assert v1.verify().ok and _same_files(v1, src, tmp_path / "out")
+
+
+def test_a_base_deleted_without_a_gc_makes_the_log_ask_about_every_blob(
+    src: Path, asked: list[str], tmp_path: Path, held_only: None
+) -> None:
+    """The store's generation is unchanged (no collection ran), so only the check that the
+    versions holding the unchanged blobs are still committed tells the log to ask about them."""
+    v0 = _log(_draft(src))
+    _rewrite(src, ["d0/f0.txt"], "changed")
+    draft = _draft(src)
+    v0.delete()
+    asked.clear()
+    v1 = _log(draft)
+    assert set(asked) == {blob_key(e.digest) for e in draft.entries.values()}
+    assert v1.verify().ok and _same_files(v1, src, tmp_path / "out")
+
+
+def test_a_registry_and_store_made_anew_in_the_same_place_get_every_blob(
+    src: Path, tmp_path: Path, store_dir: Path, registry_db: Path, held_only: None
+) -> None:
+    """The checksum cache outlives them: its mark names v0 and generation 0, which the new
+    registry's generation also is. The commit finds v0 unknown, so the store is asked about
+    every blob and they are all sent again."""
+    _log(_draft(src))
+    close_clients()
+    shutil.rmtree(store_dir)
+    registry_db.unlink()
+    _rewrite(src, ["d0/f0.txt"], "changed")
+    v0 = _log(_draft(src))
+    assert v0.version == "v0"
+    assert v0.verify().ok and _same_files(v0, src, tmp_path / "out")
 
 
 def test_a_gc_since_the_directorys_last_log_makes_the_log_check_the_registry_and_the_store(

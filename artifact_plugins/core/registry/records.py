@@ -143,10 +143,15 @@ class StoreFence:
     """What keeps the blobs a commit found present in the store there until its transaction
     records it (:meth:`~.registry.Registry.store_view`): either a store ``turn`` it holds
     (no deleting collection goes ahead while it does), or the store's ``generation`` it read
-    while no collection was deleting (the recording transaction checks it is unchanged)."""
+    while no collection was deleting (the recording transaction checks it is unchanged).
+
+    ``held``: versions the recording transaction must also find committed (a generation taken
+    from an earlier commit is only known to be this registry's while they are).
+    """
 
     turn: int | None = None
     generation: int | None = None
+    held: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -1322,7 +1322,7 @@ class Registry:
         turn if it has one. Raises :class:`StoreTurnLostError` if a collection went ahead
         meanwhile (the blobs the commit found present may be gone, so it must not record
         anything): it ended the turn (the commit was held up past the turn's lease), or changed
-        the generation. Checking in the recording transaction leaves no moment for a collection
+        the generation; or a version of ``fence.held`` is no longer committed. Checking in the recording transaction leaves no moment for a collection
         between the two: the row this locks makes a collection deciding to go ahead wait for the
         transaction, and see the version as a root after it; a turn ended here saves the commit a
         transaction (if the transaction fails, the turn is still held and the caller ends it
@@ -1332,6 +1332,8 @@ class Registry:
         else:
             read = select(tb.StoreGeneration.value).where(tb.StoreGeneration.id == 1).with_for_update(read=True)
             lost = conn.execute(read).scalar_one() != fence.generation
+        if not lost and fence.held:
+            lost = len(_committed_digests(conn, fence.held)) < len(fence.held)
         if lost:
             raise StoreTurnLostError(
                 "a garbage collection went ahead while this commit was storing its blobs; nothing was recorded, "
