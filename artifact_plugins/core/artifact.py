@@ -98,9 +98,7 @@ class _StoreAsHashed:
             raise
         try:
             copy.place(self._key(digest))
-        except StoreError:
-            if os.getpid() != self._owner:
-                raise
+        except StoreError:  # large files are hashed in the parent only (never in a forked helper)
             self.working = False
         return digest, after
 
@@ -490,7 +488,7 @@ class Artifact:
             except RegistryError:  # the log finds out what is wrong; its blobs are all checked then
                 self._stored_since = None
 
-    def _flag_stored(self, stats: Sequence[FileStat], hashed: Sequence[int], flags: bytearray) -> None:
+    def _flag_stored(self, hashed: Sequence[int], flags: bytearray) -> None:
         """Flag ``held`` the files of ``hashed``, whose blobs were stored as they were hashed, if
         storing never failed and the store's generation was read while no collection was under
         way (otherwise none)."""
@@ -499,7 +497,7 @@ class Artifact:
             return
         for i in hashed:
             flags[i] = 1
-        self._stored_flagged = bool(hashed)
+        self._stored_flagged = True
 
     def _hold(self, scope: str, version_digest: str) -> bool:
         """Note that entries about to be added have their blobs held by the committed version
@@ -666,7 +664,7 @@ class Artifact:
             if scan is not None:
                 held = self._note_scan(root, name or "", scan, paths)
             if keep is not None and hashed:
-                self._flag_stored(stats, hashed, held)
+                self._flag_stored(hashed, held)
             out = []
             put = self._put
             base, cut = f"{root}/", 0 if name is None else len(posixpath.join(name, ""))

@@ -115,58 +115,43 @@ def test_blobs_are_sent_once_across_versions(
     assert len([k for k in backend.keys(STORE_BUCKET, prefix + "/blobs/")]) == len(files) + 2
 
 
-def test_a_new_versions_manifest_is_looked_for_once(
+def test_a_new_version_asks_the_bucket_about_its_blobs_and_its_manifest_once(
     backend: Backend, make_tree: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The re-log shortcut's look finds no manifest of the new content: the log writes it without
-    asking the bucket again (a write replaces whatever is there), one request fewer per version."""
-    backend.use_store()
-    files = files_for(5)
-    src = make_tree("src", files)
-    log_dir(src)
-    store = get_client().store
-    looked: list[str] = []
-    real_has = store.has
-
-    def has(key: str) -> bool:
-        looked.append(key)
-        return real_has(key)
-
-    monkeypatch.setattr(store, "has", has)
-    (src / "small/f000.txt").write_bytes(b"changed\n")
-    v1 = log_dir(src)
-    assert v1.version == "v1"
-    assert looked.count(manifest_key(v1.digest)) == 1
-    fresh_process(tmp_path, monkeypatch, "reader")
-    root = ap.Api().artifact("ds:v1").download(tmp_path / "out")
-    assert (root / "small/f000.txt").read_bytes() == b"changed\n"
-    assert (root / "small/f001.txt").read_bytes() == files["small/f001.txt"]
-
-
-def test_a_new_version_asks_the_bucket_about_its_blobs_once(
-    backend: Backend, make_tree: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
     """Touching does nothing on a bucket, so nothing is gained by looking again after it: one
-    existence check per blob (a second round was one more listing of every reused blob)."""
+    existence check per blob (a second round was one more listing of every reused blob). The
+    re-log shortcut's look finds no manifest of the new content, and the log writes it without
+    asking again (a write replaces whatever is there)."""
     backend.use_store()
     files = files_for(20)
     src = make_tree("src", files)
     log_dir(src)
     store = get_client().store
     asked: list[list[str]] = []
-    real_missing = store.missing
+    looked: list[str] = []
+    real_missing, real_has = store.missing, store.has
 
     def missing(keys: Any) -> set[str]:
         keys = list(keys)
         asked.append(keys)
         return real_missing(keys)
 
+    def has(key: str) -> bool:
+        looked.append(key)
+        return real_has(key)
+
     monkeypatch.setattr(store, "missing", missing)
+    monkeypatch.setattr(store, "has", has)
     (src / "small/f000.txt").write_bytes(b"changed\n")
     v1 = log_dir(src)
     assert v1.version == "v1"
     assert len(asked) == 1 and len(asked[0]) == len(files)
+    assert looked.count(manifest_key(v1.digest)) == 1
     assert store.missing([blob_key(digest_bytes(b"changed\n"))]) == set()
+    fresh_process(tmp_path, monkeypatch, "reader")
+    root = ap.Api().artifact("ds:v1").download(tmp_path / "out")
+    assert (root / "small/f000.txt").read_bytes() == b"changed\n"
+    assert (root / "small/f001.txt").read_bytes() == files["small/f001.txt"]
 
 
 def test_missing_uses_listings_for_many_keys(backend: Backend, proxy_for: Callable[[int], FaultProxy]) -> None:
