@@ -189,3 +189,25 @@ def test_an_add_a_log_and_a_download_on_a_slow_disk_place_small_files_on_threads
         p.relative_to(src): p.read_bytes() for p in src.rglob("*.txt")
     }
     assert ap.Api().artifact("slow-disk:v0").verify().ok
+
+
+def test_parallel_map_keeps_the_order_and_stops_at_the_first_failure() -> None:
+    """Results come back in the items' order; after a failure no new call starts, the calls
+    running finish, and then the failure is raised."""
+    from artifact_plugins.core.storage import parallel_map
+
+    assert parallel_map(lambda x: x * x, list(range(500)), 8) == [x * x for x in range(500)]
+    started: list[int] = []
+    finished: list[int] = []
+
+    def fn(item: int) -> None:
+        started.append(item)
+        if item == 10:
+            raise ValueError("item ten")
+        time.sleep(0.002)
+        finished.append(item)
+
+    with pytest.raises(ValueError, match="item ten"):
+        parallel_map(fn, list(range(1000)), 4)
+    assert 10 in started and len(started) < 100  # the items not yet started were left alone
+    assert sorted(finished) == sorted(set(started) - {10})  # every other call started had finished
