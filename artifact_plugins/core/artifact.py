@@ -544,9 +544,9 @@ class Artifact:
         by one version, whose commit was fenced by the store's generation (and this draft logs
         to ``scope``): that generation. While the store's generation is still that, no
         collection has deleted anything since, so those blobs are all present: the commit may
-        take it as its fence without reading the
-        registry first (:func:`~.run.store_then_record`); its transaction then checks that
-        the version is still committed (a generation alone could be another registry's)."""
+        take it as its fence without reading the registry first (:func:`~.run.store_then_record`);
+        its transaction then checks that the version is still committed (a generation alone
+        could be another registry's)."""
         if self._marked_at is None or scope != self._held_scope:
             return None
         version, generation = self._marked_at

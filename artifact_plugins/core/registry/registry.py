@@ -1324,10 +1324,10 @@ class Registry:
         anything): it ended the turn (the commit was held up past the turn's lease), or changed
         the generation; or a version of ``fence.held`` is no longer committed. Checking in the
         recording transaction leaves no moment for a collection between the two: the row this
-        locks makes a collection deciding to go ahead wait for the
-        transaction, and see the version as a root after it; a turn ended here saves the commit a
-        transaction (if the transaction fails, the turn is still held and the caller ends it
-        with :meth:`release_store_lock`)."""
+        locks makes a collection deciding to go ahead wait for the transaction, and see the
+        version as a root after it; a turn ended here saves the commit a transaction (if the
+        transaction fails, the turn is still held and the caller ends it with
+        :meth:`release_store_lock`)."""
         if fence.turn is not None:
             lost = not conn.execute(delete(tb.StoreLock).where(tb.StoreLock.id == fence.turn)).rowcount
         else:

@@ -175,8 +175,8 @@ def _on_own_threads(fn: Callable[[T], R], items: Sequence[T], workers: int) -> l
     """:func:`parallel_map` on ``workers`` new threads, each taking the next item as it is free.
 
     No future per item: submitting one per item made the caller's thread take a lock per item
-    while every worker wanted the interpreter too, and on two cores that was most of a download
-    of 10,000 small blobs (2.2 of 2.9 s, ``benchmarks/bench_ops.py``'s file bucket on tmpfs).
+    while every worker wanted the interpreter too, which on two cores slowed a download of many
+    small objects by a sixth (``benchmarks/bench_bucket_threads.py``: the "a future per file" row).
     """
     results: list[R | None] = [None] * len(items)
     taken = iter(range(len(items)))  # one shared iterator: each index goes to exactly one thread
