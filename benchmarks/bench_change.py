@@ -9,7 +9,7 @@ the changed files are logged at once by a new process, as a pipeline's next task
 one before wrote; its start-up takes them past the checksum cache's 100 ms window for
 sub-second mtimes, not past the 2 s one for whole-second mtimes), logs the
 directory in a fresh process (a new version), and logs it again unchanged in another (the
-re-log shortcut). Each log's process
+re-log shortcut); each log starts after ``sync()``, as in ``run_all.py``. Each log's process
 times what it calls by wrapping the function that does it:
 
 * ``scan``: walking the directory (``artifact._scan_dir``)
@@ -140,7 +140,9 @@ def main() -> None:
             change(src, args.files, args.size, k, count)
             if not args.fresh:
                 time.sleep(1.2)  # past the racy window
+            os.sync()  # as run_all.py does before every run: no writeback of the rewrite is pending
             changed.append(log(home, src))
+            os.sync()
             unchanged.append(log(home, src))
             assert changed[-1]["version"] == k and unchanged[-1]["version"] == k, "not one new version per change"
     print(
