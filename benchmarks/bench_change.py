@@ -16,8 +16,11 @@ times what it calls by wrapping the function that does it:
 * ``look up``: the per-file checksum cache look-ups (of the files the directory's rows do not know)
 * ``tree``: reading the directory's rows in the checksum cache (and writing the new ones), and matching them
 * ``hash``: hashing the files the cache did not know (and remembering them)
-* ``store check``: asking the store which blobs it lacks (on local disk: one ``stat`` per blob
-  that no committed version holds and the draft did not store itself)
+* ``send``: step (1) of the commit, all of it: choosing the entries whose blobs the store is
+  asked about (those not flagged held), asking, and sending what it lacks
+* ``store check``: of ``send``, asking the store which blobs it lacks (on local disk: one ``stat``
+  per blob that no committed version holds and the draft did not store itself as it hashed
+  it, which it does only for 256 files or more)
 * ``store``: writing the new blobs
 * ``held check``: the store's generation (the commit's fence against a garbage collection), and
   whether the versions the unchanged files' blobs are held by are still committed, in one read;
@@ -59,6 +62,7 @@ STEPS = {
     "look up": ("artifact_plugins.core.hashing", "ChecksumCache", "lookup"),
     "tree": ("artifact_plugins.core.hashing", "ChecksumCache", "known_tree", "remember_tree"),
     "hash": ("artifact_plugins.core.artifact", None, "_hash_all"),
+    "send": ("artifact_plugins.core.run", None, "upload_blobs"),
     "store check": ("artifact_plugins.core.storage.local", "LocalStore", "missing"),
     "store": ("artifact_plugins.core.transfer", None, "_transfer"),
     "held check": (
