@@ -14,6 +14,7 @@ from core_helpers import age_files
 import artifact_plugins as ap
 from artifact_plugins.core import artifact as artifact_mod
 from artifact_plugins.core import hashing
+from artifact_plugins.core.client import get_client
 from artifact_plugins.core.hashing import ChecksumCache, digest_bytes
 
 
@@ -201,14 +202,44 @@ def test_a_changed_tree_looks_up_only_what_changed(make_tree, hash_calls, small_
     art.add_dir(src)
     expected = {p.name: digest_bytes(p.read_bytes()) for p in src.iterdir()}
     assert {p: e.digest for p, e in art.entries.items()} == expected
-    # A renamed file is looked up (its new path is new to the tree) but not hashed: the per-file
-    # cache knows its inode.
+    # A renamed file is neither looked up nor hashed: the tree's rows know its stat under the
+    # path that is gone.
     assert [os.path.basename(p) for p in hash_calls] == {"rewrite": ["f3.txt"], "add": ["new.txt"]}.get(change, [])
-    assert looked_up == ([] if change == "remove" else [1])
+    assert looked_up == ([1] if change in ("rewrite", "add") else [])
     # The tree is remembered as it is now: a third scan looks nothing up.
     looked_up.clear()
     ap.Artifact("ds", "dataset").add_dir(src)
     assert looked_up == []
+
+
+def test_files_moved_within_a_tree_are_known_by_their_stat_and_small_ones_are_not_kept_twice(
+    make_tree, hash_calls, small_trees, looked_up, monkeypatch
+):
+    monkeypatch.setattr(hashing, "TREE_ALONE_SIZE", 100)
+    files = {f"d{i % 2}/f{i}.txt": f"content {i}" for i in range(8)} | {"big.bin": "B" * 100}
+    src = make_tree("data", files)
+    age_files(src)
+    ap.Artifact("ds", "dataset").add_dir(src)
+    cache = get_client().checksum_cache
+    kept = cache._connect().execute("SELECT size FROM file_digests").fetchall()
+    assert kept == [(100,)]  # the small files only in the tree's rows
+    (src / "d0" / "f0.txt").rename(src / "d1" / "moved.txt")  # to another subdirectory
+    (src / "d1" / "f1.txt").write_text("CONTENT 1")  # and a rewrite beside it: still hashed
+    age_files(src / "d1" / "f1.txt", seconds=400)
+    hash_calls.clear()
+    looked_up.clear()
+    art = ap.Artifact("ds", "dataset")
+    art.add_dir(src)
+    assert [os.path.basename(p) for p in hash_calls] == ["f1.txt"]
+    assert looked_up == [1]
+    assert art.entries["d1/moved.txt"].digest == digest_bytes(b"content 0")
+    assert art.entries["d1/f1.txt"].digest == digest_bytes(b"CONTENT 1")
+    # Added on its own, a small file of the tree is read again; the large one is not.
+    hash_calls.clear()
+    alone = ap.Artifact("single", "dataset")
+    alone.add_file(src / "d1" / "moved.txt")
+    alone.add_file(src / "big.bin")
+    assert [os.path.basename(p) for p in hash_calls] == ["moved.txt"]
 
 
 def test_a_just_modified_file_is_the_only_one_looked_up_again(
