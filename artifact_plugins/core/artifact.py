@@ -400,10 +400,6 @@ class Artifact:
         self.description = validate_description(description)
         self.metadata: dict[str, Any] = validate_metadata(metadata)
         self._entries: dict[str, PendingEntry] = {}
-        # Paths of entries put in not flagged ``held``: a superset of those still so (an entry
-        # replaced or removed since stays listed), so a log after a few files changed goes over
-        # those few, not over every entry (see ``_to_store``).
-        self._unheld: list[str] = []
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self._logged: ArtifactVersion | None = None
         self._checksum_cache: ChecksumCache | None = None
@@ -615,13 +611,6 @@ class Artifact:
         return scan.unchanged
 
     def _put(self, pending: PendingEntry, overwrite: bool) -> ManifestEntry:
-        if not pending.held:
-            self._unheld.append(pending.entry.path)
-        return self._place(pending, overwrite)
-
-    def _place(self, pending: PendingEntry, overwrite: bool) -> ManifestEntry:
-        """Put ``pending`` at its path (refusing another digest there unless ``overwrite``); the
-        caller notes it in ``_unheld`` if it is not held."""
         path = pending.entry.path
         old = self._entries.get(path)
         if old is not None and old.entry.digest != pending.entry.digest:
@@ -677,7 +666,7 @@ class Artifact:
             if keep is not None and hashed:
                 self._flag_stored(hashed, held)
             out = []
-            put = self._place
+            put = self._put
             base, cut = f"{root}/", 0 if name is None else len(posixpath.join(name, ""))
             # Each stat and full path is let go as its entry is made: never both at once.
             spent_stats, spent_fulls = cast(list[FileStat | None], stats), cast(list[str | None], fulls)
@@ -690,8 +679,6 @@ class Artifact:
                 else:  # the entry path was normalised away from the file's name
                     pending = PendingEntry(entry, full, st.st_mtime_ns, held=held[i] == 1)
                 out.append(put(pending, overwrite))
-            if held.count(0):
-                self._unheld.extend(itertools.compress(paths, map(operator.not_, held)))
         return out
 
     @contextmanager
@@ -743,8 +730,6 @@ class Artifact:
         return len(doomed)
 
     def _add_pending(self, pending: PendingEntry) -> None:
-        if not pending.held:
-            self._unheld.append(pending.entry.path)
         self._entries[pending.entry.path] = pending
 
     # -- reading ---------------------------------------------------------------------------------
@@ -758,17 +743,6 @@ class Artifact:
     def pending(self) -> list[PendingEntry]:
         """Entries with their local sources (for the commit pipeline)."""
         return list(self._entries.values())
-
-    def _to_store(self, skip_held: bool) -> list[PendingEntry]:
-        """The entries whose blobs a log makes sure the store has: every one, or with
-        ``skip_held`` those not flagged ``held``, found without going over the held ones."""
-        if not skip_held:
-            return self.pending
-        entries = self._entries
-        if 2 * len(self._unheld) >= len(entries):  # most are not held: one pass is cheaper
-            return [p for p in entries.values() if not p.held]
-        found = (entries.get(path) for path in dict.fromkeys(self._unheld))
-        return [p for p in found if p is not None and not p.held]
 
     def manifest(self) -> Manifest:
         """The manifest this draft would commit."""

@@ -329,7 +329,7 @@ TREES_KEPT = 64
 #: A file hashed as part of a remembered directory is also remembered on its own (found when it
 #: is added alone or with another directory) from this size on only: below it, reading it again
 #: costs little, and a row per file cost a first log of 10,000 files of 4 KiB 25-28 ms of its
-#: 280-330 (``bench_first_log.py`` on tmpfs, AMD EPYC: ``remember`` 7 ms without).
+#: 286-327 (``bench_first_log.py`` on tmpfs, AMD EPYC: ``remember`` 7 ms without).
 TREE_ALONE_SIZE = 1 * 2**20
 TREE_FILES_KEPT = 4_000_000
 

@@ -554,7 +554,7 @@ def store_then_record(
                 if generation != stored_since:
                     logger.info("a garbage collection ran since %r was stored: checking every blob", artifact.name)
                     trusted = False
-            upload_blobs(client, artifact._to_store(trusted and client.store.only_gc_deletes), artifact.name)
+            upload_blobs(client, artifact.pending, artifact.name, skip_held=trusted and client.store.only_gc_deletes)
             plan = plan_delta(client, manifest, delta) if delta is not None and delta.version in held else None
             stored = client.put_manifest(manifest, plan, found_absent=manifest_absent)
             # The record's transaction ends the turn, if the commit held one.

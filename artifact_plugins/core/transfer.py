@@ -68,16 +68,14 @@ class _FileProgress:
         self.progress.advance(size - self.moved, 1)
 
 
-def upload_blobs(client: Client, pending: Iterable[PendingEntry], label: str) -> int:
-    """Step (1) of the commit protocol: send every blob of ``pending`` the store does not have.
-    Returns bytes sent.
+def upload_blobs(client: Client, pending: Iterable[PendingEntry], label: str, *, skip_held: bool = False) -> int:
+    """Step (1) of the commit protocol: send every blob the store does not have. Returns bytes sent.
 
-    The caller leaves out the entries whose blobs it takes as present without asking the store
-    (:meth:`~.artifact.Artifact._to_store`: those flagged ``held``, where it checks that the
-    versions holding them are still committed).
+    With ``skip_held``, blobs of entries flagged ``held`` are taken as present without asking
+    the store: the caller checks that the versions holding them are still committed.
     """
     store = client.store
-    blobs = _distinct_blobs(pending)
+    blobs = _distinct_blobs(p for p in pending if not p.held) if skip_held else _distinct_blobs(pending)
     if isinstance(store, LocalStore):
         # What a concurrent gc might delete is guarded by the commit's turn (store_then_record),
         # not by touching: one look per blob.

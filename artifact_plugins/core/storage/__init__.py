@@ -266,13 +266,20 @@ def lean_first(
     yield from rest(last)
 
 
-def _pread_into(fd: int, view: memoryview, offset: int) -> int:
-    """Read into ``view`` from ``offset`` of ``fd``; the bytes read (0 at the end of the file)."""
-    if hasattr(os, "preadv"):
-        return os.preadv(fd, [view], offset)
-    data = os.pread(fd, len(view), offset)  # Windows: no preadv
+def _pread_copy(fd: int, view: memoryview, offset: int) -> int:
+    """Read into ``view`` from ``offset`` of ``fd``; the bytes read (0 at the end of the file).
+    Through a copy: for systems without ``os.preadv`` (Windows)."""
+    data = os.pread(fd, len(view), offset)
     view[: len(data)] = data
     return len(data)
+
+
+def _preadv(fd: int, view: memoryview, offset: int) -> int:
+    """:func:`_pread_copy` without the copy."""
+    return os.preadv(fd, [view], offset)
+
+
+_pread_into = _preadv if hasattr(os, "preadv") else _pread_copy
 
 
 class PartHasher:
@@ -294,7 +301,7 @@ class PartHasher:
         self._lock = threading.Lock()
         self._done: dict[int, int] = {}
         self._next = 0
-        self._buffer: memoryview | None = None
+        self._buffer = memoryview(bytearray(self.READ_BYTES))
 
     def part_done(self, start: int, end: int) -> None:
         """Record that ``[start, end)`` is written; hashes whatever prefix that completes."""
@@ -304,8 +311,6 @@ class PartHasher:
                 self._fd = os.open(self._path, os.O_RDONLY)
             while self._next in self._done:
                 end = self._done.pop(self._next)
-                if self._buffer is None:
-                    self._buffer = memoryview(bytearray(self.READ_BYTES))
                 while self._next < end:  # bounded reads: a part may be large
                     view = self._buffer[: min(end - self._next, self.READ_BYTES)]
                     got = _pread_into(self._fd, view, self._next)
