@@ -410,7 +410,9 @@ class Artifact:
         # directories to mark once committed.
         self._held_scope: str | None = None
         self._held_by: set[str] = set()
-        self._stored_since: int | None = None  # the store's generation as the draft began storing
+        # A store generation read, while no collection was under way, before the draft stored any
+        # blob: read as it began storing, or the one its directory's last commit was fenced by.
+        self._stored_since: int | None = None
         self._stored_scope = ""
         self._generation_read = False
         self._stored_flagged = False
@@ -601,6 +603,11 @@ class Artifact:
             return bytearray(len(paths))
         if first and mark.generation is not None:
             self._marked_at = (mark.version, mark.generation)
+            if self._stored_since is None and self._keep is not None and self._stored_scope == scope:
+                # The mark's generation was read before anything this draft stored: while it is
+                # still the store's, the blobs stored as the changed files were hashed are there
+                # too, so they are flagged without reading the generation (TRUST_STORED_MIN_FILES).
+                self._stored_since = mark.generation
         if first and mark.exact and mark.prefix == prefix:
             try:
                 removed = normalize_entry_paths([posixpath.join(prefix, rel) for rel in scan.gone])

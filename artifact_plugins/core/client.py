@@ -19,7 +19,7 @@ from .delta import DeltaPlan
 from .errors import InvalidInputError, StoreError
 from .hashing import ChecksumCache, store_scope
 from .liveness import HEARTBEAT
-from .manifest import DeltaOutline, Manifest, delta_bytes, read_delta_outline, stored_base
+from .manifest import DeltaOutline, Manifest, delta_bytes, gzip_level, read_delta_outline, stored_base
 from .registry import Registry, VersionRecord
 from .storage import BlobStore, manifest_key, open_store
 
@@ -136,12 +136,14 @@ class Client:
             self.store.delete(key)
             present = False
         if not present:
+            local = self.store.is_local
             if delta is None:
-                data, stored = manifest.to_bytes(), ""
+                data, stored = manifest.to_bytes(gzip_level(len(manifest), local)), ""
             else:
                 entries = manifest.entries
-                data = delta_bytes(digest, delta.base, [entries[p] for p in delta.changed], delta.removed)
-                stored = delta.base
+                changed = [entries[p] for p in delta.changed]
+                level = gzip_level(len(changed) + len(delta.removed), local)
+                data, stored = delta_bytes(digest, delta.base, changed, delta.removed, level), delta.base
             self.store.put_bytes(key, data)
         self.remember_manifest(digest, manifest)
         return stored

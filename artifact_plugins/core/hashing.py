@@ -823,11 +823,15 @@ class ChecksumCache:
             )
             return True
 
+        patched = False
+
         def store(conn: sqlite3.Connection) -> bool:
+            nonlocal patched
             if changed is not None:
-                patched = patch(conn)
-                if patched is not None:
-                    return patched
+                outcome = patch(conn)
+                if outcome is not None:
+                    patched = outcome
+                    return outcome
             conn.execute("DELETE FROM trees WHERE key = ?", (key,))
             for part, start in enumerate(range(0, len(rels), _CHUNK_FILES)):
                 made = row(start)
@@ -848,6 +852,8 @@ class ChecksumCache:
             # directory, or these rows evicted), which costs little below TREE_ALONE_SIZE.
             alone = hashed if not written else (i for i in hashed if stats[i].st_size >= TREE_ALONE_SIZE)
             _insert_checksums(conn, _checksum_rows(((stats[i], digests[i]) for i in alone), since))
+            if patched:  # no directory, and no file of a whole row, more than before: nothing to evict
+                return
             conn.execute(  # bounded: the most recent directories only, by count and by files
                 "DELETE FROM trees WHERE key NOT IN (SELECT key FROM (SELECT key, "
                 "row_number() OVER (ORDER BY max(at) DESC) AS newest, "

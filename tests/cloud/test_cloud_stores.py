@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -509,9 +510,13 @@ def test_a_changed_directory_is_stored_as_a_delta_in_the_bucket(
     (src / "small/f003.txt").write_bytes(b"changed")
     os.utime(src / "small/f003.txt", (1_600_000_100, 1_600_000_100))
     v1 = log_dir(src)
-    stored = read_stored(get_client().store.get_bytes(manifest_key(v1.digest)))
+    data = get_client().store.get_bytes(manifest_key(v1.digest))
+    stored = read_stored(data)
     assert isinstance(stored, Delta) and stored.base == v0.digest
     assert [e.path for e in stored.entries] == ["small/f003.txt"]
+    # Compressed in a bucket, whole and delta alike (a local store keeps small ones uncompressed).
+    whole = get_client().store.get_bytes(manifest_key(v0.digest))
+    assert len(data) < len(gzip.decompress(data)) and len(whole) < len(gzip.decompress(whole))
     v0.delete()
     report = ap.Api().gc(dry_run=False, grace=timedelta(0))
     assert report.deleted_manifests == [] and report.deleted_blobs == [blob_key(digest_bytes(b"file 3"))]

@@ -18,6 +18,7 @@ from core_helpers import age_files, age_store, tree_bytes
 
 import artifact_plugins as ap
 from artifact_plugins.core import delta as delta_mod
+from artifact_plugins.core import manifest as manifest_mod
 from artifact_plugins.core.client import close_clients, get_client
 from artifact_plugins.core.errors import InvalidInputError
 from artifact_plugins.core.hashing import digest_bytes
@@ -86,6 +87,34 @@ def test_a_few_changed_files_are_stored_as_a_delta(src: Path, tmp_path: Path) ->
     assert stored.base == v0.digest and stored.digest == v1.digest
     assert sorted(e.path for e in stored.entries) == ["d0/f0.txt", "d1/f4.txt"] and stored.removed == []
     _read_fresh("ds:v1", src, tmp_path / "out")
+
+
+def _compressed(version: ap.ArtifactVersion) -> bool:
+    """Whether the version's stored manifest (gzip either way) was compressed: fewer bytes than its JSON."""
+    data = get_client().store.get_bytes(manifest_key(version.digest))
+    return len(data) < len(gzip.decompress(data))
+
+
+def test_a_local_store_keeps_small_manifests_in_gzip_without_compressing(
+    src: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whole and delta manifests alike: gzip's stored blocks (level 0) up to STORED_MAX_ENTRIES
+    entries, compressed above; either reads back the same."""
+    v0 = _log(src)
+    _edit(src, {"d0/f0.txt": "new 0"})
+    v1 = _log(src)
+    assert not _compressed(v0) and not _compressed(v1)
+    monkeypatch.setattr(manifest_mod, "STORED_MAX_ENTRIES", 5)  # the whole manifest's 12 entries are more
+    _edit(src, {"d0/f0.txt": "newer 0", "d1/f1.txt": None})
+    v2 = _log(src)
+    assert isinstance(_stored(v2), Delta) and not _compressed(v2)  # 1 entry and 1 removed path
+    _read_fresh("ds:v2", src, tmp_path / "v2")
+    whole = _log(src, name="under")  # another prefix: stored whole
+    assert isinstance(_stored(whole), Manifest) and _compressed(whole)
+    close_clients()
+    assert sorted(ap.Api().artifact(f"ds:v{whole.version_index}").manifest()) == sorted(
+        f"under/{p}" for p in tree_bytes(src)
+    )
 
 
 def test_every_delta_is_of_the_same_whole_manifest(src: Path, tmp_path: Path) -> None:

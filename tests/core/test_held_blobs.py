@@ -464,6 +464,52 @@ def test_a_small_directory_is_not_worth_the_registry_read(
     assert reads == [] and sorted(asked) == _keys(draft)
 
 
+@pytest.fixture
+def generation_reads(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Every read of the store's generation (``Registry.store_generation``), by its ``while_idle``."""
+    reads: list[bool] = []
+    real = Registry.store_generation
+
+    def counted(self: Registry, *, while_idle: bool = False) -> int | None:
+        reads.append(while_idle)
+        return real(self, while_idle=while_idle)
+
+    monkeypatch.setattr(Registry, "store_generation", counted)
+    return reads
+
+
+def test_a_few_changed_files_are_flagged_stored_by_the_generation_of_the_directorys_mark(
+    src: Path, asked: list[str], generation_reads: list[bool], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Too few files to read the store's generation for: the mark of the directory's last commit
+    knows one, read before any of the new blobs was stored, so they are not asked about either."""
+    monkeypatch.setattr(artifact, "TRUST_STORED_MIN_FILES", len(FILES) + 1)
+    v0 = _log(_draft(src))
+    _rewrite(src, ["d0/f0.txt", "d1/f4.txt"], "changed")
+    asked.clear()
+    v1 = _log(_draft(src))
+    assert asked == [] and generation_reads == []
+    assert v0.verify().ok and v1.verify().ok and _same_files(v1, src, tmp_path / "out")
+
+
+def test_a_gc_after_a_few_changed_files_were_stored_makes_the_log_ask_about_every_blob(
+    src: Path, asked: list[str], api: ap.Api, store_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The blobs of the changed files, flagged by the mark's generation, are collected before the
+    commit (nothing references them yet): the generation moved, so every blob is asked about and
+    the collected ones are sent again."""
+    monkeypatch.setattr(artifact, "TRUST_STORED_MIN_FILES", len(FILES) + 1)
+    _log(_draft(src))
+    new_keys = _rewrite(src, ["d0/f0.txt", "d1/f4.txt"], "changed")
+    draft = _draft(src)
+    age_store(store_dir)
+    assert sorted(api.gc(dry_run=False, grace=timedelta(0)).deleted_blobs) == sorted(new_keys)
+    asked.clear()
+    v1 = _log(draft)
+    assert set(new_keys) <= set(asked) and set(asked) == set(_keys(draft))
+    assert v1.verify().ok and _same_files(v1, src, tmp_path / "out")
+
+
 def test_a_draft_stored_in_one_store_and_logged_into_another_asks_about_every_blob(
     src: Path, asked: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
