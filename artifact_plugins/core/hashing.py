@@ -823,14 +823,14 @@ class ChecksumCache:
             )
             return True
 
-        patched = False
+        only_patched = False
 
         def store(conn: sqlite3.Connection) -> bool:
-            nonlocal patched
+            nonlocal only_patched
             if changed is not None:
                 outcome = patch(conn)
                 if outcome is not None:
-                    patched = outcome
+                    only_patched = outcome
                     return outcome
             conn.execute("DELETE FROM trees WHERE key = ?", (key,))
             for part, start in enumerate(range(0, len(rels), _CHUNK_FILES)):
@@ -852,7 +852,7 @@ class ChecksumCache:
             # directory, or these rows evicted), which costs little below TREE_ALONE_SIZE.
             alone = hashed if not written else (i for i in hashed if stats[i].st_size >= TREE_ALONE_SIZE)
             _insert_checksums(conn, _checksum_rows(((stats[i], digests[i]) for i in alone), since))
-            if patched:  # no directory, and no file of a whole row, more than before: nothing to evict
+            if only_patched:  # no directory, and no file of a whole row, more than before: nothing to evict
                 return
             conn.execute(  # bounded: the most recent directories only, by count and by files
                 "DELETE FROM trees WHERE key NOT IN (SELECT key FROM (SELECT key, "
