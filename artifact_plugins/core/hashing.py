@@ -807,10 +807,10 @@ class ChecksumCache:
             # Three statements, each answered from an index or from the patch rows alone.
             (at,) = conn.execute("SELECT max(at) FROM trees WHERE key = ?", (key,)).fetchone()
             (first,) = conn.execute("SELECT min(part) FROM trees WHERE key = ?", (key,)).fetchone()
-            (patched,) = conn.execute(
+            (covered,) = conn.execute(  # files the patch rows already hold
                 "SELECT sum(length(paths) / 8) FROM trees WHERE key = ? AND part < 0", (key,)
             ).fetchone()
-            if at != token or (patched or 0) + len(indices) > max(_PATCH_MIN_FILES, len(rels) // _PATCH_SHARE):
+            if at != token or (covered or 0) + len(indices) > max(_PATCH_MIN_FILES, len(rels) // _PATCH_SHARE):
                 return None
             packed = _stat_bytes([stats[i] for i in indices], since)
             if packed is None:
@@ -823,15 +823,8 @@ class ChecksumCache:
             )
             return True
 
-        only_patched = False
-
-        def store(conn: sqlite3.Connection) -> bool:
-            nonlocal only_patched
-            if changed is not None:
-                outcome = patch(conn)
-                if outcome is not None:
-                    only_patched = outcome
-                    return outcome
+        def rewrite(conn: sqlite3.Connection) -> bool:
+            """Write the rows whole; False where a file's stat does not fit (nothing remembered)."""
             conn.execute("DELETE FROM trees WHERE key = ?", (key,))
             for part, start in enumerate(range(0, len(rels), _CHUNK_FILES)):
                 made = row(start)
@@ -844,7 +837,8 @@ class ChecksumCache:
 
         def write(conn: sqlite3.Connection) -> None:
             nonlocal written
-            written = store(conn)
+            patched = patch(conn) if changed is not None else None
+            written = rewrite(conn) if patched is None else patched
             if not written:
                 conn.execute("DELETE FROM trees WHERE key = ?", (key,))
             # What the rows hold is not also remembered file by file, but for large files: a
@@ -852,7 +846,7 @@ class ChecksumCache:
             # directory, or these rows evicted), which costs little below TREE_ALONE_SIZE.
             alone = hashed if not written else (i for i in hashed if stats[i].st_size >= TREE_ALONE_SIZE)
             _insert_checksums(conn, _checksum_rows(((stats[i], digests[i]) for i in alone), since))
-            if only_patched:  # no directory, and no file of a whole row, more than before: nothing to evict
+            if patched:  # no directory, and no file of a whole row, more than before: nothing to evict
                 return
             conn.execute(  # bounded: the most recent directories only, by count and by files
                 "DELETE FROM trees WHERE key NOT IN (SELECT key FROM (SELECT key, "

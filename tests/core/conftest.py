@@ -6,7 +6,7 @@ cache and the current run are cleared so no state leaks between tests.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from artifact_plugins.core import artifact as artifact_mod
 from artifact_plugins.core import hashing
 from artifact_plugins.core import run as run_mod
 from artifact_plugins.core.client import close_clients
+from artifact_plugins.core.storage.local import LocalStore
 
 ENV_VARS = ("STORE", "REGISTRY", "CACHE_DIR", "CONFIG", "ENTITY", "PROJECT", "CACHE_MAX_BYTES")
 
@@ -57,6 +58,21 @@ def small_trees(monkeypatch: pytest.MonkeyPatch) -> None:
     it, 3 files to a row (the real number is 4,096), so a tree spans rows."""
     monkeypatch.setattr(artifact_mod, "TREE_MIN_FILES", 5)
     monkeypatch.setattr(hashing, "_CHUNK_FILES", 3)
+
+
+@pytest.fixture
+def asked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every blob key the local store is asked about (``LocalStore.missing``), in order."""
+    keys: list[str] = []
+    real = LocalStore.missing
+
+    def counting(self: LocalStore, wanted: Iterable[str]) -> set[str]:
+        wanted = list(wanted)
+        keys.extend(wanted)
+        return real(self, wanted)
+
+    monkeypatch.setattr(LocalStore, "missing", counting)
+    return keys
 
 
 @pytest.fixture

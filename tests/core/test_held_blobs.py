@@ -11,7 +11,7 @@ store's generation), and asks about every blob when one did.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import cast
@@ -31,25 +31,24 @@ from artifact_plugins.core.storage.local import LocalStore
 FILES = {f"d{i % 3}/f{i}.txt": f"content {i}" for i in range(12)}
 
 
-@pytest.fixture
-def asked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every blob key the local store was asked about (``LocalStore.missing``)."""
-    keys: list[str] = []
-    real = LocalStore.missing
-
-    def counting(self: LocalStore, wanted: Iterable[str]) -> set[str]:
-        wanted = list(wanted)
-        keys.extend(wanted)
-        return real(self, wanted)
-
-    monkeypatch.setattr(LocalStore, "missing", counting)
-    return keys
-
-
 @pytest.fixture(autouse=True)
 def trusted_from_one_file(monkeypatch: pytest.MonkeyPatch) -> None:
     """Directories of any size have the blobs stored as hashed flagged (here a dozen files)."""
     monkeypatch.setattr(artifact, "TRUST_STORED_MIN_FILES", 1)
+
+
+@pytest.fixture
+def generation_reads(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Every read of the store's generation (``Registry.store_generation``), by its ``while_idle``."""
+    reads: list[bool] = []
+    real = Registry.store_generation
+
+    def counted(self: Registry, *, while_idle: bool = False) -> int | None:
+        reads.append(while_idle)
+        return real(self, while_idle=while_idle)
+
+    monkeypatch.setattr(Registry, "store_generation", counted)
+    return reads
 
 
 @pytest.fixture
@@ -446,36 +445,14 @@ def test_blobs_a_forked_helper_failed_to_store_are_stored_by_the_parent(
 
 
 def test_a_small_directory_is_not_worth_the_registry_read(
-    src: Path, asked: list[str], monkeypatch: pytest.MonkeyPatch
+    src: Path, asked: list[str], generation_reads: list[bool], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(artifact, "TRUST_STORED_MIN_FILES", len(FILES) + 1)
-    reads: list[bool] = []
-    real = Registry.store_generation
-
-    def counted(self: Registry, *, while_idle: bool = False) -> int | None:
-        reads.append(while_idle)
-        return real(self, while_idle=while_idle)
-
-    monkeypatch.setattr(Registry, "store_generation", counted)
     draft = _draft(src)
     with draft.new_file("extra.txt") as f:
         f.write("one more")
     assert _log(draft).verify().ok
-    assert reads == [] and sorted(asked) == _keys(draft)
-
-
-@pytest.fixture
-def generation_reads(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Every read of the store's generation (``Registry.store_generation``), by its ``while_idle``."""
-    reads: list[bool] = []
-    real = Registry.store_generation
-
-    def counted(self: Registry, *, while_idle: bool = False) -> int | None:
-        reads.append(while_idle)
-        return real(self, while_idle=while_idle)
-
-    monkeypatch.setattr(Registry, "store_generation", counted)
-    return reads
+    assert generation_reads == [] and sorted(asked) == _keys(draft)
 
 
 def test_a_few_changed_files_are_flagged_stored_by_the_generation_of_the_directorys_mark(
