@@ -467,11 +467,14 @@ def machine() -> dict[str, str]:
 
 
 def _stored_manifest(scale: dict[str, Any]) -> str:
-    """What loading the latest version's manifest read: a whole one, or a delta and its base."""
+    """What loading the latest version's manifest read, in bytes as stored: a whole one, or a delta and its base.
+
+    Both are gzip streams, compressed or not by their size (``manifest.gzip_level``).
+    """
     stored, base = scale["manifest_bytes"], scale.get("manifest_base_bytes")
     if base is None:
-        return f"{stored / 2**20:.1f} MiB gzipped"
-    return f"a delta of {stored / 2**10:.0f} KiB on {base / 2**20:.1f} MiB, gzipped"
+        return f"{stored / 2**20:.1f} MiB as stored"
+    return f"a delta of {stored / 2**10:.0f} KiB on {base / 2**20:.1f} MiB, as stored"
 
 
 def fmt_s(x: float | None) -> str:
