@@ -6,11 +6,12 @@ disk busy discarding waits outside the interpreter the same way); the store and 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -121,34 +122,68 @@ def test_the_first_failure_stops_the_work_and_is_raised() -> None:
     assert not [t for t in threading.enumerate() if t.name.startswith(PACED)]  # and none is left running
 
 
-def test_ctrl_c_while_threads_work_stops_them() -> None:
-    calls: list[int] = []
+@contextlib.contextmanager
+def ctrl_c_reaches_the_main_thread() -> Iterator[Callable[[], None]]:
+    """Yields a function that does to the waiting main thread what Ctrl-C does.
+
+    Python's own Ctrl-C handler is installed meanwhile, whatever an earlier test or library left;
+    and no garbage collection runs: a KeyboardInterrupt raised while the main thread runs a
+    finalizer is swallowed as unraisable (this failed twice in full runs of the suite).
+    """
     main = threading.main_thread().ident
-    assert main == threading.get_ident()
-    interrupt_at = PROBE_ITEMS + 5
-
-    def fn(item: int) -> None:
-        time.sleep(0.001)
-        calls.append(item)
-        if item == interrupt_at:
-            signal.pthread_kill(main, signal.SIGINT)  # what Ctrl-C does to a waiting main thread
-
-    # Python's own Ctrl-C handler, whatever an earlier test or library left installed; and no
-    # garbage collection meanwhile: a KeyboardInterrupt raised while the main thread runs a
-    # finalizer is swallowed as unraisable (this failed twice in full runs of the suite).
+    assert main is not None and main == threading.get_ident()
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     gc.collect()
     gc.disable()
     try:
-        with pytest.raises(KeyboardInterrupt):
-            run_paced(fn, range(PROBE_ITEMS + GROUP_ITEMS), workers=4)
+        yield lambda: signal.pthread_kill(main, signal.SIGINT)
     finally:
         gc.enable()
         signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_while_threads_work_stops_them() -> None:
+    calls: list[int] = []
+    interrupt_at = PROBE_ITEMS + 5
+    with ctrl_c_reaches_the_main_thread() as ctrl_c:
+
+        def fn(item: int) -> None:
+            time.sleep(0.001)
+            calls.append(item)
+            if item == interrupt_at:
+                ctrl_c()
+
+        with pytest.raises(KeyboardInterrupt):
+            run_paced(fn, range(PROBE_ITEMS + GROUP_ITEMS), workers=4)
     done = len(calls)
     assert done < PROBE_ITEMS + GROUP_ITEMS // 2, f"{done} items ran after Ctrl-C"
     time.sleep(0.05)
     assert len(calls) == done  # nothing still running behind the caller's back
+
+
+def test_ctrl_c_during_parallel_map_lets_the_running_calls_finish_and_starts_no_more() -> None:
+    """The caller sees the KeyboardInterrupt only once every call already running has finished
+    (it may then clean up what they wrote), and no call starts after it."""
+    from artifact_plugins.core.storage import parallel_map
+
+    started: list[int] = []
+    finished: list[int] = []
+    with ctrl_c_reaches_the_main_thread() as ctrl_c:
+
+        def fn(item: int) -> None:
+            started.append(item)
+            if item == 20:
+                ctrl_c()
+            time.sleep(0.01)
+            finished.append(item)
+
+        with pytest.raises(KeyboardInterrupt):
+            parallel_map(fn, list(range(1000)), 4)
+    assert 20 in started and len(started) < 40, f"{len(started)} calls started"
+    assert sorted(finished) == sorted(started)  # each call running at the interrupt had finished
+    time.sleep(0.05)
+    assert len(started) == len(finished)  # and none started behind the caller's back
+    assert not [t for t in threading.enumerate() if t.name.startswith("artifact-plugins-") and t.is_alive()]
 
 
 def test_an_add_a_log_and_a_download_on_a_slow_disk_place_small_files_on_threads(
