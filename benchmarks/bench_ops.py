@@ -37,6 +37,11 @@ def _rss() -> int:
     return max(own, kids)
 
 
+#: What the process prints, when ``BENCH_HANDSHAKE`` is set, once it is ready to start its clock;
+#: it then waits for a line on stdin (``run_all.release`` empties the trash meanwhile).
+READY = "bench-ops: ready"
+
+
 class Clock:
     """Times the operation proper; ``extra`` collects whatever else the op wants to report."""
 
@@ -46,6 +51,9 @@ class Clock:
         self.extra: dict[str, Any] = {}
 
     def __enter__(self) -> Clock:
+        if os.environ.pop("BENCH_HANDSHAKE", None):  # run_all.release(): told when to start
+            print(READY, flush=True)
+            sys.stdin.readline()
         self.base_rss = _rss()
         self.start = time.perf_counter()
         return self

@@ -21,6 +21,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench_ops import READY
 from smallfiles import wait_until_settled
 
 HERE = Path(__file__).resolve().parent
@@ -164,14 +166,41 @@ class Bench:
 
     def _spawn(self, py: Path | str, op: str, a: dict[str, Any]) -> dict[str, Any]:
         os.sync()  # no writeback left over from an earlier run or its clean-up
-        p = subprocess.run(
-            [str(py), str(OPS), op, json.dumps(a)], capture_output=True, text=True, env=self.env, timeout=3600
-        )
-        if p.returncode != 0:
-            raise RuntimeError(f"{op} failed ({p.returncode}):\n{p.stderr[-3000:]}")
-        return dict(json.loads(p.stdout.strip().splitlines()[-1]))
+        argv = [str(py), str(OPS), op, json.dumps(a)]
+        if not RELEASE:
+            p = subprocess.run(argv, capture_output=True, text=True, env=self.env, timeout=3600)
+            out, err, code = p.stdout, p.stderr, p.returncode
+        else:
+            # The child stops before its clock (bench_ops.READY) until the trash is emptied.
+            with tempfile.TemporaryFile("w+") as errf:
+                child = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=errf,
+                    text=True,
+                    env={**self.env, "BENCH_HANDSHAKE": "1"},
+                )
+                assert child.stdin is not None and child.stdout is not None
+                lines = []
+                for line in child.stdout:  # ends early at EOF: an op without a clock
+                    if line.rstrip("\n") == READY:
+                        release()
+                        os.sync()
+                        child.stdin.write("go\n")
+                        child.stdin.flush()
+                        break
+                    lines.append(line)
+                out = "".join(lines) + child.stdout.read()
+                code = child.wait(timeout=3600)
+                errf.seek(0)
+                err = errf.read()
+        if code != 0:
+            raise RuntimeError(f"{op} failed ({code}):\n{err[-3000:]}")
+        return dict(json.loads(out.strip().splitlines()[-1]))
 
     def _command(self, argv: list[str]) -> dict[str, Any]:
+        release()
         os.sync()
         t = time.perf_counter()
         p = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
@@ -238,6 +267,24 @@ class Bench:
 
 #: Where ``rm`` moves things during a workload (deleted, and the disk let settle, between workloads).
 TRASH: Path | None = None
+#: Whether :func:`release` empties the trash right before each measured run's clock (the 1 GiB workload).
+RELEASE = False
+
+
+def release() -> None:
+    """Empty the trash now, if :data:`RELEASE`: right before a measured run's clock starts.
+
+    On this VM, memory the guest freed a moment ago is cheap to write into again, while memory
+    free for longer may have been handed back to the host, and then costs a fault per page on
+    its next use: ``bench_fresh_pages.py`` copies the 1 GiB file in 0.3 s or in 2.3-2.7 s by which
+    memory the copy gets. A run that started seconds after the previous output was deleted (a
+    tool whose start-up is long) wrote into the slow kind; one exec'd at once (``cp``) into the
+    fast. In the 1 GiB workload, each run's previous output (a GiB of page cache) is therefore
+    deleted when the run's own clock is about to start, for every tool alike. (Deleting one big
+    file does not slow the file creations after it, as a bulk delete of small files does.)
+    """
+    if RELEASE and TRASH is not None and TRASH.exists():
+        shutil.rmtree(TRASH)
 
 
 def rm(*paths: Path) -> None:
@@ -803,15 +850,13 @@ def main() -> None:
         generate(src_root / w.name, w)
         b.say(f"data {w.name} ready ({time.perf_counter() - t:.1f} s)")
     time.sleep(1.2)
-    global TRASH
+    global TRASH, RELEASE
     TRASH = work / ".trash"
     settle(b)
     for w in chosen:
-        # Deferred deletes only where runs create many files; the 1 GiB workload's leftovers
-        # (a GiB per run and tool) would fill the disk, and deleting a few big files is harmless.
-        TRASH = work / ".trash" if w.files > 1 else None
+        RELEASE = w.files == 1  # a GiB per run and tool: released before each clock (see release())
         bench_workload(b, w, src_root, peers)
-        TRASH = work / ".trash"
+        RELEASE = False
         settle(b)
     if not only or "history" in only:
         bench_history(b, history, src_root, peers)
