@@ -278,8 +278,8 @@ def release() -> None:
     free for longer may have been handed back to the host, and then costs a fault per page on
     its next use: ``bench_fresh_pages.py`` copies the 1 GiB file in 0.3 s or in 2.3-2.7 s by which
     memory the copy gets. A run that started seconds after the previous output was deleted (a
-    tool whose start-up is long) wrote into the slow kind; one exec'd at once (``cp``) into the
-    fast. In the 1 GiB workload, each run's previous output (a GiB of page cache) is therefore
+    tool whose start-up is long) often wrote into the slow kind; one exec'd at once (``cp``)
+    into the fast. In the 1 GiB workload, each run's previous output (a GiB of page cache) is therefore
     deleted when the run's own clock is about to start, for every tool alike. (Deleting one big
     file does not slow the file creations after it, as a bulk delete of small files does.)
     """
