@@ -406,28 +406,16 @@ def _join_paths(rels: Sequence[str]) -> bytes:
 
 
 def _unchanged_files(
-    old_paths: bytes,
-    old_stats: bytes | bytearray,
-    paths: bytes,
-    rels: Sequence[str],
-    stats: bytes | bytearray,
-    changed: bool = False,
+    old_stats: bytes | bytearray, stats: bytes | bytearray, n: int, changed: bool = False
 ) -> Iterator[tuple[int, int]]:
-    """``(index, remembered index)`` of every file whose path and stat are those remembered.
+    """``(index, index)`` of every one of ``n`` files whose stat is the one remembered at its index.
 
-    ``paths`` is :func:`_join_paths` of ``rels``; ``stats`` and ``old_stats`` are :func:`_stat_bytes`.
-    With ``changed``, when the paths are the same, the files that are *not* as remembered
-    instead: a few files out of many cost a few steps.
+    For a directory whose paths are those remembered, in the same order; ``stats`` and
+    ``old_stats`` are :func:`_stat_bytes`. With ``changed``, the files that are *not* as
+    remembered instead: a few files out of many cost a few steps.
     """
-    w, n = _STAT_WIDTH, len(rels)
-    if old_paths != paths:  # files were added, removed or renamed: match them by path
-        index = {p: i for i, p in enumerate(old_paths.decode("utf-8", "surrogateescape").split("\0"))}
-        for i, rel in enumerate(rels):
-            j = index.get(rel)
-            if j is not None and stats[i * w : i * w + w] == old_stats[j * w : j * w + w]:
-                yield i, j
-        return
-    # The same files in the same order: whole blocks of stats compare at C speed.
+    w = _STAT_WIDTH
+    # Whole blocks of stats compare at C speed.
     step = w * _STAT_BLOCK
     for start in range(0, len(stats), step):
         if stats[start : start + step] == old_stats[start : start + step]:
@@ -440,6 +428,19 @@ def _unchanged_files(
             for at in range(start, min(start + step, len(stats)), w):
                 if stats[at : at + w] == old_stats[at : at + w]:
                     yield at // w, at // w
+
+
+def _unchanged_by_path(
+    old_rels: Sequence[str], old_stats: bytes | bytearray, rels: Sequence[str], stats: bytes | bytearray
+) -> Iterator[tuple[int, int]]:
+    """``(index, remembered index)`` of every file whose path and stat are those remembered,
+    for a directory whose files were added, removed or renamed since (matched by path)."""
+    w = _STAT_WIDTH
+    index = {p: i for i, p in enumerate(old_rels)}
+    for i, rel in enumerate(rels):
+        j = index.get(rel)
+        if j is not None and stats[i * w : i * w + w] == old_stats[j * w : j * w + w]:
+            yield i, j
 
 
 def _moved_files(
@@ -720,13 +721,13 @@ class ChecksumCache:
             text = raw.hex()
             digests: list[str | None] = [PREFIX + text[k : k + 64] for k in range(0, len(text), 64)]
             if old_stats != current:
-                for i, _ in _unchanged_files(old_paths, old_stats, paths, rels, current, changed=True):
+                for i, _ in _unchanged_files(old_stats, current, len(rels), changed=True):
                     digests[i] = None
             return KnownTree(digests, token, True, [], held_by)
         out: list[str | None] = [None] * len(rels)
-        for i, j in _unchanged_files(old_paths, old_stats, paths, rels, current):
-            out[i] = PREFIX + raw[j * 32 : j * 32 + 32].hex()
         old_rels = old_paths.decode("utf-8", "surrogateescape").split("\0")
+        for i, j in _unchanged_by_path(old_rels, old_stats, rels, current):
+            out[i] = PREFIX + raw[j * 32 : j * 32 + 32].hex()
         gone = set(old_rels).difference(rels)
         for i, j in _moved_files(old_rels, old_stats, gone, out, current):
             out[i] = PREFIX + raw[j * 32 : j * 32 + 32].hex()

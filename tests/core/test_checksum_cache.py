@@ -382,15 +382,15 @@ def test_tree_matching_agrees_with_comparing_file_by_file(monkeypatch):
                 new_stats.append(stats[0])
                 gone = rng.randrange(len(new_rels))
                 del new_rels[gone], new_stats[gone]
-            old_paths, new_paths = hashing._join_paths(rels), hashing._join_paths(new_rels)
             old_packed, new_packed = hashing._stat_bytes(stats), hashing._stat_bytes(new_stats)
             assert old_packed is not None and new_packed is not None
-            got = list(hashing._unchanged_files(old_paths, old_packed, new_paths, new_rels, new_packed))
+            by_path = list(hashing._unchanged_by_path(rels, old_packed, new_rels, new_packed))
             where = {p: j for j, p in enumerate(rels)}
             expected = [(i, where[p]) for i, p in enumerate(new_rels) if p in where and new_stats[i] == stats[where[p]]]
-            assert got == expected
-            if new_rels == rels:  # the same paths: the changed files can be asked for instead
-                flipped = list(hashing._unchanged_files(old_paths, old_packed, new_paths, new_rels, new_packed, True))
+            assert by_path == expected
+            if new_rels == rels:  # the same paths: compared block by block, or the changed files asked for
+                assert list(hashing._unchanged_files(old_packed, new_packed, n)) == expected
+                flipped = list(hashing._unchanged_files(old_packed, new_packed, n, changed=True))
                 assert [i for i, _ in flipped] == [i for i in range(n) if new_stats[i] != stats[i]]
 
 
