@@ -72,6 +72,20 @@ def make_file(path: Path, mib: int) -> None:
     os.utime(path, (old, old))
 
 
+def add_big_file_options(p: argparse.ArgumentParser, runs: int) -> None:
+    """``--mib`` (the file's size, default 1024), ``--runs`` (default ``runs``) and ``--dir``."""
+    p.add_argument("--mib", type=int, default=1024)
+    add_run_options(p)
+    p.set_defaults(runs=runs)
+
+
+def big_file(args: argparse.Namespace) -> Path:
+    """The ``--mib`` MiB file under ``--dir`` (shared with ``bench_fresh_pages.py``), made the first time."""
+    path = Path(args.dir) / f"big-log-{args.mib}mib.bin"
+    make_file(path, args.mib)
+    return path
+
+
 def log_once(home: Path, src: Path, how: str) -> float:
     home.mkdir(parents=True)
     out = subprocess.run(
@@ -82,12 +96,9 @@ def log_once(home: Path, src: Path, how: str) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mib", type=int, default=1024)
-    add_run_options(p)
-    p.set_defaults(runs=7)
+    add_big_file_options(p, runs=7)
     args = p.parse_args()
-    src = Path(args.dir) / f"big-log-{args.mib}mib.bin"
-    make_file(src, args.mib)
+    src = big_file(args)
     trash = Path(args.dir) / f"big-log-trash-{uuid.uuid4().hex}"
     trash.mkdir(parents=True)
     times: dict[str, list[float]] = {"cp": [], **{w: [] for w in WAYS}}

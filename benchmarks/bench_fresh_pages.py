@@ -28,7 +28,7 @@ import time
 import uuid
 from pathlib import Path
 
-from smallfiles import add_run_options
+from bench_big_log import add_big_file_options, big_file
 
 COPY_WHILE_HASHING = r"""
 import mmap, os, sys, threading, time
@@ -55,14 +55,9 @@ print(time.perf_counter() - t)
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mib", type=int, default=1024)
-    add_run_options(p)
-    p.set_defaults(runs=6)
+    add_big_file_options(p, runs=6)
     args = p.parse_args()
-    from bench_big_log import make_file
-
-    src = Path(args.dir) / f"big-log-{args.mib}mib.bin"
-    make_file(src, args.mib)
+    src = big_file(args)
     work = Path(args.dir) / f"fresh-pages-{uuid.uuid4().hex}"
     work.mkdir(parents=True)
     times: dict[tuple[str, int], list[float]] = {}
